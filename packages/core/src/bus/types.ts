@@ -1,0 +1,49 @@
+import type { Frame } from "../frame/types.js";
+import type { RoomKey } from "../room/names.js";
+
+/** What travels on the bus: a room frame (message, presence_*, state_changed) and routing facts about it. */
+export interface Envelope {
+  /** The frame as every subscriber should see it (offset, epoch, id, headers already assigned). */
+  frame: Frame;
+  /**
+   * The frame's protobuf encoding, when the producer already has it. Backends that cross process boundaries carry
+   * these bytes, so the receiving node encodes nothing for protobuf clients.
+   */
+  encoded?: Uint8Array;
+  /** Connection that published it; excluded from delivery on its own node unless `echo` is set. */
+  originClientId?: string;
+  echo?: boolean;
+}
+
+export type Unsubscribe = () => void;
+
+/**
+ * Delivers envelopes between gateway nodes (in-process: between connections of one process).
+ *
+ * Guarantees every backend keeps, checked by `describeBusContract`:
+ * - Interest: a node receives envelopes only for keys it subscribed to (at least once and not yet unsubscribed).
+ * - Order: per key, envelopes arrive in the order `publish` was called on one node.
+ * - At-most-once: an envelope is delivered to a node at most once; nothing is buffered for absent interest.
+ * - Isolation: keys are opaque; an envelope published to one key never reaches a handler for another.
+ * - `publish` resolves once the backend accepted the envelope (for the in-memory bus: after local delivery).
+ * - `subscribe`/`unsubscribe` are reference-free and idempotent: one subscribe per key per node is enough, repeating
+ *   it is harmless, and one unsubscribe removes the interest.
+ */
+export interface Bus {
+  subscribe(key: RoomKey): Promise<void>;
+  unsubscribe(key: RoomKey): Promise<void>;
+  publish(key: RoomKey, envelope: Envelope): Promise<void>;
+  /** Registers the node's handler; returns a function that removes it. */
+  onEnvelope(handler: (key: RoomKey, envelope: Envelope) => void): Unsubscribe;
+  close(): Promise<void>;
+}
+
+/**
+ * Node-wide broadcasts that are not room traffic: CASIL policy reloads, admin commands, kicks.
+ * Every node, the sender included, receives every broadcast once, in send order per topic.
+ */
+export interface ControlPlane {
+  broadcast(topic: string, data: Uint8Array): Promise<void>;
+  onBroadcast(handler: (topic: string, data: Uint8Array) => void): Unsubscribe;
+  close(): Promise<void>;
+}

@@ -1,0 +1,14 @@
+import type { DecodeOptions, DecodeResult } from "./types.js";
+import { decodeJson } from "./json.js";
+import { decodeProto } from "./proto.js";
+
+export type { Codec, DecodeOptions, DecodeResult } from "./types.js";
+export { encodeJson, decodeJson, jsonCodec, DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_DEPTH } from "./json.js";
+export { encodeProto, decodeProto, protobufCodec } from "./proto.js";
+export { validateClientFrame, MAX_STATE_KEY_LENGTH } from "./validate.js";
+export * from "./bytes.js";
+
+/** Protocol normalization: text frames are JSON, binary frames are protobuf; both become the same Frame. */
+export function decodeFrame(data: string | Uint8Array, options?: DecodeOptions): DecodeResult {
+  return typeof data === "string" ? decodeJson(data, options) : decodeProto(data, options);
+}

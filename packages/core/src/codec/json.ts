@@ -1,0 +1,297 @@
+import { ErrorCode, FrameError } from "../errors.js";
+import { FRAME_TYPES, type Frame, type FrameType } from "../frame/types.js";
+import { fromBase64, jsonBytes, toBase64, utf8Decode, utf8Length } from "./bytes.js";
+import {
+  BY_JSON_KEY,
+  HEADER_NAME_RE,
+  MAX_HEADERS,
+  MAX_HEADER_NAME,
+  MAX_HEADER_VALUE,
+  SCHEMA,
+  type FieldSpec,
+  type MessageName,
+} from "./schema.js";
+import type { Codec, DecodeOptions, DecodeResult } from "./types.js";
+import { validateClientFrame } from "./validate.js";
+
+export const DEFAULT_MAX_FRAME_BYTES = 1024 * 1024;
+export const DEFAULT_MAX_DEPTH = 32;
+
+const TYPE_NAMES: ReadonlySet<string> = new Set(FRAME_TYPES.slice(1));
+
+// ---------------------------------------------------------------------------------------------------------------
+// Encoding
+
+/** Writes a canonical frame as its JSON face. Fields appear in proto order; default values are left out. */
+export function encodeJson(frame: Frame): string {
+  return writeFrame(frame);
+}
+
+function writeFrame(frame: Frame): string {
+  return '{"type":' + JSON.stringify(frame.type) + writeFields(frame as unknown as Record<string, unknown>, "Frame", frame.payloadFormat === "binary");
+}
+
+function writeMessage(obj: Record<string, unknown>, message: MessageName): string {
+  const body = writeFields(obj, message, false);
+  return body === "}" ? "{}" : "{" + body.slice(1);
+}
+
+/** Returns `,"a":1,"b":2}` style text (leading comma, closing brace) for the fields of `obj`. */
+function writeFields(obj: Record<string, unknown>, message: MessageName, binaryPayload: boolean): string {
+  let out = "";
+  for (const spec of SCHEMA[message]) {
+    const value = obj[spec.name];
+    if (value === undefined || value === null) continue;
+    const text = writeValue(spec, value, binaryPayload);
+    if (text !== undefined) out += ',"' + spec.name + '":' + text;
+  }
+  return out + "}";
+}
+
+function writeValue(spec: FieldSpec, value: unknown, binaryPayload: boolean): string | undefined {
+  const kind = spec.kind;
+  switch (kind) {
+    case "string":
+      return value === "" && !spec.required ? undefined : JSON.stringify(value);
+    case "uint":
+    case "uint32":
+    case "int":
+      return value === 0 ? undefined : String(value);
+    case "uintPresent":
+      return String(value);
+    case "bool":
+      return value === true ? "true" : undefined;
+    case "boolPresent":
+      return value ? "true" : "false";
+    case "payload":
+      return binaryPayload ? '"' + toBase64(value as Uint8Array) + '"' : jsonText(value as Uint8Array);
+    case "json":
+      return jsonText(value as Uint8Array);
+    case "payloadFormat":
+      return value === "binary" ? '"binary"' : undefined;
+    case "headers": {
+      const keys = Object.keys(value as object);
+      return keys.length === 0 ? undefined : JSON.stringify(value);
+    }
+    case "stringList":
+      return (value as string[]).length === 0 ? undefined : JSON.stringify(value);
+    default:
+      if ("message" in kind) return writeMessage(value as Record<string, unknown>, kind.message);
+      {
+        const list = value as Record<string, unknown>[];
+        if (list.length === 0) return undefined;
+        let out = "[";
+        for (let i = 0; i < list.length; i++) {
+          if (i > 0) out += ",";
+          out += kind.list === "Frame" ? writeFrame(list[i] as unknown as Frame) : writeMessage(list[i]!, kind.list);
+        }
+        return out + "]";
+      }
+  }
+}
+
+/** JSON bytes as JSON text; empty bytes stand for `null`. */
+function jsonText(bytes: Uint8Array): string {
+  return bytes.length === 0 ? "null" : utf8Decode(bytes);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Decoding
+
+class Fault extends Error {
+  constructor(readonly error: FrameError) {
+    super(error.message);
+  }
+}
+
+function fault(code: (typeof ErrorCode)[keyof typeof ErrorCode], message: string, field?: string): never {
+  throw new Fault(new FrameError(code, message, field === undefined ? undefined : { detail: { field } }));
+}
+
+/** Nesting depth of JSON text, scanning once and stopping as soon as `limit` is passed. */
+function exceedsDepth(text: string, limit: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92 /* \ */) i++;
+      else if (c === 34 /* " */) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 123 /* { */ || c === 91 /* [ */) {
+      if (++depth > limit) return true;
+    } else if (c === 125 /* } */ || c === 93 /* ] */) depth--;
+  }
+  return false;
+}
+
+/**
+ * Parses a JSON frame. Never throws: every fault comes back as a FrameError with its code (ARQ_FRAME_TOO_LARGE,
+ * ARQ_FRAME_TOO_DEEP, ARQ_FRAME_MALFORMED, ARQ_FRAME_MISSING_FIELD, ARQ_FRAME_WRONG_TYPE, ARQ_FRAME_UNKNOWN_TYPE,
+ * ARQ_FRAME_UNEXPECTED, ARQ_ROOM_INVALID, ARQ_HEADER_INVALID, ARQ_STATE_KEY_INVALID).
+ */
+export function decodeJson(text: string, options: DecodeOptions = {}): DecodeResult {
+  const maxBytes = options.maxBytes ?? DEFAULT_MAX_FRAME_BYTES;
+  let requestId: string | undefined;
+  try {
+    if (text.length > maxBytes || (text.length * 3 > maxBytes && utf8Length(text) > maxBytes)) {
+      fault(ErrorCode.FRAME_TOO_LARGE, `frame exceeds ${maxBytes} bytes`);
+    }
+    if (exceedsDepth(text, options.maxDepth ?? DEFAULT_MAX_DEPTH)) {
+      fault(ErrorCode.FRAME_TOO_DEEP, `frame nests deeper than ${options.maxDepth ?? DEFAULT_MAX_DEPTH} levels`);
+    }
+    let raw: unknown;
+    try {
+      raw = JSON.parse(text);
+    } catch {
+      fault(ErrorCode.FRAME_MALFORMED, "frame is not valid JSON");
+    }
+    if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+      fault(ErrorCode.FRAME_MALFORMED, "frame must be a JSON object");
+    }
+    const obj = raw as Record<string, unknown>;
+    const rid = obj.requestId ?? obj.request_id;
+    if (typeof rid === "string") requestId = rid;
+    const frame = readFrame(obj, "");
+    if ((options.from ?? "client") === "client") {
+      const error = validateClientFrame(frame);
+      if (error) return { ok: false, error, requestId };
+    }
+    return { ok: true, frame };
+  } catch (err) {
+    if (err instanceof Fault) return requestId === undefined ? { ok: false, error: err.error } : { ok: false, error: err.error, requestId };
+    // Anything else is a bug in this decoder; report it as malformed input rather than letting it escape.
+    return { ok: false, error: new FrameError(ErrorCode.FRAME_MALFORMED, "frame could not be decoded", { cause: err }), requestId };
+  }
+}
+
+function readFrame(obj: Record<string, unknown>, path: string): Frame {
+  const type = obj.type;
+  if (type === undefined) fault(ErrorCode.FRAME_MISSING_FIELD, `frame needs "${path}type"`, path + "type");
+  if (typeof type !== "string") fault(ErrorCode.FRAME_WRONG_TYPE, `"${path}type" must be a string`, path + "type");
+  if (!TYPE_NAMES.has(type)) fault(ErrorCode.FRAME_UNKNOWN_TYPE, `unknown frame type "${type.slice(0, 64)}"`, path + "type");
+  const frame = { type: type as FrameType } as Frame;
+  const format = obj.payloadFormat ?? obj.payload_format;
+  readFields(obj, "Frame", frame as unknown as Record<string, unknown>, path, format === "binary");
+  return frame;
+}
+
+function readMessage(value: unknown, message: MessageName, path: string): Record<string, unknown> {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    fault(ErrorCode.FRAME_WRONG_TYPE, `"${path}" must be an object`, path);
+  }
+  const out: Record<string, unknown> = {};
+  readFields(value as Record<string, unknown>, message, out, path + ".", false);
+  for (const spec of SCHEMA[message]) {
+    if (spec.required && out[spec.name] === undefined) {
+      if (message === "ErrorInfo" || message === "Position") out[spec.name] = "";
+      else fault(ErrorCode.FRAME_MISSING_FIELD, `"${path}" needs "${spec.name}"`, `${path}.${spec.name}`);
+    }
+  }
+  return out;
+}
+
+function readFields(
+  obj: Record<string, unknown>,
+  message: MessageName,
+  out: Record<string, unknown>,
+  path: string,
+  binaryPayload: boolean,
+): void {
+  const table = BY_JSON_KEY[message];
+  for (const key in obj) {
+    const spec = table.get(key);
+    if (spec === undefined) continue; // unknown fields are ignored (forward compatibility)
+    const value = obj[key];
+    if (value === undefined || value === null) continue;
+    const converted = readValue(spec, value, path + spec.name, binaryPayload);
+    if (converted !== undefined) out[spec.name] = converted;
+  }
+}
+
+function wrongType(path: string, what: string): never {
+  fault(ErrorCode.FRAME_WRONG_TYPE, `"${path}" must be ${what}`, path);
+}
+
+function readValue(spec: FieldSpec, value: unknown, path: string, binaryPayload: boolean): unknown {
+  const kind = spec.kind;
+  switch (kind) {
+    case "string":
+      if (typeof value !== "string") wrongType(path, "a string");
+      return value === "" && !spec.required ? undefined : value;
+    case "uint":
+    case "uintPresent":
+      if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) wrongType(path, "a non-negative integer");
+      return value === 0 && kind === "uint" ? undefined : value;
+    case "uint32":
+      if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > 0xffffffff) {
+        wrongType(path, "an integer from 0 to 4294967295");
+      }
+      return value === 0 ? undefined : value;
+    case "int":
+      if (typeof value !== "number" || !Number.isSafeInteger(value)) wrongType(path, "an integer");
+      return value === 0 ? undefined : value;
+    case "bool":
+      if (typeof value !== "boolean") wrongType(path, "true or false");
+      return value ? true : undefined;
+    case "boolPresent":
+      if (typeof value !== "boolean") wrongType(path, "true or false");
+      return value;
+    case "payload":
+      if (binaryPayload) {
+        if (typeof value !== "string") wrongType(path, "a base64 string when payloadFormat is binary");
+        const bytes = fromBase64(value);
+        if (!bytes) wrongType(path, "valid base64 when payloadFormat is binary");
+        return bytes;
+      }
+      return jsonBytes(value);
+    case "json":
+      return jsonBytes(value);
+    case "payloadFormat":
+      if (value !== "json" && value !== "binary") wrongType(path, '"json" or "binary"');
+      return value === "binary" ? "binary" : undefined;
+    case "headers":
+      return readHeaders(value, path);
+    case "stringList":
+      if (!Array.isArray(value) || !value.every((v) => typeof v === "string")) wrongType(path, "a list of strings");
+      return value.length === 0 ? undefined : value;
+    default:
+      if ("message" in kind) return readMessage(value, kind.message, path);
+      if (!Array.isArray(value)) wrongType(path, "a list");
+      if (value.length === 0) return undefined;
+      return value.map((item, i) =>
+        kind.list === "Frame"
+          ? readFrame(typeof item === "object" && item !== null && !Array.isArray(item) ? item : wrongType(`${path}[${i}]`, "an object"), `${path}[${i}].`)
+          : readMessage(item, kind.list, `${path}[${i}]`),
+      );
+  }
+}
+
+function readHeaders(value: unknown, path: string): Record<string, string> | undefined {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) wrongType(path, "an object of strings");
+  const out: Record<string, string> = {};
+  let count = 0;
+  for (const name in value as Record<string, unknown>) {
+    const v = (value as Record<string, unknown>)[name];
+    if (typeof v !== "string") wrongType(`${path}.${name}`, "a string");
+    const lower = name.toLowerCase();
+    if (++count > MAX_HEADERS) fault(ErrorCode.HEADER_INVALID, `at most ${MAX_HEADERS} headers`, path);
+    if (lower.length > MAX_HEADER_NAME || !HEADER_NAME_RE.test(lower)) {
+      fault(ErrorCode.HEADER_INVALID, `header name "${name.slice(0, 64)}" is not allowed`, path);
+    }
+    if (v.length > MAX_HEADER_VALUE) fault(ErrorCode.HEADER_INVALID, `header "${lower}" is longer than ${MAX_HEADER_VALUE}`, path);
+    out[lower] = v;
+  }
+  return count === 0 ? undefined : out;
+}
+
+export const jsonCodec: Codec = {
+  name: "json",
+  encode: encodeJson,
+  decode(data, options) {
+    if (typeof data !== "string") {
+      return { ok: false, error: new FrameError(ErrorCode.FRAME_MALFORMED, "the JSON codec reads text frames") };
+    }
+    return decodeJson(data, options);
+  },
+};

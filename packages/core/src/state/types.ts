@@ -1,0 +1,36 @@
+import type { StateEntry } from "../frame/types.js";
+import type { RoomKey } from "../room/names.js";
+import type { Unsubscribe } from "../bus/types.js";
+
+export interface StateWrite {
+  key: string;
+  /** UTF-8 JSON; ignored when `deleted`. */
+  value?: Uint8Array;
+  deleted?: boolean;
+  /** Compare-and-set: apply only when the key's current version equals this (0 = the key must not exist). */
+  ifVersion?: number;
+  updatedBy?: string;
+}
+
+/** A point in a room's state log: the `revision`-th write, or the last write at or before `timestamp`. */
+export type StatePoint = { revision: number } | { timestamp: number };
+
+/**
+ * A per-room key/value map ("what is the mode?") with a version per key.
+ *
+ * Guarantees every backend keeps, checked by `describeRoomStateContract`:
+ * - Versions: a key's first write gives version 1, each later write +1; a delete keeps counting (a re-created key
+ *   continues from the deleted one's version + 1) so a stale compare-and-set can never succeed.
+ * - Compare-and-set: with `ifVersion`, the write is applied only if the version matches, atomically, else it rejects
+ *   with `StateConflictError` (code ARQ_STATE_CONFLICT) and nothing changes.
+ * - `set` resolves with the entry as stored; `get` reflects every `set` that resolved before it was called.
+ * - Watchers see each applied write once, in the order they were applied to that room; rejected writes are not seen.
+ * - Writes are kept as a log: `at(key, point)` returns the map as it was after that write.
+ */
+export interface RoomStateStore {
+  get(key: RoomKey): Promise<StateEntry[]>;
+  set(key: RoomKey, write: StateWrite): Promise<StateEntry>;
+  at(key: RoomKey, point: StatePoint): Promise<StateEntry[]>;
+  watch(handler: (key: RoomKey, entry: StateEntry) => void): Unsubscribe;
+  close(): Promise<void>;
+}
