@@ -47,4 +47,6 @@ for (const init of ["arqon/v1/__init__.py"]) {
   const p = join(pyOut, init);
   if (!existsSync(p)) writeFileSync(p, "");
 }
+// 3. Shared vectors: JSON frames with their protobuf twins, produced by the codecs just generated.
+run(join(bin, "tsx"), ["scripts/vectors.ts"]);
 console.log("proto: generated packages/core/src/gen/arqon.{js,d.ts} and packages/sdk-py/src/arqon/v1/arqon_pb2.{py,pyi}");

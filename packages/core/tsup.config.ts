@@ -1,0 +1,6 @@
+import { defineConfig } from "tsup";
+import { arqonTsup } from "../../tsup.shared";
+
+export default defineConfig(
+  arqonTsup({ index: "src/index.ts", internal: "src/internal.ts", testing: "src/testing.ts" }),
+);

@@ -1,0 +1,4 @@
+import { defineConfig } from "tsup";
+import { arqonTsup } from "../../tsup.shared";
+
+export default defineConfig(arqonTsup({ index: "src/index.ts" }));
