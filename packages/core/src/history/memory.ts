@@ -1,0 +1,213 @@
+import type { Frame, HistoryQuery, Position } from "../frame/types.js";
+import { HEADER_TIMESTAMP, HEADER_TWIST_ID } from "../frame/types.js";
+import type { RoomKey } from "../room/names.js";
+import { ArqonError, BackendUnavailableError, ErrorCode } from "../errors.js";
+import type {
+  AppendOptions,
+  AppendResult,
+  HistoryPage,
+  HistoryStore,
+  RecoveryResult,
+  RetentionPolicy,
+} from "./types.js";
+
+export const DEFAULT_MAX_MESSAGES = 1000;
+export const DEFAULT_MAX_AGE_MS = 86_400_000;
+export const DEFAULT_DEDUPE_WINDOW_MS = 120_000;
+export const DEFAULT_READ_LIMIT = 100;
+
+export interface MemoryHistoryOptions {
+  /** Retention for every room, or a function choosing it per room (called once, when the room is first used). */
+  retention?: RetentionPolicy | ((key: RoomKey) => RetentionPolicy);
+  /** Page size of `read` when the query has no limit. @default 100 */
+  defaultReadLimit?: number;
+  /** Milliseconds since the Unix epoch. @default Date.now */
+  now?: () => number;
+}
+
+interface Stored {
+  frame: Frame;
+  /** Store clock at append: drives age retention. */
+  at: number;
+  /** The message's own time (`x-timestamp` header, else `timestamp`, else `at`): drives `fromTs`/`toTs`. */
+  time: number;
+}
+
+interface Deduped {
+  message: Frame;
+  offset: number;
+  expiresAt: number;
+}
+
+interface Room {
+  readonly epoch: string;
+  readonly maxMessages: number;
+  readonly maxAgeMs: number;
+  /** Kept messages live in `items[head..]`, oldest first; the slots before `head` are dropped ones. */
+  items: (Stored | undefined)[];
+  head: number;
+  /** Offset of the newest message ever appended (0 before the first). */
+  last: number;
+  readonly dedupe: Map<string, Deduped>;
+}
+
+function newEpoch(): string {
+  const bytes = globalThis.crypto.getRandomValues(new Uint8Array(8));
+  let out = "";
+  for (const b of bytes) out += b.toString(16).padStart(2, "0");
+  return out;
+}
+
+function messageTime(frame: Frame, fallback: number): number {
+  const header = frame.headers?.[HEADER_TIMESTAMP];
+  if (header !== undefined) {
+    const n = Number(header);
+    if (Number.isFinite(n) && header.trim() !== "") return n;
+  }
+  return frame.timestamp ?? fallback;
+}
+
+function closed(): BackendUnavailableError {
+  return new BackendUnavailableError("history store is closed");
+}
+
+/**
+ * History kept in this process only: a ring per room, trimmed by count and age. Each store instance draws a new
+ * random epoch per room, so positions handed out before a restart are recognised as belonging to lost history.
+ *
+ * `read` semantics (shared by every backend through the contract suite): offsets `fromOffset..toOffset` inclusive
+ * (0 or absent = unbounded), ascending, or descending from `toOffset` when `reverse`; `fromTs`/`toTs` bound the
+ * message time inclusively (the `x-timestamp` header, else the frame's `timestamp`, else the append time); `twistId`
+ * keeps messages whose `x-twist-id` header equals it; `limit` caps the page after filtering.
+ */
+export class MemoryHistoryStore implements HistoryStore {
+  readonly #rooms = new Map<RoomKey, Room>();
+  readonly #retention: MemoryHistoryOptions["retention"];
+  readonly #defaultReadLimit: number;
+  readonly #now: () => number;
+  #closed = false;
+
+  constructor(options: MemoryHistoryOptions = {}) {
+    this.#retention = options.retention;
+    this.#defaultReadLimit = options.defaultReadLimit ?? DEFAULT_READ_LIMIT;
+    this.#now = options.now ?? Date.now;
+  }
+
+  #room(key: RoomKey): Room {
+    let room = this.#rooms.get(key);
+    if (room === undefined) {
+      const policy = typeof this.#retention === "function" ? this.#retention(key) : this.#retention;
+      room = {
+        epoch: newEpoch(),
+        maxMessages: Math.max(0, policy?.maxMessages ?? DEFAULT_MAX_MESSAGES),
+        maxAgeMs: Math.max(0, policy?.maxAgeMs ?? DEFAULT_MAX_AGE_MS),
+        items: [],
+        head: 0,
+        last: 0,
+        dedupe: new Map(),
+      };
+      this.#rooms.set(key, room);
+    }
+    return room;
+  }
+
+  #trim(room: Room, now: number): void {
+    if (room.maxAgeMs > 0) {
+      const cutoff = now - room.maxAgeMs;
+      while (room.head < room.items.length && room.items[room.head]!.at <= cutoff) room.items[room.head++] = undefined;
+    }
+    while (room.items.length - room.head > room.maxMessages) room.items[room.head++] = undefined;
+    if (room.head === room.items.length) {
+      room.items = [];
+      room.head = 0;
+    } else if (room.head >= 1024 && room.head * 2 >= room.items.length) {
+      room.items = room.items.slice(room.head);
+      room.head = 0;
+    }
+  }
+
+  async append(key: RoomKey, message: Frame, options?: AppendOptions): Promise<AppendResult> {
+    if (this.#closed) throw closed();
+    const room = this.#room(key);
+    const now = this.#now();
+    const idempotencyKey = options?.idempotencyKey;
+    if (idempotencyKey !== undefined && idempotencyKey !== "") {
+      for (const [k, d] of room.dedupe) {
+        if (d.expiresAt > now) break;
+        room.dedupe.delete(k);
+      }
+      const seen = room.dedupe.get(idempotencyKey);
+      if (seen !== undefined && seen.expiresAt > now) {
+        return { message: seen.message, offset: seen.offset, epoch: room.epoch, duplicate: true };
+      }
+    }
+    const offset = room.last + 1;
+    const stored: Frame = { ...message, offset, epoch: room.epoch };
+    room.last = offset;
+    if (room.maxMessages > 0) room.items.push({ frame: stored, at: now, time: messageTime(stored, now) });
+    this.#trim(room, now);
+    if (idempotencyKey !== undefined && idempotencyKey !== "") {
+      const windowMs = options?.dedupeWindowMs ?? DEFAULT_DEDUPE_WINDOW_MS;
+      room.dedupe.delete(idempotencyKey);
+      room.dedupe.set(idempotencyKey, { message: stored, offset, expiresAt: now + windowMs });
+    }
+    return { message: stored, offset, epoch: room.epoch, duplicate: false };
+  }
+
+  async position(key: RoomKey): Promise<Position> {
+    if (this.#closed) throw closed();
+    const room = this.#room(key);
+    return { offset: room.last, epoch: room.epoch };
+  }
+
+  async read(key: RoomKey, query: HistoryQuery): Promise<HistoryPage> {
+    if (this.#closed) throw closed();
+    const room = this.#room(key);
+    this.#trim(room, this.#now());
+    const kept = room.items.length - room.head;
+    const oldest = room.last - kept + 1;
+    const from = Math.max(query.fromOffset || 1, oldest);
+    const to = Math.min(query.toOffset || room.last, room.last);
+    const limit = query.limit !== undefined && query.limit > 0 ? query.limit : this.#defaultReadLimit;
+    const messages: Frame[] = [];
+    const step = query.reverse ? -1 : 1;
+    for (let o = query.reverse ? to : from; o >= from && o <= to && messages.length < limit; o += step) {
+      const item = room.items[room.head + (o - oldest)]!;
+      if (query.fromTs !== undefined && query.fromTs !== 0 && item.time < query.fromTs) continue;
+      if (query.toTs !== undefined && query.toTs !== 0 && item.time > query.toTs) continue;
+      if (query.twistId !== undefined && query.twistId !== "" && item.frame.headers?.[HEADER_TWIST_ID] !== query.twistId) {
+        continue;
+      }
+      messages.push(item.frame);
+    }
+    return { messages, position: { offset: room.last, epoch: room.epoch } };
+  }
+
+  async recover(key: RoomKey, since: Position, maxMessages: number): Promise<RecoveryResult> {
+    if (this.#closed) throw closed();
+    if (!Number.isSafeInteger(since.offset) || since.offset < 0) {
+      throw new ArqonError(ErrorCode.POSITION_INVALID, "recovery offset must be a non-negative integer", {
+        detail: { offset: since.offset },
+      });
+    }
+    const room = this.#room(key);
+    this.#trim(room, this.#now());
+    const position = { offset: room.last, epoch: room.epoch };
+    if (since.epoch !== room.epoch) return { recovered: false, reason: "epoch_mismatch", position };
+    if (since.offset > room.last) return { recovered: false, reason: "position_ahead", position };
+    const kept = room.items.length - room.head;
+    const oldest = room.last - kept + 1;
+    if (since.offset + 1 < oldest) return { recovered: false, reason: "retention_exceeded", position };
+    const missed = room.last - since.offset;
+    if (missed > Math.max(0, maxMessages)) return { recovered: false, reason: "too_many_missed", position };
+    const messages: Frame[] = new Array(missed);
+    const start = room.head + (since.offset + 1 - oldest);
+    for (let i = 0; i < missed; i++) messages[i] = room.items[start + i]!.frame;
+    return { recovered: true, messages, position };
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#rooms.clear();
+  }
+}

@@ -1,0 +1,212 @@
+import { describe, expect, it } from "vitest";
+import { HEADER_TIMESTAMP, HEADER_TWIST_ID, type Frame } from "../frame/types.js";
+import type { HistoryStore, RetentionPolicy } from "../history/types.js";
+import { roomKey } from "../room/names.js";
+import { SuiteContext, type ContractEnv, type ContractFixture, type ContractOptions } from "./fixture.js";
+import { json, parse, uniqueTenant } from "./wait.js";
+
+export interface HistoryContractEnv extends ContractEnv {
+  /** Retention every room of this fixture must apply (`maxAgeMs: 0` = no age bound). */
+  retention: Required<RetentionPolicy>;
+}
+
+/** Creates two handles on one history backend (a fresh pair per test) with the given retention. */
+export type HistoryContractFactory = (env: HistoryContractEnv) => Promise<ContractFixture<HistoryStore>>;
+
+/** Age window of the age-retention test: 60 s on the manual clock, 300 ms of real time otherwise. */
+const AGE_WINDOW = { manual: 60_000, real: 300 };
+
+function msg(n: number, headers?: Record<string, string>): Frame {
+  const frame: Frame = { type: "message", room: "lobby", payload: json({ n }) };
+  if (headers) frame.headers = headers;
+  return frame;
+}
+
+function ns(messages: readonly Frame[]): number[] {
+  return messages.map((m) => (parse(m.payload) as { n: number }).n);
+}
+
+function offsets(messages: readonly Frame[]): number[] {
+  return messages.map((m) => m.offset ?? 0);
+}
+
+function range(from: number, to: number): number[] {
+  return from > to ? [] : Array.from({ length: to - from + 1 }, (_, i) => from + i);
+}
+
+/**
+ * The guarantees of `HistoryStore` (history/types.ts), plus the `read` semantics every backend shares (see
+ * MemoryHistoryStore). Age retention runs on the manual clock with `time: "manual"`, else on a 300 ms real window.
+ */
+export function describeHistoryContract(name: string, factory: HistoryContractFactory, options: ContractOptions = {}): void {
+  describe(`HistoryStore contract: ${name}`, () => {
+    const ctx = new SuiteContext<ContractFixture<HistoryStore>, HistoryContractEnv>(factory, options);
+    const open = (retention: Partial<Required<RetentionPolicy>> = {}) =>
+      ctx.open({ retention: { maxMessages: 1000, maxAgeMs: 0, ...retention } });
+
+    async function fill(store: HistoryStore, key: ReturnType<typeof roomKey>, count: number): Promise<void> {
+      for (let n = 1; n <= count; n++) await store.append(key, msg(n));
+    }
+
+    it("history - an empty room is at offset 0 of an epoch that later appends keep", async () => {
+      const { nodes: [a, b] } = await open();
+      const key = roomKey(uniqueTenant(), "lobby");
+      const empty = await a.position(key);
+      expect(empty.offset).toBe(0);
+      expect(typeof empty.epoch).toBe("string");
+      expect(empty.epoch.length).toBeGreaterThan(0);
+      const first = await a.append(key, msg(1));
+      expect(first).toMatchObject({ offset: 1, epoch: empty.epoch, duplicate: false });
+      expect(first.message.offset).toBe(1);
+      expect(first.message.epoch).toBe(empty.epoch);
+      expect(ns([first.message])).toEqual([1]);
+      expect(await b.position(key)).toEqual({ offset: 1, epoch: empty.epoch });
+    });
+
+    it("history - concurrent appends from two nodes get offsets 1..n, no gap, no repeat, per node in call order", async () => {
+      const { nodes: [a, b] } = await open();
+      const key = roomKey(uniqueTenant(), "busy");
+      const fromA = Array.from({ length: 60 }, (_, i) => a.append(key, msg(i + 1)));
+      const fromB = Array.from({ length: 60 }, (_, i) => b.append(key, msg(101 + i)));
+      const [resA, resB] = await Promise.all([Promise.all(fromA), Promise.all(fromB)]);
+      const all = [...resA, ...resB];
+      expect(all.map((r) => r.offset).sort((x, y) => x - y)).toEqual(range(1, 120));
+      for (const res of [resA, resB]) {
+        const seq = res.map((r) => r.offset);
+        expect(seq).toEqual([...seq].sort((x, y) => x - y));
+        expect(new Set(res.map((r) => r.epoch)).size).toBe(1);
+      }
+      const page = await a.read(key, { limit: 1000 });
+      expect(offsets(page.messages)).toEqual(range(1, 120));
+      const byOffset = new Map(all.map((r) => [r.offset, ns([r.message])[0]]));
+      expect(ns(page.messages)).toEqual(range(1, 120).map((o) => byOffset.get(o)));
+      expect(page.position).toEqual({ offset: 120, epoch: resA[0]!.epoch });
+    });
+
+    it("history - an idempotent append returns the original offset and stores one message", async () => {
+      const { nodes: [a, b] } = await open();
+      const tenant = uniqueTenant();
+      const key = roomKey(tenant, "orders");
+      const first = await a.append(key, msg(1), { idempotencyKey: "order-42" });
+      await a.append(key, msg(2));
+      const again = await b.append(key, msg(3), { idempotencyKey: "order-42" });
+      expect(again.duplicate).toBe(true);
+      expect(again.offset).toBe(first.offset);
+      expect(again.epoch).toBe(first.epoch);
+      expect(ns([again.message])).toEqual([1]);
+      expect((await a.position(key)).offset).toBe(2);
+      expect(ns((await a.read(key, {})).messages)).toEqual([1, 2]);
+      const elsewhere = await a.append(roomKey(tenant, "other"), msg(9), { idempotencyKey: "order-42" });
+      expect(elsewhere).toMatchObject({ offset: 1, duplicate: false });
+    });
+
+    it("history - recover returns exactly the messages after the position, in order", async () => {
+      const { nodes: [a, b] } = await open();
+      const key = roomKey(uniqueTenant(), "lobby");
+      await fill(a, key, 10);
+      const { epoch } = await a.position(key);
+      const after3 = await b.recover(key, { offset: 3, epoch }, 100);
+      expect(after3.recovered).toBe(true);
+      if (!after3.recovered) return;
+      expect(offsets(after3.messages)).toEqual(range(4, 10));
+      expect(ns(after3.messages)).toEqual(range(4, 10));
+      expect(after3.messages.every((m) => m.epoch === epoch)).toBe(true);
+      expect(after3.position).toEqual({ offset: 10, epoch });
+      const all = await b.recover(key, { offset: 0, epoch }, 100);
+      expect(all.recovered && ns(all.messages)).toEqual(range(1, 10));
+      const none = await b.recover(key, { offset: 10, epoch }, 100);
+      expect(none).toEqual({ recovered: true, messages: [], position: { offset: 10, epoch } });
+    });
+
+    it("history - recover refuses a foreign epoch (epoch_mismatch) and a position ahead (position_ahead)", async () => {
+      const { nodes: [a] } = await open();
+      const key = roomKey(uniqueTenant(), "lobby");
+      await fill(a, key, 3);
+      const position = await a.position(key);
+      const foreign = await a.recover(key, { offset: 2, epoch: `${position.epoch}-old` }, 100);
+      expect(foreign).toEqual({ recovered: false, reason: "epoch_mismatch", position });
+      const ahead = await a.recover(key, { offset: 4, epoch: position.epoch }, 100);
+      expect(ahead).toEqual({ recovered: false, reason: "position_ahead", position });
+    });
+
+    it("history - recover refuses more than maxMessages (too_many_missed), and accepts exactly maxMessages", async () => {
+      const { nodes: [a] } = await open();
+      const key = roomKey(uniqueTenant(), "lobby");
+      await fill(a, key, 10);
+      const position = await a.position(key);
+      const tooMany = await a.recover(key, { offset: 5, epoch: position.epoch }, 4);
+      expect(tooMany).toEqual({ recovered: false, reason: "too_many_missed", position });
+      const exact = await a.recover(key, { offset: 5, epoch: position.epoch }, 5);
+      expect(exact.recovered && ns(exact.messages)).toEqual(range(6, 10));
+    });
+
+    it("history - count retention keeps the newest maxMessages; recovery over a trimmed gap is retention_exceeded", async () => {
+      const { nodes: [a] } = await open({ maxMessages: 5 });
+      const key = roomKey(uniqueTenant(), "lobby");
+      await fill(a, key, 10);
+      const position = await a.position(key);
+      expect(position.offset).toBe(10);
+      expect(offsets((await a.read(key, { limit: 100 })).messages)).toEqual(range(6, 10));
+      const trimmed = await a.recover(key, { offset: 4, epoch: position.epoch }, 100);
+      expect(trimmed).toEqual({ recovered: false, reason: "retention_exceeded", position });
+      const edge = await a.recover(key, { offset: 5, epoch: position.epoch }, 100);
+      expect(edge.recovered && offsets(edge.messages)).toEqual(range(6, 10));
+      expect((await a.append(key, msg(11))).offset).toBe(11);
+    });
+
+    it("history - age retention drops old messages and keeps the offsets counting (manual clock or 300 ms window)", async () => {
+      const window = AGE_WINDOW[ctx.time];
+      const { nodes: [a] } = await open({ maxAgeMs: window });
+      const key = roomKey(uniqueTenant(), "lobby");
+      await fill(a, key, 3);
+      const { epoch } = await a.position(key);
+      await ctx.elapse(window * 1.5);
+      const fresh = await a.append(key, msg(4));
+      expect(fresh).toMatchObject({ offset: 4, epoch });
+      const position = { offset: 4, epoch };
+      expect(await a.recover(key, { offset: 0, epoch }, 100)).toEqual({
+        recovered: false,
+        reason: "retention_exceeded",
+        position,
+      });
+      const recent = await a.recover(key, { offset: 3, epoch }, 100);
+      expect(recent.recovered && ns(recent.messages)).toEqual([4]);
+      expect(ns((await a.read(key, {})).messages)).toEqual([4]);
+    });
+
+    it("history - read pages forwards and backwards by offset, message time and twist id", async () => {
+      const { nodes: [a] } = await open();
+      const key = roomKey(uniqueTenant(), "ticker");
+      for (let n = 1; n <= 10; n++) {
+        await a.append(key, msg(n, { [HEADER_TIMESTAMP]: String(1_000 * n), [HEADER_TWIST_ID]: n % 2 ? "odd" : "even" }));
+      }
+      const { epoch } = await a.position(key);
+      const forward = await a.read(key, { fromOffset: 3, limit: 4 });
+      expect(offsets(forward.messages)).toEqual([3, 4, 5, 6]);
+      expect(forward.position).toEqual({ offset: 10, epoch });
+      expect(offsets((await a.read(key, { fromOffset: 3, toOffset: 5 })).messages)).toEqual([3, 4, 5]);
+      expect(offsets((await a.read(key, { toOffset: 8, limit: 3, reverse: true })).messages)).toEqual([8, 7, 6]);
+      expect(offsets((await a.read(key, { limit: 2, reverse: true })).messages)).toEqual([10, 9]);
+      expect(offsets((await a.read(key, { fromTs: 3_000, toTs: 5_000 })).messages)).toEqual([3, 4, 5]);
+      expect(offsets((await a.read(key, { twistId: "odd" })).messages)).toEqual([1, 3, 5, 7, 9]);
+      expect(offsets((await a.read(key, { twistId: "even", reverse: true, limit: 2 })).messages)).toEqual([10, 8]);
+      const all = await a.read(key, {});
+      expect(all.messages.every((m) => m.epoch === epoch && m.headers?.[HEADER_TWIST_ID] !== undefined)).toBe(true);
+    });
+
+    it("history - rooms and tenants are independent: same room name in two tenants", async () => {
+      const { nodes: [a, b] } = await open();
+      const k1 = roomKey(uniqueTenant(), "lobby");
+      const k2 = roomKey(uniqueTenant(), "lobby");
+      await fill(a, k1, 3);
+      for (let n = 1; n <= 2; n++) await b.append(k2, msg(100 + n));
+      expect((await a.position(k1)).offset).toBe(3);
+      expect((await a.position(k2)).offset).toBe(2);
+      expect(ns((await b.read(k1, {})).messages)).toEqual([1, 2, 3]);
+      expect(ns((await a.read(k2, {})).messages)).toEqual([101, 102]);
+      const p2 = await a.position(k2);
+      const r2 = await a.recover(k2, { offset: 0, epoch: p2.epoch }, 100);
+      expect(r2.recovered && ns(r2.messages)).toEqual([101, 102]);
+    });
+  });
+}

@@ -1,0 +1,113 @@
+import { describe, expect, it } from "vitest";
+import type { KeyValueStore } from "../kv/types.js";
+import { ErrorCode } from "../errors.js";
+import { SuiteContext, type ContractEnv, type ContractFixture, type ContractOptions } from "./fixture.js";
+import { json, parse, uniqueTenant } from "./wait.js";
+
+/** Creates two handles on one key-value backend (a fresh pair per test). */
+export type KeyValueContractFactory = (env: ContractEnv) => Promise<ContractFixture<KeyValueStore>>;
+
+async function rejection(promise: Promise<unknown>): Promise<{ code?: unknown }> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as { code?: unknown };
+  }
+  throw new Error("expected the put to be rejected");
+}
+
+/** The guarantees of `KeyValueStore` (kv/types.ts). Namespaces are `ns_<random hex>`, keys `[a-z0-9/._-]`. */
+export function describeKeyValueContract(name: string, factory: KeyValueContractFactory, options: ContractOptions = {}): void {
+  describe(`KeyValueStore contract: ${name}`, () => {
+    const ctx = new SuiteContext<ContractFixture<KeyValueStore>, ContractEnv>(factory, options);
+    const open = () => ctx.open({});
+    const namespace = () => uniqueTenant("ns_");
+
+    it("kv - put returns revisions 1, 2, ...; get reflects every resolved put on both nodes", async () => {
+      const { nodes: [a, b] } = await open();
+      const ns = namespace();
+      expect(await a.get(ns, "cfg")).toBeUndefined();
+      expect(await a.put(ns, "cfg", json({ v: 1 }))).toBe(1);
+      expect(await a.put(ns, "cfg", json({ v: 2 }))).toBe(2);
+      const entry = await b.get(ns, "cfg");
+      expect(entry).toMatchObject({ key: "cfg", revision: 2 });
+      expect(parse(entry!.value)).toEqual({ v: 2 });
+      expect(typeof entry!.updatedAt).toBe("number");
+    });
+
+    it("kv - compare-and-set applies on a matching revision; a conflict rejects with CONFLICT and changes nothing", async () => {
+      const { nodes: [a, b] } = await open();
+      const ns = namespace();
+      expect(await a.put(ns, "k", json("a"), { ifRevision: 0 })).toBe(1);
+      expect(await b.put(ns, "k", json("b"), { ifRevision: 1 })).toBe(2);
+      expect((await rejection(a.put(ns, "k", json("c"), { ifRevision: 1 }))).code).toBe(ErrorCode.CONFLICT);
+      expect((await rejection(a.put(ns, "k", json("d"), { ifRevision: 0 }))).code).toBe(ErrorCode.CONFLICT);
+      expect((await rejection(a.put(ns, "new", json("e"), { ifRevision: 4 }))).code).toBe(ErrorCode.CONFLICT);
+      const entry = await a.get(ns, "k");
+      expect(entry?.revision).toBe(2);
+      expect(parse(entry!.value)).toBe("b");
+      expect(await a.get(ns, "new")).toBeUndefined();
+    });
+
+    it("kv - of racing compare-and-sets on one revision exactly one wins", async () => {
+      const { nodes: [a, b] } = await open();
+      const ns = namespace();
+      await a.put(ns, "lock", json("free"));
+      const results = await Promise.allSettled(
+        Array.from({ length: 10 }, (_, i) => (i % 2 ? a : b).put(ns, "lock", json(`owner${i}`), { ifRevision: 1 })),
+      );
+      const won = results.flatMap((r, i) => (r.status === "fulfilled" ? [i] : []));
+      expect(won).toHaveLength(1);
+      for (const r of results) {
+        if (r.status === "rejected") expect((r.reason as { code?: unknown }).code).toBe(ErrorCode.CONFLICT);
+      }
+      const entry = await a.get(ns, "lock");
+      expect(parse(entry!.value)).toBe(`owner${won[0]}`);
+    });
+
+    it("kv - delete removes the key once; afterwards the key counts as absent for compare-and-set", async () => {
+      const { nodes: [a, b] } = await open();
+      const ns = namespace();
+      await a.put(ns, "k", json(1));
+      const before = (await a.get(ns, "k"))!.revision;
+      expect(await b.delete(ns, "k")).toBe(true);
+      expect(await b.delete(ns, "k")).toBe(false);
+      expect(await a.delete(ns, "never")).toBe(false);
+      expect(await a.get(ns, "k")).toBeUndefined();
+      expect((await rejection(a.put(ns, "k", json(2), { ifRevision: before }))).code).toBe(ErrorCode.CONFLICT);
+      const revision = await a.put(ns, "k", json(3), { ifRevision: 0 });
+      expect(revision).toBeGreaterThan(0);
+      expect(await a.get(ns, "k")).toMatchObject({ key: "k", revision });
+    });
+
+    it("kv - list returns one namespace's keys in ascending order, with prefix and limit", async () => {
+      const { nodes: [a, b] } = await open();
+      const ns = namespace();
+      const other = namespace();
+      for (const key of ["b", "c/1", "a", "c/0", "ab", "c.x", "d"]) await a.put(ns, key, json(key));
+      await a.put(other, "a", json("other"));
+      await a.delete(ns, "d");
+      const all = await b.list(ns);
+      expect(all.map((e) => e.key)).toEqual(["a", "ab", "b", "c.x", "c/0", "c/1"]);
+      expect(all.map((e) => parse(e.value))).toEqual(["a", "ab", "b", "c.x", "c/0", "c/1"]);
+      expect((await b.list(ns, { prefix: "c/" })).map((e) => e.key)).toEqual(["c/0", "c/1"]);
+      expect((await b.list(ns, { limit: 2 })).map((e) => e.key)).toEqual(["a", "ab"]);
+      expect((await b.list(ns, { prefix: "c", limit: 2 })).map((e) => e.key)).toEqual(["c.x", "c/0"]);
+      expect(await b.list(namespace())).toEqual([]);
+    });
+
+    it("kv - namespaces are independent", async () => {
+      const { nodes: [a, b] } = await open();
+      const n1 = namespace();
+      const n2 = namespace();
+      await a.put(n1, "k", json("one"));
+      await a.put(n1, "k", json("one again"));
+      expect(await b.put(n2, "k", json("two"), { ifRevision: 0 })).toBe(1);
+      expect(parse((await a.get(n1, "k"))!.value)).toBe("one again");
+      expect(parse((await a.get(n2, "k"))!.value)).toBe("two");
+      expect(await a.delete(n2, "k")).toBe(true);
+      expect((await a.get(n1, "k"))?.revision).toBe(2);
+      expect((await a.list(n1)).map((e) => e.key)).toEqual(["k"]);
+    });
+  });
+}
