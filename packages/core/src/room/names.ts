@@ -42,43 +42,87 @@ export function assertTenant(tenant: unknown): asserts tenant is string {
   }
 }
 
-const SAFE = /^[A-Za-z0-9_-]$/;
-const encoder = new TextEncoder();
-const decoder = new TextDecoder("utf-8", { fatal: true });
+/** Letters, digits, `_` and `-`: the characters a routing token carries as they are. */
+function isSafe(code: number): boolean {
+  return (
+    (code >= 0x30 && code <= 0x39) || (code >= 0x41 && code <= 0x5a) || (code >= 0x61 && code <= 0x7a) || code === 0x5f || code === 0x2d
+  );
+}
+
+function esc(byte: number): string {
+  return (byte < 0x10 ? "~0" : "~") + byte.toString(16);
+}
 
 /**
- * Escapes any string into the alphabet [A-Za-z0-9_-~]: safe characters stay, every other UTF-8 byte becomes `~`
- * and two lowercase hex digits (`~` itself included), so the mapping is injective and never yields `.`, `*`, `>`,
- * `$`, or whitespace.
+ * Escapes any string into the alphabet [A-Za-z0-9_-~]: safe characters stay, every other code point becomes its UTF-8
+ * bytes, each written `~` and two lowercase hex digits (`~` itself included), so the mapping is injective and never
+ * yields `.`, `*`, `>`, `$`, or whitespace. A lone surrogate (a JS string need not be valid UTF-16) is written as the
+ * three bytes of its code point (WTF-8), which no valid character produces, so it cannot collide with U+FFFD.
  */
 export function escapeToken(value: string): string {
   let out = "";
-  for (const ch of value) {
-    if (SAFE.test(ch)) {
-      out += ch;
+  for (let i = 0; i < value.length; i++) {
+    let cp = value.charCodeAt(i);
+    if (isSafe(cp)) {
+      out += value[i];
       continue;
     }
-    for (const byte of encoder.encode(ch)) out += "~" + byte.toString(16).padStart(2, "0");
+    if (cp >= 0xd800 && cp <= 0xdbff && i + 1 < value.length) {
+      const low = value.charCodeAt(i + 1);
+      if (low >= 0xdc00 && low <= 0xdfff) {
+        cp = 0x10000 + ((cp - 0xd800) << 10) + (low - 0xdc00);
+        i++;
+      }
+    }
+    if (cp < 0x80) out += esc(cp);
+    else if (cp < 0x800) out += esc(0xc0 | (cp >> 6)) + esc(0x80 | (cp & 0x3f));
+    else if (cp < 0x10000) out += esc(0xe0 | (cp >> 12)) + esc(0x80 | ((cp >> 6) & 0x3f)) + esc(0x80 | (cp & 0x3f));
+    else {
+      out += esc(0xf0 | (cp >> 18)) + esc(0x80 | ((cp >> 12) & 0x3f)) + esc(0x80 | ((cp >> 6) & 0x3f)) + esc(0x80 | (cp & 0x3f));
+    }
   }
   return out.length === 0 ? "~" : out;
 }
 
-/** Inverse of `escapeToken`. Throws on input `escapeToken` cannot produce. */
+function badToken(token: string): Error {
+  return new Error(`bad escape in routing token "${token}"`);
+}
+
+/** Inverse of `escapeToken`. Throws on any input `escapeToken` cannot produce. */
 export function unescapeToken(token: string): string {
   if (token === "~") return "";
-  const bytes: number[] = [];
-  for (let i = 0; i < token.length; i++) {
-    const ch = token[i]!;
-    if (ch === "~") {
-      const hex = token.slice(i + 1, i + 3);
-      if (!/^[0-9a-f]{2}$/.test(hex)) throw new Error(`bad escape in routing token "${token}"`);
-      bytes.push(parseInt(hex, 16));
-      i += 2;
-    } else {
-      bytes.push(ch.charCodeAt(0));
+  let out = "";
+  let i = 0;
+  const byteAt = (at: number): number => {
+    if (token[at] !== "~") throw badToken(token);
+    const hex = token.slice(at + 1, at + 3);
+    if (!/^[0-9a-f]{2}$/.test(hex)) throw badToken(token);
+    return parseInt(hex, 16);
+  };
+  while (i < token.length) {
+    const code = token.charCodeAt(i);
+    if (isSafe(code)) {
+      out += token[i];
+      i++;
+      continue;
     }
+    const lead = byteAt(i);
+    i += 3;
+    const extra = lead < 0x80 ? 0 : lead >= 0xc0 && lead < 0xe0 ? 1 : lead >= 0xe0 && lead < 0xf0 ? 2 : lead >= 0xf0 && lead < 0xf8 ? 3 : -1;
+    if (extra < 0) throw badToken(token);
+    let cp = extra === 0 ? lead : lead & (0x3f >> extra);
+    for (let k = 0; k < extra; k++) {
+      const next = byteAt(i);
+      if ((next & 0xc0) !== 0x80) throw badToken(token);
+      cp = (cp << 6) | (next & 0x3f);
+      i += 3;
+    }
+    if (cp > 0x10ffff) throw badToken(token);
+    out += String.fromCodePoint(cp);
   }
-  return decoder.decode(new Uint8Array(bytes));
+  // Overlong forms, escaped safe characters and split surrogate pairs decode too; only the canonical form is valid.
+  if (escapeToken(out) !== token) throw badToken(token);
+  return out;
 }
 
 /** The routing key of `room` in `tenant`. Injective over all (tenant, room) string pairs. */
