@@ -123,7 +123,6 @@ export function describePresenceContract(name: string, factory: PresenceContract
       });
       expect(summary(seen, key).filter((s) => s.startsWith("leave"))).toEqual(["leave c1 expired"]);
       expect(await b.list(key)).toEqual([]);
-      expect(await a.list(key)).toEqual([]);
     });
 
     it("presence - members of a node that keeps renewing outlive their lease", async () => {
@@ -132,8 +131,8 @@ export function describePresenceContract(name: string, factory: PresenceContract
       const key = roomKey(uniqueTenant(), "lobby");
       const seen = record(b);
       await a.join(key, member("c1", "alice"));
-      for (let i = 0; i < 4; i++) {
-        await ctx.elapse(leaseMs * 0.4);
+      for (let i = 0; i < 5; i++) {
+        await ctx.elapse(leaseMs * 0.3);
         await fixture.renew(0);
       }
       expect(ids(await a.list(key))).toEqual(["c1"]);
