@@ -13,3 +13,4 @@ export type * from "./presence/types.js";
 export type * from "./state/types.js";
 export type * from "./kv/types.js";
 export * from "./casil/types.js";
+export * from "./backends.js";
