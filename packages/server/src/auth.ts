@@ -1,0 +1,261 @@
+import { createPublicKey, createSecretKey, type KeyObject } from "node:crypto";
+import type { IncomingMessage } from "node:http";
+import { createRemoteJWKSet, jwtVerify, type JWK, type JWTPayload, type JWTVerifyGetKey, type JWSHeaderParameters } from "jose";
+import { ArqonError, ErrorCode, isValidTenant, roomMatches } from "@arqon/core";
+import { SUBPROTOCOL_BEARER_PREFIX } from "./config.js";
+
+/** Room patterns a token grants per action (see docs/security.md). Absent claim: every room of the tenant. */
+export interface Capabilities {
+  /** Rooms the holder may subscribe to (and read history and state of). */
+  sub?: string[];
+  /** Rooms the holder may publish to (and write state of). */
+  pub?: string[];
+  /** Rooms whose presence the holder may see (member lists and join/leave events). */
+  presence?: string[];
+}
+
+export type Capability = keyof Capabilities;
+
+export interface AuthOptions {
+  /** HMAC secret for HS256/384/512 (a string is taken as its UTF-8 bytes). */
+  secret?: string | Uint8Array;
+  /** Public keys for RS*, PS*, ES*, EdDSA: PEM (SPKI) text, a JWK, or a KeyObject. A JWK's `kid` is matched. */
+  publicKeys?: Array<string | JWK | KeyObject>;
+  /** A JWKS endpoint; keys are cached and refetched at most once per `jwksCooldownMs`. */
+  jwksUrl?: string;
+  /** Minimum time between two JWKS fetches (an unknown `kid` cannot force more). @default 30000 */
+  jwksCooldownMs?: number;
+  /** A JWKS fetch slower than this fails (the connection gets 401). @default 5000 */
+  jwksTimeoutMs?: number;
+  /** Keys older than this are refetched. @default 600000 */
+  jwksCacheMaxAgeMs?: number;
+  /**
+   * Accepted `alg` values; anything else is refused, `none` always is.
+   * @default ["HS256"] with a secret, ["RS256", "ES256", "EdDSA"] with public keys or JWKS (both lists with both)
+   */
+  algorithms?: string[];
+  /** Required `iss`, when set. */
+  issuer?: string | string[];
+  /** Required `aud`, when set. */
+  audience?: string | string[];
+  /** Tokens without `exp` are refused. @default true */
+  requireExp?: boolean;
+  /** Leeway for `exp`/`nbf`, in seconds. @default 5 */
+  clockToleranceSec?: number;
+  /** The claim holding the tenant id. @default "tenant" */
+  tenantClaim?: string;
+  /** Tenant of tokens without the tenant claim; unset means such tokens are refused. */
+  defaultTenant?: string;
+  /** The claim holding the role; "admin" lifts capability checks and allows admin-only commands. @default "role" */
+  roleClaim?: string;
+  /** The claim holding capabilities. @default "caps" */
+  capsClaim?: string;
+  /** Marks the server as running with a local development key; it says so loudly in its logs. @default false */
+  dev?: boolean;
+}
+
+/** Who a connection is: the verified facts of its token. */
+export interface AuthContext {
+  sub: string;
+  tenant: string;
+  role?: string;
+  admin: boolean;
+  caps?: Capabilities;
+  /** Token expiry, epoch milliseconds; undefined when the token has none. */
+  expiresAt?: number;
+  claims: JWTPayload;
+}
+
+/** An authentication failure with its HTTP status (401) and code. */
+export class AuthError extends ArqonError {
+  readonly status: number;
+  constructor(code: string, message: string, options?: ErrorOptions) {
+    super(code, message, options);
+    this.name = "AuthError";
+    this.status = 401;
+  }
+}
+
+const MAX_TOKEN_LENGTH = 16 * 1024;
+
+export interface Authenticator {
+  verify(token: string | undefined): Promise<AuthContext>;
+  readonly dev: boolean;
+}
+
+function familyMatches(alg: string, key: KeyObject): boolean {
+  const type = key.asymmetricKeyType;
+  if (alg.startsWith("RS") || alg.startsWith("PS")) return type === "rsa" || type === "rsa-pss";
+  if (alg.startsWith("ES")) return type === "ec";
+  if (alg === "EdDSA" || alg === "Ed25519") return type === "ed25519" || type === "ed448";
+  return false;
+}
+
+function toKeyObject(key: string | JWK | KeyObject): { key: KeyObject; kid?: string } {
+  if (typeof key === "string") return { key: createPublicKey(key) };
+  if ("asymmetricKeyType" in key && typeof (key as KeyObject).export === "function") return { key: key as KeyObject };
+  const jwk = key as JWK;
+  return { key: createPublicKey({ key: jwk as import("node:crypto").JsonWebKey, format: "jwk" }), kid: jwk.kid };
+}
+
+function parseCaps(value: unknown): Capabilities | undefined {
+  if (value === undefined) return undefined;
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new AuthError(ErrorCode.AUTH_INVALID, "capabilities claim must be an object of room pattern lists");
+  }
+  const caps: Capabilities = {};
+  for (const action of ["sub", "pub", "presence"] as const) {
+    const list = (value as Record<string, unknown>)[action];
+    if (list === undefined) continue;
+    if (!Array.isArray(list) || list.some((p) => typeof p !== "string") || list.length > 256) {
+      throw new AuthError(ErrorCode.AUTH_INVALID, `capabilities "${action}" must be a list of room patterns`);
+    }
+    caps[action] = list as string[];
+  }
+  return caps;
+}
+
+/** Maps jose's failures onto our codes; the message says what was wrong without echoing the token. */
+function toAuthError(err: unknown): AuthError {
+  if (err instanceof AuthError) return err;
+  const code = (err as { code?: string }).code;
+  switch (code) {
+    case "ERR_JWT_EXPIRED":
+      return new AuthError(ErrorCode.AUTH_EXPIRED, "token expired", { cause: err });
+    case "ERR_JOSE_ALG_NOT_ALLOWED":
+      return new AuthError(ErrorCode.AUTH_INVALID, "token algorithm not allowed", { cause: err });
+    case "ERR_JWS_SIGNATURE_VERIFICATION_FAILED":
+      return new AuthError(ErrorCode.AUTH_INVALID, "token signature invalid", { cause: err });
+    case "ERR_JWT_CLAIM_VALIDATION_FAILED": {
+      const claim = (err as { claim?: string }).claim;
+      return new AuthError(ErrorCode.AUTH_INVALID, `token claim "${claim}" invalid`, { cause: err });
+    }
+    case "ERR_JWKS_TIMEOUT":
+    case "ERR_JWKS_INVALID":
+      return new AuthError(ErrorCode.AUTH_INVALID, "token keys unavailable", { cause: err });
+    case "ERR_JWKS_NO_MATCHING_KEY":
+      return new AuthError(ErrorCode.AUTH_INVALID, "no key matches the token", { cause: err });
+    default:
+      return new AuthError(ErrorCode.AUTH_INVALID, "token malformed or unverifiable", { cause: err });
+  }
+}
+
+export function createAuthenticator(options: AuthOptions): Authenticator {
+  const secret =
+    options.secret === undefined
+      ? undefined
+      : createSecretKey(typeof options.secret === "string" ? Buffer.from(options.secret, "utf8") : Buffer.from(options.secret));
+  const staticKeys = (options.publicKeys ?? []).map(toKeyObject);
+  const jwks = options.jwksUrl
+    ? createRemoteJWKSet(new URL(options.jwksUrl), {
+        cooldownDuration: options.jwksCooldownMs ?? 30_000,
+        timeoutDuration: options.jwksTimeoutMs ?? 5_000,
+        cacheMaxAge: options.jwksCacheMaxAgeMs ?? 600_000,
+      })
+    : undefined;
+  if (!secret && staticKeys.length === 0 && !jwks) {
+    throw new ArqonError(ErrorCode.AUTH_INVALID, "auth needs a secret, public keys or a JWKS URL");
+  }
+  const algorithms = options.algorithms ?? [
+    ...(secret ? ["HS256"] : []),
+    ...(staticKeys.length > 0 || jwks ? ["RS256", "ES256", "EdDSA"] : []),
+  ];
+  if (algorithms.some((a) => a.toLowerCase() === "none")) {
+    throw new ArqonError(ErrorCode.AUTH_INVALID, 'algorithm "none" cannot be enabled');
+  }
+  const tenantClaim = options.tenantClaim ?? "tenant";
+  const roleClaim = options.roleClaim ?? "role";
+  const capsClaim = options.capsClaim ?? "caps";
+  const requireExp = options.requireExp ?? true;
+
+  const getKey: JWTVerifyGetKey = async (header: JWSHeaderParameters, token) => {
+    const alg = header.alg ?? "";
+    if (alg.startsWith("HS")) {
+      if (!secret) throw new AuthError(ErrorCode.AUTH_INVALID, "token algorithm not allowed");
+      return secret;
+    }
+    if (header.kid !== undefined) {
+      const byKid = staticKeys.find((k) => k.kid === header.kid);
+      if (byKid) return byKid.key;
+    }
+    if (jwks) return jwks(header, token);
+    const byFamily = staticKeys.find((k) => k.kid === undefined && familyMatches(alg, k.key));
+    if (byFamily) return byFamily.key;
+    throw new AuthError(ErrorCode.AUTH_INVALID, "no key matches the token");
+  };
+
+  return {
+    dev: options.dev ?? false,
+    async verify(token) {
+      if (token === undefined || token === "") throw new AuthError(ErrorCode.AUTH_MISSING, "a bearer token is required");
+      if (token.length > MAX_TOKEN_LENGTH) throw new AuthError(ErrorCode.AUTH_INVALID, "token too long");
+      let payload: JWTPayload;
+      try {
+        ({ payload } = await jwtVerify(token, getKey, {
+          algorithms,
+          issuer: options.issuer,
+          audience: options.audience,
+          clockTolerance: options.clockToleranceSec ?? 5,
+          requiredClaims: requireExp ? ["exp"] : [],
+        }));
+      } catch (err) {
+        throw toAuthError(err);
+      }
+      const sub = payload.sub;
+      if (typeof sub !== "string" || sub.length === 0 || sub.length > 256) {
+        throw new AuthError(ErrorCode.AUTH_INVALID, 'token claim "sub" missing or invalid');
+      }
+      const tenant = payload[tenantClaim] ?? options.defaultTenant;
+      if (!isValidTenant(tenant)) {
+        throw new AuthError(ErrorCode.AUTH_INVALID, `token claim "${tenantClaim}" missing or not a valid tenant id`);
+      }
+      const roleValue = payload[roleClaim];
+      const role = typeof roleValue === "string" ? roleValue : undefined;
+      const caps = parseCaps(payload[capsClaim]);
+      return {
+        sub,
+        tenant,
+        role,
+        admin: role === "admin",
+        caps,
+        expiresAt: typeof payload.exp === "number" ? payload.exp * 1000 : undefined,
+        claims: payload,
+      };
+    },
+  };
+}
+
+/** Whether `auth` may perform `action` on `room`: admins always; without a caps claim, every room of the tenant. */
+export function can(auth: AuthContext, action: Capability, room: string): boolean {
+  if (auth.admin || auth.caps === undefined) return true;
+  const patterns = auth.caps[action];
+  if (!patterns) return false;
+  for (let i = 0; i < patterns.length; i++) if (roomMatches(patterns[i]!, room)) return true;
+  return false;
+}
+
+/** The offered subprotocols of an upgrade request, in order. */
+export function offeredProtocols(req: IncomingMessage): string[] {
+  const header = req.headers["sec-websocket-protocol"];
+  if (typeof header !== "string" || header.length === 0) return [];
+  return header
+    .split(",")
+    .map((p) => p.trim())
+    .filter((p) => p.length > 0);
+}
+
+/** The token of an upgrade request: `Authorization: Bearer`, then `?token=`, then a `bearer.<token>` subprotocol. */
+export function extractToken(req: IncomingMessage, url: URL): string | undefined {
+  const header = req.headers.authorization;
+  if (typeof header === "string") {
+    const match = /^Bearer[ ]+(\S+)\s*$/i.exec(header);
+    if (match) return match[1];
+    return "";
+  }
+  const query = url.searchParams.get("token");
+  if (query !== null) return query;
+  for (const p of offeredProtocols(req)) {
+    if (p.startsWith(SUBPROTOCOL_BEARER_PREFIX)) return p.slice(SUBPROTOCOL_BEARER_PREFIX.length);
+  }
+  return undefined;
+}

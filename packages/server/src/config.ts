@@ -1,0 +1,161 @@
+import type { Logger } from "pino";
+import type { Bus, ControlPlane, HistoryStore, Inspector, KeyValueStore, Limits, PresenceStore, RoomStateStore } from "@arqon/core";
+import type { AuthOptions } from "./auth.js";
+
+/** The port `arqon serve` listens on when none is configured. */
+export const DEFAULT_PORT = 9100;
+
+/** The path of the WebSocket endpoint. */
+export const WS_PATH = "/ws";
+
+/** Subprotocol names: the outbound codec of a connection. The token may ride along as `bearer.<token>`. */
+export const SUBPROTOCOL_JSON = "arqon.v1.json";
+export const SUBPROTOCOL_PROTO = "arqon.v1.proto";
+export const SUBPROTOCOL_BEARER_PREFIX = "bearer.";
+
+/** Per-connection and per-tenant limits. Every field has a safe default. */
+export interface LimitOptions {
+  /** Largest inbound WebSocket message; bigger ones close the socket with 1009. @default 1048576 */
+  maxFrameBytes?: number;
+  /** Largest payload of a publish. @default 1048576 */
+  maxPayloadBytes?: number;
+  /** Subscriptions per connection. @default 1000 */
+  maxSubscriptions?: number;
+  /** Sustained publishes per second per connection (token bucket refill). @default 100 */
+  publishRatePerSecond?: number;
+  /** Publishes a connection may burst above the rate. @default 200 */
+  publishBurst?: number;
+  /** Rate-limit rejections within `abuseWindowMs` after which the connection is closed (4002). @default 50 */
+  abuseThreshold?: number;
+  /** @default 10000 */
+  abuseWindowMs?: number;
+  /** Interval of WebSocket-level pings. @default 25000 */
+  pingIntervalMs?: number;
+  /** A connection that does not answer a ping within this time is dropped (presence leave follows). @default 10000 */
+  pongTimeoutMs?: number;
+  /** Size of a connection's presence metadata (UTF-8 JSON). @default 4096 */
+  maxPresenceInfoBytes?: number;
+  /** Bytes queued for one socket (ours plus the kernel-side write buffer) before it is closed as a slow consumer (4000). @default 4194304 */
+  maxPendingBytes?: number;
+  /** Inbound frames queued for processing per connection before it is closed (4002). @default 1024 */
+  maxInboundQueue?: number;
+  /** Connections from one IP address (HTTP 429 beyond). @default 1000 */
+  maxConnectionsPerIp?: number;
+  /** Connections per tenant (HTTP 429 beyond). @default 100000 */
+  maxConnectionsPerTenant?: number;
+  /** Connections in total (HTTP 503 beyond). @default 100000 */
+  maxConnections?: number;
+  /** Sustained publishes per second per tenant, all connections together; 0 = unbounded. @default 0 */
+  tenantPublishRatePerSecond?: number;
+  /** @default 2 × tenantPublishRatePerSecond */
+  tenantPublishBurst?: number;
+  /** HTTP request headers of one upgrade or request (HTTP 431 beyond). @default 100 */
+  maxHeaderCount?: number;
+  /** Messages replayed on a subscribe with `since`. @default 1000 */
+  maxRecoveryMessages?: number;
+  /** Largest `limit` of a history read. @default 1000 */
+  maxHistoryPage?: number;
+}
+
+/** Per-tenant overrides of connection and publish limits. */
+export interface TenantLimitOptions {
+  maxConnections?: number;
+  publishRatePerSecond?: number;
+  publishBurst?: number;
+}
+
+export interface PresenceOptions {
+  /**
+   * Churn window. The first change in a quiet room is sent at once as presence_join/presence_leave; further changes
+   * within this window are gathered and sent as one presence_diff when it ends. 0 sends every change on its own.
+   * @default 100
+   */
+  coalesceMs?: number;
+  /** Present one entry per user (`userId`, with a `connections` count) instead of one per connection. @default false */
+  perUser?: boolean;
+}
+
+export interface ArqonServerOptions {
+  /** Token verification. Required: there is no anonymous mode. */
+  auth: AuthOptions;
+  /** @default "/ws" */
+  path?: string;
+  /** Port `listen()` uses when called without one. @default 9100 */
+  port?: number;
+  /** Host `listen()` binds when called without one. @default "127.0.0.1" */
+  host?: string;
+  limits?: LimitOptions;
+  /** Per-tenant overrides, by tenant id. */
+  tenantLimits?: Record<string, TenantLimitOptions>;
+  presenceOptions?: PresenceOptions;
+  /**
+   * Allowed `Origin` values (exact, e.g. "https://app.example.com", or "*"). A browser upgrade from any other origin
+   * is refused with 403 ARQ_ORIGIN_FORBIDDEN; requests without an Origin header (non-browser clients) are allowed.
+   * @default undefined (every origin)
+   */
+  allowedOrigins?: string[];
+  /** permessage-deflate; off unless enabled. @default false */
+  perMessageDeflate?: boolean | { threshold?: number };
+  /** Backends; each defaults to the in-memory implementation from @arqon/core. */
+  bus?: Bus;
+  controlPlane?: ControlPlane;
+  history?: HistoryStore;
+  presence?: PresenceStore;
+  state?: RoomStateStore;
+  kv?: KeyValueStore;
+  /** The CASIL hook, called on every inbound content path. @default allowAll */
+  inspector?: Inspector;
+  /** A pino logger. @default pino at level "info" (or ARQON_LOG_LEVEL) */
+  logger?: Logger;
+  /** Server version reported in welcome and /version. @default the @arqon/server package version */
+  version?: string;
+  /** Time `close()` waits for sockets to finish their closing handshake before cutting them. @default 5000 */
+  shutdownTimeoutMs?: number;
+  /** Node-level HTTP timeouts for `listen()`. @default { headersTimeoutMs: 10000, requestTimeoutMs: 30000 } */
+  http?: { headersTimeoutMs?: number; requestTimeoutMs?: number; keepAliveTimeoutMs?: number; maxBodyBytes?: number };
+  /** Collect Node process metrics into the registry too. @default true */
+  processMetrics?: boolean;
+}
+
+export type ResolvedLimits = Required<Omit<LimitOptions, "tenantPublishBurst">> & { tenantPublishBurst: number };
+
+export function resolveLimits(limits: LimitOptions = {}): ResolvedLimits {
+  const tenantRate = limits.tenantPublishRatePerSecond ?? 0;
+  return {
+    maxFrameBytes: limits.maxFrameBytes ?? 1024 * 1024,
+    maxPayloadBytes: limits.maxPayloadBytes ?? 1024 * 1024,
+    maxSubscriptions: limits.maxSubscriptions ?? 1000,
+    publishRatePerSecond: limits.publishRatePerSecond ?? 100,
+    publishBurst: limits.publishBurst ?? 200,
+    abuseThreshold: limits.abuseThreshold ?? 50,
+    abuseWindowMs: limits.abuseWindowMs ?? 10_000,
+    pingIntervalMs: limits.pingIntervalMs ?? 25_000,
+    pongTimeoutMs: limits.pongTimeoutMs ?? 10_000,
+    maxPresenceInfoBytes: limits.maxPresenceInfoBytes ?? 4096,
+    maxPendingBytes: limits.maxPendingBytes ?? 4 * 1024 * 1024,
+    maxInboundQueue: limits.maxInboundQueue ?? 1024,
+    maxConnectionsPerIp: limits.maxConnectionsPerIp ?? 1000,
+    maxConnectionsPerTenant: limits.maxConnectionsPerTenant ?? 100_000,
+    maxConnections: limits.maxConnections ?? 100_000,
+    tenantPublishRatePerSecond: tenantRate,
+    tenantPublishBurst: limits.tenantPublishBurst ?? tenantRate * 2,
+    maxHeaderCount: limits.maxHeaderCount ?? 100,
+    maxRecoveryMessages: limits.maxRecoveryMessages ?? 1000,
+    maxHistoryPage: limits.maxHistoryPage ?? 1000,
+  };
+}
+
+/** The limits a client is told about in `welcome`. */
+export function wireLimits(l: ResolvedLimits): Limits {
+  return {
+    maxPayloadBytes: l.maxPayloadBytes,
+    maxFrameBytes: l.maxFrameBytes,
+    maxSubscriptions: l.maxSubscriptions,
+    publishRatePerSecond: l.publishRatePerSecond,
+    publishBurst: l.publishBurst,
+    pingIntervalMs: l.pingIntervalMs,
+    pongTimeoutMs: l.pongTimeoutMs,
+    maxPresenceInfoBytes: l.maxPresenceInfoBytes,
+    maxPendingBytes: l.maxPendingBytes,
+  };
+}

@@ -1,0 +1,172 @@
+import type { Duplex } from "node:stream";
+import WebSocket from "ws";
+import * as wsModule from "ws";
+import { encodeJson, encodeProto, type Envelope, type Frame, type RoomKey } from "@arqon/core";
+import type { AuthContext } from "./auth.js";
+import { AbuseCounter, TokenBucket } from "./limits.js";
+
+export type WireCodec = "json" | "protobuf";
+
+/**
+ * One outbound WebSocket frame, framed once: `header` is the RFC 6455 frame header for `data` (unmasked, FIN set,
+ * never compressed), so the same two buffers can be written to any number of sockets.
+ */
+export interface OutFrame {
+  readonly header: Buffer;
+  readonly data: Buffer;
+  readonly binary: boolean;
+  readonly size: number;
+}
+
+interface WsSender {
+  frame(data: Buffer, options: { fin: boolean; opcode: number; mask: boolean; readOnly: boolean; rsv1: boolean }): Buffer[];
+}
+// ws exports its frame encoder (not in @types/ws); the ESM wrapper has it as a named export only.
+const Sender = (wsModule as unknown as { Sender: WsSender }).Sender;
+const FRAME_OPTIONS_TEXT = { fin: true, opcode: 1, mask: false, readOnly: true, rsv1: false };
+const FRAME_OPTIONS_BINARY = { fin: true, opcode: 2, mask: false, readOnly: true, rsv1: false };
+
+export function frameBytes(data: Buffer, binary: boolean): OutFrame {
+  const parts = Sender.frame(data, binary ? FRAME_OPTIONS_BINARY : FRAME_OPTIONS_TEXT);
+  const header = parts[0]!;
+  return { header, data, binary, size: header.length + data.length };
+}
+
+export function encodeOut(frame: Frame, codec: WireCodec): OutFrame {
+  if (codec === "json") return frameBytes(Buffer.from(encodeJson(frame), "utf8"), false);
+  const bytes = encodeProto(frame);
+  return frameBytes(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), true);
+}
+
+/** A connection's subscription to one room. While `buffer` is set (subscribe in progress) live frames queue there. */
+export interface Subscription {
+  readonly conn: Connection;
+  readonly key: RoomKey;
+  readonly room: string;
+  /** Whether the connection may see the room's presence. */
+  seesPresence: boolean;
+  buffer: Envelope[] | null;
+  /** Whether the connection announced itself in the room's presence set. */
+  inPresence: boolean;
+  readonly joinedAt: number;
+  closed: boolean;
+}
+
+/** What a connection needs from the component that writes its frames. */
+export interface OutboundScheduler {
+  schedule(conn: Connection): void;
+  slowConsumer(conn: Connection): void;
+}
+
+/**
+ * One client connection: who it is (auth), how it talks (codec), what it listens to (subscriptions), and its outbound
+ * queue. Frames are queued as pre-framed buffers and written once per event-loop turn.
+ */
+export class Connection {
+  readonly subscriptions = new Map<RoomKey, Subscription>();
+  readonly bucket: TokenBucket;
+  readonly abuse: AbuseCounter;
+  /** Outbound frames waiting for the next flush. */
+  pending: OutFrame[] = [];
+  pendingBytes = 0;
+  scheduled = false;
+  /** Set once the connection is closing: nothing more is queued or written. */
+  closing = false;
+  awaitingPong = false;
+  pingSentAt = 0;
+  lastPingAt: number;
+  /** Inbound frames waiting for the previous one to finish (publishes of one client are handled in order). */
+  readonly inbox: Frame[] = [];
+  processing = false;
+  readonly raw: Duplex | undefined;
+  readonly deflate: boolean;
+  readonly connectedAt = Date.now();
+
+  constructor(
+    readonly id: string,
+    readonly ws: WebSocket,
+    public auth: AuthContext,
+    readonly codec: WireCodec,
+    readonly ip: string,
+    readonly maxPendingBytes: number,
+    private readonly scheduler: OutboundScheduler,
+    limits: { publishRatePerSecond: number; publishBurst: number; abuseThreshold: number; abuseWindowMs: number },
+  ) {
+    this.bucket = new TokenBucket(limits.publishRatePerSecond, limits.publishBurst);
+    this.abuse = new AbuseCounter(limits.abuseThreshold, limits.abuseWindowMs);
+    this.lastPingAt = this.connectedAt;
+    this.raw = (ws as unknown as { _socket?: Duplex })._socket;
+    this.deflate = ws.extensions.includes("permessage-deflate");
+  }
+
+  get tenant(): string {
+    return this.auth.tenant;
+  }
+
+  /** Queues a pre-framed frame; closes the connection as a slow consumer when its backlog passes the cap. */
+  enqueue(out: OutFrame): void {
+    if (this.closing) return;
+    this.pending.push(out);
+    this.pendingBytes += out.size;
+    if (this.pendingBytes + this.ws.bufferedAmount > this.maxPendingBytes) {
+      this.scheduler.slowConsumer(this);
+      return;
+    }
+    if (!this.scheduled) {
+      this.scheduled = true;
+      this.scheduler.schedule(this);
+    }
+  }
+
+  /** Encodes a frame for this connection alone (replies, errors) and queues it. */
+  send(frame: Frame): void {
+    if (this.closing) return;
+    this.enqueue(encodeOut(frame, this.codec));
+  }
+
+  /** Writes everything queued in one go: a single corked write of all frames (or ws.send with compression). */
+  flush(deflateThreshold: number): void {
+    this.scheduled = false;
+    const pending = this.pending;
+    if (pending.length === 0) return;
+    this.pending = [];
+    this.pendingBytes = 0;
+    if (this.closing || this.ws.readyState !== WebSocket.OPEN) return;
+    const raw = this.raw;
+    if (!this.deflate && raw && raw.writable) {
+      raw.cork();
+      for (let i = 0; i < pending.length; i++) {
+        const f = pending[i]!;
+        raw.write(f.header);
+        raw.write(f.data);
+      }
+      raw.uncork();
+      return;
+    }
+    for (let i = 0; i < pending.length; i++) {
+      const f = pending[i]!;
+      this.ws.send(f.data, { binary: f.binary, compress: f.data.length >= deflateThreshold });
+    }
+  }
+
+  /** Stops all output and starts the closing handshake; `terminateAfterMs` cuts the socket if it does not finish. */
+  close(code: number, reason: string, terminateAfterMs: number): void {
+    if (this.closing) return;
+    this.closing = true;
+    this.pending = [];
+    this.pendingBytes = 0;
+    try {
+      this.ws.close(code, reason);
+    } catch {
+      this.ws.terminate();
+      return;
+    }
+    const timer = setTimeout(terminateSocket, terminateAfterMs, this.ws);
+    timer.unref();
+    this.ws.once("close", () => clearTimeout(timer));
+  }
+}
+
+function terminateSocket(ws: WebSocket): void {
+  ws.terminate();
+}

@@ -1,0 +1,490 @@
+import { randomBytes } from "node:crypto";
+import type { IncomingMessage } from "node:http";
+import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
+import type { Logger } from "pino";
+import { WebSocketServer, type WebSocket } from "ws";
+import {
+  ArqonError,
+  CloseCode,
+  ErrorCode,
+  PROTOCOL_VERSION,
+  decodeFrame,
+  jsonBytes,
+  type Bus,
+  type ControlPlane,
+  type Frame,
+  type HistoryStore,
+  type Inspector,
+  type KeyValueStore,
+  type PresenceStore,
+  type RoomStateStore,
+} from "@arqon/core";
+import { AuthError, extractToken, offeredProtocols, type AuthContext, type Authenticator } from "./auth.js";
+import {
+  SUBPROTOCOL_JSON,
+  SUBPROTOCOL_PROTO,
+  wireLimits,
+  type ArqonServerOptions,
+  type ResolvedLimits,
+  type TenantLimitOptions,
+} from "./config.js";
+import { Connection, type WireCodec } from "./connection.js";
+import { Fanout } from "./fanout.js";
+import { rejectUpgrade } from "./http-util.js";
+import { ConnectionCounter, TokenBucket } from "./limits.js";
+import type { ServerMetrics } from "./metrics.js";
+import type { CommandRegistry } from "./commands.js";
+import { handleCommand } from "./commands.js";
+import { PresenceManager } from "./presence.js";
+import { handleHistory, handlePublish, handleSubscribe, handleUnsubscribe, leaveRoom, serverPublish, type PublishResult } from "./rooms.js";
+import { handleStateGet, handleStateSet, watchState } from "./state.js";
+
+export interface Backends {
+  bus: Bus;
+  controlPlane?: ControlPlane;
+  history: HistoryStore;
+  presence: PresenceStore;
+  state: RoomStateStore;
+  kv: KeyValueStore;
+}
+
+interface UpgradeContext {
+  auth: AuthContext;
+  codec: WireCodec;
+  protocol: string | false;
+  ip: string;
+}
+
+const kUpgrade = Symbol("arqon.upgrade");
+type UpgradeRequest = IncomingMessage & { [kUpgrade]?: UpgradeContext };
+
+function onHandshakeSocketError(this: Duplex): void {
+  this.destroy();
+}
+
+/** Why a connection ended, for its presence leave and logs. */
+type EndReason = "disconnect" | "timeout" | "slow_consumer" | "expired" | "shutdown" | "abuse";
+
+/**
+ * The WebSocket side of the server: upgrade (auth, limits, codec), connection lifecycle (welcome, keepalive, token
+ * expiry, close), and the dispatch of inbound frames to the handlers of each concern.
+ */
+export class Gateway {
+  readonly connections = new Set<Connection>();
+  readonly byTenant = new Map<string, Set<Connection>>();
+  readonly fanout: Fanout;
+  readonly presenceManager: PresenceManager;
+  readonly wss: WebSocketServer;
+  readonly path: string;
+  readonly version: string;
+  readonly nodeId = randomBytes(6).toString("base64url");
+  readonly startedAt = Date.now();
+  inspector: Inspector;
+  shuttingDown = false;
+  private readonly ipCounter = new ConnectionCounter();
+  private pendingUpgrades = 0;
+  private readonly tenantBuckets = new Map<string, TokenBucket>();
+  private readonly sweepTimer: NodeJS.Timeout;
+  private readonly unwatch: Array<() => void> = [];
+  private readonly endReasons = new WeakMap<Connection, EndReason>();
+  private messageCounter = 0;
+
+  constructor(
+    readonly options: ArqonServerOptions,
+    readonly limits: ResolvedLimits,
+    readonly backends: Backends,
+    inspector: Inspector,
+    readonly authenticator: Authenticator,
+    readonly commands: CommandRegistry,
+    readonly metrics: ServerMetrics,
+    readonly logger: Logger,
+    version: string,
+  ) {
+    this.inspector = inspector;
+    this.path = options.path ?? "/ws";
+    this.version = version;
+    const deflate = options.perMessageDeflate;
+    const deflateThreshold = typeof deflate === "object" ? (deflate.threshold ?? 1024) : 1024;
+    this.fanout = new Fanout(metrics, deflateThreshold, (conn) => this.closeConnection(conn, CloseCode.SLOW_CONSUMER, "slow consumer", "slow_consumer"));
+    this.wss = new WebSocketServer({
+      noServer: true,
+      clientTracking: false,
+      maxPayload: limits.maxFrameBytes,
+      perMessageDeflate: deflate ? { threshold: deflateThreshold, zlibInflateOptions: { maxOutputLength: limits.maxFrameBytes } } : false,
+      handleProtocols: (_protocols, req) => (req as UpgradeRequest)[kUpgrade]?.protocol ?? false,
+    });
+    this.wss.on("error", (err) => this.logger.error({ err }, "websocket server error"));
+    this.presenceManager = new PresenceManager(this);
+    this.unwatch.push(
+      backends.bus.onEnvelope((key, envelope) => {
+        try {
+          this.fanout.deliver(key, envelope);
+        } catch (err) {
+          this.logger.error({ err }, "fan-out failed");
+        }
+      }),
+    );
+    this.unwatch.push(watchState(this));
+    const sweepMs = Math.max(20, Math.min(1000, Math.floor(Math.min(limits.pingIntervalMs, limits.pongTimeoutMs) / 4)));
+    this.sweepTimer = setInterval(() => this.sweep(), sweepMs);
+    this.sweepTimer.unref();
+  }
+
+  /** Publishes a JSON value as the server (or a command on behalf of `sender`). */
+  publishJson(tenant: string, room: string, value: unknown, sender?: string): Promise<PublishResult> {
+    return serverPublish(this, tenant, room, jsonBytes(value), sender ? { sender } : {});
+  }
+
+  nextMessageId(): string {
+    return `${this.nodeId}-${(++this.messageCounter).toString(36)}`;
+  }
+
+  tenantLimits(tenant: string): TenantLimitOptions {
+    return this.options.tenantLimits?.[tenant] ?? {};
+  }
+
+  /** The tenant-wide publish bucket, or undefined when the tenant's publish rate is unbounded. */
+  tenantBucket(tenant: string): TokenBucket | undefined {
+    const override = this.tenantLimits(tenant);
+    const rate = override.publishRatePerSecond ?? this.limits.tenantPublishRatePerSecond;
+    if (!rate) return undefined;
+    let bucket = this.tenantBuckets.get(tenant);
+    if (!bucket) {
+      bucket = new TokenBucket(rate, override.publishBurst ?? (this.limits.tenantPublishBurst || rate * 2));
+      this.tenantBuckets.set(tenant, bucket);
+    }
+    return bucket;
+  }
+
+  // ---- upgrade -------------------------------------------------------------------------------------------------
+
+  /** ws-style upgrade entry: verifies everything, answers HTTP errors before any WebSocket exists. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on("error", onHandshakeSocketError);
+    this.upgrade(req as UpgradeRequest, socket, head).catch((err: unknown) => {
+      this.logger.error({ err }, "upgrade failed");
+      this.reject(socket, 500, ErrorCode.INTERNAL, "internal error");
+    });
+  }
+
+  private reject(socket: Duplex, status: number, code: string, message: string, headers?: Record<string, string>): void {
+    this.metrics.upgradesRejected.inc({ code });
+    rejectUpgrade(socket, status, code, message, headers);
+  }
+
+  private async upgrade(req: UpgradeRequest, socket: Duplex, head: Buffer): Promise<void> {
+    if (this.shuttingDown) return this.reject(socket, 503, ErrorCode.SHUTTING_DOWN, "server is shutting down");
+    let url: URL;
+    try {
+      url = new URL(req.url ?? "/", "http://localhost");
+    } catch {
+      return this.reject(socket, 400, ErrorCode.HEADER_INVALID, "request target is not a valid URL");
+    }
+    if (url.pathname !== this.path) return this.reject(socket, 404, ErrorCode.NOT_FOUND, `no WebSocket endpoint at ${url.pathname}`);
+    if (req.rawHeaders.length / 2 > this.limits.maxHeaderCount) {
+      return this.reject(socket, 431, ErrorCode.HEADER_INVALID, `more than ${this.limits.maxHeaderCount} request headers`);
+    }
+    const origin = req.headers.origin;
+    const allowed = this.options.allowedOrigins;
+    if (origin !== undefined && allowed && !allowed.includes("*") && !allowed.includes(origin)) {
+      return this.reject(socket, 403, ErrorCode.ORIGIN_FORBIDDEN, "origin not allowed");
+    }
+    const codecParam = url.searchParams.get("codec");
+    if (codecParam !== null && codecParam !== "json" && codecParam !== "protobuf") {
+      return this.reject(socket, 400, ErrorCode.HEADER_INVALID, 'codec must be "json" or "protobuf"');
+    }
+    const ip = (socket as Socket).remoteAddress ?? "unknown";
+    if (this.connections.size + this.pendingUpgrades >= this.limits.maxConnections) {
+      return this.reject(socket, 503, ErrorCode.TOO_MANY_CONNECTIONS, "server connection limit reached", { "retry-after": "5" });
+    }
+    if (this.ipCounter.get(ip) >= this.limits.maxConnectionsPerIp) {
+      return this.reject(socket, 429, ErrorCode.TOO_MANY_CONNECTIONS, "too many connections from this address", { "retry-after": "5" });
+    }
+    // Hold the address's slot during the asynchronous verification so that a burst cannot overshoot the limit.
+    this.ipCounter.increment(ip);
+    this.pendingUpgrades++;
+    let handedOver = false;
+    try {
+      let auth: AuthContext;
+      try {
+        auth = await this.authenticator.verify(extractToken(req, url));
+      } catch (err) {
+        const e = err instanceof AuthError ? err : new AuthError(ErrorCode.AUTH_INVALID, "token could not be verified", { cause: err });
+        const challenge = e.code === ErrorCode.AUTH_MISSING ? 'Bearer realm="arqon"' : `Bearer realm="arqon", error="invalid_token"`;
+        return this.reject(socket, 401, e.code, e.message, { "www-authenticate": challenge });
+      }
+      if (socket.destroyed) return;
+      if (this.shuttingDown) return this.reject(socket, 503, ErrorCode.SHUTTING_DOWN, "server is shutting down");
+      const tenantMax = this.tenantLimits(auth.tenant).maxConnections ?? this.limits.maxConnectionsPerTenant;
+      if ((this.byTenant.get(auth.tenant)?.size ?? 0) >= tenantMax) {
+        return this.reject(socket, 429, ErrorCode.TOO_MANY_CONNECTIONS, "tenant connection limit reached", { "retry-after": "5" });
+      }
+      const offered = offeredProtocols(req);
+      const firstArqon = offered.find((p) => p === SUBPROTOCOL_JSON || p === SUBPROTOCOL_PROTO);
+      const codec: WireCodec =
+        codecParam === "protobuf" || (codecParam === null && firstArqon === SUBPROTOCOL_PROTO) ? "protobuf" : "json";
+      const wanted = codec === "protobuf" ? SUBPROTOCOL_PROTO : SUBPROTOCOL_JSON;
+      req[kUpgrade] = { auth, codec, ip, protocol: offered.includes(wanted) ? wanted : false };
+      handedOver = true;
+      let upgraded = false;
+      socket.once("close", () => {
+        if (upgraded) return;
+        this.pendingUpgrades--;
+        this.ipCounter.decrement(ip);
+      });
+      // ws answers a broken handshake (bad key or version) with 400 itself; the close listener above releases the slot.
+      this.wss.handleUpgrade(req, socket, head, (ws) => {
+        upgraded = true;
+        socket.removeListener("error", onHandshakeSocketError);
+        this.pendingUpgrades--;
+        const ctx = req[kUpgrade]!;
+        delete req[kUpgrade];
+        try {
+          this.onConnection(ws, ctx);
+        } catch (err) {
+          this.logger.error({ err }, "connection setup failed");
+          ws.close(CloseCode.INTERNAL_ERROR, "internal error");
+        }
+      });
+    } finally {
+      if (!handedOver) {
+        this.pendingUpgrades--;
+        this.ipCounter.decrement(ip);
+      }
+    }
+  }
+
+  // ---- connection lifecycle ----------------------------------------------------------------------------------
+
+  private onConnection(ws: WebSocket, ctx: UpgradeContext): void {
+    const id = randomBytes(12).toString("base64url");
+    const conn = new Connection(id, ws, ctx.auth, ctx.codec, ctx.ip, this.limits.maxPendingBytes, this.fanout, this.limits);
+    this.connections.add(conn);
+    let set = this.byTenant.get(conn.tenant);
+    if (!set) this.byTenant.set(conn.tenant, (set = new Set()));
+    set.add(conn);
+    this.metrics.connections.labels(conn.tenant).inc();
+    this.metrics.connectionsTotal.labels(conn.tenant).inc();
+    ws.on("message", (data: Buffer, isBinary: boolean) => this.onMessage(conn, data, isBinary));
+    ws.on("pong", () => {
+      conn.awaitingPong = false;
+    });
+    ws.on("error", (err) => {
+      this.logger.debug({ err, clientId: conn.id }, "socket error");
+    });
+    ws.on("close", (code: number) => {
+      this.onClose(conn, code).catch((err: unknown) => this.logger.error({ err }, "connection cleanup failed"));
+    });
+    if (this.authenticator.dev) this.logger.warn({ clientId: id, sub: ctx.auth.sub }, "DEV MODE connection (local dev key)");
+    this.logger.debug({ clientId: id, tenant: conn.tenant, sub: conn.auth.sub, codec: conn.codec }, "connected");
+    conn.send(this.welcome(conn));
+  }
+
+  welcome(conn: Connection, requestId?: string): Frame {
+    const frame: Frame = {
+      type: "welcome",
+      clientId: conn.id,
+      version: this.version,
+      protocol: PROTOCOL_VERSION,
+      tenant: conn.tenant,
+      limits: wireLimits(this.limits),
+    };
+    if (requestId) frame.requestId = requestId;
+    if (conn.auth.expiresAt !== undefined) frame.expiresAt = conn.auth.expiresAt;
+    return frame;
+  }
+
+  private async onClose(conn: Connection, code: number): Promise<void> {
+    if (!this.connections.delete(conn)) return;
+    conn.closing = true;
+    this.ipCounter.decrement(conn.ip);
+    const set = this.byTenant.get(conn.tenant);
+    if (set) {
+      set.delete(conn);
+      if (set.size === 0) this.byTenant.delete(conn.tenant);
+    }
+    this.metrics.connections.labels(conn.tenant).dec();
+    this.metrics.closes.inc({ code: String(code) });
+    const reason = this.endReasons.get(conn) ?? (this.shuttingDown ? "shutdown" : "disconnect");
+    this.logger.debug({ clientId: conn.id, code, reason }, "disconnected");
+    const subs = [...conn.subscriptions.values()];
+    conn.subscriptions.clear();
+    await Promise.all(subs.map((sub) => leaveRoom(this, sub, reason)));
+  }
+
+  /** Closes a connection with a code (the peer sees it after everything already written). */
+  closeConnection(conn: Connection, code: number, message: string, reason: EndReason): void {
+    if (conn.closing) return;
+    this.endReasons.set(conn, reason);
+    this.logger.info({ clientId: conn.id, tenant: conn.tenant, code, reason }, "closing connection");
+    conn.close(code, message, this.options.shutdownTimeoutMs ?? 5000);
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    const { pingIntervalMs, pongTimeoutMs } = this.limits;
+    for (const conn of this.connections) {
+      if (conn.closing) continue;
+      try {
+        const exp = conn.auth.expiresAt;
+        if (exp !== undefined && now >= exp) {
+          this.closeConnection(conn, CloseCode.TOKEN_EXPIRED, "token expired", "expired");
+        } else if (conn.awaitingPong) {
+          if (now - conn.pingSentAt >= pongTimeoutMs) {
+            this.endReasons.set(conn, "timeout");
+            conn.closing = true;
+            this.logger.info({ clientId: conn.id, tenant: conn.tenant }, "ping timeout");
+            conn.ws.terminate();
+          }
+        } else if (now - conn.lastPingAt >= pingIntervalMs) {
+          conn.awaitingPong = true;
+          conn.pingSentAt = now;
+          conn.lastPingAt = now;
+          conn.ws.ping();
+        }
+      } catch (err) {
+        this.logger.debug({ err, clientId: conn.id }, "keepalive failed");
+        conn.ws.terminate();
+      }
+    }
+  }
+
+  // ---- inbound frames ----------------------------------------------------------------------------------------
+
+  private onMessage(conn: Connection, data: Buffer, isBinary: boolean): void {
+    if (conn.closing) return;
+    const tenant = conn.tenant;
+    this.metrics.messagesIn.labels(tenant).inc();
+    this.metrics.bytesIn.labels(tenant).inc(data.length);
+    const result = decodeFrame(isBinary ? data : data.toString("utf8"), { maxBytes: this.limits.maxFrameBytes, from: "client" });
+    if (!result.ok) {
+      this.sendError(conn, result.requestId, result.error.code, result.error.message);
+      return;
+    }
+    conn.inbox.push(result.frame);
+    if (conn.inbox.length > this.limits.maxInboundQueue) {
+      conn.inbox.length = 0;
+      this.closeConnection(conn, CloseCode.RATE_LIMIT_ABUSE, "too many frames in flight", "abuse");
+      return;
+    }
+    if (!conn.processing) void this.pump(conn);
+  }
+
+  /** Handles a connection's frames one after the other, so one client's publishes keep their order. */
+  private async pump(conn: Connection): Promise<void> {
+    conn.processing = true;
+    try {
+      while (conn.inbox.length > 0 && !conn.closing) {
+        const frame = conn.inbox.shift()!;
+        try {
+          await this.dispatch(conn, frame);
+        } catch (err) {
+          this.replyFailure(conn, frame.requestId, err);
+        }
+      }
+    } finally {
+      conn.processing = false;
+    }
+  }
+
+  /** Turns a thrown error into an error frame: ArqonErrors keep their code, anything else is ARQ_INTERNAL. */
+  replyFailure(conn: Connection, requestId: string | undefined, err: unknown): void {
+    if (err instanceof ArqonError) {
+      this.sendError(conn, requestId, err.code, err.message, err.retryable);
+      return;
+    }
+    this.logger.error({ err, clientId: conn.id }, "handler failed");
+    this.sendError(conn, requestId, ErrorCode.INTERNAL, "internal error", true);
+  }
+
+  sendError(conn: Connection, requestId: string | undefined, code: string, message: string, retryable?: boolean): void {
+    this.metrics.errors.labels(conn.tenant, code).inc();
+    const frame: Frame = { type: "error", error: retryable ? { code, message, retryable } : { code, message } };
+    if (requestId) frame.requestId = requestId;
+    conn.send(frame);
+  }
+
+  private async dispatch(conn: Connection, frame: Frame): Promise<void> {
+    switch (frame.type) {
+      case "subscribe":
+        return handleSubscribe(this, conn, frame);
+      case "unsubscribe":
+        return handleUnsubscribe(this, conn, frame);
+      case "publish":
+        return handlePublish(this, conn, frame);
+      case "history":
+        return handleHistory(this, conn, frame);
+      case "presence_list":
+        return this.presenceManager.handleList(conn, frame);
+      case "presence_set":
+        return this.presenceManager.handleSet(conn, frame);
+      case "state_get":
+        return handleStateGet(this, conn, frame);
+      case "state_set":
+        return handleStateSet(this, conn, frame);
+      case "command":
+        // Commands may be slow (webhooks, stores); they do not hold up the connection's other frames.
+        void handleCommand(this, conn, frame).catch((err: unknown) => this.replyFailure(conn, frame.requestId, err));
+        return;
+      case "auth":
+        return this.handleAuth(conn, frame);
+      case "hello":
+        conn.send(this.welcome(conn, frame.requestId));
+        return;
+      case "ping":
+        conn.send(frame.requestId ? { type: "pong", requestId: frame.requestId } : { type: "pong" });
+        return;
+      case "pong":
+        return;
+      default:
+        this.sendError(conn, frame.requestId, ErrorCode.FRAME_UNEXPECTED, `clients may not send "${frame.type}" frames`);
+    }
+  }
+
+  private async handleAuth(conn: Connection, frame: Frame): Promise<void> {
+    let next: AuthContext;
+    try {
+      next = await this.authenticator.verify(frame.token);
+    } catch (err) {
+      const e = err instanceof ArqonError ? err : new AuthError(ErrorCode.AUTH_INVALID, "token could not be verified");
+      return this.sendError(conn, frame.requestId, e.code, e.message);
+    }
+    if (next.sub !== conn.auth.sub || next.tenant !== conn.auth.tenant) {
+      return this.sendError(conn, frame.requestId, ErrorCode.AUTH_MISMATCH, "a refreshed token must have the same sub and tenant");
+    }
+    conn.auth = next;
+    const reply: Frame = { type: "auth_ok" };
+    if (frame.requestId) reply.requestId = frame.requestId;
+    if (next.expiresAt !== undefined) reply.expiresAt = next.expiresAt;
+    conn.send(reply);
+  }
+
+  // ---- shutdown ----------------------------------------------------------------------------------------------
+
+  /** Stops accepting, closes every socket with 1001 going away after flushing what was queued, and waits. */
+  async shutdown(timeoutMs: number): Promise<void> {
+    this.shuttingDown = true;
+    clearInterval(this.sweepTimer);
+    const closed: Array<Promise<void>> = [];
+    for (const conn of this.connections) {
+      closed.push(
+        new Promise<void>((resolve) => {
+          if (conn.ws.readyState === conn.ws.CLOSED) return resolve();
+          conn.ws.once("close", () => resolve());
+        }),
+      );
+      try {
+        conn.flush(Number.POSITIVE_INFINITY);
+      } catch {
+        // the close below still runs
+      }
+      this.endReasons.set(conn, "shutdown");
+      conn.close(CloseCode.GOING_AWAY, "server shutting down", timeoutMs);
+    }
+    await Promise.all(closed);
+    for (const off of this.unwatch) off();
+    this.presenceManager.stop();
+    this.wss.close();
+  }
+}

@@ -1,0 +1,290 @@
+import {
+  ArqonError,
+  ErrorCode,
+  HEADER_TIMESTAMP,
+  isValidTenant,
+  roomKey,
+  roomNameProblem,
+  type Envelope,
+  type Frame,
+  type InspectionPath,
+  type Member,
+  type PayloadFormat,
+  type Position,
+  type StateEntry,
+} from "@arqon/core";
+import { can } from "./auth.js";
+import type { Connection, Subscription } from "./connection.js";
+import type { Gateway } from "./gateway.js";
+import { inspectOrThrow } from "./inspect.js";
+
+export interface PublishInput {
+  tenant: string;
+  room: string;
+  payload: Uint8Array;
+  payloadFormat?: PayloadFormat;
+  headers?: Record<string, string>;
+  idempotencyKey?: string;
+  /** `sub` of the publisher (a client's token, or the server/admin token of the HTTP API). */
+  sender?: string;
+  originClientId?: string;
+  echo?: boolean;
+  path: InspectionPath;
+}
+
+export interface PublishResult {
+  id: string;
+  offset: number;
+  epoch: string;
+  duplicate: boolean;
+}
+
+function forbidden(action: string, room: string): ArqonError {
+  return new ArqonError(ErrorCode.FORBIDDEN, `not allowed to ${action} room "${room}"`);
+}
+
+/**
+ * The one publish path (client frames, the HTTP API and in-process `publish`): inspect, append to history (offset,
+ * epoch, idempotency), then hand to the bus. Nothing is stored or delivered when the inspector blocks.
+ */
+export async function publishMessage(gw: Gateway, input: PublishInput): Promise<PublishResult> {
+  const { tenant, room } = input;
+  if (input.payload.length > gw.limits.maxPayloadBytes) {
+    throw new ArqonError(ErrorCode.PAYLOAD_TOO_LARGE, `payload exceeds ${gw.limits.maxPayloadBytes} bytes`);
+  }
+  const { payload, decision } = await inspectOrThrow(
+    gw.inspector,
+    {
+      tenant,
+      room,
+      path: input.path,
+      subject: input.sender,
+      payload: input.payload,
+      payloadFormat: input.payloadFormat,
+      headers: input.headers,
+    },
+    gw.logger,
+  );
+  const now = Date.now();
+  const headers: Record<string, string> = { ...input.headers, [HEADER_TIMESTAMP]: String(now) };
+  const message: Frame = { type: "message", id: gw.nextMessageId(), room, payload, headers, timestamp: now };
+  if (input.payloadFormat === "binary") message.payloadFormat = "binary";
+  if (input.sender) message.sender = input.sender;
+  if (decision.action === "redact") {
+    message.inspection = { decision: "redact", reasonCode: decision.reasonCode };
+    if (decision.flags?.length) message.inspection.flags = decision.flags;
+    if (decision.policyVersion) message.inspection.policyVersion = decision.policyVersion;
+  }
+  const key = roomKey(tenant, room);
+  const appended = await gw.backends.history.append(
+    key,
+    message,
+    input.idempotencyKey ? { idempotencyKey: input.idempotencyKey } : undefined,
+  );
+  const stored = appended.message;
+  if (!appended.duplicate) {
+    const envelope: Envelope = { frame: stored };
+    if (input.originClientId) envelope.originClientId = input.originClientId;
+    if (input.echo) envelope.echo = true;
+    await gw.backends.bus.publish(key, envelope);
+  }
+  return { id: stored.id ?? message.id!, offset: appended.offset, epoch: appended.epoch, duplicate: appended.duplicate };
+}
+
+/** In-process server publish: the tenant and room are checked here, as nothing upstream did. */
+export async function serverPublish(
+  gw: Gateway,
+  tenant: string,
+  room: string,
+  payload: Uint8Array,
+  options: { payloadFormat?: PayloadFormat; headers?: Record<string, string>; idempotencyKey?: string; sender?: string } = {},
+): Promise<PublishResult> {
+  if (!isValidTenant(tenant)) throw new ArqonError(ErrorCode.TENANT_INVALID, "tenant must be 1-64 characters of letters, digits, _ and -");
+  const problem = roomNameProblem(room);
+  if (problem) throw new ArqonError(ErrorCode.ROOM_INVALID, problem);
+  return publishMessage(gw, { tenant, room, payload, ...options, path: "server_publish" });
+}
+
+export async function handlePublish(gw: Gateway, conn: Connection, frame: Frame): Promise<void> {
+  const room = frame.room!;
+  if (!can(conn.auth, "pub", room)) throw forbidden("publish to", room);
+  const now = Date.now();
+  const tenantBucket = gw.tenantBucket(conn.tenant);
+  if (!conn.bucket.take() || (tenantBucket && !tenantBucket.take())) {
+    if (conn.abuse.hit(now)) {
+      gw.sendError(conn, frame.requestId, ErrorCode.RATE_LIMITED, "publish rate exceeded", true);
+      gw.closeConnection(conn, 4002, "publish rate abuse", "abuse");
+      return;
+    }
+    throw new ArqonError(ErrorCode.RATE_LIMITED, "publish rate exceeded");
+  }
+  const result = await publishMessage(gw, {
+    tenant: conn.tenant,
+    room,
+    payload: frame.payload!,
+    payloadFormat: frame.payloadFormat,
+    headers: frame.headers,
+    idempotencyKey: frame.idempotencyKey,
+    sender: conn.auth.sub,
+    originClientId: conn.id,
+    echo: frame.echo,
+    path: "publish",
+  });
+  const ack: Frame = { type: "ack", id: result.id, room, offset: result.offset, epoch: result.epoch };
+  if (frame.requestId) ack.requestId = frame.requestId;
+  conn.send(ack);
+}
+
+function positionOf(frame: Frame): number | undefined {
+  return frame.type === "message" ? frame.offset : undefined;
+}
+
+/**
+ * Subscribe: the subscription starts buffering live frames at once, then the snapshot (position or recovered
+ * messages, presence, state) is read and sent, then the buffer is flushed without what the snapshot already covered.
+ * So a subscriber sees `subscribed`, the recovered messages, then live messages, with no gap and no duplicate.
+ */
+export async function handleSubscribe(gw: Gateway, conn: Connection, frame: Frame): Promise<void> {
+  const room = frame.room!;
+  if (!can(conn.auth, "sub", room)) throw forbidden("subscribe to", room);
+  const key = roomKey(conn.tenant, room);
+  let sub = conn.subscriptions.get(key);
+  const fresh = sub === undefined;
+  if (fresh && conn.subscriptions.size >= gw.limits.maxSubscriptions) {
+    throw new ArqonError(ErrorCode.TOO_MANY_SUBSCRIPTIONS, `at most ${gw.limits.maxSubscriptions} subscriptions per connection`);
+  }
+  let info = frame.info?.info;
+  if (info !== undefined) info = await gw.presenceManager.checkInfo(conn, room, info);
+  if (sub === undefined) {
+    sub = {
+      conn,
+      key,
+      room,
+      seesPresence: can(conn.auth, "presence", room),
+      buffer: [],
+      inPresence: false,
+      joinedAt: Date.now(),
+      closed: false,
+    };
+    conn.subscriptions.set(key, sub);
+    const { room: local, created } = gw.fanout.add(sub, conn.tenant);
+    try {
+      if (created) {
+        local.ready = gw.backends.bus.subscribe(key);
+        gw.presenceManager.roomCreated(key);
+      }
+      await local.ready;
+    } catch (err) {
+      await leaveRoom(gw, sub, "disconnect");
+      conn.subscriptions.delete(key);
+      throw new ArqonError(ErrorCode.BACKEND_UNAVAILABLE, "could not subscribe on the bus", { cause: err });
+    }
+  } else {
+    sub.buffer ??= [];
+  }
+  try {
+    if (!sub.inPresence || info !== undefined) {
+      const member: Member = { clientId: conn.id, userId: conn.auth.sub, joinedAt: sub.joinedAt };
+      if (info !== undefined) member.info = info;
+      await gw.backends.presence.join(key, member);
+      sub.inPresence = true;
+    }
+    const reply: Frame = { type: "subscribed", room };
+    if (frame.requestId) reply.requestId = frame.requestId;
+    let recovered: Frame[] = [];
+    let position: Position;
+    if (frame.since) {
+      const result = await gw.backends.history.recover(key, frame.since, gw.limits.maxRecoveryMessages);
+      position = result.position;
+      reply.recovered = result.recovered;
+      if (result.recovered) recovered = result.messages;
+      else reply.reason = result.reason;
+    } else {
+      position = await gw.backends.history.position(key);
+    }
+    let covered = position.offset;
+    for (const m of recovered) if (m.offset !== undefined && m.offset > covered) covered = m.offset;
+    if (position.offset) reply.offset = position.offset;
+    reply.epoch = position.epoch;
+    const [members, state] = await Promise.all([
+      sub.seesPresence ? gw.presenceManager.list(key) : Promise.resolve(undefined),
+      gw.backends.state.get(key),
+    ]);
+    if (members?.length) reply.members = members;
+    if (state.length) reply.state = state;
+    if (sub.closed || conn.closing) return;
+    conn.send(reply);
+    for (const m of recovered) conn.send(m.room === undefined ? { ...m, room } : m);
+    flushBuffer(gw, sub, position.epoch, covered, state);
+  } catch (err) {
+    if (fresh) {
+      conn.subscriptions.delete(key);
+      await leaveRoom(gw, sub, "disconnect");
+    } else {
+      sub.buffer = null;
+    }
+    throw err;
+  }
+}
+
+function flushBuffer(gw: Gateway, sub: Subscription, epoch: string, covered: number, state: StateEntry[]): void {
+  const buffer = sub.buffer;
+  sub.buffer = null;
+  if (!buffer) return;
+  let versions: Map<string, number> | undefined;
+  for (const envelope of buffer) {
+    const frame = envelope.frame;
+    const offset = positionOf(frame);
+    if (offset !== undefined && frame.epoch === epoch && offset <= covered) continue;
+    if (frame.type === "state_changed" && frame.state?.length === 1) {
+      versions ??= new Map(state.map((e) => [e.key, e.version ?? 0]));
+      const entry = frame.state[0]!;
+      if ((entry.version ?? 0) <= (versions.get(entry.key) ?? 0)) continue;
+    }
+    gw.fanout.deliverOne(sub, envelope);
+  }
+}
+
+/** Ends one subscription: local fan-out, bus interest when it was the room's last local subscriber, presence. */
+export async function leaveRoom(gw: Gateway, sub: Subscription, reason: string): Promise<void> {
+  if (sub.closed) return;
+  sub.closed = true;
+  sub.buffer = null;
+  const emptied = gw.fanout.remove(sub);
+  const tasks: Array<Promise<unknown>> = [];
+  if (sub.inPresence) {
+    sub.inPresence = false;
+    tasks.push(gw.backends.presence.leave(sub.key, sub.conn.id, reason));
+  }
+  if (emptied) {
+    gw.presenceManager.roomDropped(sub.key);
+    tasks.push(gw.backends.bus.unsubscribe(sub.key));
+  }
+  const results = await Promise.allSettled(tasks);
+  for (const r of results) if (r.status === "rejected") gw.logger.warn({ err: r.reason, room: sub.room }, "leave failed");
+}
+
+export async function handleUnsubscribe(gw: Gateway, conn: Connection, frame: Frame): Promise<void> {
+  const room = frame.room!;
+  const key = roomKey(conn.tenant, room);
+  const sub = conn.subscriptions.get(key);
+  if (!sub) throw new ArqonError(ErrorCode.NOT_SUBSCRIBED, `not subscribed to "${room}"`);
+  conn.subscriptions.delete(key);
+  await leaveRoom(gw, sub, "unsubscribe");
+  const reply: Frame = { type: "unsubscribed", room };
+  if (frame.requestId) reply.requestId = frame.requestId;
+  conn.send(reply);
+}
+
+export async function handleHistory(gw: Gateway, conn: Connection, frame: Frame): Promise<void> {
+  const room = frame.room!;
+  if (!can(conn.auth, "sub", room)) throw forbidden("read history of", room);
+  const query = { ...frame.history };
+  query.limit = Math.min(query.limit || gw.limits.maxHistoryPage, gw.limits.maxHistoryPage);
+  const page = await gw.backends.history.read(roomKey(conn.tenant, room), query);
+  const reply: Frame = { type: "history_page", room, epoch: page.position.epoch };
+  if (page.position.offset) reply.offset = page.position.offset;
+  if (page.messages.length) reply.messages = page.messages;
+  if (frame.requestId) reply.requestId = frame.requestId;
+  conn.send(reply);
+}
