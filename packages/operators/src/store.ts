@@ -1,0 +1,73 @@
+import { ArqonError, ErrorCode, jsonBytes, parseJsonBytes } from "@arqon/core";
+import { argsObject, int, str, NAME_RE } from "./args.js";
+import type { Operator, OperatorHost } from "./host.js";
+
+export interface StoreOperatorOptions {
+  /** Largest value accepted, in bytes of JSON. @default 65536 */
+  maxValueBytes?: number;
+}
+
+const KEY_RE = /^[A-Za-z0-9_.:/@=+-]{1,256}$/;
+
+/**
+ * op.store: simple key/value storage for agents, scoped by tenant and an optional namespace, on the host's
+ * KeyValueStore (durable on the embedded database and on NATS KV). Verbs: get, put (compare-and-set with
+ * `ifRevision`), delete, list.
+ */
+export function storeOperator(host: OperatorHost, options: StoreOperatorOptions = {}): Operator {
+  const maxValueBytes = options.maxValueBytes ?? 65536;
+  const ns = (tenant: string, args: Record<string, unknown>) =>
+    `op.store/${tenant}/${args.namespace === undefined ? "default" : str(args, "namespace", { max: 64, pattern: NAME_RE })}`;
+  const off = [
+    host.registerCommand(
+      "op.store.get",
+      async (ctx) => {
+        const args = argsObject(ctx.args);
+        const key = str(args, "key", { pattern: KEY_RE });
+        const entry = await host.kv.get(ns(ctx.tenant, args), key);
+        if (!entry) throw new ArqonError(ErrorCode.NOT_FOUND, `no value at "${key}"`);
+        return { key, value: parseJsonBytes(entry.value), revision: entry.revision, updatedAt: entry.updatedAt };
+      },
+      { description: "read a value: {key, namespace?}" },
+    ),
+    host.registerCommand(
+      "op.store.put",
+      async (ctx) => {
+        const args = argsObject(ctx.args);
+        const key = str(args, "key", { pattern: KEY_RE });
+        if (!("value" in args)) throw new ArqonError(ErrorCode.VALIDATION_ERROR, '"value" is required');
+        const bytes = jsonBytes(args.value);
+        if (bytes.length > maxValueBytes) throw new ArqonError(ErrorCode.VALIDATION_ERROR, `value is larger than ${maxValueBytes} bytes`);
+        const ifRevision = args.ifRevision === undefined ? undefined : int(args, "ifRevision", { min: 0 });
+        const revision = await host.kv.put(ns(ctx.tenant, args), key, bytes, ifRevision === undefined ? undefined : { ifRevision });
+        return { key, revision };
+      },
+      { description: "write a value: {key, value, ifRevision?, namespace?}" },
+    ),
+    host.registerCommand(
+      "op.store.delete",
+      async (ctx) => {
+        const args = argsObject(ctx.args);
+        const key = str(args, "key", { pattern: KEY_RE });
+        return { key, deleted: await host.kv.delete(ns(ctx.tenant, args), key) };
+      },
+      { description: "delete a value: {key, namespace?}" },
+    ),
+    host.registerCommand(
+      "op.store.list",
+      async (ctx) => {
+        const args = argsObject(ctx.args);
+        const prefix = args.prefix === undefined ? undefined : str(args, "prefix");
+        const limit = int(args, "limit", { min: 1, max: 1000, fallback: 100 });
+        const entries = await host.kv.list(ns(ctx.tenant, args), { prefix, limit });
+        return { entries: entries.map((e) => ({ key: e.key, value: parseJsonBytes(e.value), revision: e.revision })) };
+      },
+      { description: "list values in key order: {prefix?, limit?, namespace?}" },
+    ),
+  ];
+  return {
+    async close() {
+      for (const f of off) f();
+    },
+  };
+}
