@@ -1,4 +1,4 @@
 import { defineConfig } from "tsup";
 import { arqonTsup } from "../../tsup.shared";
 
-export default defineConfig(arqonTsup({ index: "src/index.ts" }));
+export default defineConfig(arqonTsup({ index: "src/index.ts", testing: "src/testing.ts" }));

@@ -1,0 +1,243 @@
+import { headers as natsHeaders, type Msg, type Subscription } from "@nats-io/transport-node";
+import {
+  BackendUnavailableError,
+  decodeProto,
+  encodeProto,
+  type Bus,
+  type ControlPlane,
+  type Envelope,
+  type RoomKey,
+  type Unsubscribe,
+} from "@arqon/core";
+import type { NatsLink } from "./link.js";
+import {
+  fromSubjectToken,
+  roomKeyOfSubject,
+  roomSubject,
+  subjectToken,
+  SUBJECT_CONTROL_PREFIX,
+  SUBJECT_ROOM_PREFIX,
+} from "./subjects.js";
+
+/** NATS header carrying `Envelope.originClientId`. */
+export const HEADER_ORIGIN = "Arqon-Origin";
+/** NATS header present (value "1") when `Envelope.echo` is set. */
+export const HEADER_ECHO = "Arqon-Echo";
+
+/** Receives an error thrown by a handler (default: rethrown on a fresh microtask, so it is never swallowed). */
+export type HandlerErrorReporter = (error: unknown) => void;
+
+const rethrow: HandlerErrorReporter = (error) => {
+  queueMicrotask(() => {
+    throw error;
+  });
+};
+
+export interface NatsBusOptions {
+  link: NatsLink;
+  /** Subject prefix; rooms travel on `<prefix>.<tenant>.<room>`. @default "arqon.room" */
+  prefix?: string;
+  /** Largest frame accepted from the bus. @default 67108864 */
+  maxFrameBytes?: number;
+  /** Called with frames that arrive but cannot be decoded (another version on the bus, corruption). */
+  onBadFrame?: (key: RoomKey, error: Error) => void;
+  /** @default rethrow on a microtask */
+  onHandlerError?: HandlerErrorReporter;
+}
+
+/**
+ * The bus on NATS core subjects `arqon.room.<tenant>.<room>`. Interest-based: a node holds one NATS subscription
+ * per room key it subscribed to, so the NATS server forwards a room's traffic only to nodes with local subscribers.
+ * Envelopes travel as the frame's protobuf bytes (`Envelope.encoded` when the producer has them; the receiver gets
+ * them back in `encoded`), with the origin client id and echo flag in NATS headers.
+ *
+ * Order: NATS keeps per-publisher order on a subject, and one node publishes through one connection, so per room
+ * the envelopes a node publishes arrive in publish order everywhere. Delivery is at-most-once (NATS core).
+ */
+export class NatsBus implements Bus {
+  readonly #link: NatsLink;
+  readonly #prefix: string;
+  readonly #maxFrameBytes: number;
+  readonly #subs = new Map<RoomKey, Subscription>();
+  #handlers: readonly ((key: RoomKey, envelope: Envelope) => void)[] = [];
+  readonly #onBadFrame: NatsBusOptions["onBadFrame"];
+  readonly #onHandlerError: HandlerErrorReporter;
+  #closed = false;
+
+  constructor(options: NatsBusOptions) {
+    this.#link = options.link;
+    this.#prefix = options.prefix ?? SUBJECT_ROOM_PREFIX;
+    this.#maxFrameBytes = options.maxFrameBytes ?? 64 * 1024 * 1024;
+    this.#onBadFrame = options.onBadFrame;
+    this.#onHandlerError = options.onHandlerError ?? rethrow;
+  }
+
+  /** Room keys this node currently has interest in. */
+  get subscribedKeys(): RoomKey[] {
+    return [...this.#subs.keys()];
+  }
+
+  async subscribe(key: RoomKey): Promise<void> {
+    this.#open();
+    const subject = roomSubject(key, this.#prefix);
+    if (!this.#subs.has(key)) {
+      this.#link.guard("bus subscribe");
+      const sub = this.#link.nc.subscribe(subject, { callback: (err, msg) => {
+        if (err === null) this.#receive(msg);
+      } });
+      this.#subs.set(key, sub);
+    }
+    // One round trip: once it returns, the server has registered the interest, so later publishes reach us.
+    try {
+      await this.#link.nc.flush();
+    } catch (error) {
+      throw this.#link.fail("bus subscribe", error);
+    }
+  }
+
+  async unsubscribe(key: RoomKey): Promise<void> {
+    const sub = this.#subs.get(key);
+    if (sub === undefined) return;
+    this.#subs.delete(key);
+    sub.unsubscribe();
+  }
+
+  async publish(key: RoomKey, envelope: Envelope): Promise<void> {
+    this.#open();
+    const subject = roomSubject(key, this.#prefix);
+    this.#link.guard("bus publish");
+    const data = envelope.encoded ?? encodeProto(envelope.frame);
+    const h = natsHeaders();
+    if (envelope.originClientId !== undefined) h.set(HEADER_ORIGIN, envelope.originClientId);
+    if (envelope.echo) h.set(HEADER_ECHO, "1");
+    try {
+      this.#link.nc.publish(subject, data, envelope.originClientId !== undefined || envelope.echo ? { headers: h } : {});
+    } catch (error) {
+      throw this.#link.fail("bus publish", error);
+    }
+  }
+
+  onEnvelope(handler: (key: RoomKey, envelope: Envelope) => void): Unsubscribe {
+    this.#handlers = [...this.#handlers, handler];
+    return () => {
+      this.#handlers = this.#handlers.filter((h) => h !== handler);
+    };
+  }
+
+  #receive(msg: Msg): void {
+    const key = roomKeyOfSubject(msg.subject, this.#prefix);
+    if (key === undefined || !this.#subs.has(key)) return;
+    const decoded = decodeProto(msg.data, { from: "any", maxBytes: this.#maxFrameBytes });
+    if (!decoded.ok) {
+      this.#onBadFrame?.(key, decoded.error);
+      return;
+    }
+    const envelope: Envelope = { frame: decoded.frame, encoded: msg.data };
+    const origin = msg.headers?.get(HEADER_ORIGIN);
+    if (origin) envelope.originClientId = origin;
+    if (msg.headers?.get(HEADER_ECHO) === "1") envelope.echo = true;
+    const handlers = this.#handlers;
+    for (let i = 0; i < handlers.length; i++) {
+      try {
+        handlers[i]!(key, envelope);
+      } catch (error) {
+        this.#onHandlerError(error);
+      }
+    }
+  }
+
+  #open(): void {
+    if (this.#closed) throw new BackendUnavailableError("bus is closed");
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const sub of this.#subs.values()) sub.unsubscribe();
+    this.#subs.clear();
+    this.#handlers = [];
+  }
+}
+
+export interface NatsControlPlaneOptions {
+  link: NatsLink;
+  /** Broadcasts travel on `<prefix>.<escaped topic>`. @default "arqon.control" */
+  prefix?: string;
+  /** @default rethrow on a microtask */
+  onHandlerError?: HandlerErrorReporter;
+}
+
+/**
+ * Node-wide broadcasts on `arqon.control.<topic>` (the topic escaped into one subject token). Every node subscribes
+ * to `arqon.control.*`; NATS echoes a connection's own messages back to it, so the sender receives its broadcast too.
+ */
+export class NatsControlPlane implements ControlPlane {
+  readonly #link: NatsLink;
+  readonly #prefix: string;
+  readonly #sub: Subscription;
+  #handlers: readonly ((topic: string, data: Uint8Array) => void)[] = [];
+  readonly #onHandlerError: HandlerErrorReporter;
+  #closed = false;
+
+  private constructor(options: NatsControlPlaneOptions) {
+    this.#link = options.link;
+    this.#prefix = options.prefix ?? SUBJECT_CONTROL_PREFIX;
+    this.#onHandlerError = options.onHandlerError ?? rethrow;
+    this.#sub = this.#link.nc.subscribe(`${this.#prefix}.*`, { callback: (err, msg) => {
+        if (err === null) this.#receive(msg);
+      } });
+  }
+
+  /** Subscribes and waits until the NATS server has registered the interest. */
+  static async create(options: NatsControlPlaneOptions): Promise<NatsControlPlane> {
+    const plane = new NatsControlPlane(options);
+    try {
+      await options.link.nc.flush();
+    } catch (error) {
+      await plane.close();
+      throw options.link.fail("control plane", error);
+    }
+    return plane;
+  }
+
+  async broadcast(topic: string, data: Uint8Array): Promise<void> {
+    if (this.#closed) throw new BackendUnavailableError("control plane is closed");
+    this.#link.guard("control broadcast");
+    try {
+      this.#link.nc.publish(`${this.#prefix}.${subjectToken(topic)}`, data);
+    } catch (error) {
+      throw this.#link.fail("control broadcast", error);
+    }
+  }
+
+  onBroadcast(handler: (topic: string, data: Uint8Array) => void): Unsubscribe {
+    this.#handlers = [...this.#handlers, handler];
+    return () => {
+      this.#handlers = this.#handlers.filter((h) => h !== handler);
+    };
+  }
+
+  #receive(msg: Msg): void {
+    let topic: string;
+    try {
+      topic = fromSubjectToken(msg.subject.slice(this.#prefix.length + 1));
+    } catch {
+      return;
+    }
+    const handlers = this.#handlers;
+    for (let i = 0; i < handlers.length; i++) {
+      try {
+        handlers[i]!(topic, msg.data);
+      } catch (error) {
+        this.#onHandlerError(error);
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#sub.unsubscribe();
+    this.#handlers = [];
+  }
+}

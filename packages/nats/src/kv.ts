@@ -1,0 +1,199 @@
+import type { KV, KvEntry as NatsKvEntry } from "@nats-io/kv";
+import { ArqonError, BackendUnavailableError, ErrorCode, type KeyValueStore, type KvEntry } from "@arqon/core";
+import { isWrongLastSequence, type NatsLink } from "./link.js";
+import { fromKvToken, kvToken } from "./subjects.js";
+
+export const DEFAULT_KV_BUCKET = "ARQON_KV";
+
+export interface NatsKvKeyValueOptions {
+  link: NatsLink;
+  /** @default "ARQON_KV" */
+  bucket?: string;
+  /** JetStream replicas of the bucket when this call creates it. @default 1 */
+  replicas?: number;
+}
+
+/**
+ * A stored value: a small header (format, flags, the key's own revision, write time) and the bytes. The key's
+ * revision counts every write to that key, deletes included (a delete writes a tombstone), so it starts at 1 and a
+ * re-created key never repeats a revision a stale compare-and-set could match.
+ */
+const HEADER = 18;
+const FLAG_DELETED = 1;
+
+interface Slot {
+  revision: number;
+  updatedAt: number;
+  deleted: boolean;
+  value: Uint8Array;
+}
+
+function encodeSlot(slot: Slot): Uint8Array {
+  const out = new Uint8Array(HEADER + slot.value.length);
+  const view = new DataView(out.buffer);
+  view.setUint8(0, 1);
+  view.setUint8(1, slot.deleted ? FLAG_DELETED : 0);
+  view.setFloat64(2, slot.revision);
+  view.setFloat64(10, slot.updatedAt);
+  out.set(slot.value, HEADER);
+  return out;
+}
+
+function decodeSlot(entry: NatsKvEntry | null): Slot | undefined {
+  if (entry === null || entry.operation !== "PUT" || entry.value.length < HEADER) return undefined;
+  const view = new DataView(entry.value.buffer, entry.value.byteOffset, entry.value.byteLength);
+  if (view.getUint8(0) !== 1) return undefined;
+  return {
+    deleted: (view.getUint8(1) & FLAG_DELETED) !== 0,
+    revision: view.getFloat64(2),
+    updatedAt: view.getFloat64(10),
+    value: entry.value.slice(HEADER),
+  };
+}
+
+function checkName(what: "namespace" | "key", value: unknown): asserts value is string {
+  if (typeof value !== "string" || value === "") {
+    throw new ArqonError(ErrorCode.VALIDATION_ERROR, `${what} must be a non-empty string`, { detail: { field: what } });
+  }
+}
+
+const MAX_ATTEMPTS = 50;
+
+/**
+ * The key-value store on one NATS KV bucket (`ARQON_KV`), NATS key `<namespace>.<key>` (each escaped into one token).
+ * Compare-and-set rides on KV's own revision check (`update(key, value, revision)`), so it is atomic across nodes.
+ * `list` walks the namespace's keys (`<namespace>.>`): cost grows with the namespace's size.
+ */
+export class NatsKvKeyValueStore implements KeyValueStore {
+  readonly #link: NatsLink;
+  readonly #kv: KV;
+  #closed = false;
+
+  private constructor(link: NatsLink, kv: KV) {
+    this.#link = link;
+    this.#kv = kv;
+  }
+
+  /** Opens (creating if needed) the bucket. */
+  static async create(options: NatsKvKeyValueOptions): Promise<NatsKvKeyValueStore> {
+    const { link } = options;
+    try {
+      const kv = await link.kvm.create(options.bucket ?? DEFAULT_KV_BUCKET, { history: 1, replicas: options.replicas ?? 1 });
+      return new NatsKvKeyValueStore(link, kv);
+    } catch (error) {
+      throw link.fail("key-value store", error);
+    }
+  }
+
+  #guard(): void {
+    if (this.#closed) throw new BackendUnavailableError("key-value store is closed");
+    this.#link.guard("key-value store");
+  }
+
+  async get(namespace: string, key: string): Promise<KvEntry | undefined> {
+    this.#guard();
+    checkName("namespace", namespace);
+    checkName("key", key);
+    try {
+      const slot = decodeSlot(await this.#kv.get(`${kvToken(namespace)}.${kvToken(key)}`));
+      return slot === undefined || slot.deleted ? undefined : { key, value: slot.value, revision: slot.revision, updatedAt: slot.updatedAt };
+    } catch (error) {
+      throw this.#link.fail("key-value get", error);
+    }
+  }
+
+  async put(namespace: string, key: string, value: Uint8Array, options?: { ifRevision?: number }): Promise<number> {
+    this.#guard();
+    checkName("namespace", namespace);
+    checkName("key", key);
+    const expected = options?.ifRevision;
+    const natsKey = `${kvToken(namespace)}.${kvToken(key)}`;
+    try {
+      for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+        const current = await this.#kv.get(natsKey);
+        const slot = decodeSlot(current);
+        const live = slot !== undefined && !slot.deleted;
+        if (expected !== undefined) {
+          const ok = expected === 0 ? !live : live && slot.revision === expected;
+          if (!ok) {
+            const actual = live ? slot.revision : 0;
+            throw new ArqonError(ErrorCode.CONFLICT, `key "${key}" in "${namespace}" is at revision ${actual}, not ${expected}`, {
+              detail: { namespace, key, expected, actual },
+            });
+          }
+        }
+        const revision = (slot?.revision ?? 0) + 1;
+        const data = encodeSlot({ revision, updatedAt: Date.now(), deleted: false, value });
+        try {
+          await this.#kv.put(natsKey, data, { previousSeq: current?.revision ?? 0 });
+          return revision;
+        } catch (error) {
+          if (!isWrongLastSequence(error)) throw error;
+        }
+      }
+      throw new ArqonError(ErrorCode.CONFLICT, `key "${key}" in "${namespace}" kept changing; gave up after ${MAX_ATTEMPTS} attempts`);
+    } catch (error) {
+      throw this.#link.fail("key-value put", error);
+    }
+  }
+
+  async delete(namespace: string, key: string): Promise<boolean> {
+    this.#guard();
+    checkName("namespace", namespace);
+    checkName("key", key);
+    const natsKey = `${kvToken(namespace)}.${kvToken(key)}`;
+    try {
+      for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+        const current = await this.#kv.get(natsKey);
+        const slot = decodeSlot(current);
+        if (current === null || slot === undefined || slot.deleted) return false;
+        const data = encodeSlot({ revision: slot.revision + 1, updatedAt: Date.now(), deleted: true, value: new Uint8Array(0) });
+        try {
+          await this.#kv.update(natsKey, data, current.revision);
+          return true;
+        } catch (error) {
+          if (!isWrongLastSequence(error)) throw error;
+        }
+      }
+      throw new ArqonError(ErrorCode.CONFLICT, `key "${key}" in "${namespace}" kept changing; gave up after ${MAX_ATTEMPTS} attempts`);
+    } catch (error) {
+      throw this.#link.fail("key-value delete", error);
+    }
+  }
+
+  async list(namespace: string, options: { prefix?: string; limit?: number } = {}): Promise<KvEntry[]> {
+    this.#guard();
+    checkName("namespace", namespace);
+    const prefix = options.prefix ?? "";
+    const ns = kvToken(namespace);
+    try {
+      const names: string[] = [];
+      const keys = await this.#kv.keys(`${ns}.*`);
+      for await (const natsKey of keys) {
+        const name = fromKvToken(natsKey.slice(ns.length + 1));
+        if (name.startsWith(prefix)) names.push(name);
+      }
+      names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+      const entries: KvEntry[] = [];
+      const limit = options.limit !== undefined && options.limit > 0 ? options.limit : Number.POSITIVE_INFINITY;
+      // Keys are visited in order and fetched in small batches, so a tombstone costs a read but never a wrong page.
+      for (let i = 0; i < names.length && entries.length < limit; i += 16) {
+        const batch = names.slice(i, i + 16);
+        const got = await Promise.all(batch.map((name) => this.#kv.get(`${ns}.${kvToken(name)}`)));
+        for (let j = 0; j < batch.length && entries.length < limit; j++) {
+          const slot = decodeSlot(got[j]!);
+          if (slot !== undefined && !slot.deleted) {
+            entries.push({ key: batch[j]!, value: slot.value, revision: slot.revision, updatedAt: slot.updatedAt });
+          }
+        }
+      }
+      return entries;
+    } catch (error) {
+      throw this.#link.fail("key-value list", error);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+  }
+}
