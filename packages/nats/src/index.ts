@@ -9,3 +9,11 @@ export type { NatsBusOptions, NatsControlPlaneOptions, HandlerErrorReporter } fr
 /** The NATS server a cluster node connects to when none is configured. */
 export const DEFAULT_NATS_URL = "nats://127.0.0.1:4222";
 export { NatsKvKeyValueStore, DEFAULT_KV_BUCKET, type NatsKvKeyValueOptions } from "./kv.js";
+export {
+  JetStreamHistoryStore,
+  DEFAULT_HISTORY_STREAM,
+  DEFAULT_EPOCH_BUCKET,
+  HEADER_OFFSET,
+  HEADER_APPENDED_AT,
+  type JetStreamHistoryOptions,
+} from "./history.js";

@@ -22,6 +22,10 @@ export interface NatsConnectOptions {
 export const JS_WRONG_LAST_SEQUENCE = 10071;
 export const JS_STREAM_NOT_FOUND = 10059;
 
+export function isStreamNotFound(error: unknown): boolean {
+  return error instanceof JetStreamApiError && error.code === JS_STREAM_NOT_FOUND;
+}
+
 export function isWrongLastSequence(error: unknown): boolean {
   return error instanceof JetStreamApiError && error.code === JS_WRONG_LAST_SEQUENCE;
 }

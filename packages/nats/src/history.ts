@@ -1,0 +1,441 @@
+import { createHash, randomBytes } from "node:crypto";
+import { headers as natsHeaders, NoRespondersError, type Subscription } from "@nats-io/transport-node";
+import type { StreamConfig } from "@nats-io/jetstream";
+import type { KV } from "@nats-io/kv";
+import {
+  ArqonError,
+  BackendUnavailableError,
+  decodeProto,
+  encodeProto,
+  ErrorCode,
+  HEADER_TIMESTAMP,
+  HEADER_TWIST_ID,
+  type AppendOptions,
+  type AppendResult,
+  type Frame,
+  type HistoryPage,
+  type HistoryQuery,
+  type HistoryStore,
+  type Position,
+  type RecoveryResult,
+  type RetentionPolicy,
+  type RoomKey,
+} from "@arqon/core";
+import { isStreamNotFound, isWrongLastSequence, type NatsLink } from "./link.js";
+import { scanSubject, type LogRecord } from "./subject-log.js";
+import { roomKvKey, roomSubject, SUBJECT_HISTORY_PREFIX } from "./subjects.js";
+
+export const DEFAULT_HISTORY_STREAM = "ARQON_HISTORY";
+export const DEFAULT_EPOCH_BUCKET = "ARQON_HISTORY_EPOCHS";
+/** Header holding a stored message's room offset. */
+export const HEADER_OFFSET = "Arqon-Offset";
+/** Header holding the append time (ms since the Unix epoch, the appending node's clock): drives age retention. */
+export const HEADER_APPENDED_AT = "Arqon-Appended-At";
+
+const DEFAULT_MAX_MESSAGES = 1000;
+const DEFAULT_MAX_AGE_MS = 86_400_000;
+const DEFAULT_DEDUPE_WINDOW_MS = 120_000;
+const DEFAULT_READ_LIMIT = 100;
+const MAX_APPEND_ATTEMPTS = 200;
+
+export interface JetStreamHistoryOptions {
+  link: NatsLink;
+  /** @default "ARQON_HISTORY" */
+  stream?: string;
+  /** Messages of room `<tenant>.<room>` are stored on `<prefix>.<tenant>.<room>`. @default "arqon.hist" */
+  subjectPrefix?: string;
+  /** KV bucket holding each room's epoch. @default "ARQON_HISTORY_EPOCHS" */
+  epochBucket?: string;
+  /** Retention for every room, or per room (e.g. by pattern); read each time it applies. */
+  retention?: RetentionPolicy | ((key: RoomKey) => RetentionPolicy);
+  /**
+   * Hard cap per room enforced by JetStream itself (`max_msgs_per_subject`), whatever the policy says; a policy above
+   * it is bounded by it. Set when this call creates the stream.
+   * @default 10000
+   */
+  streamMaxMessagesPerRoom?: number;
+  /** JetStream's `duplicate_window`: how long an idempotency key is remembered (stream-wide). @default 120000 */
+  dedupeWindowMs?: number;
+  /** @default 100 */
+  defaultReadLimit?: number;
+  /** JetStream replicas when this call creates the stream and bucket. @default 1 */
+  replicas?: number;
+}
+
+interface Head {
+  seq: number;
+  offset: number;
+}
+
+interface Loaded {
+  head: Head;
+  epoch: string;
+  /** Messages kept by the retention policy, ascending by offset, with their append time. */
+  visible: { frame: Frame; time: number; seq: number }[];
+}
+
+function randomEpoch(): string {
+  return randomBytes(8).toString("hex");
+}
+
+function messageTime(frame: Frame, fallback: number): number {
+  const header = frame.headers?.[HEADER_TIMESTAMP];
+  if (header !== undefined && header.trim() !== "") {
+    const n = Number(header);
+    if (Number.isFinite(n)) return n;
+  }
+  return frame.timestamp ?? fallback;
+}
+
+function isStreamGone(error: unknown): boolean {
+  return isStreamNotFound(error) || error instanceof NoRespondersError || (error as { streamGone?: boolean }).streamGone === true;
+}
+
+/**
+ * Room history on JetStream: one stream (`ARQON_HISTORY`, subjects `arqon.hist.>`), one subject per room.
+ *
+ * - Offsets: each stored message carries its room offset in a header. `append` reads the room's last message
+ *   (offset n, stream sequence s) and publishes offset n+1 with `Nats-Expected-Last-Subject-Sequence: s`; if another
+ *   node appended in between, JetStream refuses it and the append retries from the new last message. So offsets are
+ *   gapless and unique per room across nodes; appends of one node to one room are queued, so they keep call order.
+ * - Retention: a room's policy (count and age) is applied when reading; the room's last message is never trimmed (it
+ *   carries the offset counter), older trimmed ones are purged lazily. JetStream's `max_msgs_per_subject` is a hard
+ *   cap on top.
+ * - Epochs: per room in the KV bucket `ARQON_HISTORY_EPOCHS`, together with the stream's creation time. A record
+ *   written for another incarnation of the stream (the stream was lost and re-created) is replaced by a new epoch.
+ * - Idempotency: `Nats-Msg-Id` = hash of (room, key); a duplicate within the stream's `duplicate_window` is not stored
+ *   again and `append` returns the original message. `dedupeWindowMs` per call is not supported (the window is the
+ *   stream's); a duplicate whose original was already trimmed returns the given message with offset 0.
+ * - Durability: `append` resolves after JetStream's ack (the message is in the stream); errors reject with
+ *   ARQ_BACKEND_UNAVAILABLE, never a false ack.
+ */
+export class JetStreamHistoryStore implements HistoryStore {
+  readonly #link: NatsLink;
+  readonly #stream: string;
+  readonly #prefix: string;
+  readonly #epochBucket: string;
+  readonly #options: JetStreamHistoryOptions;
+  readonly #retention: JetStreamHistoryOptions["retention"];
+  readonly #defaultReadLimit: number;
+  #epochs!: KV;
+  #streamCreated = "";
+  readonly #epochCache = new Map<RoomKey, string>();
+  readonly #heads = new Map<RoomKey, Head>();
+  readonly #queues = new Map<RoomKey, Promise<unknown>>();
+  readonly #purgedAt = new Map<RoomKey, number>();
+  /** Set when the stream may have been re-created (advisory, reconnect): the next operation checks first. */
+  #verify = false;
+  #advisories?: Subscription;
+  #offStatus?: () => void;
+  #closed = false;
+
+  private constructor(options: JetStreamHistoryOptions) {
+    this.#link = options.link;
+    this.#options = options;
+    this.#stream = options.stream ?? DEFAULT_HISTORY_STREAM;
+    this.#prefix = options.subjectPrefix ?? SUBJECT_HISTORY_PREFIX;
+    this.#epochBucket = options.epochBucket ?? DEFAULT_EPOCH_BUCKET;
+    this.#retention = options.retention;
+    this.#defaultReadLimit = options.defaultReadLimit ?? DEFAULT_READ_LIMIT;
+  }
+
+  /** Opens the store, creating the stream and the epoch bucket when they do not exist. */
+  static async create(options: JetStreamHistoryOptions): Promise<JetStreamHistoryStore> {
+    const store = new JetStreamHistoryStore(options);
+    try {
+      await store.#ensure();
+      store.#watchIncarnation();
+    } catch (error) {
+      throw options.link.fail("history store", error);
+    }
+    return store;
+  }
+
+  /** The stream's configuration as this store creates it. */
+  streamConfig(): Partial<StreamConfig> & { name: string } {
+    const dedupe = this.#options.dedupeWindowMs ?? DEFAULT_DEDUPE_WINDOW_MS;
+    return {
+      name: this.#stream,
+      subjects: [`${this.#prefix}.>`],
+      max_msgs_per_subject: this.#options.streamMaxMessagesPerRoom ?? 10_000,
+      duplicate_window: dedupe * 1_000_000,
+      num_replicas: this.#options.replicas ?? 1,
+    };
+  }
+
+  async #ensure(): Promise<void> {
+    const jsm = this.#link.jsm;
+    let info;
+    try {
+      info = await jsm.streams.info(this.#stream);
+    } catch (error) {
+      if (!isStreamNotFound(error)) throw error;
+      info = await jsm.streams.add(this.streamConfig());
+    }
+    if (info.created !== this.#streamCreated) {
+      this.#streamCreated = info.created;
+      this.#epochCache.clear();
+      this.#heads.clear();
+    }
+    this.#epochs = await this.#link.kvm.create(this.#epochBucket, { history: 1, replicas: this.#options.replicas ?? 1 });
+  }
+
+  /**
+   * Epochs and cached heads belong to one incarnation of the stream. JetStream announces a stream's deletion and
+   * creation (advisories), and a server that lost its store comes back through a reconnect: either way the next
+   * operation re-reads the stream's creation time before trusting its caches.
+   */
+  #watchIncarnation(): void {
+    const nc = this.#link.nc;
+    this.#advisories = nc.subscribe(`$JS.EVENT.ADVISORY.STREAM.*.${this.#stream}`, {
+      callback: () => {
+        this.#verify = true;
+      },
+    });
+    this.#offStatus = this.#link.onStatus((status) => {
+      if (status === "connected") this.#verify = true;
+    });
+  }
+
+  #policy(key: RoomKey): { maxMessages: number; maxAgeMs: number } {
+    const policy = typeof this.#retention === "function" ? this.#retention(key) : this.#retention;
+    return {
+      maxMessages: Math.max(0, policy?.maxMessages ?? DEFAULT_MAX_MESSAGES),
+      maxAgeMs: Math.max(0, policy?.maxAgeMs ?? DEFAULT_MAX_AGE_MS),
+    };
+  }
+
+  #guard(): void {
+    if (this.#closed) throw new BackendUnavailableError("history store is closed");
+    this.#link.guard("history");
+  }
+
+  /** Runs `op`; if the stream turned out to be gone (lost, deleted), re-creates it once and runs `op` again. */
+  async #withStream<T>(what: string, op: () => Promise<T>): Promise<T> {
+    try {
+      if (this.#verify) {
+        this.#verify = false;
+        await this.#ensure();
+      }
+      return await op();
+    } catch (error) {
+      if (!isStreamGone(error)) throw this.#link.fail(what, error);
+    }
+    try {
+      await this.#ensure();
+      return await op();
+    } catch (error) {
+      throw this.#link.fail(what, error);
+    }
+  }
+
+  async #epoch(key: RoomKey): Promise<string> {
+    const cached = this.#epochCache.get(key);
+    if (cached !== undefined) return cached;
+    const kvKey = roomKvKey(key);
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const entry = await this.#epochs.get(kvKey);
+      if (entry !== null && entry.operation === "PUT") {
+        const record = JSON.parse(entry.string()) as { epoch?: string; stream?: string };
+        if (record.stream === this.#streamCreated && typeof record.epoch === "string") {
+          this.#epochCache.set(key, record.epoch);
+          return record.epoch;
+        }
+      }
+      const epoch = randomEpoch();
+      try {
+        await this.#epochs.put(kvKey, JSON.stringify({ epoch, stream: this.#streamCreated }), {
+          previousSeq: entry?.revision ?? 0,
+        });
+        this.#epochCache.set(key, epoch);
+        return epoch;
+      } catch (error) {
+        if (!isWrongLastSequence(error)) throw error;
+      }
+    }
+    throw new BackendUnavailableError(`history: the epoch of ${key} kept changing`);
+  }
+
+  async #lastOf(key: RoomKey): Promise<Head> {
+    const last = await this.#link.jsm.streams.getMessage(this.#stream, { last_by_subj: roomSubject(key, this.#prefix) });
+    if (last === null) return { seq: 0, offset: 0 };
+    return { seq: last.seq, offset: Number(last.header.get(HEADER_OFFSET)) || 0 };
+  }
+
+  #msgId(key: RoomKey, idempotencyKey: string): string {
+    return createHash("sha256").update(key).update("\u0000").update(idempotencyKey).digest("base64url");
+  }
+
+  #decode(data: Uint8Array): Frame | undefined {
+    const decoded = decodeProto(data, { from: "any", maxBytes: 64 * 1024 * 1024 });
+    return decoded.ok ? decoded.frame : undefined;
+  }
+
+  append(key: RoomKey, message: Frame, options?: AppendOptions): Promise<AppendResult> {
+    try {
+      this.#guard();
+      roomSubject(key, this.#prefix);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    // One append per room at a time on this node: keeps call order, and spares the conflict retries among ourselves.
+    const previous = this.#queues.get(key) ?? Promise.resolve();
+    const run = previous.then(
+      () => this.#withStream("history append", () => this.#append(key, message, options)),
+      () => this.#withStream("history append", () => this.#append(key, message, options)),
+    );
+    const tail = run.catch(() => undefined);
+    this.#queues.set(key, tail);
+    void tail.then(() => {
+      if (this.#queues.get(key) === tail) this.#queues.delete(key);
+    });
+    return run;
+  }
+
+  async #append(key: RoomKey, message: Frame, options?: AppendOptions): Promise<AppendResult> {
+    this.#link.guard("history append");
+    const subject = roomSubject(key, this.#prefix);
+    const epoch = await this.#epoch(key);
+    const idempotencyKey = options?.idempotencyKey;
+    const msgID = idempotencyKey ? this.#msgId(key, idempotencyKey) : undefined;
+    for (let attempt = 0; attempt < MAX_APPEND_ATTEMPTS; attempt++) {
+      const head = this.#heads.get(key) ?? (await this.#lastOf(key));
+      const offset = head.offset + 1;
+      const stored: Frame = { ...message, offset, epoch };
+      const h = natsHeaders();
+      h.set(HEADER_OFFSET, String(offset));
+      h.set(HEADER_APPENDED_AT, String(Date.now()));
+      let ack;
+      try {
+        ack = await this.#link.js.publish(subject, encodeProto(stored), {
+          headers: h,
+          expect: { lastSubjectSequence: head.seq },
+          ...(msgID === undefined ? {} : { msgID }),
+        });
+      } catch (error) {
+        this.#heads.delete(key);
+        if (!isWrongLastSequence(error)) throw error;
+        // A room's sequence going backwards means a new stream under the same name: new incarnation, new epoch.
+        if ((await this.#lastOf(key)).seq < head.seq) throw Object.assign(new Error("stream re-created"), { streamGone: true });
+        continue;
+      }
+      if (ack.duplicate) {
+        const original = await this.#link.jsm.streams.getMessage(this.#stream, { seq: ack.seq });
+        const frame = original === null ? undefined : this.#decode(original.data);
+        if (frame === undefined || frame.offset === undefined) return { message, offset: 0, epoch, duplicate: true };
+        const copy = { ...frame, epoch };
+        return { message: copy, offset: frame.offset, epoch, duplicate: true };
+      }
+      this.#heads.set(key, { seq: ack.seq, offset });
+      return { message: stored, offset, epoch, duplicate: false };
+    }
+    throw new BackendUnavailableError(`history append to ${key}: too much contention (${MAX_APPEND_ATTEMPTS} attempts)`);
+  }
+
+  async position(key: RoomKey): Promise<Position> {
+    this.#guard();
+    return this.#withStream("history position", async () => {
+      const [epoch, head] = await Promise.all([this.#epoch(key), this.#lastOf(key)]);
+      return { offset: head.offset, epoch };
+    });
+  }
+
+  /** The room's head, epoch and every message its retention policy still keeps. */
+  async #load(key: RoomKey): Promise<Loaded> {
+    const subject = roomSubject(key, this.#prefix);
+    const [epoch, head] = await Promise.all([this.#epoch(key), this.#lastOf(key)]);
+    const records: LogRecord[] = head.seq === 0 ? [] : await scanSubject(this.#link, this.#stream, subject);
+    const { maxMessages, maxAgeMs } = this.#policy(key);
+    const now = Date.now();
+    const cutoff = maxAgeMs > 0 ? now - maxAgeMs : Number.NEGATIVE_INFINITY;
+    const minOffset = head.offset - maxMessages + 1;
+    const visible: Loaded["visible"] = [];
+    let trimmedBelowSeq = 0;
+    for (const record of records) {
+      if (record.seq > head.seq) break;
+      const offset = Number(record.header(HEADER_OFFSET)) || 0;
+      const appendedAt = Number(record.header(HEADER_APPENDED_AT)) || 0;
+      if (offset < minOffset || appendedAt <= cutoff) {
+        trimmedBelowSeq = record.seq + 1;
+        continue;
+      }
+      const frame = this.#decode(record.data);
+      if (frame === undefined) continue;
+      frame.epoch = epoch;
+      visible.push({ frame, time: messageTime(frame, appendedAt), seq: record.seq });
+    }
+    if (trimmedBelowSeq > 0) this.#purge(key, subject, Math.min(trimmedBelowSeq, head.seq));
+    return { head, epoch, visible };
+  }
+
+  /**
+   * Drops messages the policy no longer keeps, below `belowSeq` (never the room's last message, which carries the
+   * offset counter). Housekeeping only: reads already hide them, so a failure here is retried by a later read.
+   */
+  #purge(key: RoomKey, subject: string, belowSeq: number): void {
+    const now = Date.now();
+    if (belowSeq <= 1 || (this.#purgedAt.get(key) ?? 0) > now - 1000) return;
+    this.#purgedAt.set(key, now);
+    if (this.#purgedAt.size > 10_000) this.#purgedAt.clear();
+    this.#link.jsm.streams.purge(this.#stream, { filter: subject, seq: belowSeq }).catch(() => this.#purgedAt.delete(key));
+  }
+
+  async read(key: RoomKey, query: HistoryQuery): Promise<HistoryPage> {
+    this.#guard();
+    const { head, epoch, visible } = await this.#withStream("history read", () => this.#load(key));
+    const limit = query.limit !== undefined && query.limit > 0 ? query.limit : this.#defaultReadLimit;
+    const from = query.fromOffset || 1;
+    const to = Math.min(query.toOffset || head.offset, head.offset);
+    const messages: Frame[] = [];
+    const step = query.reverse ? -1 : 1;
+    for (let i = query.reverse ? visible.length - 1 : 0; i >= 0 && i < visible.length && messages.length < limit; i += step) {
+      const item = visible[i]!;
+      const offset = item.frame.offset ?? 0;
+      if (offset < from || offset > to) continue;
+      if (query.fromTs !== undefined && query.fromTs !== 0 && item.time < query.fromTs) continue;
+      if (query.toTs !== undefined && query.toTs !== 0 && item.time > query.toTs) continue;
+      if (query.twistId !== undefined && query.twistId !== "" && item.frame.headers?.[HEADER_TWIST_ID] !== query.twistId) continue;
+      messages.push(item.frame);
+    }
+    return { messages, position: { offset: head.offset, epoch } };
+  }
+
+  async recover(key: RoomKey, since: Position, maxMessages: number): Promise<RecoveryResult> {
+    this.#guard();
+    if (!Number.isSafeInteger(since.offset) || since.offset < 0) {
+      throw new ArqonError(ErrorCode.POSITION_INVALID, "recovery offset must be a non-negative integer", {
+        detail: { offset: since.offset },
+      });
+    }
+    return this.#withStream("history recover", async () => {
+      const [epoch, head] = await Promise.all([this.#epoch(key), this.#lastOf(key)]);
+      const position = { offset: head.offset, epoch };
+      if (since.epoch !== epoch) return { recovered: false, reason: "epoch_mismatch", position };
+      if (since.offset > head.offset) return { recovered: false, reason: "position_ahead", position };
+      if (since.offset === head.offset) return { recovered: true, messages: [], position };
+      const loaded = await this.#load(key);
+      const current = { offset: loaded.head.offset, epoch: loaded.epoch };
+      const oldest = loaded.visible.length > 0 ? loaded.visible[0]!.frame.offset! : loaded.head.offset + 1;
+      if (since.offset + 1 < oldest) return { recovered: false, reason: "retention_exceeded", position: current };
+      const missed = loaded.visible.filter((v) => v.frame.offset! > since.offset);
+      if (missed.length !== loaded.head.offset - since.offset) {
+        return { recovered: false, reason: "retention_exceeded", position: current };
+      }
+      if (missed.length > Math.max(0, maxMessages)) return { recovered: false, reason: "too_many_missed", position: current };
+      return { recovered: true, messages: missed.map((v) => v.frame), position: current };
+    });
+  }
+
+  /** Stream name, subject prefix and epoch bucket this store uses. */
+  get layout(): { stream: string; subjectPrefix: string; epochBucket: string } {
+    return { stream: this.#stream, subjectPrefix: this.#prefix, epochBucket: this.#epochBucket };
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#advisories?.unsubscribe();
+    this.#offStatus?.();
+    this.#epochCache.clear();
+    this.#heads.clear();
+  }
+}
