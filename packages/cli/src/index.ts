@@ -14,13 +14,66 @@ const processIo: CliIo = {
   err: (line) => process.stderr.write(`${line}\n`),
 };
 
+export interface RunOptions {
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** Stops long-running commands (serve). @default SIGINT/SIGTERM of this process */
+  signal?: AbortSignal;
+}
+
+const USAGE = `Usage: arqon <command> [options]
+
+Commands:
+  serve      run the gateway (embedded backends)            arqon serve --help
+  token      print a signed token                            arqon token --sub alice --tenant acme
+  version    print the version`;
+
+/** An AbortSignal fired by the first SIGINT/SIGTERM; a second one exits at once. */
+function processSignal(): AbortSignal {
+  const controller = new AbortController();
+  const onSignal = (): void => {
+    if (controller.signal.aborted) process.exit(130);
+    controller.abort();
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  return controller.signal;
+}
+
 /** Runs the `arqon` command with `argv` (without node and script) and resolves to the exit code. */
-export async function run(argv: readonly string[], io: CliIo = processIo): Promise<number> {
-  const [command] = argv;
-  if (command === "--version" || command === "-v" || command === "version") {
-    io.out(VERSION);
-    return 0;
+export async function run(argv: readonly string[], io: CliIo = processIo, options: RunOptions = {}): Promise<number> {
+  const [command, ...rest] = argv;
+  const ctx = { env: options.env ?? process.env, cwd: options.cwd ?? process.cwd() };
+  try {
+    switch (command) {
+      case "--version":
+      case "-v":
+      case "version":
+        io.out(VERSION);
+        return 0;
+      case "serve": {
+        const { serveCommand } = await import("./commands/serve.js");
+        return await serveCommand(rest, io, { ...ctx, signal: options.signal ?? processSignal() });
+      }
+      case "token": {
+        const { tokenCommand } = await import("./commands/token.js");
+        return await tokenCommand(rest, io, ctx);
+      }
+      case "help":
+      case "--help":
+      case "-h":
+        io.out(USAGE);
+        return 0;
+      default:
+        io.err(command === undefined ? USAGE : `arqon ${VERSION}: unknown command "${command}" (try --help or --version)`);
+        return 2;
+    }
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    if (e.name === "CliError" || e.name === "ArqonError" || e.code?.startsWith("ERR_PARSE_ARGS")) {
+      io.err(`arqon ${command}: ${e.message}`);
+      return 2;
+    }
+    throw err;
   }
-  io.err(`arqon ${VERSION}: commands arrive in later releases (try --version)`);
-  return 2;
 }

@@ -1,6 +1,6 @@
 import { createPublicKey, createSecretKey, type KeyObject } from "node:crypto";
 import type { IncomingMessage } from "node:http";
-import { createRemoteJWKSet, jwtVerify, type JWK, type JWTPayload, type JWTVerifyGetKey, type JWSHeaderParameters } from "jose";
+import { SignJWT, createRemoteJWKSet, jwtVerify, type JWK, type JWTPayload, type JWTVerifyGetKey, type JWSHeaderParameters } from "jose";
 import { ArqonError, ErrorCode, isValidTenant, roomMatches } from "@arqon/core";
 import { SUBPROTOCOL_BEARER_PREFIX } from "./config.js";
 
@@ -258,4 +258,54 @@ export function extractToken(req: IncomingMessage, url: URL): string | undefined
     if (p.startsWith(SUBPROTOCOL_BEARER_PREFIX)) return p.slice(SUBPROTOCOL_BEARER_PREFIX.length);
   }
   return undefined;
+}
+
+export interface SignTokenOptions {
+  /** The HMAC secret the gateway verifies with. */
+  secret: string | Uint8Array;
+  sub: string;
+  tenant: string;
+  role?: string;
+  caps?: Capabilities;
+  /** Lifetime: seconds, or a span like "30m", "1h", "7d". @default "1h" */
+  ttl?: string | number;
+  /** @default "HS256" */
+  algorithm?: "HS256" | "HS384" | "HS512";
+  /** @default "tenant" */
+  tenantClaim?: string;
+  issuer?: string;
+  audience?: string;
+  claims?: JWTPayload;
+}
+
+const TTL_RE = /^(\d+)\s*(s|m|h|d)?$/;
+
+/** Parses a token lifetime ("90", "30m", "1h", "7d") into seconds; undefined when it is not one. */
+export function parseTtl(ttl: string | number): number | undefined {
+  if (typeof ttl === "number") return Number.isFinite(ttl) && ttl > 0 ? Math.floor(ttl) : undefined;
+  const m = TTL_RE.exec(ttl.trim());
+  if (!m) return undefined;
+  const n = Number(m[1]);
+  const unit = { s: 1, m: 60, h: 3600, d: 86400 }[(m[2] ?? "s") as "s" | "m" | "h" | "d"];
+  return n > 0 ? n * unit : undefined;
+}
+
+/** Signs an HMAC token the gateway accepts (what `arqon token` prints). */
+export async function signToken(options: SignTokenOptions): Promise<string> {
+  const ttl = parseTtl(options.ttl ?? "1h");
+  if (ttl === undefined) throw new ArqonError(ErrorCode.VALIDATION_ERROR, `ttl "${options.ttl}" is not a duration like 30m, 1h or 7d`);
+  if (!isValidTenant(options.tenant)) throw new ArqonError(ErrorCode.TENANT_INVALID, "tenant must be 1-64 characters of letters, digits, _ and -");
+  const payload: JWTPayload = { ...options.claims, [options.tenantClaim ?? "tenant"]: options.tenant };
+  if (options.role) payload.role = options.role;
+  if (options.caps) payload.caps = options.caps;
+  const now = Math.floor(Date.now() / 1000);
+  let jwt = new SignJWT(payload)
+    .setProtectedHeader({ alg: options.algorithm ?? "HS256", typ: "JWT" })
+    .setSubject(options.sub)
+    .setIssuedAt(now)
+    .setExpirationTime(now + ttl);
+  if (options.issuer) jwt = jwt.setIssuer(options.issuer);
+  if (options.audience) jwt = jwt.setAudience(options.audience);
+  const key = typeof options.secret === "string" ? Buffer.from(options.secret, "utf8") : options.secret;
+  return jwt.sign(key);
 }

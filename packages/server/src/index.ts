@@ -33,8 +33,9 @@ import { serverPublish, type PublishResult } from "./rooms.js";
 
 export { DEFAULT_PORT, WS_PATH, SUBPROTOCOL_JSON, SUBPROTOCOL_PROTO, SUBPROTOCOL_BEARER_PREFIX, resolveLimits } from "./config.js";
 export type { ArqonServerOptions, LimitOptions, TenantLimitOptions, PresenceOptions, ResolvedLimits } from "./config.js";
-export { createAuthenticator, can, AuthError } from "./auth.js";
-export type { AuthOptions, AuthContext, Capabilities, Capability, Authenticator } from "./auth.js";
+export { createAuthenticator, can, AuthError, signToken, parseTtl } from "./auth.js";
+export type { AuthOptions, AuthContext, Capabilities, Capability, Authenticator, SignTokenOptions } from "./auth.js";
+export { createLogger, type LoggerOptions } from "./logger.js";
 export { CommandRegistry } from "./commands.js";
 export type { CommandContext, CommandHandler, CommandOptions } from "./commands.js";
 export { TokenBucket } from "./limits.js";
