@@ -17,3 +17,4 @@ export {
   HEADER_APPENDED_AT,
   type JetStreamHistoryOptions,
 } from "./history.js";
+export { NatsKvRoomStateStore, DEFAULT_STATE_BUCKET, type NatsKvRoomStateOptions } from "./state.js";
