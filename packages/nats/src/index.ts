@@ -18,3 +18,4 @@ export {
   type JetStreamHistoryOptions,
 } from "./history.js";
 export { NatsKvRoomStateStore, DEFAULT_STATE_BUCKET, type NatsKvRoomStateOptions } from "./state.js";
+export { NatsKvPresenceStore, DEFAULT_PRESENCE_BUCKET, type NatsKvPresenceOptions } from "./presence.js";

@@ -1,0 +1,371 @@
+import { randomBytes } from "node:crypto";
+import { KvWatchInclude, type KV, type KvEntry as NatsKvEntry, type KvWatchEntry } from "@nats-io/kv";
+import type { QueuedIterator } from "@nats-io/transport-node";
+import {
+  ArqonError,
+  BackendUnavailableError,
+  ErrorCode,
+  fromBase64,
+  toBase64,
+  type Member,
+  type PresenceEvent,
+  type PresenceStore,
+  type RoomKey,
+  type Unsubscribe,
+} from "@arqon/core";
+import type { HandlerErrorReporter } from "./bus.js";
+import { isWrongLastSequence, type NatsLink } from "./link.js";
+import { kvToken, roomKeyOfKv, roomKvKey } from "./subjects.js";
+
+export const DEFAULT_PRESENCE_BUCKET = "ARQON_PRESENCE";
+
+export interface NatsKvPresenceOptions {
+  link: NatsLink;
+  /** @default "ARQON_PRESENCE" */
+  bucket?: string;
+  /**
+   * A node that has not renewed for this long is dead: any live node removes its members (watchers see `leave` with
+   * reason "expired").
+   * @default 15000
+   */
+  leaseMs?: number;
+  /** How often this node renews its lease. @default leaseMs / 3 */
+  renewIntervalMs?: number;
+  /** How often this node looks for expired members. @default leaseMs / 4 */
+  sweepIntervalMs?: number;
+  /** This node's id in member entries and its heartbeat key. @default random */
+  nodeId?: string;
+  /** JetStream replicas when this call creates the bucket. @default 1 */
+  replicas?: number;
+  /** @default rethrow on a microtask */
+  onHandlerError?: HandlerErrorReporter;
+}
+
+/** A member entry as stored: the member, the node holding its connection, and (tombstones) why it left. */
+interface Stored {
+  c: string;
+  u?: string;
+  i?: string;
+  j?: number;
+  n?: number;
+  /** Owner node id. */
+  o: string;
+  /** Tombstone: the member left, with this reason ("" for none). */
+  l?: string;
+}
+
+interface Mirrored {
+  member: Member;
+  ident: string;
+  owner: string;
+  revision: number;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function toStored(member: Member, owner: string): Stored {
+  const s: Stored = { c: member.clientId!, o: owner };
+  if (member.userId !== undefined) s.u = member.userId;
+  if (member.info !== undefined) s.i = toBase64(member.info);
+  if (member.joinedAt !== undefined) s.j = member.joinedAt;
+  if (member.connections !== undefined) s.n = member.connections;
+  return s;
+}
+
+function toMember(s: Stored): Member {
+  const m: Member = { clientId: s.c };
+  if (s.u !== undefined) m.userId = s.u;
+  if (s.i !== undefined) m.info = fromBase64(s.i) ?? new Uint8Array(0);
+  if (s.j !== undefined) m.joinedAt = s.j;
+  if (s.n !== undefined) m.connections = s.n;
+  return m;
+}
+
+function parse(entry: { value: Uint8Array; operation: string } | null): Stored | undefined {
+  if (entry === null || entry.operation !== "PUT") return undefined;
+  try {
+    const s = JSON.parse(decoder.decode(entry.value)) as Stored;
+    return typeof s.c === "string" && typeof s.o === "string" ? s : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** What makes a join visible to watchers: a change of any of these is an info change. */
+function identity(s: Stored): string {
+  return JSON.stringify([s.u ?? null, s.i ?? null, s.n ?? null]);
+}
+
+const MAX_ATTEMPTS = 50;
+
+/**
+ * Presence on NATS KV (bucket `ARQON_PRESENCE`, nats-server 2.9: no per-key TTL):
+ *
+ * - Member entries `m.<tenant>.<room>.<clientId>` name the node holding the connection. Leases are per node: each
+ *   node writes its heartbeat key `n.<nodeId>` every `renewIntervalMs`, which renews all of its members at once.
+ * - Every node follows the whole bucket with a KV watch: member puts become `join` events (new entry or changed
+ *   info), tombstones and deletes become `leave` events, in the bucket's order. Heartbeats are timed on the watching
+ *   node's own clock (when it saw them), so clock skew between hosts does not matter.
+ * - Any live node sweeps: members whose node has not been heard from for `leaseMs` are replaced by a tombstone with
+ *   reason "expired" (a compare-and-set on the entry's revision, so exactly one sweeper wins) and then deleted.
+ * - A node that comes back (reconnect) re-asserts its members; so does a live node whose member was swept by mistake.
+ */
+export class NatsKvPresenceStore implements PresenceStore {
+  readonly #link: NatsLink;
+  readonly #kv: KV;
+  readonly nodeId: string;
+  readonly #leaseMs: number;
+  readonly #mirror = new Map<string, Mirrored>();
+  /** Node id → local time it was last heard from (-Infinity once it is known to be gone). */
+  readonly #seen = new Map<string, number>();
+  /** Members this node holds, by KV key. */
+  readonly #own = new Map<string, Member>();
+  #watchers: readonly ((key: RoomKey, event: PresenceEvent) => void)[] = [];
+  readonly #onHandlerError: HandlerErrorReporter;
+  #iter?: QueuedIterator<KvWatchEntry>;
+  #renewTimer?: ReturnType<typeof setInterval>;
+  #sweepTimer?: ReturnType<typeof setInterval>;
+  #offStatus?: () => void;
+  #halted = false;
+  #closed = false;
+
+  private constructor(link: NatsLink, kv: KV, options: NatsKvPresenceOptions) {
+    this.#link = link;
+    this.#kv = kv;
+    this.nodeId = options.nodeId ?? randomBytes(8).toString("hex");
+    this.#leaseMs = options.leaseMs ?? 15_000;
+    this.#onHandlerError =
+      options.onHandlerError ??
+      ((error) =>
+        queueMicrotask(() => {
+          throw error;
+        }));
+  }
+
+  /** Opens (creating if needed) the bucket, starts following it, writes the first heartbeat and starts the timers. */
+  static async create(options: NatsKvPresenceOptions): Promise<NatsKvPresenceStore> {
+    const { link } = options;
+    try {
+      const kv = await link.kvm.create(options.bucket ?? DEFAULT_PRESENCE_BUCKET, { history: 1, replicas: options.replicas ?? 1 });
+      const store = new NatsKvPresenceStore(link, kv, options);
+      await store.#start(options);
+      return store;
+    } catch (error) {
+      throw link.fail("presence store", error);
+    }
+  }
+
+  async #start(options: NatsKvPresenceOptions): Promise<void> {
+    this.#iter = await this.#kv.watch({ key: ">", include: KvWatchInclude.LastValue });
+    const iter = this.#iter;
+    void (async () => {
+      for await (const e of iter) this.#apply(e);
+    })();
+    await this.renew();
+    const renewEvery = Math.max(10, options.renewIntervalMs ?? Math.floor(this.#leaseMs / 3));
+    const sweepEvery = Math.max(10, options.sweepIntervalMs ?? Math.floor(this.#leaseMs / 4));
+    this.#renewTimer = setInterval(() => void this.renew().catch(() => undefined), renewEvery);
+    this.#sweepTimer = setInterval(() => void this.sweep().catch(() => undefined), sweepEvery);
+    this.#renewTimer.unref?.();
+    this.#sweepTimer.unref?.();
+    this.#offStatus = this.#link.onStatus((status) => {
+      if (status === "connected" && !this.#halted) void this.#reassert().catch(() => undefined);
+    });
+  }
+
+  #emit(key: RoomKey, event: PresenceEvent): void {
+    const watchers = this.#watchers;
+    for (let i = 0; i < watchers.length; i++) {
+      try {
+        watchers[i]!(key, event);
+      } catch (error) {
+        this.#onHandlerError(error);
+      }
+    }
+  }
+
+  #apply(e: KvWatchEntry): void {
+    const now = Date.now();
+    if (e.key.startsWith("n.")) {
+      const node = e.key.slice(2);
+      this.#seen.set(node, e.operation === "PUT" ? now : Number.NEGATIVE_INFINITY);
+      return;
+    }
+    if (!e.key.startsWith("m.")) return;
+    const dot = e.key.lastIndexOf(".");
+    const room = roomKeyOfKv(e.key.slice(2, dot));
+    const stored = parse(e);
+    const previous = this.#mirror.get(e.key);
+    if (stored !== undefined && stored.l === undefined) {
+      if (!this.#seen.has(stored.o)) this.#seen.set(stored.o, now);
+      const ident = identity(stored);
+      const member = toMember(stored);
+      this.#mirror.set(e.key, { member, ident, owner: stored.o, revision: e.revision });
+      if (e.isUpdate && (previous === undefined || previous.ident !== ident)) this.#emit(room, { type: "join", member });
+      return;
+    }
+    if (previous === undefined) return;
+    this.#mirror.delete(e.key);
+    const reason = stored?.l;
+    this.#emit(room, reason ? { type: "leave", member: previous.member, reason } : { type: "leave", member: previous.member });
+    // A live node whose member was swept (its heartbeats were late) puts it back.
+    const own = this.#own.get(e.key);
+    if (own !== undefined && reason === "expired" && !this.#halted && !this.#closed) {
+      void this.#put(e.key, own).catch(() => undefined);
+    }
+  }
+
+  #guard(): void {
+    if (this.#closed) throw new BackendUnavailableError("presence store is closed");
+    this.#link.guard("presence");
+  }
+
+  #kvKey(key: RoomKey, clientId: string): string {
+    return `m.${roomKvKey(key)}.${kvToken(clientId)}`;
+  }
+
+  async #put(kvKey: string, member: Member): Promise<void> {
+    await this.#kv.put(kvKey, encoder.encode(JSON.stringify(toStored(member, this.nodeId))));
+  }
+
+  async join(key: RoomKey, member: Member): Promise<void> {
+    this.#guard();
+    const clientId = member.clientId;
+    if (typeof clientId !== "string" || clientId === "") {
+      throw new ArqonError(ErrorCode.FRAME_MISSING_FIELD, "a presence member needs a clientId", { detail: { field: "clientId" } });
+    }
+    const kvKey = this.#kvKey(key, clientId);
+    try {
+      const existing = parse(await this.#kv.get(kvKey));
+      const joinedAt = existing !== undefined && existing.l === undefined ? existing.j : (member.joinedAt ?? Date.now());
+      const stored: Member = { ...member };
+      if (joinedAt !== undefined) stored.joinedAt = joinedAt;
+      this.#own.set(kvKey, stored);
+      await this.#put(kvKey, stored);
+    } catch (error) {
+      throw this.#link.fail("presence join", error);
+    }
+  }
+
+  async leave(key: RoomKey, clientId: string, reason?: string): Promise<boolean> {
+    this.#guard();
+    const kvKey = this.#kvKey(key, clientId);
+    this.#own.delete(kvKey);
+    try {
+      return await this.#remove(kvKey, reason ?? "");
+    } catch (error) {
+      throw this.#link.fail("presence leave", error);
+    }
+  }
+
+  /** Replaces a live entry by a tombstone (compare-and-set), then deletes it. Resolves true if this call removed it. */
+  async #remove(kvKey: string, reason: string, expectRevision?: number): Promise<boolean> {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const current: NatsKvEntry | null = await this.#kv.get(kvKey);
+      const stored = parse(current);
+      if (current === null || stored === undefined || stored.l !== undefined) return false;
+      if (expectRevision !== undefined && current.revision !== expectRevision) return false;
+      let tomb: number;
+      try {
+        tomb = await this.#kv.put(kvKey, encoder.encode(JSON.stringify({ ...stored, l: reason })), { previousSeq: current.revision });
+      } catch (error) {
+        if (!isWrongLastSequence(error)) throw error;
+        if (expectRevision !== undefined) return false;
+        continue;
+      }
+      try {
+        await this.#kv.delete(kvKey, { previousSeq: tomb });
+      } catch (error) {
+        // Someone joined again right after the tombstone: their entry stays.
+        if (!isWrongLastSequence(error)) throw error;
+      }
+      return true;
+    }
+    throw new BackendUnavailableError(`presence leave of ${kvKey}: too much contention`);
+  }
+
+  #alive(owner: string, now: number): boolean {
+    if (owner === this.nodeId) return !this.#halted;
+    const seen = this.#seen.get(owner);
+    return seen === undefined || now - seen <= this.#leaseMs;
+  }
+
+  async list(key: RoomKey): Promise<Member[]> {
+    this.#guard();
+    const prefix = `m.${roomKvKey(key)}.`;
+    try {
+      const keys: string[] = [];
+      for await (const k of await this.#kv.keys(`${prefix}*`)) keys.push(k);
+      const entries = await Promise.all(keys.map((k) => this.#kv.get(k)));
+      const now = Date.now();
+      const members: Member[] = [];
+      for (const entry of entries) {
+        const stored = parse(entry);
+        if (stored === undefined || stored.l !== undefined || !this.#alive(stored.o, now)) continue;
+        members.push(toMember(stored));
+      }
+      return members.sort((a, b) => (a.joinedAt ?? 0) - (b.joinedAt ?? 0));
+    } catch (error) {
+      throw this.#link.fail("presence list", error);
+    }
+  }
+
+  watch(handler: (key: RoomKey, event: PresenceEvent) => void): Unsubscribe {
+    this.#watchers = [...this.#watchers, handler];
+    return () => {
+      this.#watchers = this.#watchers.filter((w) => w !== handler);
+    };
+  }
+
+  /** Writes this node's heartbeat now (the timer does it every `renewIntervalMs`). */
+  async renew(): Promise<void> {
+    if (this.#closed || this.#halted) return;
+    this.#link.guard("presence renew");
+    await this.#kv.put(`n.${this.nodeId}`, encoder.encode(JSON.stringify({ at: Date.now() })));
+  }
+
+  /** Removes the members of nodes not heard from for `leaseMs`; resolves with how many this node removed. */
+  async sweep(): Promise<number> {
+    if (this.#closed || this.#halted || this.#link.status !== "connected") return 0;
+    const now = Date.now();
+    let removed = 0;
+    for (const [kvKey, m] of [...this.#mirror]) {
+      if (this.#alive(m.owner, now)) continue;
+      if (await this.#remove(kvKey, "expired", m.revision)) removed++;
+    }
+    return removed;
+  }
+
+  async #reassert(): Promise<void> {
+    await this.renew();
+    for (const [kvKey, member] of this.#own) await this.#put(kvKey, member);
+  }
+
+  /** Stops renewing and sweeping as if this node had died, leaving its members in place (failure tests). */
+  halt(): void {
+    this.#halted = true;
+    clearInterval(this.#renewTimer);
+    clearInterval(this.#sweepTimer);
+  }
+
+  /** Members this node holds (what it re-asserts after a reconnect). */
+  get ownMembers(): number {
+    return this.#own.size;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#renewTimer);
+    clearInterval(this.#sweepTimer);
+    this.#offStatus?.();
+    this.#iter?.stop();
+    this.#watchers = [];
+    // Without a heartbeat key, the other nodes expire whatever members this node still held at their next sweep.
+    if (!this.#halted && this.#link.status === "connected") {
+      await this.#kv.delete(`n.${this.nodeId}`).catch(() => undefined);
+    }
+  }
+}
+
