@@ -1,0 +1,228 @@
+import { Child } from "./ipc.js";
+import { now, sleep } from "./clock.js";
+import { mergeHistograms, summarize, type HistogramData, type LatencySummary } from "./hist.js";
+import type { WorkloadContext } from "./workloads/types.js";
+
+/** A system's server process plus the client processes driving it. `stop()` ends all of them. */
+export class Session {
+  readonly clients: Child[] = [];
+  private constructor(
+    readonly ctx: WorkloadContext,
+    readonly server: Child,
+    readonly port: number,
+  ) {}
+
+  static async start(ctx: WorkloadContext): Promise<Session> {
+    const server = new Child(`${ctx.system.id} server`, "server-proc.ts", [ctx.system.id], {
+      nodeArgs: ctx.serverNodeArgs,
+      env: { ARQON_BENCH_SECRET: ctx.secret },
+    });
+    try {
+      const ready = (await server.ready) as { port: number };
+      return new Session(ctx, server, ready.port);
+    } catch (err) {
+      await server.stop(1000);
+      throw err;
+    }
+  }
+
+  async addClients(n: number): Promise<Child[]> {
+    const made: Child[] = [];
+    for (let i = 0; i < n; i++) {
+      const c = new Child(`${this.ctx.system.id} client ${this.clients.length}`, "client-proc.ts", [this.ctx.system.id, String(this.port)], {
+        env: { ARQON_BENCH_SECRET: this.ctx.secret },
+      });
+      this.clients.push(c);
+      made.push(c);
+    }
+    await Promise.all(made.map((c) => c.ready));
+    return made;
+  }
+
+  /** Opens `counts[i]` connections on `clients[i]` (numbered globally from `from`); throws if any failed. */
+  async connect(clients: Child[], counts: number[], opts: { from?: number; concurrency?: number; timeoutMs?: number } = {}) {
+    let from = opts.from ?? 0;
+    const results = await Promise.all(
+      clients.map((c, i) => {
+        const r = c.call<{ opened: number; failed: number; errors: string[]; t0: number; t1: number }>(
+          "connect",
+          { from, count: counts[i], concurrency: opts.concurrency ?? 64, timeoutMs: opts.timeoutMs ?? 120_000 },
+          (opts.timeoutMs ?? 120_000) + 30_000,
+        );
+        from += counts[i]!;
+        return r;
+      }),
+    );
+    const failed = results.reduce((a, r) => a + r.failed, 0);
+    if (failed > 0) throw new Error(`${failed} connections failed: ${results.flatMap((r) => r.errors).slice(0, 3).join("; ")}`);
+    const opened = results.reduce((a, r) => a + r.opened, 0);
+    const t0 = Math.min(...results.map((r) => r.t0));
+    const t1 = Math.max(...results.map((r) => r.t1));
+    return { opened, t0, t1, ratePerSec: (opened / (t1 - t0)) * 1000 };
+  }
+
+  async subscribe(client: Child, rooms: Array<string | null>, deliveries?: number[]): Promise<void> {
+    const r = await client.call<{ failed: number; errors: string[] }>("subscribe", { rooms, deliveries, concurrency: 64, timeoutMs: 120_000 }, 150_000);
+    if (r.failed > 0) throw new Error(`${r.failed} subscriptions failed: ${r.errors.join("; ")}`);
+  }
+
+  async serverMemory(): Promise<{ rss: number; heapUsed: number }> {
+    return this.server.call("mem", {}, 30_000);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.clients.map((c) => c.call("closeAll", {}, 30_000).catch(() => undefined)));
+    await Promise.all(this.clients.map((c) => c.stop(5000)));
+    await this.server.stop(10_000);
+  }
+}
+
+export interface StepResult {
+  /** Delivery rate asked for (deliveries/s). */
+  target: number;
+  /** Publish rate used (messages/s over all publishers). */
+  msgRate: number;
+  sent: number;
+  expected: number;
+  received: number;
+  /** Deliveries/s achieved: received over the time from the first publish to the last receipt. */
+  achieved: number;
+  /** Deliveries/s offered: expected deliveries over the publishing time. */
+  offered: number;
+  drained: boolean;
+  keptUp: boolean;
+  latency: LatencySummary;
+  serverCpu: number;
+  clientCpu: number[];
+}
+
+/**
+ * One load step: reset the receivers, publish at `msgRate` for `durationMs`, wait for every expected delivery (at
+ * most `drainMs` after publishing ends), then gather counts and latency histograms.
+ */
+export async function runStep(
+  session: Session,
+  publishers: Child[],
+  receivers: Child[],
+  target: number,
+  msgRate: number,
+  durationMs: number,
+  drainMs: number,
+): Promise<StepResult> {
+  const all = [...new Set([...publishers, ...receivers])];
+  await Promise.all(all.map((c) => c.call("reset")));
+  await session.server.call("cpu");
+  const pubs = await Promise.all(
+    publishers.map((p) =>
+      p.call<{ sent: number; expected: number; t0: number; t1: number }>("publish", { rate: msgRate / publishers.length, durationMs }, durationMs + 60_000),
+    ),
+  );
+  const expected = pubs.reduce((a, p) => a + p.expected, 0);
+  const sent = pubs.reduce((a, p) => a + p.sent, 0);
+  const t0 = Math.min(...pubs.map((p) => p.t0));
+  const t1 = Math.max(...pubs.map((p) => p.t1));
+  const deadline = now() + drainMs;
+  let received = 0;
+  let drained = false;
+  for (let i = 0; i < 10_000; i++) {
+    const counts = await Promise.all(receivers.map((c) => c.call<{ received: number }>("count")));
+    received = counts.reduce((a, c) => a + c.received, 0);
+    if (received >= expected) {
+      drained = true;
+      break;
+    }
+    if (now() > deadline) break;
+    await sleep(50);
+  }
+  const serverCpu = (await session.server.call<{ share: number }>("cpu")).share;
+  const stats = await Promise.all(receivers.map((c) => c.call<{ received: number; lastAt: number; hist: HistogramData; cpu: number }>("stats")));
+  received = stats.reduce((a, s) => a + s.received, 0);
+  const lastAt = drained ? Math.max(...stats.map((s) => s.lastAt)) : Math.max(deadline, ...stats.map((s) => s.lastAt));
+  const achieved = (received / Math.max(1, lastAt - t0)) * 1000;
+  const offered = (expected / Math.max(1, t1 - t0)) * 1000;
+  const latency = summarize(mergeHistograms(stats.map((s) => s.hist)));
+  if (!drained) await quiesce(receivers);
+  return {
+    target,
+    msgRate,
+    sent,
+    expected,
+    received,
+    achieved,
+    offered,
+    drained,
+    keptUp: drained && received >= expected && achieved >= 0.93 * offered,
+    latency,
+    serverCpu,
+    clientCpu: stats.map((s) => s.cpu),
+  };
+}
+
+/** Waits until the receivers stop receiving (a backlog from an overloaded step has drained or been dropped). */
+async function quiesce(receivers: Child[]): Promise<void> {
+  let last = -1;
+  for (let i = 0; i < 60; i++) {
+    await sleep(250);
+    const counts = await Promise.all(receivers.map((c) => c.call<{ received: number }>("count")));
+    const total = counts.reduce((a, c) => a + c.received, 0);
+    if (total === last) return;
+    last = total;
+  }
+}
+
+export interface Saturation {
+  /** Highest delivery rate achieved in any step (deliveries/s). */
+  saturation: number;
+  /** Highest target rate the system kept up with. */
+  lastGood: number | undefined;
+  firstBad: number | undefined;
+  steps: StepResult[];
+}
+
+/**
+ * Raises the offered rate (×2 per step) until delivery falls behind, then bisects (geometric mean) until the bounds are
+ * within 25% or the step budget is spent. Saturation = the best delivery rate achieved by any step.
+ */
+export async function searchSaturation(
+  step: (target: number) => Promise<StepResult>,
+  opts: { start: number; maxSteps: number; maxRate: number; log: (m: string) => void },
+): Promise<Saturation> {
+  let rate = opts.start;
+  let good: number | undefined;
+  let bad: number | undefined;
+  const steps: StepResult[] = [];
+  for (let i = 0; i < opts.maxSteps; i++) {
+    const r = await step(rate);
+    steps.push(r);
+    opts.log(
+      `    step ${i + 1}: target ${fmtRate(rate)}/s achieved ${fmtRate(r.achieved)}/s ${r.keptUp ? "ok" : "BEHIND"}` +
+        ` p99 ${r.latency.p99.toFixed(1)} ms server cpu ${(r.serverCpu * 100).toFixed(0)}% clients ${r.clientCpu.map((c) => (c * 100).toFixed(0) + "%").join("/")}`,
+    );
+    if (r.keptUp) good = Math.max(good ?? 0, rate);
+    else bad = Math.min(bad ?? Infinity, rate);
+    if (bad === undefined) {
+      if (rate * 2 > opts.maxRate) break;
+      rate *= 2;
+    } else if (good === undefined) {
+      rate /= 2;
+      if (rate < 100) break;
+    } else {
+      if (bad / good <= 1.25) break;
+      rate = Math.sqrt(good * bad);
+    }
+  }
+  return { saturation: Math.max(0, ...steps.map((s) => s.achieved)), lastGood: good, firstBad: bad, steps };
+}
+
+export function fmtRate(v: number): string {
+  if (!Number.isFinite(v)) return String(v);
+  if (v >= 1e6) return (v / 1e6).toFixed(2) + "M";
+  if (v >= 1e3) return (v / 1e3).toFixed(1) + "k";
+  return v.toFixed(0);
+}
+
+/** Splits `total` into `parts` near-equal counts. */
+export function split(total: number, parts: number): number[] {
+  const base = Math.floor(total / parts);
+  return Array.from({ length: parts }, (_, i) => base + (i < total % parts ? 1 : 0));
+}

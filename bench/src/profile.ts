@@ -1,0 +1,54 @@
+/** Run sizes. `short` stays under five minutes on 2 shared cores; `full` is what docs/benchmarks.md reports. */
+export interface Profile {
+  name: "short" | "full";
+  runs: number;
+  /** Fan-out audience sizes. */
+  fanoutSizes: number[];
+  /** Length of one step of a saturation search. */
+  stepMs: number;
+  /** Length of the latency measurements at half load and at the common rate. */
+  latencyMs: number;
+  /** Maximum steps of one saturation search. */
+  maxSteps: number;
+  /** Fixed common delivery rate (deliveries/s) at which every system's latency is also measured. */
+  commonRate: number;
+  /** Subscriber processes for fan-out. */
+  subscriberProcs: number;
+  /** Many-rooms: number of rooms of 2-4 members (0: skip). */
+  rooms: number;
+  idleConnections: number;
+  setupConnections: number;
+  /** Connections at most per client process (ulimit -n is 20,000 here). */
+  maxPerProc: number;
+}
+
+export const PROFILES: Record<"short" | "full", Profile> = {
+  short: {
+    name: "short",
+    runs: 1,
+    fanoutSizes: [1000],
+    stepMs: 1000,
+    latencyMs: 1500,
+    maxSteps: 9,
+    commonRate: 20_000,
+    subscriberProcs: 2,
+    rooms: 500,
+    idleConnections: 2000,
+    setupConnections: 2000,
+    maxPerProc: 9000,
+  },
+  full: {
+    name: "full",
+    runs: 3,
+    fanoutSizes: [1000, 10_000],
+    stepMs: 1500,
+    latencyMs: 2500,
+    maxSteps: 10,
+    commonRate: 20_000,
+    subscriberProcs: 2,
+    rooms: 5000,
+    idleConnections: 10_000,
+    setupConnections: 5000,
+    maxPerProc: 9000,
+  },
+};

@@ -1,0 +1,186 @@
+import { randomBytes } from "node:crypto";
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, writeFileSync, readdirSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { benchRoot } from "./ipc.js";
+import { PROFILES, type Profile } from "./profile.js";
+import { aggregate, table, type RunResults } from "./report.js";
+import { DEFAULT_SYSTEMS, getSystem } from "./systems/index.js";
+import { WORKLOADS } from "./workloads/index.js";
+import type { Metric } from "./workloads/types.js";
+
+/**
+ * `npm run bench` (short) and `npm run bench:full`: runs every workload against every system, one system after the
+ * other within each run (the order rotates between runs), then prints medians, spreads and same-run ratios and writes
+ * the JSON under bench/results/.
+ */
+const { values: args } = parseArgs({
+  options: {
+    full: { type: "boolean", default: false },
+    runs: { type: "string" },
+    systems: { type: "string" },
+    workloads: { type: "string" },
+    sizes: { type: "string" },
+    "step-ms": { type: "string" },
+    "latency-ms": { type: "string" },
+    rooms: { type: "string" },
+    idle: { type: "string" },
+    setup: { type: "string" },
+    "common-rate": { type: "string" },
+    "cpu-prof": { type: "string" },
+    extras: { type: "boolean" },
+    out: { type: "string" },
+  },
+});
+
+const profile: Profile = { ...PROFILES[args.full ? "full" : "short"] };
+if (args.runs) profile.runs = Number(args.runs);
+if (args.sizes) profile.fanoutSizes = args.sizes.split(",").map(Number);
+if (args["step-ms"]) profile.stepMs = Number(args["step-ms"]);
+if (args["latency-ms"]) profile.latencyMs = Number(args["latency-ms"]);
+if (args.rooms) profile.rooms = Number(args.rooms);
+if (args.idle) profile.idleConnections = Number(args.idle);
+if (args.setup) profile.setupConnections = Number(args.setup);
+if (args["common-rate"]) profile.commonRate = Number(args["common-rate"]);
+
+const systems = args.systems ? args.systems.split(",") : DEFAULT_SYSTEMS;
+systems.forEach(getSystem);
+const wanted = args.workloads?.split(",");
+const workloads = WORKLOADS.filter((w) => {
+  if (wanted) return wanted.some((id) => w.id === id || (id === "fanout" && w.id.startsWith("fanout-")));
+  return w.enabled(profile);
+});
+// A fan-out size given with --sizes that has no workload of its own still runs.
+if (args.sizes && (!wanted || wanted.includes("fanout"))) {
+  const { fanoutWorkload } = await import("./workloads/fanout.js");
+  for (const n of profile.fanoutSizes) if (!workloads.some((w) => w.id === `fanout-${n}`)) workloads.unshift(fanoutWorkload(n));
+  for (let i = workloads.length - 1; i >= 0; i--) {
+    const w = workloads[i]!;
+    if (w.id.startsWith("fanout-") && !profile.fanoutSizes.includes(Number(w.id.slice(7)))) workloads.splice(i, 1);
+  }
+}
+
+const resultsDir = path.join(benchRoot, "results");
+mkdirSync(resultsDir, { recursive: true });
+const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+const profDir = path.join(resultsDir, "prof", stamp);
+
+function hardware() {
+  const cpuinfo = existsSync("/proc/cpuinfo") ? readFileSync("/proc/cpuinfo", "utf8") : "";
+  const model = /model name\s*:\s*(.*)/.exec(cpuinfo)?.[1] ?? os.cpus()[0]?.model ?? "unknown";
+  return {
+    cpu: model,
+    cores: os.availableParallelism(),
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+    os: `${os.type()} ${os.release()}`,
+    loadavg: os.loadavg(),
+  };
+}
+
+const log = (m: string): void => console.log(m);
+const secret = randomBytes(32).toString("base64url");
+const hw = hardware();
+log(`bench ${profile.name}: ${profile.runs} run(s), systems ${systems.join(", ")}, workloads ${workloads.map((w) => w.id).join(", ")}`);
+log(`hardware: ${hw.cpu}, ${hw.cores} cores, ${hw.memoryGiB} GiB, node ${hw.node}, load ${hw.loadavg.map((x) => x.toFixed(2)).join(" ")}`);
+
+const started = Date.now();
+const results: RunResults = [];
+const failures: Array<{ run: number; system: string; workload: string; error: string }> = [];
+for (let run = 0; run < profile.runs; run++) {
+  const perSystem: Record<string, Metric[]> = {};
+  for (const w of workloads) {
+    // Rotate the order so no system always goes first (warm caches, neighbours' load).
+    const order = systems.map((_, i) => systems[(i + run) % systems.length]!);
+    for (const sys of order) {
+      log(`run ${run + 1}/${profile.runs} ${w.id} ${sys}`);
+      try {
+        const metrics = await w.run({
+          system: getSystem(sys),
+          profile,
+          secret,
+          run,
+          serverNodeArgs: args["cpu-prof"] === sys ? ["--cpu-prof", `--cpu-prof-dir=${profDir}`, `--cpu-prof-name=${w.id}-${sys}-run${run + 1}.cpuprofile`] : [],
+          log,
+        });
+        (perSystem[sys] ??= []).push(...metrics);
+      } catch (err) {
+        const error = err instanceof Error ? err.message : String(err);
+        log(`  FAILED: ${error}`);
+        failures.push({ run, system: sys, workload: w.id, error });
+      }
+    }
+  }
+  results.push(perSystem);
+}
+
+/** Teammates' scripts (bench/casil/run.ts, bench/delta/run.ts) join full runs; see bench/README.md for the contract. */
+async function runExtras(): Promise<Record<string, unknown>> {
+  const extras: Record<string, unknown> = {};
+  for (const name of ["casil", "delta"]) {
+    const dir = path.join(benchRoot, name);
+    const script = ["run.ts", "run.mjs", "index.ts"].map((f) => path.join(dir, f)).find((f) => existsSync(f));
+    if (!script) continue;
+    const out = path.join(resultsDir, `${name}-${stamp}.tmp`);
+    log(`extra: ${name} (${path.relative(benchRoot, script)})`);
+    const code = await new Promise<number | null>((resolve) => {
+      const child = spawn(process.execPath, ["--conditions=arqon-source", "--import", "tsx", script], {
+        cwd: benchRoot,
+        stdio: ["ignore", "inherit", "inherit"],
+        env: { ...process.env, ARQON_BENCH_OUT: out, ARQON_BENCH_PROFILE: profile.name },
+      });
+      const timer = setTimeout(() => child.pid && process.kill(child.pid, "SIGKILL"), 10 * 60_000);
+      child.on("exit", (c) => {
+        clearTimeout(timer);
+        resolve(c);
+      });
+    });
+    try {
+      extras[name] = { exitCode: code, ...JSON.parse(readFileSync(out, "utf8")) };
+    } catch {
+      extras[name] = { exitCode: code, error: "no JSON written to ARQON_BENCH_OUT" };
+    }
+  }
+  return extras;
+}
+const extras = args.extras ?? profile.name === "full" ? await runExtras() : {};
+
+const rows = aggregate(results, systems);
+const text = table(rows);
+log("");
+log(`## ${profile.name} run, ${profile.runs} run(s), ${((Date.now() - started) / 1000).toFixed(0)} s — ${hw.cpu}, ${hw.cores} cores, node ${hw.node}`);
+log("");
+log(text);
+for (const [name, e] of Object.entries(extras)) {
+  const metrics = (e as { metrics?: Array<{ label?: string; key: string; value: number; unit?: string }> }).metrics ?? [];
+  log(`\n${name}: ${metrics.length ? metrics.map((m) => `${m.label ?? m.key} = ${m.value} ${m.unit ?? ""}`).join("; ") : JSON.stringify(e)}`);
+}
+if (failures.length) {
+  log(`\n${failures.length} failure(s):`);
+  for (const f of failures) log(`  run ${f.run + 1} ${f.workload} ${f.system}: ${f.error}`);
+}
+const outFile = args.out ?? path.join(resultsDir, `bench-${profile.name}-${stamp}.json`);
+writeFileSync(
+  outFile,
+  JSON.stringify(
+    {
+      profile,
+      systems: systems.map((id) => ({ id, label: getSystem(id).label, clients: getSystem(id).clientNote })),
+      hardware: hw,
+      startedAt: new Date(started).toISOString(),
+      durationSec: (Date.now() - started) / 1000,
+      rows,
+      runs: results,
+      failures,
+      extras,
+      table: text,
+      cpuProfiles: existsSync(profDir) ? readdirSync(profDir).map((f) => path.join(profDir, f)) : [],
+    },
+    null,
+    1,
+  ),
+);
+log(`\nresults: ${path.relative(process.cwd(), outFile)}`);
+process.exit(failures.length && results.every((r) => Object.keys(r).length === 0) ? 1 : 0);

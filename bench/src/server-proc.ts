@@ -1,0 +1,41 @@
+import { serveIpc } from "./ipc.js";
+import { getSystem } from "./systems/index.js";
+import { sleep } from "./clock.js";
+
+/**
+ * A system under test, alone in its process. argv: <system id>; env ARQON_BENCH_SECRET. Reports its port when ready
+ * and answers `mem` (RSS and heap after two full GCs), `cpu` (CPU share since the last call) and `exit`.
+ */
+const system = getSystem(process.argv[2] ?? "");
+const server = await system.startServer({ secret: process.env.ARQON_BENCH_SECRET ?? "" });
+let lastCpu = process.cpuUsage();
+let lastAt = performance.now();
+
+const gc = (globalThis as { gc?: () => void }).gc;
+
+serveIpc(
+  {
+    async mem() {
+      for (let i = 0; i < 3; i++) {
+        gc?.();
+        await sleep(100);
+      }
+      const m = process.memoryUsage();
+      return { rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers };
+    },
+    cpu() {
+      const c = process.cpuUsage(lastCpu);
+      const t = performance.now();
+      const share = (c.user + c.system) / 1000 / (t - lastAt);
+      lastCpu = process.cpuUsage();
+      lastAt = t;
+      return { share };
+    },
+    async exit() {
+      await Promise.race([server.close().catch(() => undefined), sleep(3000)]);
+      setImmediate(() => process.exit(0));
+      return true;
+    },
+  },
+  { port: server.port, pid: process.pid },
+);

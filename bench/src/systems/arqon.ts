@@ -1,0 +1,128 @@
+import WebSocket from "ws";
+import { extractTs, TS_MARK } from "../payload.js";
+import type { ClientFactory, ClientOptions, RunningServer, ServerStartOptions, SystemAdapter } from "./types.js";
+
+/**
+ * ArqonBus through its public factory, `createArqonServer` from @arqon/server (imported from source by tsx with the
+ * `arqon-source` condition), on the embedded in-memory backends. Tokens are HS256 JWTs minted with jose and verified
+ * by the gateway at the upgrade. Limits that would throttle a benchmark (per-IP connections, publish rate) are raised;
+ * everything else is the shipped default, metrics included.
+ */
+
+export const BENCH_TENANT = "bench";
+
+async function startServer(opts: ServerStartOptions): Promise<RunningServer> {
+  const { createArqonServer } = await import("@arqon/server");
+  const { pino } = await import("pino");
+  const server = createArqonServer({
+    auth: { secret: opts.secret, algorithms: ["HS256"] },
+    logger: pino({ level: process.env.ARQON_LOG_LEVEL ?? "warn" }),
+    limits: {
+      maxConnectionsPerIp: 1_000_000,
+      maxConnectionsPerTenant: 1_000_000,
+      maxConnections: 1_000_000,
+      publishRatePerSecond: 10_000_000,
+      publishBurst: 10_000_000,
+      abuseThreshold: 1_000_000,
+      maxInboundQueue: 1_000_000,
+      maxPendingBytes: 64 * 1024 * 1024,
+    },
+  });
+  const addr = await server.listen(0, "127.0.0.1");
+  return { port: addr.port, close: () => server.close() };
+}
+
+function makeFactory(codec: "json" | "protobuf") {
+  return async function createClientFactory(opts: ClientOptions): Promise<ClientFactory> {
+    const { SignJWT } = await import("jose");
+    const core = await import("@arqon/core");
+    const key = new TextEncoder().encode(opts.secret);
+    // Without ARQON_BENCH_PRESENCE=1 tokens grant no presence capability: a broadcast audience of 10,000 does not
+    // watch itself join (the subscriber still enters the room's presence set on the server).
+    const claims: Record<string, unknown> = { tenant: BENCH_TENANT };
+    if (process.env.ARQON_BENCH_PRESENCE !== "1") claims.caps = { sub: ["**"], pub: ["**"] };
+    const tokens = new Map<number, string>();
+    const mint = (i: number): Promise<string> =>
+      new SignJWT(claims)
+        .setProtectedHeader({ alg: "HS256" })
+        .setSubject(`user-${i}`)
+        .setIssuedAt()
+        .setExpirationTime("2h")
+        .sign(key);
+    const base = `ws://127.0.0.1:${opts.port}/ws?codec=${codec}&token=`;
+    return {
+      async prepare(from, count) {
+        for (let i = from; i < from + count; i++) if (!tokens.has(i)) tokens.set(i, await mint(i));
+      },
+      async connect(index, hooks) {
+        const token = tokens.get(index) ?? (await mint(index));
+        tokens.delete(index);
+        return new Promise((resolve, reject) => {
+          const ws = new WebSocket(base + token, { perMessageDeflate: false });
+          const replies = new Map<string, { resolve: () => void; reject: (e: Error) => void }>();
+          let nextReq = 1;
+          let welcomed = false;
+          ws.on("message", (data: Buffer, isBinary: boolean) => {
+            if (welcomed && data.indexOf(TS_MARK) >= 0) {
+              const ts = extractTs(data);
+              if (ts >= 0) hooks.onTs(ts);
+              return;
+            }
+            if (welcomed && replies.size === 0) return;
+            const decoded = isBinary ? core.decodeProto(data, { from: "any" }) : core.decodeJson(data.toString("utf8"), { from: "any" });
+            if (!decoded.ok) return;
+            const f = decoded.frame;
+            if (!welcomed) {
+              if (f.type === "welcome") {
+                welcomed = true;
+                ws.off("error", reject);
+                ws.on("error", () => undefined);
+                resolve(conn);
+              }
+              return;
+            }
+            if (f.requestId) {
+              const w = replies.get(f.requestId);
+              if (!w) return;
+              replies.delete(f.requestId);
+              if (f.type === "error") w.reject(new Error(`${f.error?.code}: ${f.error?.message}`));
+              else w.resolve();
+            }
+          });
+          ws.once("error", reject);
+          ws.once("unexpected-response", (_req, res) => reject(new Error(`upgrade refused: HTTP ${res.statusCode}`)));
+          const conn = {
+            subscribe: (room: string) =>
+              new Promise<void>((res, rej) => {
+                const requestId = `s${nextReq++}`;
+                replies.set(requestId, { resolve: res, reject: rej });
+                ws.send(JSON.stringify({ type: "subscribe", room, requestId }));
+              }),
+            publish:
+              codec === "json"
+                ? (room: string, payload: string) => ws.send(`{"type":"publish","room":${JSON.stringify(room)},"payload":${payload}}`)
+                : (room: string, payload: string) =>
+                    ws.send(core.encodeProto({ type: "publish", room, payload: Buffer.from(payload, "utf8") }), { binary: true }),
+            close: () => ws.terminate(),
+          };
+        });
+      },
+    };
+  };
+}
+
+export const arqonJson: SystemAdapter = {
+  id: "arqon-json",
+  label: "ArqonBus (JSON)",
+  clientNote: "ws clients, JSON text frames (?codec=json)",
+  startServer,
+  createClientFactory: makeFactory("json"),
+};
+
+export const arqonProto: SystemAdapter = {
+  id: "arqon-proto",
+  label: "ArqonBus (protobuf)",
+  clientNote: "ws clients, protobuf binary frames (?codec=protobuf); publishes sent as protobuf",
+  startServer,
+  createClientFactory: makeFactory("protobuf"),
+};

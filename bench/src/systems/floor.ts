@@ -1,0 +1,166 @@
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
+import WebSocket, * as wsModule from "ws";
+import { extractTs } from "../payload.js";
+import type { ClientFactory, ClientOptions, RunningServer, SystemAdapter } from "./types.js";
+
+/**
+ * The floor: a bare `ws` server with the least work this runtime allows. A published message is framed once (one
+ * buffer: header + payload) and every recipient gets a reference to it; each socket gets at most one corked write per
+ * event-loop turn. Protocol (text frames): `S<room>` joins (answered `S`), `P<room>\n<payload>` publishes to the room's
+ * other members, who receive exactly `<payload>`.
+ */
+
+interface WsSender {
+  frame(data: Buffer, options: { fin: boolean; opcode: number; mask: boolean; readOnly: boolean; rsv1: boolean }): Buffer[];
+}
+const Sender = (wsModule as unknown as { Sender: WsSender }).Sender;
+const { WebSocketServer } = wsModule;
+const TEXT = { fin: true, opcode: 1, mask: false, readOnly: true, rsv1: false };
+
+function frameOnce(data: Buffer): Buffer {
+  const parts = Sender.frame(data, TEXT);
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+}
+
+interface FloorConn {
+  raw: Duplex;
+  pending: Buffer[];
+  queued: boolean;
+  rooms: string[];
+}
+
+async function startServer(): Promise<RunningServer> {
+  const http = createServer();
+  const wss = new WebSocketServer({ server: http, perMessageDeflate: false, clientTracking: false, maxPayload: 1 << 20 });
+  const rooms = new Map<string, FloorConn[]>();
+  let dirty: FloorConn[] = [];
+  let spare: FloorConn[] = [];
+  let flushScheduled = false;
+  const SUB_OK = frameOnce(Buffer.from("S"));
+
+  const flush = (): void => {
+    flushScheduled = false;
+    const list = dirty;
+    dirty = spare;
+    for (let i = 0; i < list.length; i++) {
+      const c = list[i]!;
+      c.queued = false;
+      const p = c.pending;
+      if (c.raw.writable) {
+        if (p.length === 1) c.raw.write(p[0]!);
+        else {
+          c.raw.cork();
+          for (let j = 0; j < p.length; j++) c.raw.write(p[j]!);
+          c.raw.uncork();
+        }
+      }
+      p.length = 0;
+    }
+    list.length = 0;
+    spare = list;
+  };
+
+  const enqueue = (c: FloorConn, buf: Buffer): void => {
+    c.pending.push(buf);
+    if (!c.queued) {
+      c.queued = true;
+      dirty.push(c);
+      if (!flushScheduled) {
+        flushScheduled = true;
+        setImmediate(flush);
+      }
+    }
+  };
+
+  wss.on("connection", (ws) => {
+    const conn: FloorConn = { raw: (ws as unknown as { _socket: Duplex })._socket, pending: [], queued: false, rooms: [] };
+    ws.on("message", (data: Buffer) => {
+      const op = data[0];
+      if (op === 0x50 /* P */) {
+        const nl = data.indexOf(10);
+        if (nl < 0) return;
+        const members = rooms.get(data.toString("latin1", 1, nl));
+        if (!members) return;
+        const framed = frameOnce(data.subarray(nl + 1));
+        for (let i = 0; i < members.length; i++) {
+          const m = members[i]!;
+          if (m !== conn) enqueue(m, framed);
+        }
+      } else if (op === 0x53 /* S */) {
+        const room = data.toString("latin1", 1);
+        let members = rooms.get(room);
+        if (!members) rooms.set(room, (members = []));
+        members.push(conn);
+        conn.rooms.push(room);
+        enqueue(conn, SUB_OK);
+      }
+    });
+    ws.on("close", () => {
+      for (const room of conn.rooms) {
+        const members = rooms.get(room);
+        if (!members) continue;
+        const i = members.indexOf(conn);
+        if (i >= 0) members.splice(i, 1);
+        if (members.length === 0) rooms.delete(room);
+      }
+    });
+    ws.on("error", () => undefined);
+  });
+
+  await new Promise<void>((resolve) => http.listen(0, "127.0.0.1", resolve));
+  return {
+    port: (http.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        wss.close();
+        http.closeAllConnections();
+        http.close(() => resolve());
+      }),
+  };
+}
+
+async function createClientFactory(opts: ClientOptions): Promise<ClientFactory> {
+  const url = `ws://127.0.0.1:${opts.port}/`;
+  return {
+    prepare: async () => undefined,
+    connect: (_index, hooks) =>
+      new Promise((resolve, reject) => {
+        const ws = new WebSocket(url, { perMessageDeflate: false });
+        let waitingSub: (() => void) | undefined;
+        ws.on("message", (data: Buffer) => {
+          if (data.length === 1 && data[0] === 0x53) {
+            const w = waitingSub;
+            waitingSub = undefined;
+            w?.();
+            return;
+          }
+          const ts = extractTs(data);
+          if (ts >= 0) hooks.onTs(ts);
+        });
+        ws.once("error", reject);
+        ws.once("open", () => {
+          ws.off("error", reject);
+          ws.on("error", () => undefined);
+          resolve({
+            subscribe: (room) =>
+              new Promise<void>((res) => {
+                waitingSub = res;
+                ws.send("S" + room);
+              }),
+            publish: (room, payload) => ws.send("P" + room + "\n" + payload),
+            close: () => ws.terminate(),
+          });
+        });
+      }),
+  };
+}
+
+export const floor: SystemAdapter = {
+  id: "floor",
+  label: "bare ws floor",
+  clientNote: "ws clients",
+  startServer,
+  createClientFactory,
+};

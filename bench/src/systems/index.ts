@@ -1,0 +1,22 @@
+import { arqonJson, arqonProto } from "./arqon.js";
+import { floor } from "./floor.js";
+import { socketio, socketioRaw } from "./socketio.js";
+import type { SystemAdapter } from "./types.js";
+
+/** Every system the harness knows; a new one is one adapter file and one line here. */
+export const SYSTEMS: Record<string, SystemAdapter> = {
+  [arqonJson.id]: arqonJson,
+  [arqonProto.id]: arqonProto,
+  [socketio.id]: socketio,
+  [floor.id]: floor,
+  [socketioRaw.id]: socketioRaw,
+};
+
+/** Systems in every run unless --systems says otherwise. */
+export const DEFAULT_SYSTEMS = ["arqon-json", "arqon-proto", "socketio", "floor"];
+
+export function getSystem(id: string): SystemAdapter {
+  const s = SYSTEMS[id];
+  if (!s) throw new Error(`unknown system "${id}" (known: ${Object.keys(SYSTEMS).join(", ")})`);
+  return s;
+}

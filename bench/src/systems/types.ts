@@ -1,0 +1,50 @@
+/**
+ * One adapter per system under test. The server half runs alone in a forked server process; the client half runs in
+ * the load-generating client processes. Adapters import their libraries lazily so a client process never loads a
+ * server and vice versa.
+ */
+
+export interface ServerStartOptions {
+  /** HS256 secret shared with the clients (systems without auth ignore it). */
+  secret: string;
+}
+
+export interface RunningServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+/** What a client connection reports back: the send timestamp (shared clock, ms) of each bench message received. */
+export interface ClientHooks {
+  onTs(ts: number): void;
+}
+
+export interface ClientConn {
+  /** Joins a room; resolves once the server confirmed it. */
+  subscribe(room: string): Promise<void>;
+  /** Publishes one payload (JSON text) to a room; fire and forget. */
+  publish(room: string, payloadJson: string): void;
+  close(): void;
+}
+
+export interface ClientFactory {
+  /** Work done before a timed section (e.g. minting the tokens of connections `from` .. `from + count - 1`). */
+  prepare(from: number, count: number): Promise<void>;
+  /** Opens connection number `index`; resolves when it is ready to subscribe (for ArqonBus: `welcome` received). */
+  connect(index: number, hooks: ClientHooks): Promise<ClientConn>;
+}
+
+export interface ClientOptions {
+  port: number;
+  secret: string;
+}
+
+export interface SystemAdapter {
+  /** Short id used on the command line and in results: "arqon-json", "socketio", "floor". */
+  readonly id: string;
+  readonly label: string;
+  /** What the subscribers are, for the docs and the JSON results. */
+  readonly clientNote: string;
+  startServer(opts: ServerStartOptions): Promise<RunningServer>;
+  createClientFactory(opts: ClientOptions): Promise<ClientFactory>;
+}

@@ -1,0 +1,27 @@
+import { Session, split } from "../harness.js";
+import type { Workload } from "./types.js";
+
+/**
+ * Connection setup: handshakes per second from two client processes, 64 in flight each, until every connection is
+ * ready (ArqonBus: HTTP upgrade with JWT verification, then `welcome`; Socket.IO: namespace connected; floor: open).
+ * Tokens are minted before the clock starts. A warm-up of 200 connections runs first.
+ */
+export const connectWorkload: Workload = {
+  id: "connect",
+  title: "connection setup",
+  enabled: (profile) => profile.setupConnections > 0,
+  async run(ctx) {
+    const n = ctx.profile.setupConnections;
+    const s = await Session.start(ctx);
+    try {
+      const clients = await s.addClients(2);
+      await s.connect(clients, [100, 100], { from: 0 });
+      await Promise.all(clients.map((c) => c.call("closeAll")));
+      const r = await s.connect(clients, split(n, 2), { from: 1000 });
+      ctx.log(`    ${n} connections: ${r.ratePerSec.toFixed(0)} handshakes/s`);
+      return [{ key: "connect.rate", label: `connection setup (${n.toLocaleString("en-US")} conns)`, unit: "/s", value: r.ratePerSec, better: "higher", detail: r }];
+    } finally {
+      await s.stop();
+    }
+  },
+};

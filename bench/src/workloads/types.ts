@@ -1,0 +1,35 @@
+import type { SystemAdapter } from "../systems/types.js";
+import type { Profile } from "../profile.js";
+
+/** One measured figure of one system in one run. */
+export interface Metric {
+  /** Stable key, e.g. "fanout.n1000.deliveries". */
+  key: string;
+  label: string;
+  unit: string;
+  value: number;
+  /** Which way is better, for ratios and targets. */
+  better: "higher" | "lower";
+  /** Free-form facts behind the figure (steps of a search, CPU shares, failures). */
+  detail?: unknown;
+}
+
+export interface WorkloadContext {
+  system: SystemAdapter;
+  profile: Profile;
+  secret: string;
+  run: number;
+  /** Node flags for the server process (e.g. --cpu-prof when profiling this system). */
+  serverNodeArgs: string[];
+  log(msg: string): void;
+}
+
+/** A workload: one file under workloads/, listed in workloads/index.ts. */
+export interface Workload {
+  id: string;
+  title: string;
+  /** Whether it runs in this profile (short or full). */
+  enabled(profile: Profile): boolean;
+  /** Measures one system once; each call starts and stops its own processes. */
+  run(ctx: WorkloadContext): Promise<Metric[]>;
+}
