@@ -19,3 +19,4 @@ export {
 } from "./history.js";
 export { NatsKvRoomStateStore, DEFAULT_STATE_BUCKET, type NatsKvRoomStateOptions } from "./state.js";
 export { NatsKvPresenceStore, DEFAULT_PRESENCE_BUCKET, type NatsKvPresenceOptions } from "./presence.js";
+export { connectNatsBackends, type NatsBackends, type NatsBackendsOptions } from "./backends.js";
