@@ -308,6 +308,11 @@ export class Gateway {
     this.metrics.closes.inc({ code: String(code) });
     const reason = this.endReasons.get(conn) ?? (this.shuttingDown ? "shutdown" : "disconnect");
     this.logger.debug({ clientId: conn.id, code, reason }, "disconnected");
+    await this.endSubscriptions(conn, reason);
+  }
+
+  /** Ends every subscription of a connection (fan-out, presence leave, bus interest). Idempotent. */
+  private async endSubscriptions(conn: Connection, reason: string): Promise<void> {
     const subs = [...conn.subscriptions.values()];
     conn.subscriptions.clear();
     await Promise.all(subs.map((sub) => leaveRoom(this, sub, reason)));
@@ -319,6 +324,11 @@ export class Gateway {
     this.endReasons.set(conn, reason);
     this.logger.info({ clientId: conn.id, tenant: conn.tenant, code, reason }, "closing connection");
     conn.close(code, message, this.options.shutdownTimeoutMs ?? 5000);
+    // The socket may take a while to finish closing (a slow consumer reads its backlog first); its presence and
+    // subscriptions end now. Deferred because this can run inside a fan-out loop over the room's subscribers.
+    setImmediate(() => {
+      this.endSubscriptions(conn, reason).catch((err: unknown) => this.logger.error({ err }, "connection cleanup failed"));
+    });
   }
 
   private sweep(): void {
@@ -353,6 +363,15 @@ export class Gateway {
   // ---- inbound frames ----------------------------------------------------------------------------------------
 
   private onMessage(conn: Connection, data: Buffer, isBinary: boolean): void {
+    try {
+      this.receive(conn, data, isBinary);
+    } catch (err) {
+      this.logger.error({ err, clientId: conn.id }, "inbound frame failed");
+      this.sendError(conn, undefined, ErrorCode.INTERNAL, "internal error", true);
+    }
+  }
+
+  private receive(conn: Connection, data: Buffer, isBinary: boolean): void {
     if (conn.closing) return;
     const tenant = conn.tenant;
     this.metrics.messagesIn.labels(tenant).inc();

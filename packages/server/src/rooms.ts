@@ -183,10 +183,16 @@ export async function handleSubscribe(gw: Gateway, conn: Connection, frame: Fram
     sub.buffer ??= [];
   }
   try {
+    if (sub.closed) return;
     if (!sub.inPresence || info !== undefined) {
       const member: Member = { clientId: conn.id, userId: conn.auth.sub, joinedAt: sub.joinedAt };
       if (info !== undefined) member.info = info;
       await gw.backends.presence.join(key, member);
+      if (sub.closed) {
+        // The connection went away while joining: take the entry back out.
+        await gw.backends.presence.leave(key, conn.id, "disconnect");
+        return;
+      }
       sub.inPresence = true;
     }
     const reply: Frame = { type: "subscribed", room };

@@ -155,4 +155,65 @@ describe("gateway rooms", () => {
     await closing;
     await expect(gw.client()).rejects.toThrow();
   });
+
+  it("codec - a client sending protobuf binary frames gets the same replies", async () => {
+    gw = await startGateway();
+    const bin = await gw.client({ sub: "bin", codec: "protobuf" });
+    const sub = await bin.subscribe("lobby", { requestId: "p1" });
+    expect(sub).toMatchObject({ type: "subscribed", requestId: "p1", room: "lobby" });
+    const ack = await bin.publish("lobby", { via: "proto" }, { echo: true });
+    expect(ack.offset).toBe(1);
+    expect(payloadOf(await bin.next("message"))).toEqual({ via: "proto" });
+    bin.sendRaw(new Uint8Array([0x0a, 0xff, 0xff, 0xff]));
+    expect((await bin.next("error")).error?.code).toBe(ErrorCode.FRAME_MALFORMED);
+  });
+
+  it("requests - hello answers welcome, ping answers pong, history answers a page", async () => {
+    gw = await startGateway();
+    const alice = await gw.client();
+    const hello = await alice.request({ type: "hello", version: "test/1" });
+    expect(hello).toMatchObject({ type: "welcome", clientId: alice.clientId });
+    expect((await alice.request({ type: "ping" })).type).toBe("pong");
+    for (let i = 1; i <= 5; i++) await alice.publish("log", i);
+    const page = await alice.request({ type: "history", room: "log", history: { fromOffset: 2, limit: 2 } });
+    expect(page.type).toBe("history_page");
+    expect(page.messages?.map((m) => [m.offset, payloadOf(m)])).toEqual([
+      [2, 2],
+      [3, 3],
+    ]);
+    expect(page.offset).toBe(5);
+  });
+
+  it("limits - subscriptions past maxSubscriptions answer ARQ_TOO_MANY_SUBSCRIPTIONS", async () => {
+    gw = await startGateway({ limits: { maxSubscriptions: 2 } });
+    const alice = await gw.client();
+    await alice.subscribe("a");
+    await alice.subscribe("b");
+    expect((await alice.subscribe("a")).type).toBe("subscribed");
+    expect((await alice.subscribe("c")).error?.code).toBe(ErrorCode.TOO_MANY_SUBSCRIPTIONS);
+  });
+
+  it("limits - a tenant-wide publish rate applies across its connections", async () => {
+    gw = await startGateway({ tenantLimits: { tiny: { publishRatePerSecond: 1, publishBurst: 2 } } });
+    const a = await gw.client({ tenant: "tiny" });
+    const b = await gw.client({ tenant: "tiny", sub: "b" });
+    expect((await a.publish("x", 1)).type).toBe("ack");
+    expect((await b.publish("x", 2)).type).toBe("ack");
+    expect((await a.publish("x", 3)).error?.code).toBe(ErrorCode.RATE_LIMITED);
+    const other = await gw.client({ tenant: "roomy" });
+    expect((await other.publish("x", 1)).type).toBe("ack");
+  });
+
+  it("deflate - with permessage-deflate enabled, frames still arrive whole and in order", async () => {
+    gw = await startGateway({ perMessageDeflate: { threshold: 64 } });
+    const alice = await gw.client();
+    const bob = await gw.client({ sub: "bob" });
+    expect(bob.ws.extensions).toContain("permessage-deflate");
+    await bob.subscribe("z");
+    const big = "abc".repeat(10_000);
+    for (let i = 0; i < 20; i++) alice.send({ type: "publish", room: "z", payload: new TextEncoder().encode(JSON.stringify({ i, big })) });
+    const got = await bob.collect(20, (f) => f.type === "message");
+    expect(got.map((m) => (payloadOf(m) as { i: number }).i)).toEqual([...Array(20).keys()]);
+    expect((payloadOf(got[19]!) as { big: string }).big).toBe(big);
+  });
 });
