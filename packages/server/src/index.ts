@@ -159,10 +159,14 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
     async listen(port = options.port ?? DEFAULT_PORT, host = options.host ?? "127.0.0.1") {
       if (httpServer) throw new Error("already listening");
       const http = options.http ?? {};
+      const headersTimeout = http.headersTimeoutMs ?? 10_000;
       const s = createServer({
-        headersTimeout: http.headersTimeoutMs ?? 10_000,
-        requestTimeout: http.requestTimeoutMs ?? 30_000,
+        headersTimeout,
+        requestTimeout: Math.max(http.requestTimeoutMs ?? 30_000, headersTimeout),
         keepAliveTimeout: http.keepAliveTimeoutMs ?? 5_000,
+        // Node enforces the two timeouts on this interval (30 s by default), which would let a slow handshake live
+        // far past headersTimeout.
+        connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(headersTimeout / 2))),
       });
       // Node drops headers past maxHeadersCount silently; keep one more than our limit so the excess is seen and refused.
       s.maxHeadersCount = limits.maxHeaderCount + 1;
@@ -183,6 +187,10 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
         );
       });
       s.on("clientError", (err: Error & { code?: string }, socket: Duplex) => {
+        if (socket.writable && err.code === "ERR_HTTP_REQUEST_TIMEOUT") {
+          socket.end("HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+          return;
+        }
         if (!socket.writable || !isHttpParserError(err)) {
           socket.destroy();
           return;

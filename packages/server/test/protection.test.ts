@@ -126,6 +126,23 @@ describe("gateway protection", () => {
     await controlStillReceives(gw, control, "lobby", "after resets");
   });
 
+  it("handshake timeout - a client that never finishes its headers is cut after headersTimeout", async () => {
+    gw = await startGateway({ http: { headersTimeoutMs: 300 } });
+    const started = Date.now();
+    const answer = await new Promise<string>((resolve) => {
+      let text = "";
+      const s = connect(gw!.port, "127.0.0.1", () => s.write("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"));
+      s.setEncoding("utf8");
+      s.on("data", (d: string) => (text += d));
+      s.on("close", () => resolve(text));
+      s.on("error", () => undefined);
+    });
+    const elapsed = Date.now() - started;
+    expect(elapsed).toBeGreaterThanOrEqual(250);
+    expect(elapsed).toBeLessThan(2500);
+    expect(answer).toMatch(/^HTTP\/1\.1 408/);
+  });
+
   it("rate limit - excess publishes get ARQ_RATE_LIMITED, persistent abuse closes with 4002", async () => {
     gw = await startGateway({ limits: { publishRatePerSecond: 1, publishBurst: 2, abuseThreshold: 3 } });
     const alice = await gw.client();
