@@ -28,6 +28,9 @@ export class LocalRoom {
   }
 }
 
+/** Live frames held for one subscription while its subscribe (snapshot, recovery) is in progress. */
+export const MAX_SUBSCRIBE_BUFFER = 10_000;
+
 function isPresenceFrame(type: string): boolean {
   return type === "presence_join" || type === "presence_leave" || type === "presence_diff";
 }
@@ -128,7 +131,9 @@ export class Fanout implements OutboundScheduler {
       if (origin !== undefined && conn.id === origin) continue;
       if (presence && !sub.seesPresence) continue;
       if (sub.buffer !== null) {
-        sub.buffer.push(envelope);
+        // Held while the subscribe is in progress; a room too hot to catch up with is a slow consumer too.
+        if (sub.buffer.length >= MAX_SUBSCRIBE_BUFFER) this.onSlowConsumer(conn);
+        else sub.buffer.push(envelope);
         continue;
       }
       let out: OutFrame;
