@@ -1,4 +1,5 @@
 import { defineConfig } from "tsup";
 import { arqonTsup } from "../../tsup.shared";
 
-export default defineConfig(arqonTsup({ index: "src/index.ts" }));
+// ESM + CJS for bundlers and Node. The minified browser bundles are built by scripts/browser-bundle.mjs.
+export default defineConfig(arqonTsup({ index: "src/index.ts", protobuf: "src/protobuf.ts" }));

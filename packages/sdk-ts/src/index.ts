@@ -1,2 +1,12 @@
-/** The URL a client connects to when none is given: a local `arqon serve`. */
-export const DEFAULT_URL = "ws://127.0.0.1:9100/ws";
+/**
+ * @arqon/sdk — the ArqonBus client for browsers and Node. JSON only; `import "@arqon/sdk/protobuf"` adds the
+ * protobuf codec.
+ */
+export { ArqonClient, DEFAULT_URL, type ArqonClientOptions, type ClientEvents } from "./client.js";
+export { Room, RoomPresence, RoomState, type SubscribeOptions, type PublishOptions, type RoomEvents, type PresenceEvents, type StateEvents } from "./room.js";
+export { ArqonRequestError, ClientErrorCode } from "./errors.js";
+export { backoffDelay, type ReconnectOptions } from "./backoff.js";
+export { registerCodec } from "./codec.js";
+export { Emitter, type Listener } from "./emitter.js";
+export type * from "./types.js";
+export { ArqonError, CloseCode, ErrorCode, shouldReconnect, type Position, type Limits, type Frame, type Codec } from "@arqon/core";

@@ -1,0 +1,33 @@
+import { describe, expect, it } from "vitest";
+// @ts-expect-error -- a plain .mjs build script without type declarations
+import { ENTRIES, bundle } from "../scripts/browser-bundle.mjs";
+
+interface Bundle {
+  bytes: number;
+  gzip: number;
+  inputs: string[];
+  code: Uint8Array;
+}
+
+const build = bundle as (entry: string) => Promise<Bundle>;
+const entries = ENTRIES as { json: string; protobuf: string };
+
+describe("browser bundle", () => {
+  it("bundle - the JSON-only browser bundle carries neither protobufjs nor ws", async () => {
+    const b = await build(entries.json);
+    expect(b.inputs.some((i) => i.includes("isomorphic-ws/browser.js"))).toBe(true);
+    expect(b.inputs.some((i) => /node_modules\/ws\//.test(i))).toBe(false);
+    const text = new TextDecoder().decode(b.code);
+    // Markers of protobufjs's runtime and of the generated arqon.v1 classes; none may survive tree-shaking.
+    const markers = ["LongBits", "index out of range"];
+    expect(markers.filter((m) => text.includes(m))).toEqual([]);
+    expect(b.gzip).toBeGreaterThan(1000);
+  });
+
+  it("bundle - the protobuf entry pulls the protobuf codec in", async () => {
+    const b = await build(entries.protobuf);
+    const text = new TextDecoder().decode(b.code);
+    expect(["LongBits", "index out of range"].filter((m) => text.includes(m))).toEqual(["LongBits", "index out of range"]);
+    expect(b.bytes).toBeGreaterThan((await build(entries.json)).bytes);
+  });
+});

@@ -1,0 +1,291 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { ArqonClient, ArqonRequestError, CloseCode, type ArqonClientOptions, type RoomMessage } from "../src/index.js";
+import { FakeServer, defaultHandler, type FakeServerOptions } from "./helpers/fake-server.js";
+import { collect, nextEvent, until } from "./helpers/wait.js";
+
+const cleanup: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const fn of cleanup.splice(0).reverse()) await fn();
+});
+
+async function setup(options: FakeServerOptions = {}, clientOptions: ArqonClientOptions = {}) {
+  const server = await FakeServer.start(options);
+  cleanup.push(() => server.close());
+  const client = new ArqonClient(server.url, { token: "t0k3n", reconnect: { initialDelayMs: 20, maxDelayMs: 50 }, ...clientOptions });
+  cleanup.push(() => client.close());
+  return { server, client };
+}
+
+describe("fake server - connection", () => {
+  it("connect - token and codec travel in the subprotocol list; status goes connecting → connected", async () => {
+    const { server, client } = await setup();
+    const statuses = collect(client, "status");
+    await client.connect();
+    const conn = server.connections[0]!;
+    expect(conn.protocols).toEqual(["arqon.v1.json", "bearer.t0k3n"]);
+    expect(statuses.map((s) => s.type)).toEqual(["connecting", "connected"]);
+    expect(client.clientId).toBe("c_1");
+  });
+
+  it("connect - tokenTransport query puts the token in ?token=", async () => {
+    const { server, client } = await setup({}, { token: "a.b-c", tokenTransport: "query" });
+    await client.connect();
+    expect(server.connections[0]!.url).toBe("/ws?token=a.b-c");
+    expect(server.connections[0]!.protocols).toEqual(["arqon.v1.json"]);
+  });
+
+  it("requests - replies arriving out of order settle their own requests by requestId", async () => {
+    const held: Array<() => void> = [];
+    const { server, client } = await setup({
+      onFrame: (conn, frame) => {
+        if (frame.type !== "command") return defaultHandler(conn, frame);
+        const payload = new TextEncoder().encode(JSON.stringify({ echo: frame.command }));
+        held.push(() => conn.send({ type: "response", requestId: frame.requestId, status: "ok", payload }));
+        if (held.length === 2) {
+          held[1]!();
+          held[0]!();
+        }
+      },
+    });
+    void server;
+    await client.connect();
+    const [a, b] = await Promise.all([client.command("op.a.first"), client.command("op.b.second")]);
+    expect(a).toEqual({ echo: "op.a.first" });
+    expect(b).toEqual({ echo: "op.b.second" });
+  });
+
+  it("errors - an error frame rejects its request with the server's code; a command error response too", async () => {
+    const { client } = await setup({
+      onFrame: (conn, frame) => {
+        if (frame.type === "publish") {
+          conn.send({ type: "error", requestId: frame.requestId, error: { code: "ARQ_RATE_LIMITED", message: "publish rate exceeded", retryable: true } });
+        } else if (frame.type === "command") {
+          conn.send({ type: "response", requestId: frame.requestId, status: "error", error: { code: "AUTHORIZATION_ERROR", message: "admin only" } });
+        } else defaultHandler(conn, frame);
+      },
+    });
+    await client.connect();
+    const pub = await client.room("lobby").publish({ text: "hi" }).catch((e: unknown) => e);
+    expect(pub).toBeInstanceOf(ArqonRequestError);
+    expect(pub).toMatchObject({ code: "ARQ_RATE_LIMITED", message: "publish rate exceeded", retryable: true });
+    const cmd = await client.command("op.casil.set", { x: 1 }).catch((e: unknown) => e);
+    expect(cmd).toBeInstanceOf(ArqonRequestError);
+    expect(cmd).toMatchObject({ code: "AUTHORIZATION_ERROR", message: "admin only", retryable: false });
+  });
+
+  it("frames - unknown frame types are ignored, garbage is reported as an error event, the client keeps working", async () => {
+    const { server, client } = await setup();
+    await client.connect();
+    const conn = server.connections[0]!;
+    const errors = collect(client, "error");
+    conn.send('{"type":"hologram","room":"lobby"}');
+    conn.send("{not json");
+    const ack = await client.room("lobby").publish(1);
+    expect(ack).toEqual({ id: "m_x", offset: 1, epoch: "e1" });
+    expect(errors.map((e) => e.code)).toEqual(["ARQ_FRAME_MALFORMED"]);
+    expect(client.connected).toBe(true);
+  });
+
+  it("requests - a request without a reply is rejected with ARQ_REQUEST_TIMEOUT", async () => {
+    const { client } = await setup({ onFrame: () => undefined }, { requestTimeoutMs: 80 });
+    await client.connect();
+    const err = await client.command("op.slow.run").catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "ARQ_REQUEST_TIMEOUT" });
+  });
+});
+
+describe("fake server - rooms", () => {
+  it("messages - duplicates and stale offsets of the same epoch are dropped, order kept", async () => {
+    const { server, client } = await setup();
+    await client.connect();
+    const got: RoomMessage[] = [];
+    await client.room("ticker").subscribe((m) => got.push(m));
+    const conn = server.connections[0]!;
+    for (const offset of [1, 2, 2, 1, 3]) {
+      conn.send({ type: "message", id: `m${offset}`, room: "ticker", payload: new TextEncoder().encode(String(offset)), offset, epoch: "e1" });
+    }
+    await until(() => got.length >= 3);
+    await client.ping();
+    expect(got.map((m) => [m.id, m.payload, m.offset])).toEqual([
+      ["m1", 1, 1],
+      ["m2", 2, 2],
+      ["m3", 3, 3],
+    ]);
+    expect(client.room("ticker").position).toEqual({ offset: 3, epoch: "e1" });
+  });
+
+  it("presence - join, leave and coalesced diffs keep the member list; events fire per member", async () => {
+    const { server, client } = await setup({
+      onFrame: (conn, frame) => {
+        if (frame.type === "subscribe") {
+          conn.send({ type: "subscribed", requestId: frame.requestId, room: frame.room, epoch: "e1", members: [{ clientId: "c_1", userId: "me" }] });
+        } else defaultHandler(conn, frame);
+      },
+    });
+    await client.connect();
+    const room = client.room("stadium");
+    const joins = collect(room.presence, "join");
+    const leaves = collect(room.presence, "leave");
+    const sub = await room.subscribe();
+    expect(sub.members).toEqual([{ clientId: "c_1", userId: "me" }]);
+    const conn = server.connections[0]!;
+    conn.send({ type: "presence_join", room: "stadium", members: [{ clientId: "c_2", userId: "bob", info: new TextEncoder().encode('{"name":"Bob"}') }] });
+    conn.send({ type: "presence_diff", room: "stadium", joined: [{ clientId: "c_3", userId: "carol" }], left: [{ clientId: "c_2", userId: "bob" }] });
+    conn.send({ type: "presence_leave", room: "stadium", members: [{ clientId: "c_3", userId: "carol" }], reason: "ping_timeout" });
+    await until(() => leaves.length === 2);
+    expect(joins.map((m) => m.userId)).toEqual(["bob", "carol"]);
+    expect(leaves).toEqual([
+      { clientId: "c_2", userId: "bob", info: { name: "Bob" } },
+      { clientId: "c_3", userId: "carol", reason: "ping_timeout" },
+    ]);
+    expect(room.presence.current.map((m) => m.userId)).toEqual(["me"]);
+  });
+
+  it("resubscribe - after a reconnect the last seen position goes out as since; recovered messages follow", async () => {
+    const { server, client } = await setup({
+      onFrame: (conn, frame) => {
+        if (frame.type === "subscribe" && frame.since) {
+          conn.send({ type: "subscribed", requestId: frame.requestId, room: frame.room, offset: 7, epoch: "e1", recovered: true });
+          for (const offset of [6, 7]) {
+            conn.send({ type: "message", id: `m${offset}`, room: frame.room, payload: new TextEncoder().encode(`{"n":${offset}}`), offset, epoch: "e1" });
+          }
+        } else if (frame.type === "subscribe") {
+          conn.send({ type: "subscribed", requestId: frame.requestId, room: frame.room, offset: 4, epoch: "e1" });
+          conn.send({ type: "message", id: "m5", room: frame.room, payload: new TextEncoder().encode('{"n":5}'), offset: 5, epoch: "e1" });
+        } else defaultHandler(conn, frame);
+      },
+    });
+    await client.connect();
+    const room = client.room("lobby");
+    const got: unknown[] = [];
+    const subscribed = collect(room, "subscribed");
+    const first = await room.subscribe((m) => got.push(m.payload));
+    expect(first).toMatchObject({ position: { offset: 4, epoch: "e1" }, resubscribed: false });
+    expect(first.recovered).toBeUndefined();
+    await until(() => got.length === 1);
+    server.connections[0]!.close(CloseCode.SERVICE_RESTART, "restart");
+    const conn2 = await server.connection(1);
+    const sub = await conn2.next("subscribe");
+    expect(sub.since).toEqual({ offset: 5, epoch: "e1" });
+    await until(() => got.length === 3);
+    expect(got).toEqual([{ n: 5 }, { n: 6 }, { n: 7 }]);
+    expect(subscribed[1]).toMatchObject({ recovered: true, resubscribed: true, position: { offset: 7, epoch: "e1" } });
+  });
+
+  it("resubscribe - recovered false carries the reason and the position restarts from the new epoch", async () => {
+    const { client } = await setup({
+      onFrame: (conn, frame) => {
+        if (frame.type === "subscribe" && frame.since) {
+          conn.send({ type: "subscribed", requestId: frame.requestId, room: frame.room, offset: 2, epoch: "e2", recovered: false, reason: "epoch_mismatch" });
+        } else defaultHandler(conn, frame);
+      },
+    });
+    await client.connect();
+    const room = client.room("lobby");
+    const event = await room.subscribe(undefined, { since: { offset: 9, epoch: "e1" } });
+    expect(event).toMatchObject({ recovered: false, reason: "epoch_mismatch", position: { offset: 2, epoch: "e2" } });
+    expect(room.position).toEqual({ offset: 2, epoch: "e2" });
+  });
+
+  it("subscribe before connect - the subscription is sent once the welcome arrives", async () => {
+    const { server, client } = await setup();
+    const sub = client.room("early").subscribe();
+    await client.connect();
+    await expect(sub).resolves.toMatchObject({ room: "early", resubscribed: false });
+    expect(server.connections[0]!.frames.filter((f) => f.type === "subscribe")).toHaveLength(1);
+  });
+});
+
+describe("fake server - connection loss", () => {
+  it("half-open - no frame and no pong within the heartbeat: the client drops the socket with 4001 and reconnects", async () => {
+    const { server, client } = await setup({
+      welcome: { limits: { pingIntervalMs: 60, pongTimeoutMs: 60 } },
+      onFrame: (conn, frame) => {
+        if (frame.type !== "ping") defaultHandler(conn, frame); // a dead peer: pings go unanswered
+      },
+    });
+    await client.connect();
+    await client.room("lobby").subscribe();
+    const disconnected = nextEvent(client, "disconnected");
+    expect(await disconnected).toEqual({ code: CloseCode.PING_TIMEOUT, reason: "no answer to ping within 60 ms", willReconnect: true });
+    const conn2 = await server.connection(1);
+    expect((await conn2.next("subscribe")).room).toBe("lobby");
+    expect(server.connections[0]!.frames.some((f) => f.type === "ping")).toBe(true);
+  });
+
+  it("terminal close - 4501 ends the client: closed event, no reconnect, pending requests rejected", async () => {
+    const { server, client } = await setup({ onFrame: () => undefined });
+    await client.connect();
+    const reconnecting = collect(client, "reconnecting");
+    const pending = client.command("op.x.y").catch((e: unknown) => e);
+    await server.connections[0]!.next("command");
+    const closed = nextEvent(client, "closed");
+    server.connections[0]!.close(CloseCode.FORBIDDEN, "forbidden");
+    expect(await closed).toEqual({ code: 4501, reason: "forbidden" });
+    expect(await pending).toMatchObject({ code: "ARQ_CONNECTION_CLOSED" });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(reconnecting).toEqual([]);
+    expect(server.connections).toHaveLength(1);
+    await expect(client.room("lobby").publish(1)).rejects.toMatchObject({ code: "ARQ_CLIENT_CLOSED" });
+  });
+
+  it("token expired - 4004 makes the client fetch a fresh token through getToken and reconnect", async () => {
+    let n = 0;
+    const { server, client } = await setup({}, { token: undefined, getToken: () => `tok${++n}` });
+    await client.connect();
+    expect(server.connections[0]!.protocols).toContain("bearer.tok1");
+    const reconnected = nextEvent(client, "connected", (e) => e.reconnected);
+    server.connections[0]!.close(CloseCode.TOKEN_EXPIRED, "token expired");
+    const conn2 = await server.connection(1);
+    expect(conn2.protocols).toContain("bearer.tok2");
+    await reconnected;
+  });
+
+  it("token expired - without getToken a 4004 is final", async () => {
+    const { server, client } = await setup();
+    await client.connect();
+    const closed = nextEvent(client, "closed");
+    server.connections[0]!.close(CloseCode.TOKEN_EXPIRED, "token expired");
+    expect(await closed).toEqual({ code: 4004, reason: "token expired" });
+  });
+
+  it("token refresh - getToken is called before expiresAt and sent as an auth frame on the live connection", async () => {
+    let n = 0;
+    const { server, client } = await setup(
+      {
+        welcome: { expiresAt: Date.now() + 300 },
+        onFrame: (conn, frame) => {
+          if (frame.type === "auth") conn.send({ type: "auth_ok", requestId: frame.requestId, expiresAt: Date.now() + 60_000 });
+          else defaultHandler(conn, frame);
+        },
+      },
+      { token: undefined, getToken: () => `tok${++n}`, tokenRefreshMarginMs: 100 },
+    );
+    await client.connect();
+    const refreshed = await nextEvent(client, "token");
+    expect(refreshed.expiresAt).toBeGreaterThan(Date.now() + 50_000);
+    const auth = await server.connections[0]!.next("auth");
+    expect(auth.token).toBe("tok2");
+    expect(server.connections).toHaveLength(1);
+    expect(client.connected).toBe(true);
+  });
+
+  it("queue - requests made while reconnecting are sent once the new connection is welcomed", async () => {
+    const { server, client } = await setup();
+    await client.connect();
+    const disconnected = nextEvent(client, "disconnected");
+    server.connections[0]!.close(CloseCode.GOING_AWAY, "restart");
+    await disconnected;
+    const ack = client.room("lobby").publish({ queued: true });
+    await expect(ack).resolves.toEqual({ id: "m_x", offset: 1, epoch: "e1" });
+    expect(server.connections[1]!.frames.find((f) => f.type === "publish")).toBeDefined();
+  });
+
+  it("upgrade refused - HTTP 401 with a static token is final (code 4500), connect() rejects", async () => {
+    const { client } = await setup({ rejectWith: 401 });
+    const reconnecting = collect(client, "reconnecting");
+    const err = await client.connect().catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "ARQ_CLIENT_CLOSED", detail: { code: 4500, reason: "upgrade refused with HTTP 401" } });
+    expect(reconnecting).toEqual([]);
+  });
+});
