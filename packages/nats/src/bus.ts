@@ -39,7 +39,10 @@ export interface NatsBusOptions {
   prefix?: string;
   /** Largest frame accepted from the bus. @default 67108864 */
   maxFrameBytes?: number;
-  /** Called with frames that arrive but cannot be decoded (another version on the bus, corruption). */
+  /**
+   * Called with frames that arrive but cannot be decoded (another version on the bus, corruption); they are dropped.
+   * @default a console warning naming the room key and the error code
+   */
   onBadFrame?: (key: RoomKey, error: Error) => void;
   /** @default rethrow on a microtask */
   onHandlerError?: HandlerErrorReporter;
@@ -60,7 +63,7 @@ export class NatsBus implements Bus {
   readonly #maxFrameBytes: number;
   readonly #subs = new Map<RoomKey, Subscription>();
   #handlers: readonly ((key: RoomKey, envelope: Envelope) => void)[] = [];
-  readonly #onBadFrame: NatsBusOptions["onBadFrame"];
+  readonly #onBadFrame: (key: RoomKey, error: Error) => void;
   readonly #onHandlerError: HandlerErrorReporter;
   #closed = false;
 
@@ -68,7 +71,9 @@ export class NatsBus implements Bus {
     this.#link = options.link;
     this.#prefix = options.prefix ?? SUBJECT_ROOM_PREFIX;
     this.#maxFrameBytes = options.maxFrameBytes ?? 64 * 1024 * 1024;
-    this.#onBadFrame = options.onBadFrame;
+    this.#onBadFrame =
+      options.onBadFrame ??
+      ((key, error) => console.warn(`[@arqon/nats] dropped an undecodable frame on ${key}: ${(error as { code?: string }).code ?? ""} ${error.message}`));
     this.#onHandlerError = options.onHandlerError ?? rethrow;
   }
 
@@ -129,7 +134,7 @@ export class NatsBus implements Bus {
     if (key === undefined || !this.#subs.has(key)) return;
     const decoded = decodeProto(msg.data, { from: "any", maxBytes: this.#maxFrameBytes });
     if (!decoded.ok) {
-      this.#onBadFrame?.(key, decoded.error);
+      this.#onBadFrame(key, decoded.error);
       return;
     }
     const envelope: Envelope = { frame: decoded.frame, encoded: msg.data };

@@ -1,0 +1,151 @@
+import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
+import { describeControlPlaneContract } from "@arqon/core/testing";
+import { encodeProto, roomKey, utf8Decode, utf8Encode, type Envelope, type RoomKey } from "@arqon/core";
+import { describeWithNats, startNatsServer, type NatsServerHandle } from "@arqon/nats/testing";
+import { NatsBus, NatsControlPlane, NatsLink } from "../src/index.js";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function envelope(n: number, extra: Partial<Envelope> = {}): Envelope {
+  return { frame: { type: "message", room: "lobby", id: `m${n}`, offset: n, epoch: "ep1", payload: utf8Encode(JSON.stringify({ n })) }, ...extra };
+}
+
+function record(bus: NatsBus): { key: RoomKey; envelope: Envelope }[] {
+  const got: { key: RoomKey; envelope: Envelope }[] = [];
+  bus.onEnvelope((key, e) => got.push({ key, envelope: e }));
+  return got;
+}
+
+const ns = (got: { key: RoomKey; envelope: Envelope }[], key: RoomKey) =>
+  got.filter((g) => g.key === key).map((g) => (JSON.parse(utf8Decode(g.envelope.frame.payload!)) as { n: number }).n);
+
+async function until(check: () => boolean, ms = 3000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error("timed out");
+    await sleep(5);
+  }
+}
+
+describeWithNats("NATS bus and control plane", () => {
+  let nats: NatsServerHandle;
+  const open: (() => Promise<void>)[] = [];
+  beforeAll(async () => {
+    nats = await startNatsServer();
+  });
+  afterEach(async () => {
+    for (const c of open.splice(0).reverse()) await c();
+  });
+  afterAll(() => nats?.stop());
+
+  async function links(): Promise<[NatsLink, NatsLink]> {
+    const pair: [NatsLink, NatsLink] = [await NatsLink.connect({ servers: nats.url }), await NatsLink.connect({ servers: nats.url })];
+    open.push(async () => {
+      await Promise.all(pair.map((l) => l.close()));
+    });
+    return pair;
+  }
+
+  async function buses(): Promise<[NatsBus, NatsBus]> {
+    const [la, lb] = await links();
+    const pair: [NatsBus, NatsBus] = [new NatsBus({ link: la }), new NatsBus({ link: lb })];
+    open.push(async () => {
+      await Promise.all(pair.map((b) => b.close()));
+    });
+    return pair;
+  }
+
+  it("bus - envelopes keep frame, origin and echo; the receiver gets the protobuf bytes in `encoded`", async () => {
+    const [a, b] = await buses();
+    const key = roomKey("acme", "lobby");
+    const got = record(b);
+    await b.subscribe(key);
+    const sent = envelope(7, { originClientId: "client-1", echo: true });
+    await a.publish(key, sent);
+    await until(() => got.length === 1);
+    expect(got[0]!.key).toBe(key);
+    const { payload, ...rest } = got[0]!.envelope.frame;
+    const { payload: sentPayload, ...sentRest } = sent.frame;
+    expect(rest).toEqual(sentRest);
+    expect(Array.from(payload!)).toEqual(Array.from(sentPayload!));
+    expect(got[0]!.envelope.originClientId).toBe("client-1");
+    expect(got[0]!.envelope.echo).toBe(true);
+    expect(Array.from(got[0]!.envelope.encoded!)).toEqual(Array.from(encodeProto(sent.frame)));
+  });
+
+  it("bus - `encoded` bytes are carried as they are, not re-encoded", async () => {
+    const [a, b] = await buses();
+    const key = roomKey("acme", "lobby");
+    const got = record(b);
+    await b.subscribe(key);
+    const other = envelope(9).frame;
+    await a.publish(key, { frame: envelope(1).frame, encoded: encodeProto(other) });
+    await until(() => got.length === 1);
+    expect(got[0]!.envelope.frame.id).toBe("m9");
+  });
+
+  it("bus - per key, 500 envelopes from one node arrive in order on both nodes; nothing crosses keys", async () => {
+    const [a, b] = await buses();
+    const k1 = roomKey("acme", "orders");
+    const k2 = roomKey("acme", "ticks");
+    const gotA = record(a);
+    const gotB = record(b);
+    await Promise.all([a.subscribe(k1), a.subscribe(k2), b.subscribe(k1), b.subscribe(k2)]);
+    const sent: Promise<void>[] = [];
+    for (let i = 1; i <= 500; i++) sent.push(a.publish(k1, envelope(i)), a.publish(k2, envelope(i)));
+    await Promise.all(sent);
+    await until(() => gotA.length === 1000 && gotB.length === 1000);
+    const range = Array.from({ length: 500 }, (_, i) => i + 1);
+    for (const got of [gotA, gotB]) {
+      expect(ns(got, k1)).toEqual(range);
+      expect(ns(got, k2)).toEqual(range);
+    }
+  });
+
+  it("bus - interest: no subscription, no delivery; subscribe is idempotent; one unsubscribe removes it", async () => {
+    const [a, b] = await buses();
+    const key = roomKey("acme", "lobby");
+    const marker = roomKey("acme", "marker");
+    const got = record(b);
+    await b.subscribe(marker);
+    await a.publish(key, envelope(1));
+    await b.subscribe(key);
+    await b.subscribe(key);
+    expect(b.subscribedKeys.sort()).toEqual([key, marker].sort());
+    await a.publish(key, envelope(2));
+    await until(() => ns(got, key).length === 1);
+    await b.unsubscribe(key);
+    await b.unsubscribe(roomKey("acme", "never"));
+    await a.publish(key, envelope(3));
+    await a.publish(marker, envelope(4));
+    await until(() => got.some((g) => g.key === marker));
+    await sleep(100);
+    expect(ns(got, key)).toEqual([2]);
+  });
+
+  it("bus - a frame on the room subject that is not protobuf is reported, not delivered", async () => {
+    const [la] = await links();
+    const bad: string[] = [];
+    const bus = new NatsBus({ link: la, onBadFrame: (_key, error) => bad.push((error as { code?: string }).code ?? "") });
+    open.push(() => bus.close());
+    const got = record(bus);
+    const key = roomKey("acme", "lobby");
+    await bus.subscribe(key);
+    la.nc.publish(`arqon.room.${key}`, utf8Encode("not protobuf \u0000\u00ff"));
+    await bus.publish(key, envelope(1));
+    await until(() => got.length === 1);
+    expect(bad).toHaveLength(1);
+    expect(bad[0]).toMatch(/^ARQ_FRAME_/);
+  });
+
+  describeControlPlaneContract("nats", async () => {
+    const [la, lb] = await links();
+    const nodes = [await NatsControlPlane.create({ link: la }), await NatsControlPlane.create({ link: lb })] as const;
+    return {
+      nodes,
+      cleanup: async () => {
+        await Promise.all(nodes.map((n) => n.close()));
+      },
+    };
+  });
+});
