@@ -1,6 +1,6 @@
 import { Buffer } from "node:buffer";
 import { performance } from "node:perf_hooks";
-import type { Envelope, RoomKey } from "@arqon/core";
+import type { Envelope, Frame, RoomKey } from "@arqon/core";
 import { encodeOut, frameBytes, type Connection, type OutboundScheduler, type OutFrame, type Subscription } from "./connection.js";
 import { encodeJson, encodeProto } from "@arqon/core";
 import type { ServerMetrics } from "./metrics.js";
@@ -8,6 +8,8 @@ import type { ServerMetrics } from "./metrics.js";
 /** The local subscribers of one room. */
 export class LocalRoom {
   readonly subs: Subscription[] = [];
+  /** In-process listeners (server-side subscriptions such as webhooks); they receive `message` frames only. */
+  readonly listeners: Array<(frame: Frame) => void> = [];
   jsonSubs = 0;
   protoSubs = 0;
   /** Settles when the bus interest for this room is in place. */
@@ -105,8 +107,33 @@ export class Fanout implements OutboundScheduler {
       if (sub.conn.codec === "json") room.jsonSubs--;
       else room.protoSubs--;
     }
-    if (room.subs.length === 0) {
-      this.rooms.delete(sub.key);
+    return this.dropIfEmpty(room);
+  }
+
+  /** Adds an in-process listener to a room; returns the room and whether it is new on this node. */
+  addListener(key: RoomKey, tenant: string, roomName: string, listener: (frame: Frame) => void): { room: LocalRoom; created: boolean } {
+    let room = this.rooms.get(key);
+    const created = room === undefined;
+    if (!room) {
+      room = new LocalRoom(key, tenant, roomName, this.metrics);
+      this.rooms.set(key, room);
+    }
+    room.listeners.push(listener);
+    return { room, created };
+  }
+
+  /** Removes a listener; returns true when the room has nothing local left (and was dropped). */
+  removeListener(key: RoomKey, listener: (frame: Frame) => void): boolean {
+    const room = this.rooms.get(key);
+    if (!room) return false;
+    const i = room.listeners.indexOf(listener);
+    if (i >= 0) room.listeners.splice(i, 1);
+    return this.dropIfEmpty(room);
+  }
+
+  private dropIfEmpty(room: LocalRoom): boolean {
+    if (room.subs.length === 0 && room.listeners.length === 0) {
+      this.rooms.delete(room.key);
       return true;
     }
     return false;
@@ -149,6 +176,16 @@ export class Fanout implements OutboundScheduler {
       conn.enqueue(out);
       delivered++;
       bytes += out.size;
+    }
+    const listeners = room.listeners;
+    if (listeners.length > 0 && frame.type === "message") {
+      for (let i = 0; i < listeners.length; i++) {
+        try {
+          listeners[i]!(frame);
+        } catch {
+          // A listener's failure is its own; delivery to the others goes on.
+        }
+      }
     }
     if (delivered > 0) {
       room.messagesOut.inc(delivered);

@@ -4,6 +4,7 @@ import type { Duplex } from "node:stream";
 import { pino, type Logger } from "pino";
 import type { Registry } from "prom-client";
 import {
+  ArqonError,
   ErrorCode,
   MemoryBus,
   MemoryHistoryStore,
@@ -11,7 +12,11 @@ import {
   MemoryPresenceStore,
   MemoryRoomStateStore,
   allowAll,
+  isValidTenant,
   jsonBytes,
+  roomKey,
+  roomNameProblem,
+  type Frame,
   type Bus,
   type ControlPlane,
   type HistoryStore,
@@ -45,6 +50,8 @@ export type { PublishResult } from "./rooms.js";
 export const SERVER_VERSION: string = pkg.version;
 
 export interface PublishOptions {
+  /** Which CASIL path inspects it: "operator" for messages operators emit. @default "server_publish" */
+  path?: "server_publish" | "operator";
   headers?: Record<string, string>;
   idempotencyKey?: string;
   /** Shown to subscribers as the message's `sender`. @default "server" */
@@ -63,6 +70,11 @@ export interface ArqonServer {
   listen(port?: number, host?: string): Promise<AddressInfo>;
   /** Publishes into a tenant's room as the server; a JSON value, or bytes (sent with payloadFormat "binary"). */
   publish(tenant: string, room: string, payload: unknown, options?: PublishOptions): Promise<PublishResult>;
+  /**
+   * Subscribes in-process to a tenant's room: `handler` gets every `message` frame delivered to this node (the same
+   * frames clients get, in order). Resolves once the bus interest is in place, with a function that ends it.
+   */
+  subscribe(tenant: string, room: string, handler: (frame: Frame) => void): Promise<() => Promise<void>>;
   /** Graceful stop: refuse new connections, close every socket with 1001 (going away), drain, close own backends. */
   close(): Promise<void>;
   /** The listening address, once `listen()` resolved. */
@@ -226,7 +238,35 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
         headers: publishOptions.headers,
         idempotencyKey: publishOptions.idempotencyKey,
         sender: publishOptions.sender ?? "server",
+        path: publishOptions.path,
       });
+    },
+    async subscribe(tenant, room, handler) {
+      if (!isValidTenant(tenant)) throw new ArqonError(ErrorCode.TENANT_INVALID, "tenant must be 1-64 characters of letters, digits, _ and -");
+      const problem = roomNameProblem(room);
+      if (problem) throw new ArqonError(ErrorCode.ROOM_INVALID, problem);
+      const key = roomKey(tenant, room);
+      const listener = (frame: Frame) => handler(frame);
+      const { room: local, created } = gw.fanout.addListener(key, tenant, room, listener);
+      if (created) {
+        local.ready = gw.backends.bus.subscribe(key);
+        gw.presenceManager.roomCreated(key);
+      }
+      try {
+        await local.ready;
+      } catch (err) {
+        if (gw.fanout.removeListener(key, listener)) gw.presenceManager.roomDropped(key);
+        throw new ArqonError(ErrorCode.BACKEND_UNAVAILABLE, "could not subscribe on the bus", { cause: err });
+      }
+      let active = true;
+      return async () => {
+        if (!active) return;
+        active = false;
+        if (gw.fanout.removeListener(key, listener)) {
+          gw.presenceManager.roomDropped(key);
+          await gw.backends.bus.unsubscribe(key);
+        }
+      };
     },
     close() {
       closing ??= (async () => {

@@ -97,12 +97,18 @@ export async function serverPublish(
   tenant: string,
   room: string,
   payload: Uint8Array,
-  options: { payloadFormat?: PayloadFormat; headers?: Record<string, string>; idempotencyKey?: string; sender?: string } = {},
+  options: {
+    payloadFormat?: PayloadFormat;
+    headers?: Record<string, string>;
+    idempotencyKey?: string;
+    sender?: string;
+    path?: "server_publish" | "operator";
+  } = {},
 ): Promise<PublishResult> {
   if (!isValidTenant(tenant)) throw new ArqonError(ErrorCode.TENANT_INVALID, "tenant must be 1-64 characters of letters, digits, _ and -");
   const problem = roomNameProblem(room);
   if (problem) throw new ArqonError(ErrorCode.ROOM_INVALID, problem);
-  return publishMessage(gw, { tenant, room, payload, ...options, path: "server_publish" });
+  return publishMessage(gw, { tenant, room, payload, ...options, path: options.path ?? "server_publish" });
 }
 
 export async function handlePublish(gw: Gateway, conn: Connection, frame: Frame): Promise<void> {
