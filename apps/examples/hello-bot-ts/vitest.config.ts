@@ -1,0 +1,15 @@
+import { defineConfig } from "vitest/config";
+
+// Sibling @arqon/* packages resolve to their TypeScript sources through the "arqon-source" export
+// condition, so tests never need a build. Vitest 4's node environment resolves through the SSR
+// options (ssr.resolve.conditions); resolve.conditions covers browser-like environments. Setting
+// either replaces Vite's defaults, so those are repeated after "arqon-source".
+export default defineConfig({
+  resolve: { conditions: ["arqon-source", "module", "browser", "development|production"] },
+  ssr: { resolve: { conditions: ["arqon-source", "module", "node", "development|production"] } },
+  test: {
+    name: "hello-bot-ts",
+    include: ["src/**/*.test.ts", "test/**/*.test.ts"],
+    environment: "node",
+  },
+});
