@@ -1,0 +1,123 @@
+import { createHash, randomBytes } from "node:crypto";
+import { mkdirSync } from "node:fs";
+import { open, type Database, type RootDatabase } from "lmdb";
+import { BackendUnavailableError } from "@arqon/core";
+
+/**
+ * Where the stores read the time and schedule their sweeps. Structurally the same as core's `Clock`, so the
+ * contract suites' `ManualClock` drives retention and dedupe windows without sleeping.
+ */
+export interface StorageClock {
+  now(): number;
+  setInterval(callback: () => void, ms: number): unknown;
+  clearInterval(handle: unknown): void;
+}
+
+/** Wall time; sweep timers never keep the process alive on their own. */
+export const wallClock: StorageClock = {
+  now: () => Date.now(),
+  setInterval(callback, ms) {
+    const handle = setInterval(callback, ms);
+    handle.unref();
+    return handle;
+  },
+  clearInterval(handle) {
+    clearInterval(handle as ReturnType<typeof setInterval>);
+  },
+};
+
+/**
+ * When a write is acknowledged.
+ * - "flush": after the LMDB commit and its fsync (survives a process kill and a power loss).
+ * - "commit": after the LMDB commit (survives a process kill: the pages are in the OS cache; a power loss may lose
+ *   the last commits, never corrupt the database).
+ */
+export type Durability = "flush" | "commit";
+
+/** Names of the LMDB sub-databases inside one environment. */
+export const DB = {
+  meta: "meta",
+  historyRooms: "history.rooms",
+  historyMessages: "history.messages",
+  historyDedupe: "history.dedupe",
+  historyExpiry: "history.dedupe-expiry",
+  stateRooms: "state.rooms",
+  stateEntries: "state.entries",
+  stateLog: "state.log",
+  stateBase: "state.base",
+  kvEntries: "kv.entries",
+  kvTombstones: "kv.tombstones",
+} as const;
+
+/** One LMDB environment (a directory) shared by the history, state and key-value stores. */
+export class StorageEnv {
+  /** Random id drawn once when the database is created; lost data means a new id, hence new epochs. */
+  readonly storeId: string;
+  readonly durability: Durability;
+  #closed = false;
+
+  private constructor(
+    readonly root: RootDatabase,
+    readonly path: string,
+    storeId: string,
+    durability: Durability,
+  ) {
+    this.storeId = storeId;
+    this.durability = durability;
+  }
+
+  /** Opens (creating when missing) the environment under `path`. */
+  static async open(path: string, options: { durability?: Durability } = {}): Promise<StorageEnv> {
+    mkdirSync(path, { recursive: true, mode: 0o700 });
+    const root = open({ path, maxDbs: 32, noSubdir: false });
+    const meta = root.openDB<string, string>({ name: DB.meta });
+    let storeId = meta.get("storeId");
+    if (storeId === undefined) {
+      const fresh = randomBytes(6).toString("hex");
+      await root.transaction(() => {
+        if (meta.get("storeId") === undefined) meta.put("storeId", fresh);
+      });
+      await root.flushed;
+      storeId = meta.get("storeId")!;
+    }
+    return new StorageEnv(root, path, storeId, options.durability ?? "flush");
+  }
+
+  openDB<V, K extends import("lmdb").Key>(name: (typeof DB)[keyof typeof DB]): Database<V, K> {
+    return this.root.openDB<V, K>({ name });
+  }
+
+  /** Runs `action` inside one LMDB write transaction and resolves once the commit is durable per `durability`. */
+  async write<T>(action: () => T): Promise<T> {
+    if (this.#closed) throw new BackendUnavailableError("embedded storage is closed");
+    const result = await this.root.transaction(action);
+    if (this.durability === "flush") await this.root.flushed;
+    return result;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.root.flushed;
+    await this.root.close();
+  }
+}
+
+/** lmdb hands back Buffers; callers get plain Uint8Array views (same bytes, no copy). */
+export function plainBytes(value: Uint8Array | undefined): Uint8Array | undefined {
+  if (value === undefined) return undefined;
+  return Object.getPrototypeOf(value) === Uint8Array.prototype ? value : new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+}
+
+/** Keys longer than this many UTF-8 bytes are stored under their SHA-256 (LMDB keys are at most 1978 bytes). */
+const MAX_INLINE_KEY_BYTES = 256;
+
+/** A bounded key part for client-chosen strings (idempotency keys): `=key`, or `#<sha256>` when long. */
+export function keyPart(value: string): string {
+  if (Buffer.byteLength(value, "utf8") <= MAX_INLINE_KEY_BYTES) return "=" + value;
+  return "#" + createHash("sha256").update(value, "utf8").digest("hex");
+}

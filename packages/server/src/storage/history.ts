@@ -1,0 +1,411 @@
+import type { Database } from "lmdb";
+import {
+  ArqonError,
+  BackendUnavailableError,
+  ErrorCode,
+  HEADER_TIMESTAMP,
+  HEADER_TWIST_ID,
+  parseRoomKey,
+  roomMatches,
+  type AppendOptions,
+  type AppendResult,
+  type Frame,
+  type HistoryPage,
+  type HistoryQuery,
+  type HistoryStore,
+  type Position,
+  type RecoveryResult,
+  type RetentionPolicy,
+  type RoomKey,
+} from "@arqon/core";
+import { DB, keyPart, plainBytes, wallClock, type StorageClock, type StorageEnv } from "./env.js";
+
+export const DEFAULT_HISTORY_MAX_MESSAGES = 1000;
+export const DEFAULT_HISTORY_MAX_AGE_MS = 86_400_000;
+export const DEFAULT_DEDUPE_WINDOW_MS = 120_000;
+export const DEFAULT_HISTORY_READ_LIMIT = 100;
+export const DEFAULT_RING_SIZE = 256;
+export const DEFAULT_SWEEP_INTERVAL_MS = 10_000;
+
+/** Retention for the rooms whose name matches `pattern` (core's `roomMatches`: `*` one segment, `**` anything). */
+export interface RetentionRule extends RetentionPolicy {
+  pattern: string;
+}
+
+/**
+ * Retention per room: a list of rules (the first whose pattern matches the room name wins; no match = the defaults,
+ * 1000 messages / 24 h), one policy for every room, or a function of the room key.
+ */
+export type RetentionConfig = readonly RetentionRule[] | RetentionPolicy | ((key: RoomKey) => RetentionPolicy);
+
+export interface LmdbHistoryOptions {
+  /** @default [] (1000 messages, 24 h for every room) */
+  retention?: RetentionConfig;
+  /** Recent messages per room kept decoded in memory in front of LMDB. @default 256 */
+  ringSize?: number;
+  /** Rooms whose ring is kept; the least recently appended-to lose theirs first. @default 10000 */
+  maxCachedRooms?: number;
+  /** Page size of `read` without a limit. @default 100 */
+  defaultReadLimit?: number;
+  /** How often expired messages and idempotency keys are deleted. @default 10000 */
+  sweepIntervalMs?: number;
+  /** @default wall time */
+  clock?: StorageClock;
+}
+
+/** What one history row holds: the frame plus the two times retention and time windows use. */
+interface StoredMessage {
+  /** Store clock at append: drives age retention. */
+  at: number;
+  /** The message's own time (`x-timestamp`, else `timestamp`, else `at`): drives `fromTs`/`toTs`. */
+  time: number;
+  frame: Frame;
+}
+
+/** One row per room that ever had a message. */
+interface RoomRecord {
+  epoch: string;
+  /** Offset of the newest message ever appended. */
+  last: number;
+  /** Oldest offset still stored (`last + 1` when none is). */
+  first: number;
+}
+
+interface DedupeRecord {
+  offset: number;
+  expiresAt: number;
+  frame: Frame;
+}
+
+type MessageKey = [string, number];
+type DedupeKey = [string, string];
+type ExpiryKey = [number, string, string];
+
+interface Policy {
+  maxMessages: number;
+  maxAgeMs: number;
+}
+
+interface Ring {
+  /** Offset of `items[0]`. */
+  start: number;
+  items: StoredMessage[];
+}
+
+function messageTime(frame: Frame, fallback: number): number {
+  const header = frame.headers?.[HEADER_TIMESTAMP];
+  if (header !== undefined && header.trim() !== "") {
+    const n = Number(header);
+    if (Number.isFinite(n)) return n;
+  }
+  return frame.timestamp ?? fallback;
+}
+
+/** A copy without `undefined` fields (msgpack would store them) and with plain Uint8Arrays. */
+function cleanFrame(frame: Frame): Frame {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(frame)) if (v !== undefined) out[k] = v;
+  return out as unknown as Frame;
+}
+
+/** Frames read back from LMDB carry Buffers; hand out plain Uint8Arrays like every other backend. */
+function restoreFrame(frame: Frame): Frame {
+  if (frame.payload !== undefined) frame.payload = plainBytes(frame.payload);
+  if (frame.args !== undefined) frame.args = plainBytes(frame.args);
+  return frame;
+}
+
+/** FNV-1a of the room key: keeps epochs of different rooms distinct without storing anything on reads. */
+function roomHash(key: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) {
+    h ^= key.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0).toString(36);
+}
+
+function closed(): BackendUnavailableError {
+  return new BackendUnavailableError("history store is closed");
+}
+
+/**
+ * Room history in LMDB with an in-memory ring of recent messages in front.
+ *
+ * - Offsets are assigned inside the LMDB write transaction from the stored room row, so concurrent appends (even from
+ *   several store instances on one directory) get gapless distinct offsets in call order, and a failed commit leaves
+ *   no gap behind.
+ * - A room's epoch is `<store id>-<room hash>`, where the store id is drawn when the database is created and stored
+ *   in it: it survives restarts and kill -9, and a lost or deleted data directory yields new epochs.
+ * - `append` resolves after the commit is durable (see `Durability`), so an acknowledged message survives a kill.
+ * - Idempotency keys are stored with the message in the same transaction and expire after the dedupe window; they
+ *   hold across restarts.
+ * - `read` semantics match `MemoryHistoryStore` (inclusive offsets, `reverse`, `fromTs`/`toTs` on the message
+ *   time, `twistId` on the `x-twist-id` header, `limit` after filtering).
+ */
+export class LmdbHistoryStore implements HistoryStore {
+  readonly #env: StorageEnv;
+  readonly #rooms: Database<RoomRecord, string>;
+  readonly #messages: Database<StoredMessage, MessageKey>;
+  readonly #dedupe: Database<DedupeRecord, DedupeKey>;
+  readonly #expiry: Database<true, ExpiryKey>;
+  readonly #retention: RetentionConfig;
+  readonly #policies = new Map<string, Policy>();
+  readonly #rings = new Map<string, Ring>();
+  readonly #ringSize: number;
+  readonly #maxCachedRooms: number;
+  readonly #defaultReadLimit: number;
+  readonly #clock: StorageClock;
+  readonly #sweepTimer: unknown;
+  #sweeping: Promise<void> | undefined;
+  #closed = false;
+
+  constructor(env: StorageEnv, options: LmdbHistoryOptions = {}) {
+    this.#env = env;
+    this.#rooms = env.openDB(DB.historyRooms);
+    this.#messages = env.openDB(DB.historyMessages);
+    this.#dedupe = env.openDB(DB.historyDedupe);
+    this.#expiry = env.openDB(DB.historyExpiry);
+    this.#retention = options.retention ?? [];
+    this.#ringSize = Math.max(0, options.ringSize ?? DEFAULT_RING_SIZE);
+    this.#maxCachedRooms = Math.max(1, options.maxCachedRooms ?? 10_000);
+    this.#defaultReadLimit = options.defaultReadLimit ?? DEFAULT_HISTORY_READ_LIMIT;
+    this.#clock = options.clock ?? wallClock;
+    this.#sweepTimer = this.#clock.setInterval(() => {
+      this.#sweeping ??= this.sweep().finally(() => (this.#sweeping = undefined));
+    }, options.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS);
+  }
+
+  /** The retention applied to `key` (first matching rule, else the defaults). */
+  policy(key: RoomKey): Required<RetentionPolicy> {
+    let policy = this.#policies.get(key);
+    if (policy === undefined) {
+      const chosen = this.#choose(key);
+      policy = {
+        maxMessages: Math.max(0, chosen?.maxMessages ?? DEFAULT_HISTORY_MAX_MESSAGES),
+        maxAgeMs: Math.max(0, chosen?.maxAgeMs ?? DEFAULT_HISTORY_MAX_AGE_MS),
+      };
+      if (this.#policies.size >= 100_000) this.#policies.clear();
+      this.#policies.set(key, policy);
+    }
+    return policy;
+  }
+
+  #choose(key: RoomKey): RetentionPolicy | undefined {
+    const config = this.#retention;
+    if (typeof config === "function") return config(key);
+    if (!Array.isArray(config)) return config as RetentionPolicy;
+    let room: string = key;
+    try {
+      room = parseRoomKey(key).room;
+    } catch {
+      // Not a routing key made by roomKey(): match the raw key.
+    }
+    return (config as readonly RetentionRule[]).find((rule) => roomMatches(rule.pattern, room));
+  }
+
+  #record(key: RoomKey): RoomRecord {
+    return this.#rooms.get(key) ?? { epoch: `${this.#env.storeId}-${roomHash(key)}`, last: 0, first: 1 };
+  }
+
+  async append(key: RoomKey, message: Frame, options?: AppendOptions): Promise<AppendResult> {
+    if (this.#closed) throw closed();
+    const policy = this.policy(key);
+    const idem = options?.idempotencyKey ? keyPart(options.idempotencyKey) : undefined;
+    const windowMs = options?.dedupeWindowMs ?? DEFAULT_DEDUPE_WINDOW_MS;
+    const base = cleanFrame(message);
+    const now = this.#clock.now();
+    const result = await this.#env.write(() => {
+      if (idem !== undefined) {
+        const seen = this.#dedupe.get([key, idem]);
+        if (seen !== undefined && seen.expiresAt > now) {
+          return { duplicate: true as const, offset: seen.offset, frame: seen.frame };
+        }
+      }
+      const record = this.#record(key);
+      const offset = record.last + 1;
+      const frame: Frame = { ...base, offset, epoch: record.epoch };
+      const stored: StoredMessage = { at: now, time: messageTime(frame, now), frame };
+      if (policy.maxMessages > 0) this.#messages.put([key, offset], stored);
+      const first = this.#trim(key, { ...record, last: offset }, policy, now);
+      this.#rooms.put(key, { epoch: record.epoch, last: offset, first });
+      if (idem !== undefined) {
+        const expiresAt = now + windowMs;
+        this.#dedupe.put([key, idem], { offset, expiresAt, frame });
+        this.#expiry.put([expiresAt, key, idem], true);
+      }
+      return { duplicate: false as const, offset, frame, stored, first };
+    });
+    if (result.duplicate) {
+      const frame = restoreFrame(result.frame);
+      return { message: frame, offset: result.offset, epoch: frame.epoch!, duplicate: true };
+    }
+    this.#remember(key, result.offset, result.stored, result.first, policy);
+    return { message: result.frame, offset: result.offset, epoch: result.frame.epoch!, duplicate: false };
+  }
+
+  /** Inside a write transaction: deletes what retention drops, returns the new oldest stored offset. */
+  #trim(key: RoomKey, record: RoomRecord, policy: Policy, now: number): number {
+    let first = record.first;
+    const keepFrom = Math.max(first, record.last + 1 - policy.maxMessages);
+    for (; first < keepFrom; first++) this.#messages.remove([key, first]);
+    if (policy.maxAgeMs > 0) {
+      const cutoff = now - policy.maxAgeMs;
+      for (; first <= record.last; first++) {
+        const item = this.#messages.get([key, first]);
+        if (item !== undefined && item.at > cutoff) break;
+        this.#messages.remove([key, first]);
+      }
+    }
+    return first;
+  }
+
+  #remember(key: RoomKey, offset: number, stored: StoredMessage, first: number, policy: Policy): void {
+    if (this.#ringSize === 0 || policy.maxMessages === 0) return;
+    let ring = this.#rings.get(key);
+    if (ring === undefined || ring.start + ring.items.length !== offset) {
+      ring = { start: offset, items: [] };
+    } else {
+      this.#rings.delete(key);
+    }
+    this.#rings.set(key, ring);
+    ring.items.push(stored);
+    const drop = Math.max(ring.items.length - this.#ringSize, first - ring.start, 0);
+    if (drop > 0) {
+      ring.items.splice(0, Math.min(drop, ring.items.length));
+      ring.start += drop;
+    }
+    if (this.#rings.size > this.#maxCachedRooms) this.#rings.delete(this.#rings.keys().next().value!);
+  }
+
+  /** The stored message at `offset`, from the ring when it has it. */
+  #item(key: RoomKey, offset: number): StoredMessage | undefined {
+    const ring = this.#rings.get(key);
+    if (ring !== undefined && offset >= ring.start && offset < ring.start + ring.items.length) {
+      return ring.items[offset - ring.start];
+    }
+    const item = this.#messages.get([key, offset]);
+    if (item !== undefined) restoreFrame(item.frame);
+    return item;
+  }
+
+  /** Oldest offset still readable: the stored one, moved past messages that aged out since the last sweep. */
+  #oldest(key: RoomKey, record: RoomRecord, policy: Policy, now: number): number {
+    let first = record.first;
+    if (policy.maxAgeMs > 0) {
+      const cutoff = now - policy.maxAgeMs;
+      for (; first <= record.last; first++) {
+        const item = this.#item(key, first);
+        if (item !== undefined && item.at > cutoff) break;
+      }
+    }
+    return first;
+  }
+
+  /** Messages `from..to` (inclusive, all kept), ascending or descending, passed through `accept` until `limit`. */
+  #range(key: RoomKey, from: number, to: number, reverse: boolean, limit: number, accept: (m: StoredMessage) => boolean): Frame[] {
+    const out: Frame[] = [];
+    if (from > to || limit <= 0) return out;
+    const ring = this.#rings.get(key);
+    if (ring !== undefined && from >= ring.start && to < ring.start + ring.items.length) {
+      const step = reverse ? -1 : 1;
+      for (let o = reverse ? to : from; o >= from && o <= to && out.length < limit; o += step) {
+        const item = ring.items[o - ring.start]!;
+        if (accept(item)) out.push(item.frame);
+      }
+      return out;
+    }
+    const range = reverse
+      ? this.#messages.getRange({ start: [key, to], end: [key, from - 1], reverse: true })
+      : this.#messages.getRange({ start: [key, from], end: [key, to + 1] });
+    for (const { value } of range) {
+      if (accept(value)) out.push(restoreFrame(value.frame));
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  async position(key: RoomKey): Promise<Position> {
+    if (this.#closed) throw closed();
+    const record = this.#record(key);
+    return { offset: record.last, epoch: record.epoch };
+  }
+
+  async read(key: RoomKey, query: HistoryQuery): Promise<HistoryPage> {
+    if (this.#closed) throw closed();
+    const record = this.#record(key);
+    const oldest = this.#oldest(key, record, this.policy(key), this.#clock.now());
+    const from = Math.max(query.fromOffset || 1, oldest);
+    const to = Math.min(query.toOffset || record.last, record.last);
+    const limit = query.limit !== undefined && query.limit > 0 ? query.limit : this.#defaultReadLimit;
+    const fromTs = query.fromTs || undefined;
+    const toTs = query.toTs || undefined;
+    const twist = query.twistId || undefined;
+    const messages = this.#range(key, from, to, query.reverse === true, limit, (m) => {
+      if (fromTs !== undefined && m.time < fromTs) return false;
+      if (toTs !== undefined && m.time > toTs) return false;
+      if (twist !== undefined && m.frame.headers?.[HEADER_TWIST_ID] !== twist) return false;
+      return true;
+    });
+    return { messages, position: { offset: record.last, epoch: record.epoch } };
+  }
+
+  async recover(key: RoomKey, since: Position, maxMessages: number): Promise<RecoveryResult> {
+    if (this.#closed) throw closed();
+    if (!Number.isSafeInteger(since.offset) || since.offset < 0) {
+      throw new ArqonError(ErrorCode.POSITION_INVALID, "recovery offset must be a non-negative integer", {
+        detail: { offset: since.offset },
+      });
+    }
+    const record = this.#record(key);
+    const position = { offset: record.last, epoch: record.epoch };
+    if (since.epoch !== record.epoch) return { recovered: false, reason: "epoch_mismatch", position };
+    if (since.offset > record.last) return { recovered: false, reason: "position_ahead", position };
+    const oldest = this.#oldest(key, record, this.policy(key), this.#clock.now());
+    if (since.offset + 1 < oldest) return { recovered: false, reason: "retention_exceeded", position };
+    const missed = record.last - since.offset;
+    if (missed > Math.max(0, maxMessages)) return { recovered: false, reason: "too_many_missed", position };
+    const messages = this.#range(key, since.offset + 1, record.last, false, missed, () => true);
+    if (messages.length !== missed) {
+      // Retention removed messages between reading the room row and the range: report it, never a gap.
+      return { recovered: false, reason: "retention_exceeded", position };
+    }
+    return { recovered: true, messages, position };
+  }
+
+  /**
+   * Deletes messages past their room's age bound and expired idempotency keys (bounded work per call). Runs every
+   * `sweepIntervalMs`; exposed for tests and for an admin "compact now".
+   */
+  async sweep(): Promise<void> {
+    if (this.#closed) return;
+    const now = this.#clock.now();
+    await this.#env.write(() => {
+      let budget = 10_000;
+      for (const { key, value } of this.#expiry.getRange({ end: [now + 1] })) {
+        if (budget-- <= 0) break;
+        const [expiresAt, room, idem] = key;
+        const current = this.#dedupe.get([room, idem]);
+        if (current !== undefined && current.expiresAt === expiresAt) this.#dedupe.remove([room, idem]);
+        this.#expiry.remove(key);
+        void value;
+      }
+      for (const { key: room, value: record } of this.#rooms.getRange({})) {
+        if (budget <= 0) break;
+        const policy = this.policy(room as RoomKey);
+        if (policy.maxAgeMs === 0 || record.first > record.last) continue;
+        const first = this.#trim(room as RoomKey, record, policy, now);
+        budget -= first - record.first + 1;
+        if (first !== record.first) this.#rooms.put(room, { ...record, first });
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#clock.clearInterval(this.#sweepTimer);
+    await this.#sweeping;
+    this.#rings.clear();
+  }
+}
