@@ -26,7 +26,13 @@ const USAGE = `Usage: arqon <command> [options]
 Commands:
   serve      run the gateway (embedded backends)            arqon serve --help
   token      print a signed token                            arqon token --sub alice --tenant acme
-  version    print the version`;
+  status     show a running gateway's status                  arqon status --url ws://127.0.0.1:9100/ws
+  tail       follow a room, printing each message             arqon tail lobby --token $ARQON_TOKEN
+  publish    publish one JSON payload into a room             arqon publish lobby '{"text":"hi"}'
+  version    print the version
+
+Client commands read the gateway URL from --url or ARQON_URL (default ws://127.0.0.1:9100/ws) and the token from
+--token or ARQON_TOKEN, e.g. export ARQON_TOKEN=$(npx arqon token --sub me --tenant dev).`;
 
 /** An AbortSignal fired by the first SIGINT/SIGTERM; a second one exits at once. */
 function processSignal(): AbortSignal {
@@ -58,6 +64,18 @@ export async function run(argv: readonly string[], io: CliIo = processIo, option
       case "token": {
         const { tokenCommand } = await import("./commands/token.js");
         return await tokenCommand(rest, io, ctx);
+      }
+      case "status": {
+        const { statusCommand } = await import("./commands/status.js");
+        return await statusCommand(rest, io, ctx.env);
+      }
+      case "tail": {
+        const { tailCommand } = await import("./commands/tail.js");
+        return await tailCommand(rest, io, ctx.env, options.signal ?? processSignal());
+      }
+      case "publish": {
+        const { publishCommand } = await import("./commands/publish.js");
+        return await publishCommand(rest, io, ctx.env);
       }
       case "help":
       case "--help":
