@@ -50,7 +50,10 @@ for (const file of files) {
   for (const [id, us] of self) {
     const n = byId.get(id)!;
     const name = n.callFrame.functionName || "(anonymous)";
-    if (name === "(idle)") idle += us;
+    if (name === "(idle)") {
+      idle += us;
+      continue;
+    }
     const w = where(n.callFrame.url);
     const key = `${name}  ${w}${n.callFrame.url ? ":" + (n.callFrame.lineNumber + 1) : ""}`;
     fn.set(key, (fn.get(key) ?? 0) + us);
@@ -60,7 +63,7 @@ for (const file of files) {
   const pct = (us: number) => ((us / busy) * 100).toFixed(1).padStart(5) + "%";
   console.log(`\n${file}\n  ${(total / 1e6).toFixed(1)} s sampled, ${(busy / 1e6).toFixed(1)} s busy (percentages of busy time)`);
   console.log("  by file/package:");
-  for (const [k, v] of [...mod].sort((a, b) => b[1] - a[1]).slice(0, 15)) if (k !== "(native)" || v !== idle) console.log(`  ${pct(v)}  ${k}`);
+  for (const [k, v] of [...mod].sort((a, b) => b[1] - a[1]).slice(0, 15)) console.log(`  ${pct(v)}  ${k}`);
   console.log("  by function (self):");
-  for (const [k, v] of [...fn].sort((a, b) => b[1] - a[1]).slice(0, top)) if (!k.startsWith("(idle)")) console.log(`  ${pct(v)}  ${k}`);
+  for (const [k, v] of [...fn].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`  ${pct(v)}  ${k}`);
 }

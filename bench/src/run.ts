@@ -87,6 +87,7 @@ log(`bench ${profile.name}: ${profile.runs} run(s), systems ${systems.join(", ")
 log(`hardware: ${hw.cpu}, ${hw.cores} cores, ${hw.memoryGiB} GiB, node ${hw.node}, load ${hw.loadavg.map((x) => x.toFixed(2)).join(" ")}`);
 
 const started = Date.now();
+const saturations = new Map<string, number>();
 const results: RunResults = [];
 const failures: Array<{ run: number; system: string; workload: string; error: string }> = [];
 for (let run = 0; run < profile.runs; run++) {
@@ -102,8 +103,16 @@ for (let run = 0; run < profile.runs; run++) {
           profile,
           secret,
           run,
-          serverNodeArgs: args["cpu-prof"] === sys ? ["--cpu-prof", `--cpu-prof-dir=${profDir}`, `--cpu-prof-name=${w.id}-${sys}-run${run + 1}.cpuprofile`] : [],
+          // One folder per server process: tsx's loader thread writes a profile of its own next to the main thread's.
+          serverNodeArgs: args["cpu-prof"] === sys ? ["--cpu-prof", `--cpu-prof-dir=${path.join(profDir, `${w.id}-${sys}-run${run + 1}`)}`] : [],
           log,
+          searchStart: (fallback) => {
+            const last = saturations.get(`${w.id}/${sys}`);
+            return last ? Math.max(1000, last / 2) : fallback;
+          },
+          rememberSaturation: (value) => {
+            if (value > 0) saturations.set(`${w.id}/${sys}`, value);
+          },
         });
         (perSystem[sys] ??= []).push(...metrics);
       } catch (err) {
@@ -176,7 +185,7 @@ writeFileSync(
       failures,
       extras,
       table: text,
-      cpuProfiles: existsSync(profDir) ? readdirSync(profDir).map((f) => path.join(profDir, f)) : [],
+      cpuProfiles: existsSync(profDir) ? readdirSync(profDir, { recursive: true }).map((f) => path.join(profDir, String(f))).filter((f) => f.endsWith(".cpuprofile")) : [],
     },
     null,
     1,

@@ -1,3 +1,4 @@
+import { writeHeapSnapshot } from "node:v8";
 import { serveIpc } from "./ipc.js";
 import { getSystem } from "./systems/index.js";
 import { sleep } from "./clock.js";
@@ -22,6 +23,12 @@ serveIpc(
       }
       const m = process.memoryUsage();
       return { rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers };
+    },
+    /** Writes a V8 heap snapshot (after GC) to `file`, for `heap-summary.ts`. */
+    async snapshot(args: { file: string }) {
+      gc?.();
+      await sleep(100);
+      return writeHeapSnapshot(args.file);
     },
     cpu() {
       const c = process.cpuUsage(lastCpu);

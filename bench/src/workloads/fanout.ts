@@ -26,7 +26,8 @@ export function fanoutWorkload(n: number): Workload {
         const step = (target: number, durationMs = profile.stepMs) =>
           runStep(s, [pub!], subs, target, target / n, durationMs, Math.max(2000, 2 * durationMs));
         await step(Math.min(10_000, n * 10), 500); // warm-up (JIT, buffers), not reported
-        const sat = await searchSaturation(step, { start: 25_000, maxSteps: profile.maxSteps, maxRate: 20_000_000, log: ctx.log });
+        const sat = await searchSaturation(step, { start: ctx.searchStart(25_000), maxSteps: profile.maxSteps, maxRate: 20_000_000, log: ctx.log });
+        ctx.rememberSaturation(sat.saturation);
         const half = await step(sat.saturation / 2, profile.latencyMs);
         ctx.log(`    half load ${Math.round(sat.saturation / 2)}/s: p50 ${half.latency.p50.toFixed(2)} p99 ${half.latency.p99.toFixed(2)} max ${half.latency.max.toFixed(1)} ms${half.keptUp ? "" : " (BEHIND)"}`);
         const common = await step(profile.commonRate, profile.latencyMs);

@@ -34,7 +34,8 @@ export const roomsWorkload: Workload = {
       const step = (target: number, durationMs = profile.stepMs) =>
         runStep(s, clients, clients, target, target / perMessage, durationMs, Math.max(2000, 2 * durationMs));
       await step(5000, 500);
-      const sat = await searchSaturation(step, { start: 20_000, maxSteps: profile.maxSteps, maxRate: 10_000_000, log: ctx.log });
+      const sat = await searchSaturation(step, { start: ctx.searchStart(20_000), maxSteps: profile.maxSteps, maxRate: 10_000_000, log: ctx.log });
+      ctx.rememberSaturation(sat.saturation);
       const half = await step(sat.saturation / 2, profile.latencyMs);
       ctx.log(`    half load: p50 ${half.latency.p50.toFixed(2)} p99 ${half.latency.p99.toFixed(2)} ms${half.keptUp ? "" : " (BEHIND)"}`);
       return [

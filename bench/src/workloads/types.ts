@@ -22,6 +22,13 @@ export interface WorkloadContext {
   /** Node flags for the server process (e.g. --cpu-prof when profiling this system). */
   serverNodeArgs: string[];
   log(msg: string): void;
+  /**
+   * Where a saturation search starts: half of what this workload measured for this system in an earlier run, so
+   * later runs need fewer steps; `fallback` in the first run.
+   */
+  searchStart(fallback: number): number;
+  /** Records a saturation figure for `searchStart` in later runs. */
+  rememberSaturation(value: number): void;
 }
 
 /** A workload: one file under workloads/, listed in workloads/index.ts. */
