@@ -340,15 +340,29 @@ export class JetStreamHistoryStore implements HistoryStore {
     });
   }
 
-  /** The room's head, epoch and every message its retention policy still keeps. */
-  async #load(key: RoomKey): Promise<Loaded> {
+  /**
+   * The room's head, epoch and the messages its retention policy still keeps from offset `wantOffset` on (earlier
+   * kept ones may be included). Sequences are stream-wide, so the offset of a sequence is unknown until read; the
+   * scan starts a window before the head (message `o` has a sequence <= head.seq - (head.offset - o)) and widens
+   * until it reaches `wantOffset` or the start of the stream.
+   */
+  async #load(key: RoomKey, wantOffset = 1): Promise<Loaded> {
     const subject = roomSubject(key, this.#prefix);
     const [epoch, head] = await Promise.all([this.#epoch(key), this.#lastOf(key)]);
-    const records: LogRecord[] = head.seq === 0 ? [] : await scanSubject(this.#link, this.#stream, subject);
     const { maxMessages, maxAgeMs } = this.#policy(key);
+    const minOffset = head.offset - maxMessages + 1;
+    const want = Math.max(wantOffset, minOffset, 1);
+    let records: LogRecord[] = [];
+    if (head.seq > 0 && want <= head.offset) {
+      for (let window = Math.max(64, 2 * (head.offset - want + 1)); ; window *= 4) {
+        const fromSeq = Math.max(1, head.seq - window + 1);
+        records = await scanSubject(this.#link, this.#stream, subject, fromSeq);
+        const first = records.length > 0 ? Number(records[0]!.header(HEADER_OFFSET)) || 0 : 0;
+        if (fromSeq === 1 || (records.length > 0 && first <= want)) break;
+      }
+    }
     const now = Date.now();
     const cutoff = maxAgeMs > 0 ? now - maxAgeMs : Number.NEGATIVE_INFINITY;
-    const minOffset = head.offset - maxMessages + 1;
     const visible: Loaded["visible"] = [];
     let trimmedBelowSeq = 0;
     for (const record of records) {
@@ -359,6 +373,7 @@ export class JetStreamHistoryStore implements HistoryStore {
         trimmedBelowSeq = record.seq + 1;
         continue;
       }
+      if (offset < want) continue;
       const frame = this.#decode(record.data);
       if (frame === undefined) continue;
       frame.epoch = epoch;
@@ -382,8 +397,17 @@ export class JetStreamHistoryStore implements HistoryStore {
 
   async read(key: RoomKey, query: HistoryQuery): Promise<HistoryPage> {
     this.#guard();
-    const { head, epoch, visible } = await this.#withStream("history read", () => this.#load(key));
     const limit = query.limit !== undefined && query.limit > 0 ? query.limit : this.#defaultReadLimit;
+    const filtered = !!(query.fromTs || query.toTs || query.twistId);
+    const { head, epoch, visible } = await this.#withStream("history read", async () => {
+      // Unfiltered backward pages need only the last `limit` offsets up to `toOffset`; otherwise read from `fromOffset`.
+      if (query.reverse && !filtered) {
+        const { offset } = await this.#lastOf(key);
+        const to = Math.min(query.toOffset || offset, offset);
+        return this.#load(key, Math.max(query.fromOffset || 1, to - limit + 1));
+      }
+      return this.#load(key, query.fromOffset || 1);
+    });
     const from = query.fromOffset || 1;
     const to = Math.min(query.toOffset || head.offset, head.offset);
     const messages: Frame[] = [];
@@ -413,7 +437,9 @@ export class JetStreamHistoryStore implements HistoryStore {
       if (since.epoch !== epoch) return { recovered: false, reason: "epoch_mismatch", position };
       if (since.offset > head.offset) return { recovered: false, reason: "position_ahead", position };
       if (since.offset === head.offset) return { recovered: true, messages: [], position };
-      const loaded = await this.#load(key);
+      const minOffset = head.offset - this.#policy(key).maxMessages + 1;
+      if (since.offset + 1 < minOffset) return { recovered: false, reason: "retention_exceeded", position };
+      const loaded = await this.#load(key, since.offset + 1);
       const current = { offset: loaded.head.offset, epoch: loaded.epoch };
       const oldest = loaded.visible.length > 0 ? loaded.visible[0]!.frame.offset! : loaded.head.offset + 1;
       if (since.offset + 1 < oldest) return { recovered: false, reason: "retention_exceeded", position: current };
