@@ -288,4 +288,67 @@ describe("fake server - connection loss", () => {
     expect(err).toMatchObject({ code: "ARQ_CLIENT_CLOSED", detail: { code: 4500, reason: "upgrade refused with HTTP 401" } });
     expect(reconnecting).toEqual([]);
   });
+
+  it("upgrade refused - with getToken one fresh token is tried after a 401; a second 401 is final", async () => {
+    let n = 0;
+    const { server, client } = await setup({ rejectWith: 401 }, { token: undefined, getToken: () => `tok${++n}` });
+    const reconnecting = collect(client, "reconnecting");
+    const err = await client.connect().catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "ARQ_CLIENT_CLOSED", detail: { code: 4500 } });
+    expect(n).toBe(2);
+    expect(reconnecting.map((r) => r.attempt)).toEqual([1]);
+    expect(server.connections).toHaveLength(0);
+  });
+
+  it("max attempts - the client gives up after maxAttempts failed reconnects in a row", async () => {
+    const { server, client } = await setup({}, { reconnect: { initialDelayMs: 5, maxDelayMs: 10, maxAttempts: 3 } });
+    await client.connect();
+    const closed = nextEvent(client, "closed");
+    const reconnecting = collect(client, "reconnecting");
+    await server.close();
+    expect((await closed).reason).toMatch(/gave up after 3 attempts/);
+    expect(reconnecting.map((r) => r.attempt)).toEqual([1, 2, 3]);
+    expect(client.status.type).toBe("closed");
+  });
+
+  it("close - close() while reconnecting stops for good; connect() afterwards starts over", async () => {
+    const { server, client } = await setup({}, { reconnect: { initialDelayMs: 200, maxDelayMs: 200 } });
+    await client.connect();
+    const reconnecting = nextEvent(client, "reconnecting");
+    server.connections[0]!.close(CloseCode.GOING_AWAY, "bye");
+    await reconnecting;
+    await client.close();
+    expect(client.status).toEqual({ type: "closed", code: 1000, reason: "client closed" });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(server.connections).toHaveLength(1);
+    await client.connect();
+    expect(server.connections).toHaveLength(2);
+    expect(client.status).toMatchObject({ type: "connected", reconnected: true });
+  });
+
+  it("server unsubscribe - an unsubscribed frame without request id ends the subscription, with its reason", async () => {
+    const { server, client } = await setup();
+    await client.connect();
+    const room = client.room("lobby");
+    await room.subscribe();
+    const ended = nextEvent(room, "unsubscribed");
+    server.connections[0]!.send({ type: "unsubscribed", room: "lobby", reason: "forbidden" });
+    expect(await ended).toEqual({ room: "lobby", reason: "forbidden" });
+    expect(room.subscribed).toBe(false);
+    const disconnected = nextEvent(client, "connected", (e) => e.reconnected);
+    server.connections[0]!.close(CloseCode.GOING_AWAY, "bye");
+    await disconnected;
+    await client.ping();
+    expect(server.connections[1]!.frames.filter((f) => f.type === "subscribe")).toEqual([]);
+  });
+
+  it("codec - a binary frame without the protobuf codec is reported, not fatal; codec protobuf needs the import", async () => {
+    const { server, client } = await setup();
+    await client.connect();
+    const error = nextEvent(client, "error");
+    server.connections[0]!.ws.send(new Uint8Array([8, 25]));
+    expect((await error).code).toBe("ARQ_CODEC_UNAVAILABLE");
+    expect(client.connected).toBe(true);
+    expect(() => new ArqonClient(server.url, { token: "x", codec: "protobuf" })).toThrow(/import "@arqon\/sdk\/protobuf"/);
+  });
 });
