@@ -72,6 +72,21 @@ describe("gateway - connect and rooms", () => {
     expect([...(got[0]!.payload as Uint8Array)]).toEqual([1, 2, 3]);
   });
 
+  it("rooms - a publish repeated with the same idempotency key is delivered once", async () => {
+    const gw = await gateway();
+    const alice = await client(gw, "alice");
+    const bob = await client(gw, "bob");
+    const got: RoomMessage[] = [];
+    await bob.room("orders").subscribe((m) => got.push(m));
+    const first = await alice.room("orders").publish({ order: 1 }, { idempotencyKey: "order-1" });
+    const again = await alice.room("orders").publish({ order: 1 }, { idempotencyKey: "order-1" });
+    expect(again.id).toBe(first.id);
+    expect(again.offset).toBe(first.offset);
+    await alice.room("orders").publish({ order: 2 });
+    await until(() => got.length === 2);
+    expect(got.map((m) => m.payload)).toEqual([{ order: 1 }, { order: 2 }]);
+  });
+
   it("rooms - unsubscribe stops delivery", async () => {
     const gw = await gateway();
     const alice = await client(gw, "alice");
