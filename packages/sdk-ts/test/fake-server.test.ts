@@ -1,5 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { ArqonClient, ArqonRequestError, CloseCode, type ArqonClientOptions, type RoomMessage } from "../src/index.js";
+import { WebSocket as NodeWebSocket } from "ws";
+import type { WebSocketConstructor } from "../src/index.js";
 import { FakeServer, defaultHandler, type FakeServerOptions } from "./helpers/fake-server.js";
 import { collect, nextEvent, until } from "./helpers/wait.js";
 
@@ -32,6 +34,19 @@ describe("fake server - connection", () => {
     await client.connect();
     expect(server.connections[0]!.url).toBe("/ws?token=a.b-c");
     expect(server.connections[0]!.protocols).toEqual(["arqon.v1.json"]);
+  });
+
+  it("connect - an injected WebSocket constructor is used with the url and subprotocols", async () => {
+    const made: Array<{ url: string; protocols: unknown }> = [];
+    class Recording extends NodeWebSocket {
+      constructor(url: string, protocols?: string | string[]) {
+        super(url, protocols);
+        made.push({ url, protocols });
+      }
+    }
+    const { client } = await setup({}, { WebSocket: Recording as unknown as WebSocketConstructor, token: "abc" });
+    await client.connect();
+    expect(made).toEqual([{ url: client.url, protocols: ["arqon.v1.json", "bearer.abc"] }]);
   });
 
   it("requests - replies arriving out of order settle their own requests by requestId", async () => {
