@@ -117,8 +117,16 @@ export class NatsKvPresenceStore implements PresenceStore {
   readonly nodeId: string;
   readonly #leaseMs: number;
   readonly #mirror = new Map<string, Mirrored>();
+  /** Room prefix (`m.<tenant>.<room>.`) → KV keys of its members in the mirror. */
+  readonly #rooms = new Map<string, Set<string>>();
   /** Node id → local time it was last heard from (-Infinity once it is known to be gone). */
   readonly #seen = new Map<string, number>();
+  /** Node id → revision of its heartbeat key (for removing the keys of dead nodes). */
+  readonly #heartbeatRevision = new Map<string, number>();
+  /** Highest bucket revision the watch has applied, and the highest this node wrote. */
+  #watched = 0;
+  #written = 0;
+  #caughtUp: (() => void)[] = [];
   /** Members this node holds, by KV key. */
   readonly #own = new Map<string, Member>();
   #watchers: readonly ((key: RoomKey, event: PresenceEvent) => void)[] = [];
@@ -157,11 +165,15 @@ export class NatsKvPresenceStore implements PresenceStore {
   }
 
   async #start(options: NatsKvPresenceOptions): Promise<void> {
+    const status = await this.#link.jsm.streams.info(`KV_${options.bucket ?? DEFAULT_PRESENCE_BUCKET}`);
     this.#iter = await this.#kv.watch({ key: ">", include: KvWatchInclude.LastValue });
     const iter = this.#iter;
     void (async () => {
       for await (const e of iter) this.#apply(e);
     })();
+    // The newest message of a bucket is always some key's last value, so the initial values are in once it arrived.
+    this.#written = status.state.last_seq;
+    await this.#catchUp();
     await this.renew();
     const renewEvery = Math.max(10, options.renewIntervalMs ?? Math.floor(this.#leaseMs / 3));
     const sweepEvery = Math.max(10, options.sweepIntervalMs ?? Math.floor(this.#leaseMs / 4));
@@ -186,14 +198,50 @@ export class NatsKvPresenceStore implements PresenceStore {
   }
 
   #apply(e: KvWatchEntry): void {
+    try {
+      this.#applyEntry(e);
+    } finally {
+      if (e.revision > this.#watched) this.#watched = e.revision;
+      if (this.#watched >= this.#written && this.#caughtUp.length > 0) {
+        const waiting = this.#caughtUp;
+        this.#caughtUp = [];
+        for (const resolve of waiting) resolve();
+      }
+    }
+  }
+
+  /** Resolves once the watch has applied every write this node made (and, at start, the bucket's initial values). */
+  #catchUp(timeoutMs = 5000): Promise<void> {
+    if (this.#watched >= this.#written) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#caughtUp = this.#caughtUp.filter((r) => r !== done);
+        reject(new BackendUnavailableError(`presence: the KV watch is behind (at ${this.#watched}, need ${this.#written})`));
+      }, timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      this.#caughtUp.push(done);
+    });
+  }
+
+  #wrote(revision: number): void {
+    if (revision > this.#written) this.#written = revision;
+  }
+
+  #applyEntry(e: KvWatchEntry): void {
     const now = Date.now();
     if (e.key.startsWith("n.")) {
       const node = e.key.slice(2);
       this.#seen.set(node, e.operation === "PUT" ? now : Number.NEGATIVE_INFINITY);
+      if (e.operation === "PUT") this.#heartbeatRevision.set(node, e.revision);
+      else this.#heartbeatRevision.delete(node);
       return;
     }
     if (!e.key.startsWith("m.")) return;
     const dot = e.key.lastIndexOf(".");
+    const prefix = e.key.slice(0, dot + 1);
     const room = roomKeyOfKv(e.key.slice(2, dot));
     const stored = parse(e);
     const previous = this.#mirror.get(e.key);
@@ -202,11 +250,17 @@ export class NatsKvPresenceStore implements PresenceStore {
       const ident = identity(stored);
       const member = toMember(stored);
       this.#mirror.set(e.key, { member, ident, owner: stored.o, revision: e.revision });
+      let members = this.#rooms.get(prefix);
+      if (members === undefined) this.#rooms.set(prefix, (members = new Set()));
+      members.add(e.key);
       if (e.isUpdate && (previous === undefined || previous.ident !== ident)) this.#emit(room, { type: "join", member });
       return;
     }
     if (previous === undefined) return;
     this.#mirror.delete(e.key);
+    const members = this.#rooms.get(prefix);
+    members?.delete(e.key);
+    if (members?.size === 0) this.#rooms.delete(prefix);
     const reason = stored?.l;
     this.#emit(room, reason ? { type: "leave", member: previous.member, reason } : { type: "leave", member: previous.member });
     // A live node whose member was swept (its heartbeats were late) puts it back.
@@ -226,7 +280,7 @@ export class NatsKvPresenceStore implements PresenceStore {
   }
 
   async #put(kvKey: string, member: Member): Promise<void> {
-    await this.#kv.put(kvKey, encoder.encode(JSON.stringify(toStored(member, this.nodeId))));
+    this.#wrote(await this.#kv.put(kvKey, encoder.encode(JSON.stringify(toStored(member, this.nodeId)))));
   }
 
   async join(key: RoomKey, member: Member): Promise<void> {
@@ -269,6 +323,7 @@ export class NatsKvPresenceStore implements PresenceStore {
       let tomb: number;
       try {
         tomb = await this.#kv.put(kvKey, encoder.encode(JSON.stringify({ ...stored, l: reason })), { previousSeq: current.revision });
+        this.#wrote(tomb);
       } catch (error) {
         if (!isWrongLastSequence(error)) throw error;
         if (expectRevision !== undefined) return false;
@@ -291,24 +346,21 @@ export class NatsKvPresenceStore implements PresenceStore {
     return seen === undefined || now - seen <= this.#leaseMs;
   }
 
+  /**
+   * The room's members from this node's mirror of the bucket, once the watch has applied every write this node made
+   * (read-your-writes without a round trip to NATS), without members of nodes whose lease ran out.
+   */
   async list(key: RoomKey): Promise<Member[]> {
     this.#guard();
     const prefix = `m.${roomKvKey(key)}.`;
-    try {
-      const keys: string[] = [];
-      for await (const k of await this.#kv.keys(`${prefix}*`)) keys.push(k);
-      const entries = await Promise.all(keys.map((k) => this.#kv.get(k)));
-      const now = Date.now();
-      const members: Member[] = [];
-      for (const entry of entries) {
-        const stored = parse(entry);
-        if (stored === undefined || stored.l !== undefined || !this.#alive(stored.o, now)) continue;
-        members.push(toMember(stored));
-      }
-      return members.sort((a, b) => (a.joinedAt ?? 0) - (b.joinedAt ?? 0));
-    } catch (error) {
-      throw this.#link.fail("presence list", error);
+    await this.#catchUp();
+    const now = Date.now();
+    const members: Member[] = [];
+    for (const kvKey of this.#rooms.get(prefix) ?? []) {
+      const m = this.#mirror.get(kvKey);
+      if (m !== undefined && this.#alive(m.owner, now)) members.push(m.member);
     }
+    return members.sort((a, b) => (a.joinedAt ?? 0) - (b.joinedAt ?? 0));
   }
 
   watch(handler: (key: RoomKey, event: PresenceEvent) => void): Unsubscribe {
@@ -322,7 +374,7 @@ export class NatsKvPresenceStore implements PresenceStore {
   async renew(): Promise<void> {
     if (this.#closed || this.#halted) return;
     this.#link.guard("presence renew");
-    await this.#kv.put(`n.${this.nodeId}`, encoder.encode(JSON.stringify({ at: Date.now() })));
+    this.#wrote(await this.#kv.put(`n.${this.nodeId}`, encoder.encode(JSON.stringify({ at: Date.now() }))));
   }
 
   /** Removes the members of nodes not heard from for `leaseMs`; resolves with how many this node removed. */
@@ -333,6 +385,15 @@ export class NatsKvPresenceStore implements PresenceStore {
     for (const [kvKey, m] of [...this.#mirror]) {
       if (this.#alive(m.owner, now)) continue;
       if (await this.#remove(kvKey, "expired", m.revision)) removed++;
+    }
+    // Heartbeat keys of dead nodes go too, once their members are gone (a late heartbeat keeps its key: CAS).
+    for (const [node, revision] of [...this.#heartbeatRevision]) {
+      if (node === this.nodeId || this.#alive(node, now)) continue;
+      if ([...this.#mirror.values()].some((m) => m.owner === node)) continue;
+      this.#heartbeatRevision.delete(node);
+      await this.#kv.delete(`n.${node}`, { previousSeq: revision }).catch((error: unknown) => {
+        if (!isWrongLastSequence(error)) throw error;
+      });
     }
     return removed;
   }
