@@ -50,7 +50,14 @@ describeWithNats("connectNatsBackends", () => {
     expect(got[0]!.envelope.encoded).toBeInstanceOf(Uint8Array);
     expect(await b.history.position(key)).toEqual({ offset: 1, epoch: appended.epoch });
     await a.presence.join(key, { clientId: "c1", userId: "alice" });
-    expect((await b.presence.list(key)).map((m) => m.userId)).toEqual(["alice"]);
+    expect((await a.presence.list(key)).map((m) => m.userId)).toEqual(["alice"]);
+    // Another node's list follows its KV watch: eventually consistent, within milliseconds.
+    let members: string[] = [];
+    for (let i = 0; i < 100 && members.length === 0; i++) {
+      members = (await b.presence.list(key)).map((m) => m.userId ?? "");
+      if (members.length === 0) await sleep(10);
+    }
+    expect(members).toEqual(["alice"]);
     await a.state.set(key, { key: "mode", value: utf8Encode('"chat"') });
     expect((await b.state.get(key)).map((e) => e.version)).toEqual([1]);
     expect(await a.kv.put("ns", "k", utf8Encode("1"))).toBe(1);
