@@ -119,6 +119,11 @@ export class JetStreamHistoryStore implements HistoryStore {
   readonly #defaultReadLimit: number;
   #epochs!: KV;
   #streamCreated = "";
+  /**
+   * The stream allows direct gets (DIRECT.GET, answered by any replica). A replica may lag the leader, so they serve
+   * only an append's first guess of the head (a stale guess costs one retry); positions and reads ask the leader.
+   */
+  #direct = false;
   readonly #epochCache = new Map<RoomKey, string>();
   readonly #heads = new Map<RoomKey, Head>();
   readonly #queues = new Map<RoomKey, Promise<unknown>>();
@@ -160,6 +165,7 @@ export class JetStreamHistoryStore implements HistoryStore {
       max_msgs_per_subject: this.#options.streamMaxMessagesPerRoom ?? 10_000,
       duplicate_window: dedupe * 1_000_000,
       num_replicas: this.#options.replicas ?? 1,
+      allow_direct: true,
     };
   }
 
@@ -172,6 +178,7 @@ export class JetStreamHistoryStore implements HistoryStore {
       if (!isStreamNotFound(error)) throw error;
       info = await jsm.streams.add(this.streamConfig());
     }
+    this.#direct = info.config.allow_direct === true;
     if (info.created !== this.#streamCreated) {
       this.#streamCreated = info.created;
       this.#epochCache.clear();
@@ -256,8 +263,11 @@ export class JetStreamHistoryStore implements HistoryStore {
     throw new BackendUnavailableError(`history: the epoch of ${key} kept changing`);
   }
 
-  async #lastOf(key: RoomKey): Promise<Head> {
-    const last = await this.#link.jsm.streams.getMessage(this.#stream, { last_by_subj: roomSubject(key, this.#prefix) });
+  async #lastOf(key: RoomKey, guess = false): Promise<Head> {
+    const query = { last_by_subj: roomSubject(key, this.#prefix) };
+    const last = this.#direct && guess
+      ? await this.#link.jsm.direct.getMessage(this.#stream, query)
+      : await this.#link.jsm.streams.getMessage(this.#stream, query);
     if (last === null) return { seq: 0, offset: 0 };
     return { seq: last.seq, offset: Number(last.header.get(HEADER_OFFSET)) || 0 };
   }
@@ -299,7 +309,7 @@ export class JetStreamHistoryStore implements HistoryStore {
     const idempotencyKey = options?.idempotencyKey;
     const msgID = idempotencyKey ? this.#msgId(key, idempotencyKey) : undefined;
     for (let attempt = 0; attempt < MAX_APPEND_ATTEMPTS; attempt++) {
-      const head = this.#heads.get(key) ?? (await this.#lastOf(key));
+      const head = this.#heads.get(key) ?? (await this.#lastOf(key, attempt === 0));
       const offset = head.offset + 1;
       const stored: Frame = { ...message, offset, epoch };
       const h = natsHeaders();
