@@ -6,6 +6,7 @@
 export * from "./frame/types.js";
 export * from "./errors.js";
 export * from "./codec/index.js";
+export * from "./delta/index.js";
 export * from "./room/names.js";
 export type * from "./bus/types.js";
 export type * from "./history/types.js";

@@ -4,7 +4,7 @@ import { backoffDelay, resolveReconnect, type ReconnectOptions, type ResolvedRec
 import { decodeInbound, findCodec } from "./codec.js";
 import { Emitter } from "./emitter.js";
 import { ArqonRequestError, ClientErrorCode } from "./errors.js";
-import { Room } from "./room.js";
+import { Room, type RoomHost } from "./room.js";
 import type {
   ClientStatus,
   ClosedEvent,
@@ -144,7 +144,6 @@ export class ArqonClient extends Emitter<ClientEvents> {
   #authRetried = false;
   #userClosing: Promise<void> | undefined;
   #socketClosed: (() => void) | undefined;
-  #applyDelta: ((base: Uint8Array, delta: Uint8Array) => Uint8Array) | undefined;
 
   constructor(url: string = DEFAULT_URL, options: ArqonClientOptions = {}) {
     super();
@@ -184,11 +183,6 @@ export class ArqonClient extends Emitter<ClientEvents> {
   /** This connection's id as the server assigned it (in `welcome`). */
   get clientId(): string | undefined {
     return this.#status.type === "connected" ? this.#status.clientId : undefined;
-  }
-
-  /** @internal Installs the delta decoder (see `@arqon/sdk` index). */
-  set deltaDecoder(apply: ((base: Uint8Array, delta: Uint8Array) => Uint8Array) | undefined) {
-    this.#applyDelta = apply;
   }
 
   /**
@@ -234,21 +228,11 @@ export class ArqonClient extends Emitter<ClientEvents> {
   room(name: string): Room {
     let room = this.#rooms.get(name);
     if (!room) {
-      const host = {
-        get connected() {
-          return client.connected;
-        },
-        get closed() {
-          return client.closed;
-        },
-        request: (frame: Frame, options?: RequestOptions) => this.#request(frame, options),
-        reportError: (error: ArqonError) => this.emit("error", error),
-        get applyDelta() {
-          return client.#applyDelta;
-        },
+      const host: RoomHost = {
+        connected: () => this.connected,
+        closed: () => this.closed,
+        request: (frame, options) => this.#request(frame, options),
       };
-      // eslint-disable-next-line @typescript-eslint/no-this-alias
-      const client = this;
       room = new Room(name, host);
       this.#rooms.set(name, room);
     }

@@ -1,4 +1,4 @@
-import { ArqonError, jsonBytes, parseJsonBytes, roomNameProblem, type Frame, type Member, type Position, type StateEntry } from "@arqon/core";
+import { ArqonError, DeltaDecoder, jsonBytes, parseJsonBytes, roomNameProblem, type Frame, type Member, type Position, type StateEntry } from "@arqon/core";
 import { Emitter } from "./emitter.js";
 import { ArqonRequestError, ClientErrorCode } from "./errors.js";
 import type {
@@ -14,12 +14,9 @@ import type {
 
 /** What a room needs from its client (kept narrow so the two stay decoupled). */
 export interface RoomHost {
-  readonly connected: boolean;
-  readonly closed: boolean;
+  connected(): boolean;
+  closed(): boolean;
   request(frame: Frame, options?: { timeoutMs?: number; onReply?: (reply: Frame) => void }): Promise<Frame>;
-  reportError(error: ArqonError): void;
-  /** Reconstructs a delta message's payload from the previous one; undefined when deltas are unsupported. */
-  readonly applyDelta: ((base: Uint8Array, delta: Uint8Array) => Uint8Array) | undefined;
 }
 
 export interface SubscribeOptions {
@@ -249,7 +246,9 @@ export class Room extends Emitter<RoomEvents> {
   #handler: ((message: RoomMessage) => void) | undefined;
   #waiters: Waiter[] = [];
   #inflight = false;
-  #lastPayload: Uint8Array | undefined;
+  #decoder: DeltaDecoder | undefined;
+  /** A delta could not be applied: messages are ignored until the re-subscription (which restarts deltas) lands. */
+  #deltaBroken = false;
   #everSubscribed = false;
 
   constructor(
@@ -278,7 +277,7 @@ export class Room extends Emitter<RoomEvents> {
   subscribe(handler?: (message: RoomMessage) => void, options: SubscribeOptions = {}): Promise<SubscribedEvent> {
     const problem = roomNameProblem(this.name);
     if (problem) return Promise.reject(new ArqonRequestError("ARQ_ROOM_INVALID", problem));
-    if (this.host.closed) return Promise.reject(new ArqonRequestError(ClientErrorCode.CLIENT_CLOSED, "the client is closed"));
+    if (this.host.closed()) return Promise.reject(new ArqonRequestError(ClientErrorCode.CLIENT_CLOSED, "the client is closed"));
     if (this.#handler) this.off("message", this.#handler);
     this.#handler = handler;
     if (handler) this.on("message", handler);
@@ -287,7 +286,7 @@ export class Room extends Emitter<RoomEvents> {
     if (options.meta !== undefined) this._meta = options.meta;
     this.#wanted = true;
     const done = new Promise<SubscribedEvent>((resolve, reject) => this.#waiters.push({ resolve, reject }));
-    if (this.host.connected) this._resubscribe(false);
+    if (this.host.connected()) this._resubscribe(false);
     return done;
   }
 
@@ -299,7 +298,7 @@ export class Room extends Emitter<RoomEvents> {
     if (this.#handler) this.off("message", this.#handler);
     this.#handler = undefined;
     this.#rejectWaiters(new ArqonRequestError(ClientErrorCode.CLIENT_CLOSED, `unsubscribed from "${this.name}"`));
-    if (wasWanted && this.host.connected) {
+    if (wasWanted && this.host.connected()) {
       await this.host.request({ type: "unsubscribe", room: this.name });
     }
     if (wasWanted) this.emit("unsubscribed", { room: this.name, reason: "client" });
@@ -416,8 +415,10 @@ export class Room extends Emitter<RoomEvents> {
     const keep = mine !== undefined && mine.epoch === position.epoch && (reply.recovered === true || (reply.recovered === undefined && mine.offset > position.offset));
     if (!keep) {
       this.#position = position;
-      this.#lastPayload = undefined;
     }
+    // The server restarts every delta subscription with a full payload.
+    this.#decoder?.reset();
+    this.#deltaBroken = false;
     this.#subscribed = true;
     this.#everSubscribed = true;
     this.presence._reset(reply.members);
@@ -438,44 +439,36 @@ export class Room extends Emitter<RoomEvents> {
   }
 
   #onMessage(frame: Frame): void {
+    if (this.#deltaBroken) return;
     const offset = frame.offset ?? 0;
     const epoch = frame.epoch ?? "";
     const mine = this.#position;
     // A message at or before the last seen position of the same epoch was already delivered: drop it.
     if (offset > 0 && mine && mine.epoch === epoch && offset <= mine.offset) return;
-    let payload = frame.payload;
-    let binary = frame.payloadFormat === "binary";
-    if (frame.delta) {
-      const apply = this.host.applyDelta;
-      if (!apply || !this.#lastPayload) {
-        this.#deltaFailed(frame, apply ? "a delta arrived before any full payload" : "this build cannot apply deltas");
-        return;
-      }
+    let full = frame;
+    if (this.#delta || frame.delta) {
+      this.#decoder ??= new DeltaDecoder();
       try {
-        payload = apply(this.#lastPayload, payload ?? new Uint8Array(0));
+        full = this.#decoder.apply(this.name, frame);
       } catch (err) {
-        this.#deltaFailed(frame, "the delta does not apply to the previous payload", err);
+        // Every later delta would build on the missing payload: re-subscribe from the last good position instead, so
+        // the server replays from there and restarts with a full payload.
+        this.#deltaBroken = true;
+        const why = err instanceof Error ? err.message : String(err);
+        this.emit("error", new ArqonRequestError(ClientErrorCode.DELTA_INVALID, `message ${frame.id ?? ""} in "${this.name}": ${why}`, { cause: err }));
+        if (this.host.connected()) this._resubscribe(false);
         return;
       }
-      binary = false;
     }
     let message: RoomMessage;
     try {
-      message = toRoomMessage(frame, this.name, payload, binary);
+      message = toRoomMessage(full, this.name, full.payload, full.payloadFormat === "binary");
     } catch (err) {
       this.emit("error", new ArqonError("ARQ_FRAME_MALFORMED", `message ${frame.id ?? ""} has a payload that is not JSON`, { cause: err }));
       return;
     }
     if (offset > 0) this.#position = { offset, epoch };
-    if (this.#delta && payload) this.#lastPayload = payload;
     this.emit("message", message);
-  }
-
-  #deltaFailed(frame: Frame, why: string, cause?: unknown): void {
-    this.emit(
-      "error",
-      new ArqonRequestError(ClientErrorCode.DELTA_INVALID, `message ${frame.id ?? ""} in "${this.name}": ${why}`, { cause }),
-    );
   }
 
   #rejectWaiters(err: unknown): void {

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { ArqonClient, ArqonRequestError, CloseCode, type ArqonClientOptions, type RoomMessage } from "../src/index.js";
 import { WebSocket as NodeWebSocket } from "ws";
+import { createDelta, jsonBytes } from "@arqon/core";
 import type { WebSocketConstructor } from "../src/index.js";
 import { FakeServer, defaultHandler, type FakeServerOptions } from "./helpers/fake-server.js";
 import { collect, nextEvent, until } from "./helpers/wait.js";
@@ -127,6 +128,58 @@ describe("fake server - rooms", () => {
       ["m3", 3, 3],
     ]);
     expect(client.room("ticker").position).toEqual({ offset: 3, epoch: "e1" });
+  });
+
+  it("delta - subscribe asks for deltas; delta messages are rebuilt against the previous payload", async () => {
+    const { server, client } = await setup();
+    await client.connect();
+    const got: RoomMessage[] = [];
+    const room = client.room("ticker");
+    const errors = collect(room, "error");
+    await room.subscribe((m) => got.push(m), { delta: true });
+    const conn = server.connections[0]!;
+    expect((await conn.next("subscribe")).delta).toBe(true);
+    const ticks = [
+      { sym: "ACME", price: 101.5, volume: 1200, note: "opening bell, nothing unusual to report today" },
+      { sym: "ACME", price: 101.75, volume: 1200, note: "opening bell, nothing unusual to report today" },
+      { sym: "ACME", price: 101.75, volume: 1300, note: "opening bell, nothing unusual to report today" },
+    ];
+    const bytes = ticks.map((t) => jsonBytes(t));
+    conn.send({ type: "message", id: "m1", room: "ticker", payload: bytes[0], offset: 1, epoch: "e1" });
+    for (let i = 1; i < bytes.length; i++) {
+      const delta = createDelta(bytes[i - 1]!, bytes[i]!)!;
+      expect(delta.length).toBeLessThan(bytes[i]!.length);
+      conn.send({ type: "message", id: `m${i + 1}`, room: "ticker", payload: delta, payloadFormat: "binary", delta: true, offset: i + 1, epoch: "e1" });
+    }
+    await until(() => got.length === 3);
+    expect(got.map((m) => m.payload)).toEqual(ticks);
+    expect(got.map((m) => m.format)).toEqual(["json", "json", "json"]);
+    expect(errors).toEqual([]);
+  });
+
+  it("delta - an unusable delta is reported as ARQ_DELTA_INVALID; the room re-subscribes from its last good position", async () => {
+    const { server, client } = await setup();
+    await client.connect();
+    const got: RoomMessage[] = [];
+    const room = client.room("ticker");
+    await room.subscribe((m) => got.push(m), { delta: true });
+    const conn = server.connections[0]!;
+    await conn.next("subscribe");
+    conn.send({ type: "message", id: "m8", room: "ticker", payload: jsonBytes({ n: 8 }), offset: 8, epoch: "e1" });
+    await until(() => got.length === 1);
+    const error = nextEvent(room, "error");
+    const resubscribed = nextEvent(room, "subscribed");
+    // A delta built against a payload this client never received: the checksum does not match.
+    const delta = createDelta(jsonBytes({ a: "x".repeat(40) }), jsonBytes({ a: "x".repeat(40), b: 1 }))!;
+    conn.send({ type: "message", id: "m9", room: "ticker", payload: delta, payloadFormat: "binary", delta: true, offset: 9, epoch: "e1" });
+    expect(await error).toMatchObject({ code: "ARQ_DELTA_INVALID" });
+    const again = await conn.next("subscribe");
+    expect(again.since).toEqual({ offset: 8, epoch: "e1" });
+    expect(again.delta).toBe(true);
+    await resubscribed;
+    conn.send({ type: "message", id: "m9", room: "ticker", payload: jsonBytes({ n: 9 }), offset: 9, epoch: "e1" });
+    await until(() => got.length === 2);
+    expect(got.map((m) => m.payload)).toEqual([{ n: 8 }, { n: 9 }]);
   });
 
   it("presence - join, leave and coalesced diffs keep the member list; events fire per member", async () => {
