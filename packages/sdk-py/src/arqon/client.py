@@ -596,8 +596,10 @@ class ArqonClient:
 
 
 def _close_info(ws: ClientConnection) -> Tuple[int, str]:
-    code = ws.close_code
-    return (int(code) if code is not None else int(CloseCode.ABNORMAL)), (ws.close_reason or "")
+    # The sans-I/O protocol object carries the close code in every supported websockets version (14-17).
+    protocol = ws.protocol
+    code = protocol.close_code
+    return (int(code) if code is not None else int(CloseCode.ABNORMAL)), (protocol.close_reason or "")
 
 
 def _close_error(code: int, reason: str, *, terminal: bool) -> ArqonError:
