@@ -1,0 +1,600 @@
+import { Ajv, type ValidateFunction } from "ajv";
+import { utf8Decode, utf8Encode } from "../codec/bytes.js";
+import { ErrorCode } from "../errors.js";
+import { roomMatches } from "../room/names.js";
+import {
+  CASIL_DEFAULTS,
+  INSPECTION_PATHS,
+  casilConfigFromEnv,
+  casilValidationError,
+  combineCasilConfig,
+  mergeSpec,
+  parseCasilPolicy,
+  validateCasilDocument,
+  type CasilDefaultDecision,
+  type CasilMode,
+  type CasilPolicyDocument,
+  type CasilPolicySpec,
+} from "./config.js";
+import { REDACTED, mapStrings, parseJsonPath, redactPath, type PathSegment } from "./json-path.js";
+import { regexProblem } from "./regex-safety.js";
+import { SECRET_FIELD_RE, findSecrets, maskSecretsInText, type SecretKind } from "./secrets.js";
+import { CasilTelemetry, type CasilAction, type CasilStatsSnapshot } from "./telemetry.js";
+import type { Decision, InspectionInput, InspectionPath, Inspector } from "./types.js";
+
+/** What a Wasm policy call came to. `error` covers traps, timeouts and an unavailable module: CASIL fails closed. */
+export interface CasilWasmResult {
+  verdict: "allow" | "deny" | "error";
+  /** The module's reason for a deny, or what went wrong for an error. */
+  reason?: string;
+  /** For errors: "trap", "timeout", "unavailable", ... */
+  error?: string;
+  elapsedMs?: number;
+}
+
+/** Runs Wasm policies by name (the server's worker pool implements it; core stays free of Node APIs). */
+export interface CasilWasmHost {
+  has(name: string): boolean;
+  evaluate(name: string, payload: Uint8Array): Promise<CasilWasmResult>;
+}
+
+export type CasilKind = "json" | "binary" | "empty";
+export type CasilRisk = "none" | "low" | "medium" | "high" | "critical";
+
+export interface CasilClassification {
+  kind: CasilKind;
+  risk: CasilRisk;
+  /** contains_probable_secret, contains_private_key, contains_card_number, oversize_payload, partially_inspected,
+   * matched_pattern, schema_invalid, redacted, wasm_deny, wasm_error, ... */
+  flags: string[];
+  bytes: number;
+  secretKinds?: SecretKind[];
+}
+
+/** What a policy decides for one input, before the mode is applied (monitor turns it into allow). */
+export interface CasilVerdict {
+  action: CasilAction;
+  reasonCode?: string;
+  message?: string;
+  classification: CasilClassification;
+  /** For redact: the redacted payload (delivered only when transportRedaction is on). */
+  redacted?: Uint8Array;
+}
+
+/** A structured audit record, one per block or redaction (including what monitor mode would have done). */
+export interface CasilAuditRecord {
+  event: "casil.block" | "casil.redact";
+  time: string;
+  /** Whether traffic was changed (false in monitor mode, and for log-only redaction). */
+  enforced: boolean;
+  mode: CasilMode;
+  policyVersion: number;
+  tenant: string;
+  room?: string;
+  path: InspectionPath;
+  subject?: string;
+  command?: string;
+  reasonCode: string;
+  message?: string;
+  kind: CasilKind;
+  risk: CasilRisk;
+  flags: string[];
+  bytes: number;
+  /** At most 512 characters of the payload with redactions applied and probable secrets masked. */
+  payload?: string;
+  /** True when NEVER_LOG_PAYLOAD_FOR matched the room. */
+  payloadOmitted?: boolean;
+}
+
+export interface CasilShadowDifference {
+  tenant: string;
+  room?: string;
+  path: InspectionPath;
+  live: { action: CasilAction; reasonCode?: string };
+  shadow: { action: CasilAction; reasonCode?: string };
+}
+
+/** The full outcome of one inspection. */
+export interface CasilEvaluation {
+  decision: Decision;
+  /** The live policy's verdict; undefined when the input was out of scope or CASIL is disabled. */
+  verdict?: CasilVerdict;
+  mode: CasilMode;
+  shadow?: { decision: Decision; verdict?: CasilVerdict; differs: boolean };
+}
+
+export interface CasilEngineConfig {
+  /** The policy document (object, or JSON/YAML text). @default {} (defaults + env) */
+  policy?: CasilPolicyDocument | string;
+  /** Env layer under the document (see casilConfigFromEnv); pass process.env on the server. @default {} */
+  env?: Record<string, string | undefined>;
+  /** The version stamped on decisions. @default 1 */
+  version?: number;
+  /** Needed when the document names Wasm policies. */
+  wasm?: CasilWasmHost;
+  /** Receives an audit record per block and per redaction. */
+  audit?: (record: CasilAuditRecord) => void;
+  onShadowDifference?: (difference: CasilShadowDifference) => void;
+  /** Counters to add to (share one across reloads). @default a new one */
+  telemetry?: CasilTelemetry;
+}
+
+/** The CASIL engine: an Inspector configured by a policy document. Immutable; a reload builds a new engine. */
+export interface CasilEngine extends Inspector {
+  readonly version: number;
+  readonly enabled: boolean;
+  /** The effective document (env layer combined with the policy document). */
+  readonly document: CasilPolicyDocument;
+  inspect(input: InspectionInput): Decision | Promise<Decision>;
+  /** Like inspect, with the verdict, classification and shadow outcome. Records telemetry and audit the same way. */
+  evaluate(input: InspectionInput): CasilEvaluation | Promise<CasilEvaluation>;
+  /** The live settings for a tenant (tenant override over global over env over defaults). */
+  settingsFor(tenant: string): ResolvedCasilSettings;
+  /** Counter snapshot (decisions by tenant, mode, decision, reason; shadow differences; wasm outcomes). */
+  stats(): CasilStatsSnapshot;
+  readonly telemetry: CasilTelemetry;
+}
+
+export interface ResolvedCasilSettings {
+  mode: CasilMode;
+  defaultDecision: CasilDefaultDecision;
+  include: string[];
+  exclude: string[];
+  maxInspectBytes: number;
+  maxPayloadBytes: number;
+  blockOnProbableSecret: boolean;
+  transportRedaction: boolean;
+  redactionPaths: string[];
+  redactionPatterns: string[];
+  neverLogPayloadFor: string[];
+  patterns: Array<{ name: string; action: "block" | "redact" }>;
+  schemaRooms: string[];
+  wasm: string[];
+  paths: InspectionPath[];
+}
+
+interface CompiledPolicy {
+  settings: ResolvedCasilSettings;
+  mode: CasilMode;
+  includeAll: boolean;
+  scopeCache: Map<string, boolean>;
+  paths: Set<InspectionPath>;
+  redactionPaths: PathSegment[][];
+  redactPatterns: RegExp[];
+  blockPatterns: Array<{ name: string; re: RegExp }>;
+  schemas: Array<{ glob: string; validate: ValidateFunction }>;
+  wasm: Array<{ name: string; rooms?: string[]; paths?: Set<InspectionPath> }>;
+  allow: Decision;
+}
+
+const SCHEMA_PATHS = new Set<InspectionPath>(["publish", "server_publish", "operator"]);
+const AUDIT_EXCERPT = 512;
+const SCOPE_CACHE_MAX = 4096;
+
+function compileRegex(source: string, flags: string, where: string, global: boolean): RegExp {
+  const problem = regexProblem(source, flags);
+  if (problem) throw casilValidationError(`${where}: ${problem}`, { path: where });
+  return new RegExp(source, flags + (global ? "g" : ""));
+}
+
+function compilePolicy(spec: CasilPolicySpec, where: string, ajv: () => Ajv, wasmHost: CasilWasmHost | undefined, version: number): CompiledPolicy {
+  const include = spec.scope?.include ?? [...CASIL_DEFAULTS.include];
+  const exclude = spec.scope?.exclude ?? [...CASIL_DEFAULTS.exclude];
+  const redactionPaths = (spec.redactionPaths ?? []).map((p, i) => {
+    const parsed = parseJsonPath(p);
+    if (typeof parsed === "string") throw casilValidationError(`${where}.redactionPaths[${i}]: ${parsed}`, { path: `${where}.redactionPaths[${i}]` });
+    return parsed;
+  });
+  const redactPatterns = (spec.redactionPatterns ?? []).map((p, i) => compileRegex(p, "", `${where}.redactionPatterns[${i}]`, true));
+  const blockPatterns: CompiledPolicy["blockPatterns"] = [];
+  for (const [i, rule] of (spec.patterns ?? []).entries()) {
+    const re = compileRegex(rule.pattern, rule.flags ?? "", `${where}.patterns[${i}] ("${rule.name}")`, (rule.action ?? "block") === "redact");
+    if ((rule.action ?? "block") === "redact") redactPatterns.push(re);
+    else blockPatterns.push({ name: rule.name, re });
+  }
+  const schemas: CompiledPolicy["schemas"] = [];
+  for (const [glob, schema] of Object.entries(spec.schemas ?? {})) {
+    try {
+      schemas.push({ glob, validate: ajv().compile(schema) });
+    } catch (err) {
+      throw casilValidationError(`${where}.schemas["${glob}"]: ${(err as Error).message}`, { path: `${where}.schemas` });
+    }
+  }
+  const wasm = (spec.wasm ?? []).map((rule, i) => {
+    if (!wasmHost) throw casilValidationError(`${where}.wasm[${i}]: Wasm policy "${rule.name}" needs a Wasm host (server only)`);
+    if (!wasmHost.has(rule.name)) throw casilValidationError(`${where}.wasm[${i}]: Wasm policy "${rule.name}" is not loaded`);
+    return { name: rule.name, rooms: rule.rooms, paths: rule.paths ? new Set(rule.paths) : undefined };
+  });
+  const paths = spec.paths ?? [...INSPECTION_PATHS];
+  const mode = spec.mode ?? CASIL_DEFAULTS.mode;
+  const settings: ResolvedCasilSettings = {
+    mode,
+    defaultDecision: spec.defaultDecision ?? CASIL_DEFAULTS.defaultDecision,
+    include,
+    exclude,
+    maxInspectBytes: spec.maxInspectBytes ?? CASIL_DEFAULTS.maxInspectBytes,
+    maxPayloadBytes: spec.maxPayloadBytes ?? CASIL_DEFAULTS.maxPayloadBytes,
+    blockOnProbableSecret: spec.blockOnProbableSecret ?? CASIL_DEFAULTS.blockOnProbableSecret,
+    transportRedaction: spec.transportRedaction ?? CASIL_DEFAULTS.transportRedaction,
+    redactionPaths: spec.redactionPaths ?? [],
+    redactionPatterns: spec.redactionPatterns ?? [],
+    neverLogPayloadFor: spec.neverLogPayloadFor ?? [],
+    patterns: (spec.patterns ?? []).map((p) => ({ name: p.name, action: p.action ?? "block" })),
+    schemaRooms: schemas.map((s) => s.glob),
+    wasm: wasm.map((w) => w.name),
+    paths,
+  };
+  return {
+    settings,
+    mode,
+    includeAll: include.includes("**") && exclude.length === 0,
+    scopeCache: new Map(),
+    paths: new Set(paths),
+    redactionPaths,
+    redactPatterns,
+    blockPatterns,
+    schemas,
+    wasm,
+    allow: Object.freeze({ action: "allow", policyVersion: version }) as Decision,
+  };
+}
+
+function inScope(policy: CompiledPolicy, room: string | undefined): boolean {
+  if (policy.includeAll) return true;
+  const key = room ?? "";
+  const cached = policy.scopeCache.get(key);
+  if (cached !== undefined) return cached;
+  const { include, exclude } = policy.settings;
+  const result = !exclude.some((g) => roomMatches(g, key)) && include.some((g) => roomMatches(g, key));
+  if (policy.scopeCache.size >= SCOPE_CACHE_MAX) policy.scopeCache.clear();
+  policy.scopeCache.set(key, result);
+  return result;
+}
+
+function anyGlob(globs: readonly string[], room: string | undefined): boolean {
+  const key = room ?? "";
+  return globs.some((g) => roomMatches(g, key));
+}
+
+const RISK_ORDER: CasilRisk[] = ["none", "low", "medium", "high", "critical"];
+function raise(c: CasilClassification, risk: CasilRisk): void {
+  if (RISK_ORDER.indexOf(risk) > RISK_ORDER.indexOf(c.risk)) c.risk = risk;
+}
+
+function block(c: CasilClassification, reasonCode: string, message: string, risk: CasilRisk): CasilVerdict {
+  raise(c, risk);
+  return { action: "block", reasonCode, message, classification: c };
+}
+
+/** The admin reload command carries policy text (patterns, sample secrets); only the size policy applies to it. */
+function isCasilCommand(input: InspectionInput): boolean {
+  return input.path === "command" && typeof input.command === "string" && input.command.startsWith("op.casil.");
+}
+
+interface Pending {
+  verdict: CasilVerdict;
+  wasm: CompiledPolicy["wasm"];
+}
+
+/** Runs the built-in policies; returns the verdict, plus the Wasm policies still to run when it is not a block. */
+function runBuiltins(policy: CompiledPolicy, input: InspectionInput): Pending {
+  const s = policy.settings;
+  const payload = input.payload;
+  const bytes = payload.length;
+  const kind: CasilKind = input.payloadFormat === "binary" ? "binary" : bytes === 0 ? "empty" : "json";
+  const c: CasilClassification = { kind, risk: "none", flags: [], bytes };
+  const none: CompiledPolicy["wasm"] = [];
+  if (bytes > s.maxPayloadBytes) {
+    c.flags.push("oversize_payload");
+    return { verdict: block(c, ErrorCode.CASIL_POLICY_OVERSIZE, `payload of ${bytes} bytes exceeds the policy limit of ${s.maxPayloadBytes}`, "medium"), wasm: none };
+  }
+  if (isCasilCommand(input) || bytes === 0) return { verdict: { action: "allow", classification: c }, wasm: none };
+  const partial = bytes > s.maxInspectBytes;
+  if (partial) {
+    c.flags.push("partially_inspected");
+    raise(c, "low");
+  }
+  const text = utf8Decode(partial ? payload.subarray(0, s.maxInspectBytes) : payload);
+  let tree: unknown;
+  let treeParsed = false;
+  const parseTree = (): unknown => {
+    if (!treeParsed) {
+      treeParsed = true;
+      try {
+        tree = kind === "json" ? JSON.parse(utf8Decode(payload)) : undefined;
+      } catch {
+        tree = undefined;
+      }
+    }
+    return tree;
+  };
+  if (policy.schemas.length > 0 && SCHEMA_PATHS.has(input.path)) {
+    const key = input.room ?? "";
+    const typed = policy.schemas.find((sc) => roomMatches(sc.glob, key));
+    if (typed) {
+      const value = parseTree();
+      if (value === undefined || !typed.validate(value)) {
+        c.flags.push("schema_invalid");
+        const e = typed.validate.errors?.[0];
+        const why = value === undefined ? "payload is not JSON" : `${e?.instancePath || "payload"} ${e?.message ?? "is invalid"}`;
+        return { verdict: block(c, ErrorCode.CASIL_POLICY_SCHEMA, `room "${key}" is schema-typed: ${why}`, "low"), wasm: none };
+      }
+    }
+  }
+  let maskSecrets = false;
+  const hits = findSecrets(text, !s.blockOnProbableSecret);
+  if (hits.length > 0) {
+    const kinds = [...new Set(hits.map((h) => h.kind))];
+    c.secretKinds = kinds;
+    c.flags.push("contains_probable_secret");
+    if (kinds.includes("private_key")) c.flags.push("contains_private_key");
+    if (kinds.includes("card_number")) c.flags.push("contains_card_number");
+    const risk: CasilRisk = kinds.includes("private_key") || kinds.includes("aws_secret_key") ? "critical" : "high";
+    if (s.blockOnProbableSecret) {
+      return { verdict: block(c, ErrorCode.CASIL_POLICY_BLOCKED_SECRET, `payload contains a probable secret (${kinds.join(", ")})`, risk), wasm: none };
+    }
+    raise(c, risk);
+    maskSecrets = true;
+  }
+  for (const rule of policy.blockPatterns) {
+    if (rule.re.test(text)) {
+      c.flags.push("matched_pattern");
+      return { verdict: block(c, ErrorCode.CASIL_POLICY_BLOCKED_PATTERN, `payload matches blocked pattern "${rule.name}"`, "high"), wasm: none };
+    }
+  }
+  if (partial && s.defaultDecision === "block") {
+    return {
+      verdict: block(c, ErrorCode.CASIL_POLICY_DEFAULT_BLOCK, `payload of ${bytes} bytes is larger than the inspected ${s.maxInspectBytes} and the default decision is block`, "low"),
+      wasm: none,
+    };
+  }
+  let verdict: CasilVerdict = { action: "allow", classification: c };
+  if (kind === "json" && (policy.redactionPaths.length > 0 || policy.redactPatterns.length > 0 || maskSecrets)) {
+    const value = parseTree();
+    if (value !== undefined) {
+      let count = 0;
+      for (const segments of policy.redactionPaths) count += redactPath(value, segments);
+      const root = mapStrings(value, (str, key) => {
+        if (maskSecrets && typeof key === "string" && SECRET_FIELD_RE.test(key) && str !== REDACTED) {
+          count++;
+          return REDACTED;
+        }
+        let out = str;
+        for (const re of policy.redactPatterns) {
+          re.lastIndex = 0;
+          if (re.test(out)) {
+            re.lastIndex = 0;
+            out = out.replace(re, REDACTED);
+          }
+        }
+        if (maskSecrets) out = maskSecretsInText(out, REDACTED);
+        if (out !== str) count++;
+        return out;
+      });
+      if (count > 0) {
+        c.flags.push("redacted");
+        raise(c, "medium");
+        verdict = { action: "redact", reasonCode: ErrorCode.CASIL_POLICY_REDACTED, message: `${count} value(s) redacted`, classification: c, redacted: utf8Encode(JSON.stringify(root)) };
+      }
+    }
+  } else if (kind === "binary" && (policy.redactionPaths.length > 0 || policy.redactPatterns.length > 0 || maskSecrets)) {
+    c.flags.push("redaction_skipped_binary");
+  }
+  const key = input.room ?? "";
+  const wasm = policy.wasm.filter((w) => (!w.paths || w.paths.has(input.path)) && (!w.rooms || w.rooms.some((g) => roomMatches(g, key))));
+  return { verdict, wasm };
+}
+
+async function runWasm(host: CasilWasmHost, pending: Pending, payload: Uint8Array, telemetry: CasilTelemetry): Promise<CasilVerdict> {
+  const c = pending.verdict.classification;
+  for (const rule of pending.wasm) {
+    let result: CasilWasmResult;
+    try {
+      result = await host.evaluate(rule.name, payload);
+    } catch (err) {
+      result = { verdict: "error", error: "host", reason: (err as Error).message };
+    }
+    if (result.verdict === "allow") {
+      telemetry.recordWasm(rule.name, "allow");
+      continue;
+    }
+    if (result.verdict === "deny") {
+      telemetry.recordWasm(rule.name, "deny");
+      c.flags.push("wasm_deny");
+      return block(c, ErrorCode.CASIL_WASM_DENY, result.reason ? `${rule.name}: ${result.reason}` : `denied by Wasm policy "${rule.name}"`, "high");
+    }
+    const what = result.error ?? "error";
+    telemetry.recordWasm(rule.name, what);
+    c.flags.push("wasm_error", `wasm_${what}`);
+    return block(c, ErrorCode.CASIL_INTERNAL_ERROR, `Wasm policy "${rule.name}" failed (${what}); blocked`, "high");
+  }
+  return pending.verdict;
+}
+
+function excerptOf(input: InspectionInput, verdict: CasilVerdict): string {
+  const source = verdict.redacted ?? input.payload;
+  if (input.payloadFormat === "binary") return `<${source.length} binary bytes>`;
+  const head = utf8Decode(source.subarray(0, AUDIT_EXCERPT * 4)).slice(0, AUDIT_EXCERPT);
+  return maskSecretsInText(head, REDACTED);
+}
+
+interface CompiledDocument {
+  global: CompiledPolicy;
+  tenants: Map<string, CompiledPolicy>;
+}
+
+function compileDocument(doc: CasilPolicySpec & { tenants?: Record<string, CasilPolicySpec> }, where: string, ajv: () => Ajv, host: CasilWasmHost | undefined, version: number): CompiledDocument {
+  const { tenants, ...global } = doc as CasilPolicyDocument;
+  delete (global as CasilPolicyDocument).shadow;
+  delete (global as CasilPolicyDocument).enabled;
+  const compiled: CompiledDocument = { global: compilePolicy(global, where, ajv, host, version), tenants: new Map() };
+  for (const [tenant, spec] of Object.entries(tenants ?? {})) {
+    compiled.tenants.set(tenant, compilePolicy(mergeSpec<CasilPolicySpec>(global, spec), `${where}.tenants.${tenant}`, ajv, host, version));
+  }
+  return compiled;
+}
+
+/**
+ * Builds an engine from a policy document layered over env variables and defaults. Every check (shape, regex safety,
+ * JSON paths, schemas, Wasm names) happens here: an invalid document throws ArqonError VALIDATION_ERROR and no engine
+ * exists. Inspection is synchronous unless a Wasm policy applies.
+ */
+export function createCasilEngine(config: CasilEngineConfig = {}): CasilEngine {
+  const version = config.version ?? 1;
+  const doc = typeof config.policy === "string" ? parseCasilPolicy(config.policy) : validateCasilDocument(config.policy ?? {});
+  const document = combineCasilConfig(casilConfigFromEnv(config.env ?? {}), doc);
+  const enabled = document.enabled ?? true;
+  let ajvInstance: Ajv | undefined;
+  const ajv = (): Ajv => (ajvInstance ??= new Ajv({ allErrors: false, strict: false, strictSchema: true, validateFormats: false }));
+  const live = compileDocument(document, "policy", ajv, config.wasm, version);
+  const shadowDoc = document.shadow;
+  let shadow: CompiledDocument | undefined;
+  if (shadowDoc) {
+    const { tenants: shadowTenants, ...shadowGlobal } = shadowDoc;
+    const { tenants: liveTenants, shadow: _s, enabled: _e, ...liveGlobal } = document;
+    const merged: CasilPolicySpec & { tenants?: Record<string, CasilPolicySpec> } = mergeSpec<CasilPolicySpec>(liveGlobal, shadowGlobal);
+    const tenantNames = new Set([...Object.keys(liveTenants ?? {}), ...Object.keys(shadowTenants ?? {})]);
+    merged.tenants = {};
+    for (const t of tenantNames) merged.tenants[t] = mergeSpec<CasilPolicySpec>(liveTenants?.[t] ?? {}, shadowTenants?.[t]);
+    shadow = compileDocument(merged, "policy.shadow", ajv, config.wasm, version);
+  }
+  const telemetry = config.telemetry ?? new CasilTelemetry();
+  const host = config.wasm;
+  const disabled: Decision = Object.freeze({ action: "allow", policyVersion: version }) as Decision;
+
+  const policyOf = (compiled: CompiledDocument, tenant: string): CompiledPolicy => compiled.tenants.get(tenant) ?? compiled.global;
+
+  function decide(policy: CompiledPolicy, verdict: CasilVerdict): Decision {
+    if (verdict.action === "allow") {
+      return verdict.classification.flags.length === 0 ? policy.allow : { action: "allow", flags: verdict.classification.flags, policyVersion: version };
+    }
+    if (policy.mode === "monitor") return { action: "allow", flags: [...verdict.classification.flags, `monitor_would_${verdict.action}`], policyVersion: version };
+    if (verdict.action === "block") {
+      return { action: "block", reasonCode: verdict.reasonCode!, message: verdict.message!, flags: verdict.classification.flags, policyVersion: version };
+    }
+    if (!policy.settings.transportRedaction) return { action: "allow", flags: [...verdict.classification.flags, "redacted_in_logs"], policyVersion: version };
+    return { action: "redact", payload: verdict.redacted!, reasonCode: verdict.reasonCode!, flags: verdict.classification.flags, policyVersion: version };
+  }
+
+  function record(input: InspectionInput, policy: CompiledPolicy, verdict: CasilVerdict, decision: Decision): void {
+    telemetry.record(input.tenant, policy.mode, verdict.action, verdict.reasonCode ?? "");
+    if (verdict.action === "allow" || !config.audit) return;
+    const omit = anyGlob(policy.settings.neverLogPayloadFor, input.room);
+    const c = verdict.classification;
+    const entry: CasilAuditRecord = {
+      event: verdict.action === "block" ? "casil.block" : "casil.redact",
+      time: new Date().toISOString(),
+      enforced: decision.action !== "allow",
+      mode: policy.mode,
+      policyVersion: version,
+      tenant: input.tenant,
+      path: input.path,
+      reasonCode: verdict.reasonCode!,
+      kind: c.kind,
+      risk: c.risk,
+      flags: c.flags,
+      bytes: c.bytes,
+    };
+    if (input.room !== undefined) entry.room = input.room;
+    if (input.subject !== undefined) entry.subject = input.subject;
+    if (input.command !== undefined) entry.command = input.command;
+    if (verdict.message) entry.message = verdict.message;
+    if (omit) entry.payloadOmitted = true;
+    else entry.payload = excerptOf(input, verdict);
+    try {
+      config.audit(entry);
+    } catch {
+      // An audit sink that throws must not turn an inspection into an error; the counters still have it.
+    }
+  }
+
+  function verdictOf(policy: CompiledPolicy, input: InspectionInput): CasilVerdict | Promise<CasilVerdict> | undefined {
+    if (!policy.paths.has(input.path) || !inScope(policy, input.room)) return undefined;
+    const pending = runBuiltins(policy, input);
+    if (pending.wasm.length === 0 || pending.verdict.action === "block") return pending.verdict;
+    return runWasm(host!, pending, input.payload, telemetry);
+  }
+
+  function finishShadow(input: InspectionInput, liveDecision: Decision, shadowPolicy: CompiledPolicy, sv: CasilVerdict | undefined): NonNullable<CasilEvaluation["shadow"]> {
+    const sd = sv ? decide(shadowPolicy, sv) : shadowPolicy.allow;
+    const reasonOf = (d: Decision): string | undefined => (d.action === "allow" ? undefined : d.reasonCode);
+    const differs = sd.action !== liveDecision.action || reasonOf(sd) !== reasonOf(liveDecision);
+    if (differs) {
+      telemetry.recordShadowDifference(input.tenant);
+      try {
+        config.onShadowDifference?.({
+          tenant: input.tenant,
+          room: input.room,
+          path: input.path,
+          live: { action: liveDecision.action, reasonCode: reasonOf(liveDecision) },
+          shadow: { action: sd.action, reasonCode: reasonOf(sd) },
+        });
+      } catch {
+        // A failing listener does not change traffic.
+      }
+    }
+    return { decision: sd, verdict: sv, differs };
+  }
+
+  function evaluate(input: InspectionInput): CasilEvaluation | Promise<CasilEvaluation> {
+    if (!enabled) return { decision: disabled, mode: live.global.mode };
+    const policy = policyOf(live, input.tenant);
+    const v = verdictOf(policy, input);
+    const finish = (verdict: CasilVerdict | undefined): CasilEvaluation | Promise<CasilEvaluation> => {
+      let decision: Decision;
+      if (verdict) {
+        decision = decide(policy, verdict);
+        record(input, policy, verdict, decision);
+      } else decision = policy.allow;
+      const result: CasilEvaluation = { decision, verdict, mode: policy.mode };
+      if (!shadow) return result;
+      const shadowPolicy = policyOf(shadow, input.tenant);
+      let sv: CasilVerdict | Promise<CasilVerdict> | undefined;
+      try {
+        sv = verdictOf(shadowPolicy, { ...input });
+      } catch {
+        sv = undefined;
+      }
+      if (sv instanceof Promise) {
+        return sv.then(
+          (resolved) => ({ ...result, shadow: finishShadow(input, decision, shadowPolicy, resolved) }),
+          () => result,
+        );
+      }
+      result.shadow = finishShadow(input, decision, shadowPolicy, sv);
+      return result;
+    };
+    return v instanceof Promise ? v.then(finish) : finish(v);
+  }
+
+  return {
+    version,
+    enabled,
+    document,
+    telemetry,
+    inspect(input) {
+      if (!enabled) return disabled;
+      if (!shadow) {
+        // Hot path: no evaluation object unless something was found.
+        const policy = policyOf(live, input.tenant);
+        const v = verdictOf(policy, input);
+        if (v === undefined) return policy.allow;
+        const finish = (verdict: CasilVerdict): Decision => {
+          const decision = decide(policy, verdict);
+          record(input, policy, verdict, decision);
+          return decision;
+        };
+        return v instanceof Promise ? v.then(finish) : finish(v);
+      }
+      const e = evaluate(input);
+      return e instanceof Promise ? e.then((r) => r.decision) : e.decision;
+    },
+    evaluate,
+    settingsFor(tenant) {
+      return policyOf(live, tenant).settings;
+    },
+    stats() {
+      return telemetry.snapshot();
+    },
+  };
+}

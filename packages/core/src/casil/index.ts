@@ -1,0 +1,41 @@
+/**
+ * CASIL, the content-aware safety inspection layer: the policy engine (isomorphic) the gateway calls on every inbound
+ * path. The lead re-exports this from @arqon/core's index (`export * from "./casil/index.js"`).
+ */
+export {
+  createCasilEngine,
+  type CasilEngine,
+  type CasilEngineConfig,
+  type CasilEvaluation,
+  type CasilVerdict,
+  type CasilClassification,
+  type CasilKind,
+  type CasilRisk,
+  type CasilAuditRecord,
+  type CasilShadowDifference,
+  type CasilWasmHost,
+  type CasilWasmResult,
+  type ResolvedCasilSettings,
+} from "./engine.js";
+export {
+  casilConfigFromEnv,
+  parseCasilPolicy,
+  validateCasilDocument,
+  combineCasilConfig,
+  splitPatternList,
+  CASIL_DEFAULTS,
+  INSPECTION_PATHS,
+  MAX_PATTERNS,
+  MAX_SCHEMAS,
+  MAX_WASM_POLICIES,
+  type CasilMode,
+  type CasilDefaultDecision,
+  type CasilPolicyDocument,
+  type CasilPolicySpec,
+  type CasilPatternRule,
+  type CasilWasmRule,
+} from "./config.js";
+export { CasilTelemetry, type CasilAction, type CasilDecisionCount, type CasilStatsSnapshot } from "./telemetry.js";
+export { regexProblem, MAX_PATTERN_LENGTH } from "./regex-safety.js";
+export { findSecrets, luhnValid, type SecretKind, type SecretHit } from "./secrets.js";
+export { parseJsonPath, redactPath, REDACTED, type PathSegment } from "./json-path.js";

@@ -1,0 +1,93 @@
+import type { CasilMode } from "./config.js";
+
+export type CasilAction = "allow" | "redact" | "block";
+
+/** One counter row: how many inspections of `tenant` in `mode` reached `decision` for `reason` ("" for allow). */
+export interface CasilDecisionCount {
+  tenant: string;
+  mode: CasilMode;
+  /** What the policy decided (in monitor mode: what enforce would have done; traffic was not changed). */
+  decision: CasilAction;
+  reason: string;
+  count: number;
+}
+
+export interface CasilStatsSnapshot {
+  decisions: CasilDecisionCount[];
+  /** Inspections where the shadow policy's decision differed from the live one, by tenant. */
+  shadowDifferences: Array<{ tenant: string; count: number }>;
+  /** Wasm policy calls by policy name and outcome (allow, deny, trap, timeout, error). */
+  wasm: Array<{ policy: string; outcome: string; count: number }>;
+}
+
+interface TenantCounters {
+  allowMonitor: number;
+  allowEnforce: number;
+  other: Map<string, number>;
+}
+
+const MAX_TENANTS = 10_000;
+const OVERFLOW_TENANT = "_other";
+
+/**
+ * Monotonic decision counters, shared by successive engines (a reload keeps counting). Read with `snapshot()`; the
+ * server's Prometheus collector turns it into `arqon_casil_decisions_total{tenant,mode,decision,reason}`.
+ * Tenants beyond 10,000 are counted under "_other" to bound label cardinality.
+ */
+export class CasilTelemetry {
+  private readonly tenants = new Map<string, TenantCounters>();
+  private readonly shadow = new Map<string, number>();
+  private readonly wasmCounts = new Map<string, number>();
+
+  private countersOf(tenant: string): TenantCounters {
+    let c = this.tenants.get(tenant);
+    if (!c) {
+      if (this.tenants.size >= MAX_TENANTS) return this.countersOf(OVERFLOW_TENANT);
+      c = { allowMonitor: 0, allowEnforce: 0, other: new Map() };
+      this.tenants.set(tenant, c);
+    }
+    return c;
+  }
+
+  recordAllow(tenant: string, mode: CasilMode): void {
+    const c = this.countersOf(tenant);
+    if (mode === "enforce") c.allowEnforce++;
+    else c.allowMonitor++;
+  }
+
+  record(tenant: string, mode: CasilMode, decision: CasilAction, reason: string): void {
+    if (decision === "allow" && reason === "") return this.recordAllow(tenant, mode);
+    const c = this.countersOf(tenant);
+    const key = `${mode}\u0000${decision}\u0000${reason}`;
+    c.other.set(key, (c.other.get(key) ?? 0) + 1);
+  }
+
+  recordShadowDifference(tenant: string): void {
+    this.shadow.set(tenant, (this.shadow.get(tenant) ?? 0) + 1);
+  }
+
+  recordWasm(policy: string, outcome: string): void {
+    const key = `${policy}\u0000${outcome}`;
+    this.wasmCounts.set(key, (this.wasmCounts.get(key) ?? 0) + 1);
+  }
+
+  snapshot(): CasilStatsSnapshot {
+    const decisions: CasilDecisionCount[] = [];
+    for (const [tenant, c] of this.tenants) {
+      if (c.allowMonitor) decisions.push({ tenant, mode: "monitor", decision: "allow", reason: "", count: c.allowMonitor });
+      if (c.allowEnforce) decisions.push({ tenant, mode: "enforce", decision: "allow", reason: "", count: c.allowEnforce });
+      for (const [key, count] of c.other) {
+        const [mode, decision, reason] = key.split("\u0000") as [CasilMode, CasilAction, string];
+        decisions.push({ tenant, mode, decision, reason, count });
+      }
+    }
+    return {
+      decisions,
+      shadowDifferences: [...this.shadow].map(([tenant, count]) => ({ tenant, count })),
+      wasm: [...this.wasmCounts].map(([key, count]) => {
+        const [policy, outcome] = key.split("\u0000") as [string, string];
+        return { policy, outcome, count };
+      }),
+    };
+  }
+}
