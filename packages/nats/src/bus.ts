@@ -46,6 +46,22 @@ export interface NatsBusOptions {
   onBadFrame?: (key: RoomKey, error: Error) => void;
   /** @default rethrow on a microtask */
   onHandlerError?: HandlerErrorReporter;
+  /**
+   * Room messages published by different nodes can cross on the way (offset 6 from node B before offset 5 from node
+   * A). A message that arrives ahead of a missing offset of the same room and epoch is held up to this long for the
+   * missing one, so handlers see offset order; after that the held messages go out (the gap is left to recovery).
+   * 0 delivers in arrival order.
+   * @default 100
+   */
+  reorderWindowMs?: number;
+}
+
+interface RoomOrder {
+  epoch: string;
+  /** The offset expected next. */
+  next: number;
+  held: Map<number, Envelope>;
+  timer?: ReturnType<typeof setTimeout>;
 }
 
 /**
@@ -55,7 +71,8 @@ export interface NatsBusOptions {
  * them back in `encoded`), with the origin client id and echo flag in NATS headers.
  *
  * Order: NATS keeps per-publisher order on a subject, and one node publishes through one connection, so per room
- * the envelopes a node publishes arrive in publish order everywhere. Delivery is at-most-once (NATS core).
+ * the envelopes a node publishes arrive in publish order everywhere. Room messages of different nodes are put back in
+ * offset order within `reorderWindowMs`. Delivery is at-most-once (NATS core).
  */
 export class NatsBus implements Bus {
   readonly #link: NatsLink;
@@ -65,9 +82,12 @@ export class NatsBus implements Bus {
   #handlers: readonly ((key: RoomKey, envelope: Envelope) => void)[] = [];
   readonly #onBadFrame: (key: RoomKey, error: Error) => void;
   readonly #onHandlerError: HandlerErrorReporter;
+  readonly #reorderWindowMs: number;
+  readonly #order = new Map<RoomKey, RoomOrder>();
   #closed = false;
 
   constructor(options: NatsBusOptions) {
+    this.#reorderWindowMs = options.reorderWindowMs ?? 100;
     this.#link = options.link;
     this.#prefix = options.prefix ?? SUBJECT_ROOM_PREFIX;
     this.#maxFrameBytes = options.maxFrameBytes ?? 64 * 1024 * 1024;
@@ -105,6 +125,13 @@ export class NatsBus implements Bus {
     if (sub === undefined) return;
     this.#subs.delete(key);
     sub.unsubscribe();
+    this.#dropOrder(key);
+  }
+
+  #dropOrder(key: RoomKey): void {
+    const order = this.#order.get(key);
+    if (order?.timer !== undefined) clearTimeout(order.timer);
+    this.#order.delete(key);
   }
 
   async publish(key: RoomKey, envelope: Envelope): Promise<void> {
@@ -141,6 +168,51 @@ export class NatsBus implements Bus {
     const origin = msg.headers?.get(HEADER_ORIGIN);
     if (origin) envelope.originClientId = origin;
     if (msg.headers?.get(HEADER_ECHO) === "1") envelope.echo = true;
+    const { offset, epoch } = decoded.frame;
+    if (this.#reorderWindowMs <= 0 || decoded.frame.type !== "message" || !offset || !epoch) {
+      this.#deliver(key, envelope);
+      return;
+    }
+    let order = this.#order.get(key);
+    if (order === undefined || order.epoch !== epoch) {
+      if (order?.timer !== undefined) clearTimeout(order.timer);
+      order = { epoch, next: offset, held: new Map() };
+      this.#order.set(key, order);
+    }
+    if (offset > order.next) {
+      order.held.set(offset, envelope);
+      order.timer ??= setTimeout(() => this.#giveUp(key), this.#reorderWindowMs);
+      return;
+    }
+    // offset === next, or a late one we already gave up waiting for: deliver it, then whatever it unblocks.
+    if (offset === order.next) order.next = offset + 1;
+    this.#deliver(key, envelope);
+    this.#drain(key, order);
+  }
+
+  #drain(key: RoomKey, order: RoomOrder): void {
+    for (let e = order.held.get(order.next); e !== undefined; e = order.held.get(order.next)) {
+      order.held.delete(order.next);
+      order.next++;
+      this.#deliver(key, e);
+    }
+    if (order.held.size === 0 && order.timer !== undefined) {
+      clearTimeout(order.timer);
+      order.timer = undefined;
+    }
+  }
+
+  /** The reorder window ran out: skip the missing offsets and deliver what is held, in offset order. */
+  #giveUp(key: RoomKey): void {
+    const order = this.#order.get(key);
+    if (order === undefined) return;
+    order.timer = undefined;
+    if (order.held.size === 0) return;
+    order.next = Math.min(...order.held.keys());
+    this.#drain(key, order);
+  }
+
+  #deliver(key: RoomKey, envelope: Envelope): void {
     const handlers = this.#handlers;
     for (let i = 0; i < handlers.length; i++) {
       try {
@@ -160,6 +232,7 @@ export class NatsBus implements Bus {
     this.#closed = true;
     for (const sub of this.#subs.values()) sub.unsubscribe();
     this.#subs.clear();
+    for (const key of [...this.#order.keys()]) this.#dropOrder(key);
     this.#handlers = [];
   }
 }
