@@ -50,6 +50,17 @@ export interface Subscription {
   inPresence: boolean;
   readonly joinedAt: number;
   closed: boolean;
+  /**
+   * Newest message offset written to this subscriber (with its `epoch`): a message at or below it in the same epoch
+   * was already sent (by recovery, or as the subscribe's snapshot position) and is dropped, which closes the seam
+   * between recovery and live delivery even when a publish races with the subscribe.
+   */
+  lastOffset: number;
+  epoch: string | undefined;
+  /** Opted in to delta messages (`subscribe` with `delta: true`). */
+  delta: boolean;
+  /** Offset of the message whose full payload this subscriber last received live (its delta base); 0 = none. */
+  deltaBase: number;
 }
 
 /** What a connection needs from the component that writes its frames. */

@@ -14,6 +14,10 @@ export class LocalRoom {
   protoSubs = 0;
   /** Settles when the bus interest for this room is in place. */
   ready: Promise<void> = Promise.resolve();
+  /** The last message delivered in this room on this node: the base of the next message's delta. */
+  prevOffset = 0;
+  prevEpoch: string | undefined;
+  prevPayload: Uint8Array | undefined;
   readonly messagesOut;
   readonly bytesOut;
   readonly fanoutSeconds;
@@ -30,8 +34,21 @@ export class LocalRoom {
   }
 }
 
+/** A message whose payload is a delta against the previous message's payload (sent binary). */
+function deltaFrame(frame: Frame, delta: Uint8Array): Frame {
+  return { ...frame, payload: delta, payloadFormat: "binary", delta: true };
+}
+
 /** Live frames held for one subscription while its subscribe (snapshot, recovery) is in progress. */
 export const MAX_SUBSCRIBE_BUFFER = 10_000;
+
+/** Makes a delta that turns `base` into `target` (fossil delta), or undefined when it would not be smaller. */
+export type DeltaFunction = (base: Uint8Array, target: Uint8Array) => Uint8Array | undefined;
+
+/** Base64 length of `n` bytes: what a binary payload costs on the JSON face. */
+function base64Length(n: number): number {
+  return Math.ceil(n / 3) * 4;
+}
 
 function isPresenceFrame(type: string): boolean {
   return type === "presence_join" || type === "presence_leave" || type === "presence_diff";
@@ -54,6 +71,7 @@ export class Fanout implements OutboundScheduler {
     private readonly metrics: ServerMetrics,
     private readonly deflateThreshold: number,
     private readonly onSlowConsumer: (conn: Connection) => void,
+    private readonly createDelta?: DeltaFunction,
   ) {}
 
   schedule(conn: Connection): void {
@@ -139,7 +157,14 @@ export class Fanout implements OutboundScheduler {
     return false;
   }
 
-  /** Delivers one room frame to every local subscriber of `key`. */
+  /**
+   * Delivers one room frame to every local subscriber of `key`.
+   *
+   * Message frames are deduplicated per subscription by offset (see `Subscription.lastOffset`). For subscribers that
+   * opted in to deltas, the delta against the room's previous message is computed once per message on this node
+   * (not per subscriber) and framed once per codec; a subscriber whose last live payload is not that previous
+   * message (just subscribed or recovered, skipped its own publish) gets the full message.
+   */
   deliver(key: RoomKey, envelope: Envelope): void {
     const room = this.rooms.get(key);
     if (!room) return;
@@ -147,6 +172,20 @@ export class Fanout implements OutboundScheduler {
     const frame = envelope.frame;
     const presence = isPresenceFrame(frame.type);
     const origin = envelope.echo ? undefined : envelope.originClientId;
+    const offset = frame.type === "message" ? frame.offset : undefined;
+    const epoch = frame.epoch;
+    const base = room.prevOffset;
+    const baseEpoch = room.prevEpoch;
+    const basePayload = room.prevPayload;
+    if (offset !== undefined) {
+      room.prevOffset = offset;
+      room.prevEpoch = epoch;
+      room.prevPayload = frame.payload;
+    }
+    // undefined: not computed yet; null: no delta for this message (binary, no base, not smaller).
+    let delta: Uint8Array | null | undefined;
+    let deltaJson: OutFrame | null | undefined;
+    let deltaProto: OutFrame | undefined;
     let json: OutFrame | undefined;
     let proto: OutFrame | undefined;
     let delivered = 0;
@@ -163,15 +202,47 @@ export class Fanout implements OutboundScheduler {
         else sub.buffer.push(envelope);
         continue;
       }
-      let out: OutFrame;
-      if (conn.codec === "json") {
-        out = json ??= frameBytes(Buffer.from(encodeJson(frame), "utf8"), false);
-      } else {
-        if (proto === undefined) {
-          const bytesOf = envelope.encoded ?? encodeProto(frame);
-          proto = frameBytes(Buffer.from(bytesOf.buffer, bytesOf.byteOffset, bytesOf.byteLength), true);
+      let out: OutFrame | undefined;
+      if (offset !== undefined) {
+        const sameEpoch = sub.epoch === epoch;
+        if (sameEpoch && offset <= sub.lastOffset) continue;
+        sub.lastOffset = offset;
+        sub.epoch = epoch;
+        if (sub.delta) {
+          const chained = sameEpoch && base > 0 && sub.deltaBase === base && baseEpoch === epoch;
+          sub.deltaBase = offset;
+          if (chained) {
+            if (delta === undefined) delta = this.makeDelta(frame, basePayload);
+            if (delta !== null) {
+              if (conn.codec === "json") {
+                if (deltaJson === undefined) {
+                  deltaJson =
+                    base64Length(delta.length) < frame.payload!.length
+                      ? frameBytes(Buffer.from(encodeJson(deltaFrame(frame, delta)), "utf8"), false)
+                      : null;
+                }
+                if (deltaJson !== null) out = deltaJson;
+              } else {
+                if (deltaProto === undefined) {
+                  const bytesOf = encodeProto(deltaFrame(frame, delta));
+                  deltaProto = frameBytes(Buffer.from(bytesOf.buffer, bytesOf.byteOffset, bytesOf.byteLength), true);
+                }
+                out = deltaProto;
+              }
+            }
+          }
         }
-        out = proto;
+      }
+      if (out === undefined) {
+        if (conn.codec === "json") {
+          out = json ??= frameBytes(Buffer.from(encodeJson(frame), "utf8"), false);
+        } else {
+          if (proto === undefined) {
+            const bytesOf = envelope.encoded ?? encodeProto(frame);
+            proto = frameBytes(Buffer.from(bytesOf.buffer, bytesOf.byteOffset, bytesOf.byteLength), true);
+          }
+          out = proto;
+        }
       }
       conn.enqueue(out);
       delivered++;
@@ -194,10 +265,29 @@ export class Fanout implements OutboundScheduler {
     }
   }
 
-  /** Delivers a buffered envelope to one subscription (after its subscribe finished). */
+  /** The delta turning the previous message's payload into this one's, when it is worth sending; else null. */
+  private makeDelta(frame: Frame, basePayload: Uint8Array | undefined): Uint8Array | null {
+    const target = frame.payload;
+    if (!this.createDelta || frame.payloadFormat === "binary" || basePayload === undefined || target === undefined) return null;
+    try {
+      const delta = this.createDelta(basePayload, target);
+      return delta !== undefined && delta.length < target.length ? delta : null;
+    } catch {
+      // A payload the delta codec cannot handle goes out whole.
+      return null;
+    }
+  }
+
+  /** Delivers a buffered envelope to one subscription (after its subscribe finished), always as a full message. */
   deliverOne(sub: Subscription, envelope: Envelope): void {
     if (!envelope.echo && envelope.originClientId === sub.conn.id) return;
-    if (isPresenceFrame(envelope.frame.type) && !sub.seesPresence) return;
-    sub.conn.enqueue(encodeOut(envelope.frame, sub.conn.codec));
+    const frame = envelope.frame;
+    if (isPresenceFrame(frame.type) && !sub.seesPresence) return;
+    if (frame.type === "message" && frame.offset !== undefined) {
+      if (sub.epoch === frame.epoch && frame.offset <= sub.lastOffset) return;
+      sub.lastOffset = frame.offset;
+      sub.epoch = frame.epoch;
+    }
+    sub.conn.enqueue(encodeOut(frame, sub.conn.codec));
   }
 }

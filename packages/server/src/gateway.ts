@@ -80,6 +80,8 @@ export class Gateway {
   readonly version: string;
   readonly nodeId = randomBytes(6).toString("base64url");
   readonly startedAt = Date.now();
+  /** Per room, the bus publish of the newest append started on this node (see `inOrder` in rooms.ts). */
+  readonly publishOrder = new Map<string, Promise<void>>();
   inspector: Inspector;
   shuttingDown = false;
   private readonly ipCounter = new ConnectionCounter();

@@ -2,6 +2,7 @@ import {
   ArqonError,
   ErrorCode,
   HEADER_TIMESTAMP,
+  HEADER_TWIST_ID,
   isValidTenant,
   roomKey,
   roomNameProblem,
@@ -11,6 +12,7 @@ import {
   type Member,
   type PayloadFormat,
   type Position,
+  type AppendResult,
   type StateEntry,
 } from "@arqon/core";
 import { can } from "./auth.js";
@@ -39,6 +41,14 @@ export interface PublishResult {
   duplicate: boolean;
 }
 
+/**
+ * The timeline id (`x-twist-id`) the server gives a message published without one: every room's default timeline
+ * is "main", so history of the default timeline can be filtered like any other (`twistId: "main"`).
+ */
+export const DEFAULT_TWIST_ID = "main";
+
+const TWIST_ID_RE = /^[A-Za-z0-9_\-.:]{1,64}$/;
+
 function forbidden(action: string, room: string): ArqonError {
   return new ArqonError(ErrorCode.FORBIDDEN, `not allowed to ${action} room "${room}"`);
 }
@@ -65,8 +75,19 @@ export async function publishMessage(gw: Gateway, input: PublishInput): Promise<
     },
     gw.logger,
   );
+  const twist = input.headers?.[HEADER_TWIST_ID];
+  if (twist !== undefined && !TWIST_ID_RE.test(twist)) {
+    // Client frames were checked by the codec; this covers the HTTP API and in-process publishes.
+    throw new ArqonError(ErrorCode.HEADER_INVALID, "x-twist-id must be 1-64 characters of letters, digits and _ - . :", {
+      detail: { header: HEADER_TWIST_ID },
+    });
+  }
   const now = Date.now();
-  const headers: Record<string, string> = { ...input.headers, [HEADER_TIMESTAMP]: String(now) };
+  const headers: Record<string, string> = {
+    ...input.headers,
+    [HEADER_TIMESTAMP]: String(now),
+    [HEADER_TWIST_ID]: twist ?? DEFAULT_TWIST_ID,
+  };
   const message: Frame = { type: "message", id: gw.nextMessageId(), room, payload, headers, timestamp: now };
   if (input.payloadFormat === "binary") message.payloadFormat = "binary";
   if (input.sender) message.sender = input.sender;
@@ -76,19 +97,54 @@ export async function publishMessage(gw: Gateway, input: PublishInput): Promise<
     if (decision.policyVersion) message.inspection.policyVersion = decision.policyVersion;
   }
   const key = roomKey(tenant, room);
-  const appended = await gw.backends.history.append(
+  const appending = gw.backends.history.append(
     key,
     message,
     input.idempotencyKey ? { idempotencyKey: input.idempotencyKey } : undefined,
   );
-  const stored = appended.message;
-  if (!appended.duplicate) {
-    const envelope: Envelope = { frame: stored };
+  const appended = await inOrder(gw, key, appending, (result) => {
+    if (result.duplicate) return Promise.resolve();
+    const envelope: Envelope = { frame: result.message };
     if (input.originClientId) envelope.originClientId = input.originClientId;
     if (input.echo) envelope.echo = true;
-    await gw.backends.bus.publish(key, envelope);
-  }
+    return gw.backends.bus.publish(key, envelope);
+  });
+  const stored = appended.message;
   return { id: stored.id ?? message.id!, offset: appended.offset, epoch: appended.epoch, duplicate: appended.duplicate };
+}
+
+/**
+ * Hands appended messages to the bus in the order their appends were started on this node, which is their offset
+ * order (stores assign offsets in call order). Appends still run concurrently (a durable store batches their
+ * commits); only the bus publishes wait for the earlier ones. Without this, two publishers in one room could reach
+ * the bus out of offset order, and a subscriber would drop the late one as already seen.
+ */
+async function inOrder(
+  gw: Gateway,
+  key: string,
+  appending: Promise<AppendResult>,
+  publish: (result: AppendResult) => Promise<void>,
+): Promise<AppendResult> {
+  const previous = gw.publishOrder.get(key);
+  const task = (async () => {
+    let result: AppendResult;
+    try {
+      result = await appending;
+    } finally {
+      if (previous) await previous;
+    }
+    await publish(result);
+    return result;
+  })();
+  const settled = task.then(
+    () => undefined,
+    () => undefined,
+  );
+  gw.publishOrder.set(key, settled);
+  void settled.then(() => {
+    if (gw.publishOrder.get(key) === settled) gw.publishOrder.delete(key);
+  });
+  return task;
 }
 
 /** In-process server publish: the tenant and room are checked here, as nothing upstream did. */
@@ -171,6 +227,10 @@ export async function handleSubscribe(gw: Gateway, conn: Connection, frame: Fram
       inPresence: false,
       joinedAt: Date.now(),
       closed: false,
+      lastOffset: 0,
+      epoch: undefined,
+      delta: frame.delta === true,
+      deltaBase: 0,
     };
     conn.subscriptions.set(key, sub);
     const { room: local, created } = gw.fanout.add(sub, conn.tenant);
@@ -187,7 +247,10 @@ export async function handleSubscribe(gw: Gateway, conn: Connection, frame: Fram
     }
   } else {
     sub.buffer ??= [];
+    sub.delta = frame.delta === true;
   }
+  // After a (re)subscribe the next live message goes out whole: the client's delta base starts over.
+  sub.deltaBase = 0;
   try {
     if (sub.closed) return;
     if (!sub.inPresence || info !== undefined) {
@@ -206,7 +269,9 @@ export async function handleSubscribe(gw: Gateway, conn: Connection, frame: Fram
     let recovered: Frame[] = [];
     let position: Position;
     if (frame.since) {
-      const result = await gw.backends.history.recover(key, frame.since, gw.limits.maxRecoveryMessages);
+      // Offset 0 ("before the first message") is the default value, so the codecs leave it out of `since`.
+      const since: Position = { offset: frame.since.offset ?? 0, epoch: frame.since.epoch ?? "" };
+      const result = await gw.backends.history.recover(key, since, gw.limits.maxRecoveryMessages);
       position = result.position;
       reply.recovered = result.recovered;
       if (result.recovered) recovered = result.messages;
@@ -227,6 +292,10 @@ export async function handleSubscribe(gw: Gateway, conn: Connection, frame: Fram
     if (sub.closed || conn.closing) return;
     conn.send(reply);
     for (const m of recovered) conn.send(m.room === undefined ? { ...m, room } : m);
+    // What the client has now: the snapshot position or the last recovered message. Live frames at or below it
+    // (held in the buffer, or still on their way from a publish that raced with this subscribe) are dropped.
+    sub.lastOffset = covered;
+    sub.epoch = position.epoch;
     flushBuffer(gw, sub, position.epoch, covered, state);
   } catch (err) {
     if (fresh) {
