@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -111,6 +111,29 @@ describe("storage - history", () => {
       expect([...env.root.openDB({ name: "history.dedupe" }).getRange({})]).toHaveLength(0);
       expect(await history.append(key, msg(3), { idempotencyKey: "once" })).toMatchObject({ duplicate: false, offset: 3 });
     });
+  });
+
+  it("storage - the sweep works through many rooms in bounded steps", async () => {
+    const clock = new ManualClock();
+    await withStorage(tempDir(), { retention: { maxAgeMs: 1_000 }, clock, history: { sweepIntervalMs: 3_600_000 } }, async ({ history, env }) => {
+      await Promise.all(Array.from({ length: 1_100 }, (_, i) => history.append(roomKey("t", `room-${i}`), msg(i))));
+      const rows = () => [...env.root.openDB({ name: "history.messages" }).getRange({})].length;
+      expect(rows()).toBe(1_100);
+      await clock.advance(2_000);
+      await history.sweep();
+      const afterOne = rows();
+      expect(afterOne).toBeGreaterThan(0);
+      expect(afterOne).toBeLessThan(1_100);
+      await history.sweep();
+      expect(rows()).toBe(0);
+      expect((await history.position(roomKey("t", "room-7"))).offset).toBe(1);
+    });
+  });
+
+  it("storage - an unusable path fails with ARQ_BACKEND_UNAVAILABLE", async () => {
+    const file = path.join(tempDir(), "file");
+    writeFileSync(file, "x");
+    await expect(openEmbeddedStorage({ path: path.join(file, "data") })).rejects.toMatchObject({ code: ErrorCode.BACKEND_UNAVAILABLE });
   });
 
   it("storage - reads that cross the in-memory ring and the database return the same as the database alone", async () => {

@@ -1,3 +1,5 @@
+// eslint-disable-next-line @typescript-eslint/triple-slash-reference -- fossil-delta ships no types; the reference brings them into every program that compiles core sources (server, sdk)
+/// <reference path="./fossil-delta.d.ts" />
 import fossilDelta from "fossil-delta";
 import { ArqonError, ErrorCode } from "../errors.js";
 import type { Frame, PayloadFormat } from "../frame/types.js";

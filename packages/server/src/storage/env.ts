@@ -68,8 +68,13 @@ export class StorageEnv {
 
   /** Opens (creating when missing) the environment under `path`. */
   static async open(path: string, options: { durability?: Durability } = {}): Promise<StorageEnv> {
-    mkdirSync(path, { recursive: true, mode: 0o700 });
-    const root = open({ path, maxDbs: 32, noSubdir: false });
+    let root: RootDatabase;
+    try {
+      mkdirSync(path, { recursive: true, mode: 0o700 });
+      root = open({ path, maxDbs: 32, noSubdir: false });
+    } catch (cause) {
+      throw new BackendUnavailableError(`cannot open embedded storage at ${path}: ${(cause as Error).message}`, { cause });
+    }
     const meta = root.openDB<string, string>({ name: DB.meta });
     let storeId = meta.get("storeId");
     if (storeId === undefined) {

@@ -26,6 +26,9 @@ export const DEFAULT_DEDUPE_WINDOW_MS = 120_000;
 export const DEFAULT_HISTORY_READ_LIMIT = 100;
 export const DEFAULT_RING_SIZE = 256;
 export const DEFAULT_SWEEP_INTERVAL_MS = 10_000;
+/** Rooms and idempotency keys one sweep looks at. */
+const SWEEP_ROOMS = 1_000;
+const SWEEP_KEYS = 10_000;
 
 /** Retention for the rooms whose name matches `pattern` (core's `roomMatches`: `*` one segment, `**` anything). */
 export interface RetentionRule extends RetentionPolicy {
@@ -158,6 +161,8 @@ export class LmdbHistoryStore implements HistoryStore {
   readonly #clock: StorageClock;
   readonly #sweepTimer: unknown;
   #sweeping: Promise<void> | undefined;
+  /** Room key the next sweep starts at (undefined: from the first room). */
+  #sweepFrom: string | undefined;
   #closed = false;
 
   constructor(env: StorageEnv, options: LmdbHistoryOptions = {}) {
@@ -374,28 +379,40 @@ export class LmdbHistoryStore implements HistoryStore {
   }
 
   /**
-   * Deletes messages past their room's age bound and expired idempotency keys (bounded work per call). Runs every
-   * `sweepIntervalMs`; exposed for tests and for an admin "compact now".
+   * Deletes expired idempotency keys and messages past their room's age bound. Each call handles at most
+   * `SWEEP_ROOMS` rooms, continuing where the previous call stopped, so a sweep never stalls the event loop however
+   * many rooms there are. Runs every `sweepIntervalMs`; exposed for tests and for an admin "compact now".
    */
   async sweep(): Promise<void> {
     if (this.#closed) return;
     const now = this.#clock.now();
+    const expired: ExpiryKey[] = [];
+    for (const { key } of this.#expiry.getRange({ end: [now + 1], limit: SWEEP_KEYS })) expired.push(key);
+    const aged: RoomKey[] = [];
+    let scanned = 0;
+    let last: string | undefined;
+    for (const { key: room, value: record } of this.#rooms.getRange({ start: this.#sweepFrom, limit: SWEEP_ROOMS })) {
+      scanned++;
+      last = room;
+      const policy = this.policy(room as RoomKey);
+      if (policy.maxAgeMs === 0 || record.first > record.last) continue;
+      const oldest = this.#messages.get([room, record.first]);
+      if (oldest === undefined || oldest.at <= now - policy.maxAgeMs) aged.push(room as RoomKey);
+    }
+    // The next sweep starts at the last room looked at (looking at one room twice is harmless).
+    this.#sweepFrom = scanned < SWEEP_ROOMS ? undefined : last;
+    if (expired.length === 0 && aged.length === 0) return;
     await this.#env.write(() => {
-      let budget = 10_000;
-      for (const { key, value } of this.#expiry.getRange({ end: [now + 1] })) {
-        if (budget-- <= 0) break;
+      for (const key of expired) {
         const [expiresAt, room, idem] = key;
         const current = this.#dedupe.get([room, idem]);
         if (current !== undefined && current.expiresAt === expiresAt) this.#dedupe.remove([room, idem]);
         this.#expiry.remove(key);
-        void value;
       }
-      for (const { key: room, value: record } of this.#rooms.getRange({})) {
-        if (budget <= 0) break;
-        const policy = this.policy(room as RoomKey);
-        if (policy.maxAgeMs === 0 || record.first > record.last) continue;
-        const first = this.#trim(room as RoomKey, record, policy, now);
-        budget -= first - record.first + 1;
+      for (const room of aged) {
+        const record = this.#rooms.get(room);
+        if (record === undefined) continue;
+        const first = this.#trim(room, record, this.policy(room), now);
         if (first !== record.first) this.#rooms.put(room, { ...record, first });
       }
     });
