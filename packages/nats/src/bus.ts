@@ -139,6 +139,7 @@ export class NatsBus implements Bus {
     const subject = roomSubject(key, this.#prefix);
     this.#link.guard("bus publish");
     const data = envelope.encoded ?? encodeProto(envelope.frame);
+    this.#link.checkSize(data.length);
     const h = natsHeaders();
     if (envelope.originClientId !== undefined) h.set(HEADER_ORIGIN, envelope.originClientId);
     if (envelope.echo) h.set(HEADER_ECHO, "1");

@@ -312,12 +312,14 @@ export class JetStreamHistoryStore implements HistoryStore {
       const head = this.#heads.get(key) ?? (await this.#lastOf(key, attempt === 0));
       const offset = head.offset + 1;
       const stored: Frame = { ...message, offset, epoch };
+      const data = encodeProto(stored);
+      this.#link.checkSize(data.length);
       const h = natsHeaders();
       h.set(HEADER_OFFSET, String(offset));
       h.set(HEADER_APPENDED_AT, String(Date.now()));
       let ack;
       try {
-        ack = await this.#link.js.publish(subject, encodeProto(stored), {
+        ack = await this.#link.js.publish(subject, data, {
           headers: h,
           expect: { lastSubjectSequence: head.seq },
           ...(msgID === undefined ? {} : { msgID }),

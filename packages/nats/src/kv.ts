@@ -124,6 +124,7 @@ export class NatsKvKeyValueStore implements KeyValueStore {
         }
         const revision = (slot?.revision ?? 0) + 1;
         const data = encodeSlot({ revision, updatedAt: Date.now(), deleted: false, value });
+        this.#link.checkSize(data.length);
         try {
           await this.#kv.put(natsKey, data, { previousSeq: current?.revision ?? 0 });
           return revision;

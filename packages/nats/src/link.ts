@@ -1,7 +1,7 @@
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager, JetStreamApiError, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
-import { ArqonError, BackendUnavailableError } from "@arqon/core";
+import { ArqonError, BackendUnavailableError, PayloadTooLargeError } from "@arqon/core";
 
 export type NatsStatus = "connected" | "reconnecting" | "closed";
 
@@ -120,6 +120,15 @@ export class NatsLink {
         this.#status === "closed" ? `${what}: the NATS connection is closed` : `${what}: NATS is unreachable (reconnecting)`,
       );
     }
+  }
+
+  /**
+   * Throws `PayloadTooLargeError` (ARQ_PAYLOAD_TOO_LARGE) when `bytes` (plus `overhead` for headers) exceeds the NATS
+   * server's `max_payload` (1 MiB by default), instead of letting NATS refuse it as a connection-level error.
+   */
+  checkSize(bytes: number, overhead = 512): void {
+    const max = this.nc.info?.max_payload;
+    if (max !== undefined && max > 0 && bytes + overhead > max) throw new PayloadTooLargeError(max - overhead);
   }
 
   /**

@@ -280,7 +280,9 @@ export class NatsKvPresenceStore implements PresenceStore {
   }
 
   async #put(kvKey: string, member: Member): Promise<void> {
-    this.#wrote(await this.#kv.put(kvKey, encoder.encode(JSON.stringify(toStored(member, this.nodeId)))));
+    const data = encoder.encode(JSON.stringify(toStored(member, this.nodeId)));
+    this.#link.checkSize(data.length);
+    this.#wrote(await this.#kv.put(kvKey, data));
   }
 
   async join(key: RoomKey, member: Member): Promise<void> {

@@ -203,8 +203,10 @@ export class NatsKvRoomStateStore implements RoomStateStore {
         if (index >= 0) entries[index] = wire;
         else entries.push(wire);
         const next: Snapshot = { rev: snapshot.rev + 1, last: wire, entries };
+        const data = encoder.encode(JSON.stringify(next));
+        this.#link.checkSize(data.length);
         try {
-          await this.#kv.put(kvKey, encoder.encode(JSON.stringify(next)), { previousSeq: current?.revision ?? 0 });
+          await this.#kv.put(kvKey, data, { previousSeq: current?.revision ?? 0 });
           return entry;
         } catch (error) {
           if (!isWrongLastSequence(error)) throw error;

@@ -69,6 +69,18 @@ describeWithNats("connectNatsBackends", () => {
     expect(topics).toEqual(["casil.reload"]);
   });
 
+  it("backends - a frame beyond the NATS max_payload is refused with ARQ_PAYLOAD_TOO_LARGE, not as an outage", async () => {
+    const nats = await startNatsServer();
+    cleanups.push(() => nats.stop());
+    const a = await node(nats, "a");
+    const key = roomKey("acme", "big");
+    const frame = { type: "message" as const, room: "big", payload: new Uint8Array(2 * 1024 * 1024) };
+    await expect(a.history.append(key, frame)).rejects.toMatchObject({ code: ErrorCode.PAYLOAD_TOO_LARGE });
+    await expect(a.bus.publish(key, { frame })).rejects.toMatchObject({ code: ErrorCode.PAYLOAD_TOO_LARGE });
+    expect(a.status()).toBe("connected");
+    expect((await a.history.append(key, { ...frame, payload: new Uint8Array(10) })).offset).toBe(1);
+  });
+
   it("backends - while NATS is down every write rejects with ARQ_BACKEND_UNAVAILABLE; the node recovers by itself", async () => {
     const nats = await startNatsServer();
     cleanups.push(() => nats.stop());
