@@ -41,6 +41,8 @@ export interface EmbeddedStorage {
   state: LmdbRoomStateStore;
   kv: LmdbKeyValueStore;
   env: StorageEnv;
+  /** The three stores as `createArqonServer` options: `createArqonServer({ auth, ...storage.backends })`. */
+  backends: { history: LmdbHistoryStore; state: LmdbRoomStateStore; kv: LmdbKeyValueStore };
   /** Closes the three stores, waits for pending writes to reach the disk and closes the environment. */
   close(): Promise<void>;
 }
@@ -51,7 +53,7 @@ export interface EmbeddedStorage {
  *
  * ```ts
  * const storage = await openEmbeddedStorage({ path: "./.arqon/data" });
- * const server = createArqonServer({ auth, history: storage.history, state: storage.state, kv: storage.kv });
+ * const server = createArqonServer({ auth, ...storage.backends });
  * // on shutdown, after server.close():
  * await storage.close();
  * ```
@@ -68,6 +70,7 @@ export async function openEmbeddedStorage(options: EmbeddedStorageOptions): Prom
     state,
     kv,
     env,
+    backends: { history, state, kv },
     close() {
       closing ??= (async () => {
         await Promise.all([history.close(), state.close(), kv.close()]);
