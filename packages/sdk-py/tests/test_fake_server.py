@@ -1,7 +1,8 @@
-"""close codes - the client reconnects after 4000-4499 and transient RFC codes, stops after 1000 and 4500-4999.
+"""fake server - close codes (reconnect after 4000-4499 and transient RFC codes, stop after 1000 and 4500-4999),
+backoff bounds, request timeouts, closing from a handler, and a delta that does not apply.
 
-A small in-process WebSocket server plays the gateway here: it sends ``welcome`` and then closes with the code under
-test, so every close code can be exercised without a way to provoke it on the real gateway."""
+A small in-process WebSocket server plays the gateway here, so conditions the real gateway has no way to provoke on
+demand (any close code, a corrupt delta, a missing reply) can be exercised through the public API."""
 
 from __future__ import annotations
 
@@ -193,5 +194,48 @@ async def test_close_from_inside_a_handler_and_with_handlers_in_flight() -> None
         assert reported == []  # the cancelled slow handler is not reported as a failure
     finally:
         loop.set_exception_handler(None)
+        await client.close()
+        server.close()
+
+
+async def test_a_delta_that_does_not_apply_resubscribes_from_the_last_good_position() -> None:
+    subscribes: List[Any] = []
+
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send(json.dumps({"type": "welcome", "clientId": "c_1"}))
+        async for data in ws:
+            frame = json.loads(data)
+            if frame["type"] != "subscribe":
+                continue
+            subscribes.append(frame)
+            room = frame["room"]
+            if len(subscribes) == 1:
+                await ws.send(json.dumps({"type": "subscribed", "requestId": frame["requestId"], "room": room, "offset": 1, "epoch": "e"}))
+                await ws.send(json.dumps({"type": "message", "room": room, "offset": 2, "epoch": "e", "payload": {"n": 2}}))
+                # a delta whose checksum cannot match: the client must not guess
+                await ws.send(json.dumps({"type": "message", "room": room, "offset": 3, "epoch": "e", "payload": "Mwo1OjNdfSwzO34=", "payloadFormat": "binary", "delta": True}))
+                await ws.send(json.dumps({"type": "message", "room": room, "offset": 4, "epoch": "e", "payload": "MQo3OjJ9MDtE;", "payloadFormat": "binary", "delta": True}))
+            else:
+                await ws.send(json.dumps({"type": "subscribed", "requestId": frame["requestId"], "room": room, "offset": 4, "epoch": "e", "recovered": True}))
+                await ws.send(json.dumps({"type": "message", "room": room, "offset": 3, "epoch": "e", "payload": {"n": 3}}))
+                await ws.send(json.dumps({"type": "message", "room": room, "offset": 4, "epoch": "e", "payload": {"n": 4}}))
+
+    server = await serve(handler, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]  # type: ignore[index]
+    client = ArqonClient(f"ws://127.0.0.1:{port}/ws", token="t")
+    got: List[Any] = []
+    errors: List[Any] = []
+    try:
+        await client.connect()
+        room = client.room("ticker")
+        room.on("error", errors.append)
+        await room.subscribe(lambda m: got.append((m.offset, m.payload, m.delta)), delta=True)
+        await until(lambda: len(got) == 3, what="the replayed messages")
+        assert got == [(2, {"n": 2}, False), (3, {"n": 3}, False), (4, {"n": 4}, False)]
+        assert subscribes[0].get("delta") is True and "since" not in subscribes[0]
+        assert subscribes[1]["since"] == {"offset": 2, "epoch": "e"} and subscribes[1].get("delta") is True
+        assert len(subscribes) == 2
+        assert [e.code for e in errors] == ["ARQ_DELTA_INVALID"]
+    finally:
         await client.close()
         server.close()

@@ -16,6 +16,7 @@ import itertools
 import json
 import random
 import time
+from dataclasses import replace
 from typing import (
     Any,
     AsyncIterator,
@@ -36,6 +37,7 @@ from websockets.asyncio.client import ClientConnection, connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from . import codec
+from .delta import DeltaError, apply_delta
 from .errors import (
     ArqonError,
     AuthError,
@@ -645,6 +647,10 @@ class Room:
         self._meta: Any = None
         self._has_meta = False
         self._resubscribing = False
+        # delta=True: the last full payload (bytes, binary?) that the next delta applies to; None after a subscribe.
+        self._delta_base: Optional[Tuple[bytes, bool]] = None
+        # A delta did not apply: messages are ignored until the resubscription from the last good position answers.
+        self._resyncing = False
         self._members: Dict[str, Member] = {}
         self._state: Dict[str, StateEntry] = {}
         self._queues: Set[asyncio.Queue[Any]] = set()
@@ -689,7 +695,10 @@ class Room:
         """Joins the room; ``handler`` (sync or async) gets every message. Returns the Subscribed result.
 
         ``since``: recover the messages after this position first (``recovered`` in the result says whether every
-        one of them comes). ``delta``: opt in to delta messages. ``meta``: initial presence metadata (a JSON value).
+        one of them comes). ``delta``: let the server send each message as a fossil delta against the previous one
+        when that is smaller; the client rebuilds the full payload, so handlers never see deltas (one that does not
+        apply fires an ``"error"`` event with ``ARQ_DELTA_INVALID`` and the room resubscribes from its last good
+        position). ``meta``: initial presence metadata (a JSON value).
         After a reconnect the client resubscribes by itself, passing the last position it saw.
         """
         if handler is not None:
@@ -732,6 +741,8 @@ class Room:
         if recovered is not True:
             self.position = Position(offset, epoch) if epoch else None
         self.subscribed = True
+        self._delta_base = None  # the server starts every (re)subscription with a full payload
+        self._resyncing = False
         self._members = {m.get("clientId", ""): _member(m) for m in frame.get("members", [])}
         self._state = {e["key"]: _entry(e) for e in frame.get("state", [])}
         result = Subscribed(
@@ -777,16 +788,53 @@ class Room:
             self._queues.discard(queue)
 
     def _on_message(self, frame: Mapping[str, Any]) -> None:
+        if self._resyncing:
+            return
         offset, epoch = frame.get("offset", 0), frame.get("epoch", "")
-        if offset and epoch:
-            pos = self.position
-            if pos is not None and pos.epoch == epoch and offset <= pos.offset:
-                return  # already delivered (at-most-once across a recovery)
-            self.position = Position(offset, epoch)
+        pos = self.position
+        if offset and epoch and pos is not None and pos.epoch == epoch and offset <= pos.offset:
+            return  # already delivered (at-most-once across a recovery)
         message = _message(frame, self.name)
+        if message.delta:
+            rebuilt = self._apply_delta(message)
+            if rebuilt is None:
+                return
+            message = rebuilt
+        elif self._delta:
+            raw = message.payload if message.binary else codec.json_text(message.payload).encode("utf-8")
+            self._delta_base = (raw, message.binary)
+        if offset and epoch:
+            self.position = Position(offset, epoch)
         for queue in self._queues:
             queue.put_nowait(message)
         self._emit("message", message)
+
+    def _apply_delta(self, message: Message) -> Optional[Message]:
+        """The message with its full payload rebuilt from the previous one; None (and a resync) when that fails."""
+        base = self._delta_base
+        try:
+            if base is None:
+                raise DeltaError("no previous payload to apply the delta to")
+            full = apply_delta(base[0], message.payload)
+            payload: Any = full if base[1] else json.loads(full.decode("utf-8"))
+        except (DeltaError, ValueError) as err:
+            self._resyncing = True
+            error = ArqonError("ARQ_DELTA_INVALID", f'a delta message in "{self.name}" could not be applied: {err}')
+            self._emit("error", error)
+            self.client._spawn(self._resync())
+            return None
+        self._delta_base = (full, base[1])
+        return replace(message, payload=payload, binary=base[1], delta=False)
+
+    async def _resync(self) -> None:
+        """Resubscribes from the last good position: the server replays what follows, the first one in full."""
+        try:
+            await self._send_subscribe(resubscribe=True)
+        except ConnectionClosedError:
+            return  # the reconnect resubscribes
+        except ArqonError as err:
+            self._resyncing = False
+            self._emit("error", err)
 
     def _on_ended(self, reason: str) -> None:
         self.subscribed = False
@@ -797,6 +845,7 @@ class Room:
 
     def _connection_lost(self) -> None:
         self.subscribed = False
+        self._resyncing = False
 
     def _end(self, error: Optional[BaseException]) -> None:
         self.subscribed = False
