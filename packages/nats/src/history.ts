@@ -124,6 +124,8 @@ export class JetStreamHistoryStore implements HistoryStore {
    * only an append's first guess of the head (a stale guess costs one retry); positions and reads ask the leader.
    */
   #direct = false;
+  /** With a single replica a direct get cannot lag: every head read may use it. */
+  #directExact = false;
   readonly #epochCache = new Map<RoomKey, string>();
   readonly #heads = new Map<RoomKey, Head>();
   readonly #queues = new Map<RoomKey, Promise<unknown>>();
@@ -179,6 +181,7 @@ export class JetStreamHistoryStore implements HistoryStore {
       info = await jsm.streams.add(this.streamConfig());
     }
     this.#direct = info.config.allow_direct === true;
+    this.#directExact = this.#direct && (info.config.num_replicas ?? 1) <= 1;
     if (info.created !== this.#streamCreated) {
       this.#streamCreated = info.created;
       this.#epochCache.clear();
@@ -265,7 +268,7 @@ export class JetStreamHistoryStore implements HistoryStore {
 
   async #lastOf(key: RoomKey, guess = false): Promise<Head> {
     const query = { last_by_subj: roomSubject(key, this.#prefix) };
-    const last = this.#direct && guess
+    const last = this.#directExact || (this.#direct && guess)
       ? await this.#link.jsm.direct.getMessage(this.#stream, query)
       : await this.#link.jsm.streams.getMessage(this.#stream, query);
     if (last === null) return { seq: 0, offset: 0 };

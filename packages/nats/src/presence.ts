@@ -293,8 +293,12 @@ export class NatsKvPresenceStore implements PresenceStore {
     }
     const kvKey = this.#kvKey(key, clientId);
     try {
-      const existing = parse(await this.#kv.get(kvKey));
-      const joinedAt = existing !== undefined && existing.l === undefined ? existing.j : (member.joinedAt ?? Date.now());
+      // The gateway passes the subscription's joinedAt; only without one does an update need the stored entry's.
+      let joinedAt = member.joinedAt;
+      if (joinedAt === undefined) {
+        const existing = parse(await this.#kv.get(kvKey));
+        joinedAt = existing !== undefined && existing.l === undefined ? existing.j : Date.now();
+      }
       const stored: Member = { ...member };
       if (joinedAt !== undefined) stored.joinedAt = joinedAt;
       this.#own.set(kvKey, stored);
