@@ -309,6 +309,18 @@ describe("fake server - connection loss", () => {
     await reconnected;
   });
 
+  it("normal close - a 1000 from the server is final", async () => {
+    const { server, client } = await setup();
+    await client.connect();
+    const closed = nextEvent(client, "closed");
+    const disconnected = nextEvent(client, "disconnected");
+    server.connections[0]!.close(CloseCode.NORMAL, "done");
+    expect(await disconnected).toEqual({ code: 1000, reason: "done", willReconnect: false });
+    expect(await closed).toEqual({ code: 1000, reason: "done" });
+    await new Promise((r) => setTimeout(r, 60));
+    expect(server.connections).toHaveLength(1);
+  });
+
   it("token expired - without getToken a 4004 is final", async () => {
     const { server, client } = await setup();
     await client.connect();

@@ -310,4 +310,29 @@ describe("gateway - reconnect", () => {
     expect(c.connected).toBe(true);
     expect(disconnected).toEqual([]);
   });
+
+  it("token - a token that runs out unrefreshed gets 4004; the client fetches a fresh one and reconnects", async () => {
+    const gw = await gateway();
+    let calls = 0;
+    const c = new ArqonClient(gw.url, {
+      getToken: async () => {
+        calls += 1;
+        if (calls === 2) throw new Error("token service down");
+        return gw.token({ sub: "alice", ttlSec: calls === 1 ? 2 : 3600 });
+      },
+      reconnect: { initialDelayMs: 10, maxDelayMs: 50 },
+    });
+    cleanup.push(() => c.close());
+    const errors = collect(c, "error");
+    await c.connect();
+    await c.room("lobby").subscribe();
+    const disconnected = nextEvent(c, "disconnected", undefined, 5000);
+    const reconnected = nextEvent(c, "connected", (e) => e.reconnected, 6000);
+    const resubscribed = nextEvent(c.room("lobby"), "subscribed", (e) => e.resubscribed, 6000);
+    expect(await disconnected).toMatchObject({ code: CloseCode.TOKEN_EXPIRED, willReconnect: true });
+    await reconnected;
+    await resubscribed;
+    expect(calls).toBe(3);
+    expect(errors.map((e) => e.code)).toEqual([ErrorCode.AUTH_INVALID]);
+  });
 });
