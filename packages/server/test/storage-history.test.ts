@@ -165,6 +165,17 @@ describe("storage - history", () => {
     });
   });
 
+  it("storage - racing appends with one idempotency key store one message; the others are duplicates of it", async () => {
+    await withStorage(tempDir(), {}, async ({ history }) => {
+      const key = roomKey("t", "orders");
+      const results = await Promise.all(Array.from({ length: 10 }, (_, i) => history.append(key, msg(i), { idempotencyKey: "same" })));
+      expect(results.filter((r) => !r.duplicate)).toHaveLength(1);
+      expect(new Set(results.map((r) => r.offset))).toEqual(new Set([1]));
+      expect(results.every((r) => ns([r.message])[0] === 0)).toBe(true);
+      expect((await history.position(key)).offset).toBe(1);
+    });
+  });
+
   it("storage - concurrent appends to many rooms stay gapless per room", async () => {
     await withStorage(tempDir(), {}, async ({ history }) => {
       const keys = Array.from({ length: 5 }, (_, i) => roomKey("t", `room-${i}`));
