@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { Child } from "./ipc.js";
 import { now, sleep } from "./clock.js";
 import { mergeHistograms, summarize, type HistogramData, type LatencySummary } from "./hist.js";
@@ -46,7 +47,7 @@ export class Session {
       clients.map((c, i) => {
         const r = c.call<{ opened: number; failed: number; errors: string[]; t0: number; t1: number }>(
           "connect",
-          { from, count: counts[i], concurrency: opts.concurrency ?? 64, timeoutMs: opts.timeoutMs ?? 120_000 },
+          { from, count: counts[i], concurrency: opts.concurrency ?? 128, timeoutMs: opts.timeoutMs ?? 120_000 },
           (opts.timeoutMs ?? 120_000) + 30_000,
         );
         from += counts[i]!;
@@ -77,6 +78,19 @@ export class Session {
   }
 }
 
+/** Busy and total jiffies of the whole machine (all processes, all cores), from /proc/stat; zeros elsewhere. */
+function machineTicks(): { busy: number; total: number } {
+  try {
+    const line = readFileSync("/proc/stat", "utf8").split("\n", 1)[0]!;
+    const v = line.trim().split(/\s+/).slice(1).map(Number);
+    const total = v.reduce((a, b) => a + b, 0);
+    const idle = (v[3] ?? 0) + (v[4] ?? 0);
+    return { busy: total - idle, total };
+  } catch {
+    return { busy: 0, total: 0 };
+  }
+}
+
 export interface StepResult {
   /** Delivery rate asked for (deliveries/s). */
   target: number;
@@ -94,6 +108,8 @@ export interface StepResult {
   latency: LatencySummary;
   serverCpu: number;
   clientCpu: number[];
+  /** Share of the machine's CPU (all cores, all processes — the bench's and everyone else's) busy during the step. */
+  machineBusy: number;
 }
 
 /**
@@ -112,6 +128,7 @@ export async function runStep(
   const all = [...new Set([...publishers, ...receivers])];
   await Promise.all(all.map((c) => c.call("reset")));
   await session.server.call("cpu");
+  const m0 = machineTicks();
   const pubs = await Promise.all(
     publishers.map((p) =>
       p.call<{ sent: number; expected: number; t0: number; t1: number }>("publish", { rate: msgRate / publishers.length, durationMs }, durationMs + 60_000),
@@ -135,6 +152,8 @@ export async function runStep(
     await sleep(50);
   }
   const serverCpu = (await session.server.call<{ share: number }>("cpu")).share;
+  const m1 = machineTicks();
+  const machineBusy = m1.total > m0.total ? (m1.busy - m0.busy) / (m1.total - m0.total) : NaN;
   const stats = await Promise.all(receivers.map((c) => c.call<{ received: number; lastAt: number; hist: HistogramData; cpu: number }>("stats")));
   received = stats.reduce((a, s) => a + s.received, 0);
   const lastAt = drained ? Math.max(...stats.map((s) => s.lastAt)) : Math.max(deadline, ...stats.map((s) => s.lastAt));
@@ -155,6 +174,7 @@ export async function runStep(
     latency,
     serverCpu,
     clientCpu: stats.map((s) => s.cpu),
+    machineBusy,
   };
 }
 
@@ -180,8 +200,9 @@ export interface Saturation {
 }
 
 /**
- * Raises the offered rate (×2 per step) until delivery falls behind, then bisects (geometric mean) until the bounds are
- * within 25% or the step budget is spent. Saturation = the best delivery rate achieved by any step.
+ * Raises the offered rate (×2 per step) until delivery falls behind (twice in a row at the same rate), then bisects
+ * (geometric mean) until the bounds are within 25% or the step budget is spent. Saturation = the best delivery rate
+ * achieved by any step.
  */
 export async function searchSaturation(
   step: (target: number) => Promise<StepResult>,
@@ -190,16 +211,21 @@ export async function searchSaturation(
   let rate = opts.start;
   let good: number | undefined;
   let bad: number | undefined;
+  let retried: number | undefined;
   const steps: StepResult[] = [];
   for (let i = 0; i < opts.maxSteps; i++) {
     const r = await step(rate);
     steps.push(r);
     opts.log(
       `    step ${i + 1}: target ${fmtRate(rate)}/s achieved ${fmtRate(r.achieved)}/s ${r.keptUp ? "ok" : "BEHIND"}` +
-        ` p99 ${r.latency.p99.toFixed(1)} ms server cpu ${(r.serverCpu * 100).toFixed(0)}% clients ${r.clientCpu.map((c) => (c * 100).toFixed(0) + "%").join("/")}`,
+        ` p99 ${r.latency.p99.toFixed(1)} ms server cpu ${(r.serverCpu * 100).toFixed(0)}% clients ${r.clientCpu.map((c) => (c * 100).toFixed(0) + "%").join("/")} machine ${(r.machineBusy * 100).toFixed(0)}%`,
     );
     if (r.keptUp) good = Math.max(good ?? 0, rate);
-    else bad = Math.min(bad ?? Infinity, rate);
+    else if (retried !== rate && i + 1 < opts.maxSteps) {
+      // A shared machine stalls now and then: a rate counts as too high only when it fails twice in a row.
+      retried = rate;
+      continue;
+    } else bad = Math.min(bad ?? Infinity, rate);
     if (bad === undefined) {
       if (rate * 2 > opts.maxRate) break;
       rate *= 2;

@@ -55,7 +55,8 @@ const workloads = WORKLOADS.filter((w) => {
 // A fan-out size given with --sizes that has no workload of its own still runs.
 if (args.sizes && (!wanted || wanted.includes("fanout"))) {
   const { fanoutWorkload } = await import("./workloads/fanout.js");
-  for (const n of profile.fanoutSizes) if (!workloads.some((w) => w.id === `fanout-${n}`)) workloads.unshift(fanoutWorkload(n));
+  const extra = profile.fanoutSizes.filter((n) => !workloads.some((w) => w.id === `fanout-${n}`)).map(fanoutWorkload);
+  workloads.unshift(...extra);
   for (let i = workloads.length - 1; i >= 0; i--) {
     const w = workloads[i]!;
     if (w.id.startsWith("fanout-") && !profile.fanoutSizes.includes(Number(w.id.slice(7)))) workloads.splice(i, 1);
@@ -97,6 +98,7 @@ for (let run = 0; run < profile.runs; run++) {
     const order = systems.map((_, i) => systems[(i + run) % systems.length]!);
     for (const sys of order) {
       log(`run ${run + 1}/${profile.runs} ${w.id} ${sys}`);
+      const t0 = Date.now();
       try {
         const metrics = await w.run({
           system: getSystem(sys),
@@ -115,6 +117,7 @@ for (let run = 0; run < profile.runs; run++) {
           },
         });
         (perSystem[sys] ??= []).push(...metrics);
+        log(`  done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
       } catch (err) {
         const error = err instanceof Error ? err.message : String(err);
         log(`  FAILED: ${error}`);

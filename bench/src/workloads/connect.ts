@@ -15,9 +15,9 @@ export const connectWorkload: Workload = {
     const s = await Session.start(ctx);
     try {
       const clients = await s.addClients(2);
-      await s.connect(clients, [100, 100], { from: 0 });
+      await s.connect(clients, [100, 100], { from: 0, concurrency: 64 });
       await Promise.all(clients.map((c) => c.call("closeAll")));
-      const r = await s.connect(clients, split(n, 2), { from: 1000 });
+      const r = await s.connect(clients, split(n, 2), { from: 1000, concurrency: 64 });
       ctx.log(`    ${n} connections: ${r.ratePerSec.toFixed(0)} handshakes/s`);
       return [{ key: "connect.rate", label: `connection setup (${n.toLocaleString("en-US")} conns)`, unit: "/s", value: r.ratePerSec, better: "higher", detail: r }];
     } finally {

@@ -25,7 +25,7 @@ export function fanoutWorkload(n: number): Workload {
         await pub!.call("setPlan", { entries: [{ conn: 0, room: "fan", deliveries: n }] });
         const step = (target: number, durationMs = profile.stepMs) =>
           runStep(s, [pub!], subs, target, target / n, durationMs, Math.max(2000, 2 * durationMs));
-        await step(Math.min(10_000, n * 10), 500); // warm-up (JIT, buffers), not reported
+        await step(ctx.searchStart(25_000) / 2, 1000); // warm-up (JIT, buffers), not reported
         const sat = await searchSaturation(step, { start: ctx.searchStart(25_000), maxSteps: profile.maxSteps, maxRate: 20_000_000, log: ctx.log });
         ctx.rememberSaturation(sat.saturation);
         const half = await step(sat.saturation / 2, profile.latencyMs);

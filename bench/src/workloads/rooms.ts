@@ -33,7 +33,7 @@ export const roomsWorkload: Workload = {
       await Promise.all(clients.map((c, i) => s.subscribe(c, rooms[i]!, deliveries[i]!)));
       const step = (target: number, durationMs = profile.stepMs) =>
         runStep(s, clients, clients, target, target / perMessage, durationMs, Math.max(2000, 2 * durationMs));
-      await step(5000, 500);
+      await step(ctx.searchStart(20_000) / 2, 1000); // warm-up, not reported
       const sat = await searchSaturation(step, { start: ctx.searchStart(20_000), maxSteps: profile.maxSteps, maxRate: 10_000_000, log: ctx.log });
       ctx.rememberSaturation(sat.saturation);
       const half = await step(sat.saturation / 2, profile.latencyMs);
