@@ -1,5 +1,6 @@
 import { ArqonError, ErrorCode, jsonBytes, parseJsonBytes, type Frame, type KeyValueStore } from "@arqon/core";
 import type { Logger } from "pino";
+import type { AuthContext } from "./auth.js";
 import type { Connection } from "./connection.js";
 import type { Gateway } from "./gateway.js";
 import { inspectOrThrow } from "./inspect.js";
@@ -17,6 +18,8 @@ export interface CommandContext {
   sub: string;
   role?: string;
   admin: boolean;
+  /** The caller's full auth context, for capability checks (`can(ctx.auth, "sub", room)`). */
+  auth: AuthContext;
   clientId: string;
   /** Publishes into the caller's tenant (inspected like any server publish). */
   publish(room: string, payload: unknown): Promise<PublishResult>;
@@ -123,6 +126,7 @@ export async function handleCommand(gw: Gateway, conn: Connection, frame: Frame)
     sub: conn.auth.sub,
     role: conn.auth.role,
     admin: conn.auth.admin,
+    auth: conn.auth,
     clientId: conn.id,
     publish: (room, payload) => gw.publishJson(tenant, room, payload, conn.auth.sub),
     kv: gw.backends.kv,

@@ -37,6 +37,7 @@ import type { ServerMetrics } from "./metrics.js";
 import type { CommandRegistry } from "./commands.js";
 import { handleCommand } from "./commands.js";
 import { PresenceManager } from "./presence.js";
+import { registerHistoryCommands } from "./history-commands.js";
 import { handleHistory, handlePublish, handleSubscribe, handleUnsubscribe, leaveRoom, serverPublish, type PublishResult } from "./rooms.js";
 import { handleStateGet, handleStateSet, watchState } from "./state.js";
 
@@ -128,6 +129,7 @@ export class Gateway {
       }),
     );
     this.unwatch.push(watchState(this));
+    registerHistoryCommands(this);
     const sweepMs = Math.max(20, Math.min(1000, Math.floor(Math.min(limits.pingIntervalMs, limits.pongTimeoutMs) / 4)));
     this.sweepTimer = setInterval(() => this.sweep(), sweepMs);
     this.sweepTimer.unref();

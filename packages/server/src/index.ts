@@ -45,6 +45,8 @@ export { CommandRegistry } from "./commands.js";
 export type { CommandContext, CommandHandler, CommandOptions } from "./commands.js";
 export { TokenBucket } from "./limits.js";
 export type { PublishResult } from "./rooms.js";
+export { DEFAULT_TWIST_ID } from "./rooms.js";
+export { HISTORY_COMMANDS, type HistoryCommandMessage } from "./history-commands.js";
 
 /** The version of @arqon/server (reported in welcome and /version unless overridden). */
 export const SERVER_VERSION: string = pkg.version;
