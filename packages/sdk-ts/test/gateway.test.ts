@@ -41,6 +41,13 @@ describe("gateway - connect and rooms", () => {
     expect(c.status.type).toBe("connected");
   });
 
+  it("connect - the token can travel in ?token= instead of the subprotocol list", async () => {
+    const gw = await gateway();
+    const c = await client(gw, "carol", { tokenTransport: "query" });
+    expect(c.connected).toBe(true);
+    await expect(c.room("lobby").publish({ via: "query" })).resolves.toMatchObject({ offset: 1 });
+  });
+
   it("rooms - publish resolves with the ack; the other subscriber gets the message with headers and sender", async () => {
     const gw = await gateway();
     const alice = await client(gw, "alice");
