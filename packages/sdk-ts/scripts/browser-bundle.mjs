@@ -2,6 +2,7 @@
 // Builds the minified browser bundles of @arqon/sdk and prints their gzipped sizes:
 //   dist/browser/arqon-sdk.min.js           ESM, JSON codec only (no protobufjs)
 //   dist/browser/arqon-sdk.protobuf.min.js  ESM, with the protobuf codec registered
+//   dist/browser/arqon-sdk.iife.min.js      a classic <script>, JSON only, exposing the global `Arqon`
 // `ws` is replaced by the browser's WebSocket (isomorphic-ws's "browser" entry); @arqon/core is bundled from source.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -43,7 +44,8 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const out = join(root, "dist", "browser");
   const json = await bundle(ENTRIES.json, join(out, "arqon-sdk.min.js"));
   const proto = await bundle(ENTRIES.protobuf, join(out, "arqon-sdk.protobuf.min.js"));
-  for (const b of [json, proto]) {
+  const iife = await bundle(ENTRIES.json, join(out, "arqon-sdk.iife.min.js"), { format: "iife", globalName: "Arqon" });
+  for (const b of [json, proto, iife]) {
     console.log(`${b.outfile.slice(root.length + 1)}: ${b.bytes} bytes, ${b.gzip} bytes gzipped`);
   }
 }
