@@ -1,0 +1,10 @@
+/**
+ * CASIL on Node: the hot-reloading controller (the gateway's Inspector), the Wasm policy worker pool, env loading,
+ * the op.casil.* commands and Prometheus counters. The lead re-exports this from @arqon/server's index.
+ */
+export { CasilController, type CasilControllerOptions, type CasilReloadEvent, type CasilReloadSource, type CasilLogger } from "./controller.js";
+export { WasmPolicyHost, type WasmPolicyHostOptions } from "./wasm-host.js";
+export { checkWasmPolicyModule, WASM_PAGE_BYTES, type WasmModuleInfo } from "./wasm-module.js";
+export { casilCommands, registerCasilCommands, type CasilCommand } from "./commands.js";
+export { registerCasilMetrics } from "./metrics.js";
+export { createCasilFromEnv } from "./env.js";

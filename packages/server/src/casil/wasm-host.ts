@@ -1,0 +1,260 @@
+import { performance } from "node:perf_hooks";
+import { Worker } from "node:worker_threads";
+import { ArqonError, ErrorCode, type CasilWasmHost, type CasilWasmResult } from "@arqon/core";
+import { checkWasmPolicyModule } from "./wasm-module.js";
+
+export interface WasmPolicyHostOptions {
+  /** Time budget of one call; past it the worker is terminated and the call is a fail-closed error. @default 25 */
+  budgetMs?: number;
+  /** Largest declared memory maximum a module may have, in 64 KiB pages. @default 256 (16 MiB) */
+  maxMemoryPages?: number;
+  /** Worker threads in the pool. @default 1 */
+  workers?: number;
+  /** Calls that may wait for a busy pool; more fail closed at once. @default 1024 */
+  maxQueue?: number;
+  /** How long a call may wait for a free worker before it fails closed. @default 500 */
+  queueTimeoutMs?: number;
+}
+
+// The worker runs plain JavaScript (eval), so the same code serves the TypeScript sources and the built package.
+const WORKER_SOURCE = `
+const { parentPort } = require("node:worker_threads");
+const modules = new Map();
+const decoder = new TextDecoder();
+const imports = { env: { abort() { throw new Error("abort called"); } } };
+function instantiate(entry) { entry.instance = new WebAssembly.Instance(entry.module, imports); }
+parentPort.on("message", (msg) => {
+  if (msg.op === "load") {
+    const entry = { module: msg.module, instance: undefined };
+    try { instantiate(entry); modules.set(msg.name, entry); parentPort.postMessage({ id: msg.id, ok: true }); }
+    catch (e) { parentPort.postMessage({ id: msg.id, ok: false, reason: String((e && e.message) || e) }); }
+    return;
+  }
+  if (msg.op === "unload") { modules.delete(msg.name); return; }
+  const entry = modules.get(msg.name);
+  if (!entry) { parentPort.postMessage({ id: msg.id, error: "unavailable", reason: "not loaded" }); return; }
+  try {
+    if (!entry.instance) instantiate(entry);
+    const ex = entry.instance.exports;
+    const payload = msg.payload;
+    const len = payload.length;
+    const ptr = ex.alloc(len) >>> 0;
+    if (ptr + len > ex.memory.buffer.byteLength) throw new RangeError("alloc returned a region outside memory");
+    new Uint8Array(ex.memory.buffer, ptr, len).set(payload);
+    const code = ex.inspect(ptr, len);
+    let reason;
+    if (code !== 0 && msg.reason) {
+      const rp = ex.reason_ptr() >>> 0;
+      const rl = Math.min(ex.reason_len() >>> 0, 256);
+      if (rp + rl <= ex.memory.buffer.byteLength) reason = decoder.decode(new Uint8Array(ex.memory.buffer, rp, rl));
+    }
+    parentPort.postMessage({ id: msg.id, code, reason });
+  } catch (e) {
+    entry.instance = undefined;
+    parentPort.postMessage({ id: msg.id, error: "trap", reason: String((e && e.message) || e) });
+    try { instantiate(entry); } catch (_) { /* retried on the next call */ }
+  }
+});
+`;
+
+interface Call {
+  id: number;
+  name: string;
+  payload: Uint8Array;
+  started: number;
+  resolve: (result: CasilWasmResult) => void;
+  timer?: NodeJS.Timeout;
+}
+
+interface Slot {
+  worker: Worker;
+  ready: boolean;
+  busy?: Call;
+  pendingLoads: Map<number, (reply: { ok: boolean; reason?: string }) => void>;
+}
+
+interface WorkerReply {
+  id: number;
+  ok?: boolean;
+  code?: number;
+  reason?: string;
+  error?: string;
+}
+
+/**
+ * Runs Wasm policies (the Overseer ABI, docs/casil.md) in a pool of worker threads so a slow or looping policy never
+ * blocks the event loop. Each call has a time budget: past it the worker is terminated, the call resolves as
+ * `{ verdict: "error", error: "timeout" }` (the engine blocks with CASIL_INTERNAL_ERROR) and a fresh worker with
+ * freshly instantiated modules replaces it. A trap resolves as `error: "trap"` and the module is re-instantiated.
+ */
+export class WasmPolicyHost implements CasilWasmHost {
+  readonly budgetMs: number;
+  readonly maxMemoryPages: number;
+  private readonly maxQueue: number;
+  private readonly queueTimeoutMs: number;
+  private readonly modules = new Map<string, { module: WebAssembly.Module; hasReason: boolean }>();
+  private readonly slots: Slot[] = [];
+  private readonly queue: Call[] = [];
+  private nextId = 1;
+  private closed = false;
+  /** Workers terminated by the watchdog or lost to a crash (for tests and metrics). */
+  restarts = 0;
+
+  constructor(options: WasmPolicyHostOptions = {}) {
+    this.budgetMs = options.budgetMs ?? 25;
+    this.maxMemoryPages = options.maxMemoryPages ?? 256;
+    this.maxQueue = options.maxQueue ?? 1024;
+    this.queueTimeoutMs = options.queueTimeoutMs ?? 500;
+    const count = Math.max(1, options.workers ?? 1);
+    for (let i = 0; i < count; i++) this.slots.push(this.spawn());
+  }
+
+  /** Validates (ABI, memory cap) and loads or replaces a policy in every worker. Throws VALIDATION_ERROR. */
+  async load(name: string, bytes: Uint8Array): Promise<void> {
+    if (this.closed) throw new Error("Wasm policy host is closed");
+    const info = checkWasmPolicyModule(name, bytes, this.maxMemoryPages);
+    const previous = this.modules.get(name);
+    // Registered first so that a worker replaced meanwhile loads it too.
+    this.modules.set(name, { module: info.module, hasReason: info.hasReason });
+    const replies = await Promise.all(this.slots.map((slot) => this.loadInto(slot, name, info.module)));
+    const failed = replies.find((r) => !r.ok);
+    if (failed) {
+      if (previous) {
+        this.modules.set(name, previous);
+        for (const slot of this.slots) void this.loadInto(slot, name, previous.module);
+      } else {
+        this.modules.delete(name);
+        for (const slot of this.slots) slot.worker.postMessage({ op: "unload", name });
+      }
+      throw new ArqonError(ErrorCode.VALIDATION_ERROR, `Wasm policy "${name}": instantiation failed: ${failed.reason ?? "unknown"}`, { detail: { policy: name } });
+    }
+  }
+
+  has(name: string): boolean {
+    return this.modules.has(name);
+  }
+
+  get names(): string[] {
+    return [...this.modules.keys()];
+  }
+
+  evaluate(name: string, payload: Uint8Array): Promise<CasilWasmResult> {
+    if (this.closed || !this.modules.has(name)) return Promise.resolve({ verdict: "error", error: "unavailable", reason: `Wasm policy "${name}" is not loaded` });
+    return new Promise((resolve) => {
+      const call: Call = { id: this.nextId++, name, payload, started: performance.now(), resolve };
+      const idle = this.slots.find((s) => s.ready && !s.busy);
+      if (idle) return this.dispatch(idle, call);
+      if (this.queue.length >= this.maxQueue) return resolve({ verdict: "error", error: "saturated", reason: "Wasm policy queue is full" });
+      call.timer = setTimeout(() => {
+        const at = this.queue.indexOf(call);
+        if (at >= 0) this.queue.splice(at, 1);
+        resolve({ verdict: "error", error: "saturated", reason: `no Wasm worker free within ${this.queueTimeoutMs} ms`, elapsedMs: performance.now() - call.started });
+      }, this.queueTimeoutMs);
+      this.queue.push(call);
+    });
+  }
+
+  /** Terminates every worker; pending calls resolve as errors (fail closed). */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const call of this.queue.splice(0)) {
+      clearTimeout(call.timer);
+      call.resolve({ verdict: "error", error: "unavailable", reason: "host closed" });
+    }
+    await Promise.all(
+      this.slots.map(async (slot) => {
+        const busy = slot.busy;
+        slot.busy = undefined;
+        if (busy) {
+          clearTimeout(busy.timer);
+          busy.resolve({ verdict: "error", error: "unavailable", reason: "host closed" });
+        }
+        await slot.worker.terminate();
+      }),
+    );
+  }
+
+  private spawn(): Slot {
+    const worker = new Worker(WORKER_SOURCE, { eval: true, resourceLimits: { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 16 } });
+    const slot: Slot = { worker, ready: false, pendingLoads: new Map() };
+    worker.unref();
+    worker.on("message", (reply: WorkerReply) => this.onReply(slot, reply));
+    worker.on("error", () => this.replace(slot, "crashed"));
+    worker.on("exit", () => {
+      if (!this.closed && this.slots.includes(slot)) this.replace(slot, "crashed");
+    });
+    const loads = [...this.modules].map(([name, m]) => this.loadInto(slot, name, m.module));
+    void Promise.all(loads).then(() => {
+      if (this.slots.includes(slot)) {
+        slot.ready = true;
+        this.pump();
+      }
+    });
+    return slot;
+  }
+
+  private loadInto(slot: Slot, name: string, module: WebAssembly.Module): Promise<{ ok: boolean; reason?: string }> {
+    return new Promise((resolve) => {
+      const id = this.nextId++;
+      slot.pendingLoads.set(id, resolve);
+      slot.worker.postMessage({ op: "load", id, name, module });
+    });
+  }
+
+  private dispatch(slot: Slot, call: Call): void {
+    clearTimeout(call.timer);
+    slot.busy = call;
+    call.timer = setTimeout(() => {
+      if (slot.busy !== call) return;
+      slot.busy = undefined;
+      call.resolve({ verdict: "error", error: "timeout", reason: `exceeded the ${this.budgetMs} ms budget`, elapsedMs: performance.now() - call.started });
+      this.replace(slot, "timeout");
+    }, this.budgetMs);
+    slot.worker.postMessage({ op: "call", id: call.id, name: call.name, payload: call.payload, reason: this.modules.get(call.name)?.hasReason ?? false });
+  }
+
+  private onReply(slot: Slot, reply: WorkerReply): void {
+    const load = slot.pendingLoads.get(reply.id);
+    if (load) {
+      slot.pendingLoads.delete(reply.id);
+      load({ ok: reply.ok === true, reason: reply.reason });
+      return;
+    }
+    const call = slot.busy;
+    if (!call || call.id !== reply.id) return;
+    clearTimeout(call.timer);
+    slot.busy = undefined;
+    const elapsedMs = performance.now() - call.started;
+    if (reply.error) call.resolve({ verdict: "error", error: reply.error, reason: reply.reason, elapsedMs });
+    else call.resolve(reply.code === 0 ? { verdict: "allow", elapsedMs } : { verdict: "deny", reason: reply.reason, elapsedMs });
+    this.pump();
+  }
+
+  /** Terminates a worker (watchdog or crash) and puts a fresh one with every module in its place. */
+  private replace(slot: Slot, why: "timeout" | "crashed"): void {
+    const at = this.slots.indexOf(slot);
+    if (at < 0 || this.closed) return;
+    this.restarts++;
+    const busy = slot.busy;
+    slot.busy = undefined;
+    if (busy) {
+      clearTimeout(busy.timer);
+      busy.resolve({ verdict: "error", error: why, reason: `Wasm worker ${why}`, elapsedMs: performance.now() - busy.started });
+    }
+    for (const load of slot.pendingLoads.values()) load({ ok: false, reason: `worker ${why}` });
+    slot.pendingLoads.clear();
+    slot.worker.removeAllListeners();
+    slot.worker.on("error", () => undefined);
+    void slot.worker.terminate();
+    this.slots[at] = this.spawn();
+  }
+
+  private pump(): void {
+    while (this.queue.length > 0) {
+      const idle = this.slots.find((s) => s.ready && !s.busy);
+      if (!idle) return;
+      this.dispatch(idle, this.queue.shift()!);
+    }
+  }
+}

@@ -1,0 +1,167 @@
+import { readFileSync } from "node:fs";
+import { performance } from "node:perf_hooks";
+import { fileURLToPath } from "node:url";
+import { afterEach, describe, expect, it } from "vitest";
+import { ArqonError, ErrorCode, createCasilEngine, jsonBytes, utf8Encode } from "@arqon/core";
+import { WasmPolicyHost } from "../src/casil/index.js";
+
+/** The AssemblyScript example policy, built by `npm run build -w @arqon/example-casil-wasm-policy` (committed). */
+export const DENY_WORD_WASM = fileURLToPath(new URL("../../../apps/examples/casil-wasm-policy/build/deny-word.wasm", import.meta.url));
+
+// A tiny encoder for hand-made policy modules: (type, function, memory, export, code) sections of the binary format.
+function leb(n: number): number[] {
+  const out: number[] = [];
+  do {
+    let b = n & 0x7f;
+    n >>>= 7;
+    if (n) b |= 0x80;
+    out.push(b);
+  } while (n);
+  return out;
+}
+const str = (s: string): number[] => [...leb(s.length), ...utf8Encode(s)];
+const section = (id: number, body: number[]): number[] => [id, ...leb(body.length), ...body];
+const vec = (items: number[][]): number[] => [...leb(items.length), ...items.flat()];
+
+interface ModuleSpec {
+  /** Memory limits in pages; `max` undefined declares none. */
+  memory: { min: number; max?: number };
+  /** Body of `inspect(ptr, len) -> i32` (instructions only; `end` is added). */
+  inspect: number[];
+  importAbort?: boolean;
+  importName?: string;
+}
+
+/** Encodes a module exporting memory, alloc (returns 16) and inspect. */
+export function policyModule(spec: ModuleSpec): Uint8Array {
+  const types = section(1, vec([[0x60, 1, 0x7f, 1, 0x7f], [0x60, 2, 0x7f, 0x7f, 1, 0x7f], [0x60, 0, 0]]));
+  const imports = spec.importName ? section(2, vec([[...str("env"), ...str(spec.importName), 0x00, ...leb(2)]])) : [];
+  const offset = spec.importName ? 1 : 0;
+  const funcs = section(3, vec([[0], [1]]));
+  const limits = spec.memory.max === undefined ? [0x00, ...leb(spec.memory.min)] : [0x01, ...leb(spec.memory.min), ...leb(spec.memory.max)];
+  const memory = section(5, vec([limits]));
+  const exports = section(7, vec([[...str("memory"), 0x02, 0], [...str("alloc"), 0x00, offset], [...str("inspect"), 0x00, offset + 1]]));
+  const body = (code: number[]): number[] => {
+    const b = [0x00, ...code, 0x0b];
+    return [...leb(b.length), ...b];
+  };
+  const code = section(10, vec([body([0x41, 0x10]), body(spec.inspect)]));
+  return new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, ...types, ...imports, ...funcs, ...memory, ...exports, ...code]);
+}
+
+const ALLOW = [0x41, 0x00];
+const TRAP_ON_4_BYTES = [0x20, 0x01, 0x41, 0x04, 0x46, 0x04, 0x40, 0x00, 0x0b, 0x41, 0x00]; // if (len == 4) unreachable; return 0
+const LOOP_FOREVER = [0x03, 0x40, 0x0c, 0x00, 0x0b, 0x41, 0x00]; // loop { br 0 }; return 0
+const GROW_100_PAGES = [0x41, 0xe4, 0x00, 0x40, 0x00, 0x41, 0x7f, 0x46, 0x04, 0x40, 0x00, 0x0b, 0x41, 0x00]; // if (memory.grow(100) == -1) unreachable
+
+async function validationOf(p: Promise<unknown>): Promise<ArqonError> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(ArqonError);
+  expect((err as ArqonError).code).toBe(ErrorCode.VALIDATION_ERROR);
+  return err as ArqonError;
+}
+
+let host: WasmPolicyHost | undefined;
+afterEach(async () => {
+  await host?.close();
+  host = undefined;
+});
+
+describe("casil wasm host", () => {
+  it("wasm - the AssemblyScript example allows, denies with its reason, fast", async () => {
+    host = new WasmPolicyHost({ budgetMs: 200 });
+    await host.load("deny-word", new Uint8Array(readFileSync(DENY_WORD_WASM)));
+    const allow = await host.evaluate("deny-word", jsonBytes({ text: "hello" }));
+    expect(allow).toMatchObject({ verdict: "allow" });
+    const deny = await host.evaluate("deny-word", jsonBytes({ text: "a forbidden thing" }));
+    expect(deny).toMatchObject({ verdict: "deny", reason: "payload contains a forbidden word" });
+    // Warm calls are a worker round trip: far under the budget.
+    const times: number[] = [];
+    for (let i = 0; i < 50; i++) times.push((await host.evaluate("deny-word", jsonBytes({ i, text: "x".repeat(1000) }))).elapsedMs!);
+    times.sort((a, b) => a - b);
+    expect(times[25]).toBeLessThan(20);
+    expect(await host.evaluate("missing", jsonBytes(1))).toMatchObject({ verdict: "error", error: "unavailable" });
+  });
+
+  it("wasm - a trap is an error within the budget and the module is re-instantiated for the next call", async () => {
+    host = new WasmPolicyHost({ budgetMs: 200 });
+    await host.load("trap", policyModule({ memory: { min: 1, max: 1 }, inspect: TRAP_ON_4_BYTES }));
+    const t0 = performance.now();
+    const trapped = await host.evaluate("trap", utf8Encode("boom"));
+    const elapsed = performance.now() - t0;
+    expect(trapped).toMatchObject({ verdict: "error", error: "trap" });
+    expect(trapped.reason).toMatch(/unreachable/);
+    expect(elapsed).toBeLessThan(200);
+    expect(await host.evaluate("trap", utf8Encode("fine!"))).toMatchObject({ verdict: "allow" });
+    expect(host.restarts).toBe(0);
+  });
+
+  it("wasm - an infinite loop is stopped at the budget, the event loop keeps running, the worker is replaced", async () => {
+    const budgetMs = 40;
+    host = new WasmPolicyHost({ budgetMs });
+    await host.load("loop", policyModule({ memory: { min: 1, max: 1 }, inspect: LOOP_FOREVER }));
+    await host.load("ok", policyModule({ memory: { min: 1, max: 1 }, inspect: ALLOW }));
+    let ticks = 0;
+    const ticker = setInterval(() => ticks++, 5);
+    const t0 = performance.now();
+    const looped = await host.evaluate("loop", utf8Encode("x"));
+    const elapsed = performance.now() - t0;
+    clearInterval(ticker);
+    expect(looped).toMatchObject({ verdict: "error", error: "timeout" });
+    expect(elapsed).toBeGreaterThanOrEqual(budgetMs - 1);
+    expect(elapsed).toBeLessThan(budgetMs + 150);
+    expect(ticks).toBeGreaterThanOrEqual(2);
+    expect(host.restarts).toBe(1);
+    // The replacement worker has every module again.
+    expect(await host.evaluate("ok", utf8Encode("x"))).toMatchObject({ verdict: "allow" });
+  });
+
+  it("wasm - memory: a maximum over the cap and a missing maximum are refused at load; growing past the maximum traps", async () => {
+    host = new WasmPolicyHost({ budgetMs: 200, maxMemoryPages: 16 });
+    const over = await validationOf(host.load("big", policyModule({ memory: { min: 1, max: 17 }, inspect: ALLOW })));
+    expect(over.message).toBe('Wasm policy "big": memory maximum of 17 pages exceeds the cap of 16 pages (1 MiB)');
+    const missing = await validationOf(host.load("nomax", policyModule({ memory: { min: 1 }, inspect: ALLOW })));
+    expect(missing.message).toMatch(/^Wasm policy "nomax": memory declares no maximum size/);
+    expect(host.has("big") || host.has("nomax")).toBe(false);
+    const imported = await validationOf(host.load("imp", policyModule({ memory: { min: 1, max: 1 }, inspect: ALLOW, importName: "fetch" })));
+    expect(imported.message).toMatch(/imports "env.fetch"; only env.abort may be imported/);
+    const junk = await validationOf(host.load("junk", utf8Encode("not wasm at all")));
+    expect(junk.message).toBe('Wasm policy "junk": not a WebAssembly module');
+    await host.load("grow", policyModule({ memory: { min: 1, max: 2 }, inspect: GROW_100_PAGES }));
+    const t0 = performance.now();
+    expect(await host.evaluate("grow", utf8Encode("x"))).toMatchObject({ verdict: "error", error: "trap" });
+    expect(performance.now() - t0).toBeLessThan(200);
+  });
+
+  it("wasm - through the engine: allow, CASIL_WASM_DENY, and fail-closed blocks for trap and timeout with timings", async () => {
+    const budgetMs = 40;
+    host = new WasmPolicyHost({ budgetMs });
+    await host.load("deny-word", new Uint8Array(readFileSync(DENY_WORD_WASM)));
+    await host.load("trap", policyModule({ memory: { min: 1, max: 1 }, inspect: TRAP_ON_4_BYTES }));
+    await host.load("loop", policyModule({ memory: { min: 1, max: 1 }, inspect: LOOP_FOREVER }));
+    const engine = createCasilEngine({
+      policy: { mode: "enforce", wasm: [{ name: "deny-word" }, { name: "trap", rooms: ["traps"] }, { name: "loop", rooms: ["loops"] }] },
+      wasm: host,
+    });
+    const inspect = async (room: string, payload: unknown) => {
+      const t0 = performance.now();
+      const decision = await engine.inspect({ tenant: "acme", room, path: "publish", payload: jsonBytes(payload) });
+      return { decision, ms: performance.now() - t0 };
+    };
+    const allow = await inspect("lobby", { text: "hello" });
+    expect(allow.decision).toMatchObject({ action: "allow" });
+    const deny = await inspect("lobby", "forbidden fruit");
+    expect(deny.decision).toMatchObject({ action: "block", reasonCode: ErrorCode.CASIL_WASM_DENY, message: "deny-word: payload contains a forbidden word" });
+    const trap = await inspect("traps", "ab"); // "ab" as JSON is 4 bytes
+    expect(trap.decision).toMatchObject({ action: "block", reasonCode: ErrorCode.CASIL_INTERNAL_ERROR, message: 'Wasm policy "trap" failed (trap); blocked' });
+    expect(trap.ms).toBeLessThan(budgetMs + 150);
+    const loop = await inspect("loops", "spin");
+    expect(loop.decision).toMatchObject({ action: "block", reasonCode: ErrorCode.CASIL_INTERNAL_ERROR, message: 'Wasm policy "loop" failed (timeout); blocked' });
+    expect(loop.ms).toBeGreaterThanOrEqual(budgetMs - 1);
+    expect(loop.ms).toBeLessThan(budgetMs + 150);
+    expect((await inspect("lobby", { text: "after the loop" })).decision).toMatchObject({ action: "allow" });
+  });
+});
