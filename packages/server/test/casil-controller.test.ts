@@ -40,6 +40,7 @@ function ctx(admin: boolean, args: unknown, command = "op.casil.reload"): Comman
     sub: admin ? "root" : "mallory",
     role: admin ? "admin" : undefined,
     admin,
+    auth: { sub: admin ? "root" : "mallory", tenant: "acme", role: admin ? "admin" : undefined, admin, claims: {} },
     clientId: "c1",
     publish: () => Promise.reject(new Error("not used")),
     kv: undefined as never,
