@@ -107,6 +107,11 @@ export interface StepResult {
   keptUp: boolean;
   latency: LatencySummary;
   serverCpu: number;
+  /**
+   * Server CPU time (user + system) per delivery during the step, in µs. Unlike rates, this hardly depends on what
+   * else the machine is doing, so it is the steadiest figure on a shared host.
+   */
+  serverCpuUsPerDelivery: number;
   clientCpu: number[];
   /** Share of the machine's CPU (all cores, all processes — the bench's and everyone else's) busy during the step. */
   machineBusy: number;
@@ -151,7 +156,8 @@ export async function runStep(
     if (now() > deadline) break;
     await sleep(50);
   }
-  const serverCpu = (await session.server.call<{ share: number }>("cpu")).share;
+  const cpu = await session.server.call<{ share: number; cpuMs: number }>("cpu");
+  const serverCpu = cpu.share;
   const m1 = machineTicks();
   const machineBusy = m1.total > m0.total ? (m1.busy - m0.busy) / (m1.total - m0.total) : NaN;
   const stats = await Promise.all(receivers.map((c) => c.call<{ received: number; lastAt: number; hist: HistogramData; cpu: number }>("stats")));
@@ -173,6 +179,7 @@ export async function runStep(
     keptUp: drained && received >= expected && achieved >= 0.93 * target,
     latency,
     serverCpu,
+    serverCpuUsPerDelivery: received > 0 ? (cpu.cpuMs * 1000) / received : NaN,
     clientCpu: stats.map((s) => s.cpu),
     machineBusy,
   };

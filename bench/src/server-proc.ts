@@ -5,7 +5,8 @@ import { sleep } from "./clock.js";
 
 /**
  * A system under test, alone in its process. argv: <system id>; env ARQON_BENCH_SECRET. Reports its port when ready
- * and answers `mem` (RSS and heap after two full GCs), `cpu` (CPU share since the last call) and `exit`.
+ * and answers `mem` (RSS and heap after full GCs), `cpu` (CPU time and share since the last call), `snapshot` and
+ * `exit`.
  */
 const system = getSystem(process.argv[2] ?? "");
 const server = await system.startServer({ secret: process.env.ARQON_BENCH_SECRET ?? "" });
@@ -33,10 +34,11 @@ serveIpc(
     cpu() {
       const c = process.cpuUsage(lastCpu);
       const t = performance.now();
-      const share = (c.user + c.system) / 1000 / (t - lastAt);
+      const cpuMs = (c.user + c.system) / 1000;
+      const share = cpuMs / (t - lastAt);
       lastCpu = process.cpuUsage();
       lastAt = t;
-      return { share };
+      return { share, cpuMs };
     },
     async exit() {
       await Promise.race([server.close().catch(() => undefined), sleep(3000)]);

@@ -17,9 +17,15 @@ export const connectWorkload: Workload = {
       const clients = await s.addClients(2);
       await s.connect(clients, [100, 100], { from: 0, concurrency: 64 });
       await Promise.all(clients.map((c) => c.call("closeAll")));
+      await s.server.call("cpu");
       const r = await s.connect(clients, split(n, 2), { from: 1000, concurrency: 64 });
-      ctx.log(`    ${n} connections: ${r.ratePerSec.toFixed(0)} handshakes/s`);
-      return [{ key: "connect.rate", label: `connection setup (${n.toLocaleString("en-US")} conns)`, unit: "/s", value: r.ratePerSec, better: "higher", detail: r }];
+      const cpu = await s.server.call<{ cpuMs: number }>("cpu");
+      const cpuPer = (cpu.cpuMs * 1000) / r.opened;
+      ctx.log(`    ${n} connections: ${r.ratePerSec.toFixed(0)} handshakes/s, server CPU ${cpuPer.toFixed(0)} µs each`);
+      return [
+        { key: "connect.rate", label: `connection setup (${n.toLocaleString("en-US")} conns)`, unit: "/s", value: r.ratePerSec, better: "higher", detail: r },
+        { key: "connect.cpu", label: "connection setup: server CPU per handshake", unit: "µs", value: cpuPer, better: "lower" },
+      ];
     } finally {
       await s.stop();
     }

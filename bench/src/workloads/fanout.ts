@@ -47,6 +47,13 @@ export function fanoutWorkload(n: number): Workload {
             better: "higher",
             detail: { lastGood: sat.lastGood, firstBad: sat.firstBad, steps: sat.steps },
           },
+          {
+            key: `${k}.cpu`,
+            label: `fan-out N=${n} server CPU per delivery at ${profile.commonRate / 1000}k/s`,
+            unit: "µs",
+            value: common.serverCpuUsPerDelivery,
+            better: "lower",
+          },
           ...lat("half", `fan-out N=${n} latency at half load`, half, half),
           ...lat("common", `fan-out N=${n} latency at ${profile.commonRate / 1000}k/s`, common, common),
         ];

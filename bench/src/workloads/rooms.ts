@@ -47,6 +47,13 @@ export const roomsWorkload: Workload = {
           better: "higher",
           detail: { deliveriesPerMessage: perMessage, deliveries: sat.saturation, lastGood: sat.lastGood, firstBad: sat.firstBad, steps: sat.steps },
         },
+        {
+          key: "rooms.cpu",
+          label: `${roomCount} rooms: server CPU per message at half load`,
+          unit: "µs",
+          value: half.serverCpuUsPerDelivery * perMessage,
+          better: "lower",
+        },
         { key: "rooms.half.p50", label: `${roomCount} rooms: p50 at half load`, unit: "ms", value: half.latency.p50, better: "lower", detail: half },
         { key: "rooms.half.p99", label: `${roomCount} rooms: p99 at half load`, unit: "ms", value: half.latency.p99, better: "lower" },
       ];
