@@ -1,0 +1,146 @@
+import { fileURLToPath } from "node:url";
+import { afterEach, describe, expect, it } from "vitest";
+import { ErrorCode, jsonBytes, roomKey, type Frame } from "@arqon/core";
+import { CasilController, registerCasilCommands, type CasilControllerOptions } from "../src/casil/index.js";
+import { payloadOf, startGateway, type TestClient, type TestGateway } from "../src/testing.js";
+
+const DENY_WORD_DIR = fileURLToPath(new URL("../../../apps/examples/casil-wasm-policy/", import.meta.url));
+const SECRET = { text: "my key is AKIAIOSFODNN7EXAMPLE" };
+
+let gw: TestGateway | undefined;
+let casil: CasilController | undefined;
+afterEach(async () => {
+  await gw?.close();
+  await casil?.close();
+  gw = undefined;
+  casil = undefined;
+});
+
+async function start(options: CasilControllerOptions): Promise<TestGateway> {
+  casil = await CasilController.create(options);
+  gw = await startGateway({ inspector: casil });
+  registerCasilCommands(gw.server, casil);
+  return gw;
+}
+
+/**
+ * Proves `blocked` never reached `client`: a marker published after it must be the next message the client sees,
+ * and nothing else arrives within a bounded wait.
+ */
+async function neverDelivered(sender: TestClient, client: TestClient, room: string, waitMs = 150): Promise<void> {
+  const inRoom = (): Frame[] => client.frames.filter((f) => f.type === "message" && f.room === room);
+  const before = inRoom().length;
+  const marker = `marker-${Math.random()}`;
+  expect((await sender.publish(room, { marker })).type).toBe("ack");
+  const next = await client.waitFor((f) => f.type === "message" && f.room === room && (payloadOf(f) as { marker?: string })?.marker === marker);
+  expect(inRoom().indexOf(next)).toBe(before);
+  await new Promise((r) => setTimeout(r, waitMs));
+  expect(inRoom()).toHaveLength(before + 1);
+}
+
+describe("casil through a real gateway", () => {
+  it("casil e2e - enforce blocks a secret on every inbound path with the request id and reason; nothing is delivered or stored", async () => {
+    await start({ policy: { mode: "enforce" } });
+    let ran = 0;
+    gw!.server.registerCommand("op.note.add", () => ++ran);
+    const alice = await gw!.client({ sub: "alice" });
+    const bob = await gw!.client({ sub: "bob" });
+    await bob.subscribe("lobby");
+
+    const blocked = await alice.publish("lobby", SECRET, { requestId: "p1" });
+    expect(blocked).toMatchObject({
+      type: "error",
+      requestId: "p1",
+      error: { code: ErrorCode.CASIL_POLICY_BLOCKED_SECRET, message: "payload contains a probable secret (aws_access_key)" },
+    });
+    expect((await gw!.server.history.position(roomKey("acme", "lobby"))).offset).toBe(0);
+    await neverDelivered(alice, bob, "lobby");
+
+    await expect(gw!.server.publish("acme", "lobby", SECRET)).rejects.toMatchObject({ code: ErrorCode.CASIL_POLICY_BLOCKED_SECRET });
+    await expect(gw!.server.publish("acme", "lobby", SECRET, { path: "operator", sender: "op.cron" })).rejects.toMatchObject({ code: ErrorCode.CASIL_POLICY_BLOCKED_SECRET });
+
+    const token = await gw!.token({ sub: "svc", role: "server" });
+    const http = await fetch(`${gw!.httpUrl}/api/publish`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: JSON.stringify({ room: "lobby", payload: SECRET }),
+    });
+    expect(http.status).toBe(422);
+    expect(((await http.json()) as { error: { code: string } }).error.code).toBe(ErrorCode.CASIL_POLICY_BLOCKED_SECRET);
+
+    const presence = await alice.subscribe("other", { info: { info: jsonBytes({ bio: "password=hunter2" }) } } as Partial<Frame>);
+    expect(presence).toMatchObject({ type: "error", error: { code: ErrorCode.CASIL_POLICY_BLOCKED_SECRET } });
+    const state = await alice.request({ type: "state_set", room: "lobby", state: [{ key: "k", value: jsonBytes(SECRET) }] });
+    expect(state).toMatchObject({ type: "error", error: { code: ErrorCode.CASIL_POLICY_BLOCKED_SECRET } });
+    expect(await gw!.server.state.get(roomKey("acme", "lobby"))).toEqual([]);
+    const command = await alice.request({ type: "command", command: "op.note.add", args: jsonBytes(SECRET) });
+    expect(command).toMatchObject({ type: "error", error: { code: ErrorCode.CASIL_POLICY_BLOCKED_SECRET } });
+    expect(ran).toBe(0);
+
+    await neverDelivered(alice, bob, "lobby");
+    expect(bob.frames.filter((f) => f.type === "message")).toHaveLength(2);
+    const counts = casil!.stats().decisions.filter((d) => d.decision === "block").reduce((n, d) => n + d.count, 0);
+    expect(counts).toBe(7);
+  });
+
+  it("casil e2e - monitor mode delivers unchanged; transport redaction on delivers the redacted payload, off the original", async () => {
+    await start({ policy: { mode: "monitor", redactionPaths: ["$.user.password"], transportRedaction: true } });
+    const alice = await gw!.client({ sub: "alice" });
+    const bob = await gw!.client({ sub: "bob" });
+    await bob.subscribe("lobby");
+    const original = { user: { name: "bob", password: "pw" }, n: 1 };
+    expect((await alice.publish("lobby", original)).type).toBe("ack");
+    const monitored = await bob.next("message", "lobby");
+    expect(payloadOf(monitored)).toEqual(original);
+    expect(monitored.inspection).toBeUndefined();
+
+    await casil!.reload({ mode: "enforce", redactionPaths: ["$.user.password"], transportRedaction: true, blockOnProbableSecret: false });
+    expect((await alice.publish("lobby", original)).type).toBe("ack");
+    const redacted = await bob.next("message", "lobby");
+    expect(payloadOf(redacted)).toEqual({ user: { name: "bob", password: "[REDACTED]" }, n: 1 });
+    expect(redacted.inspection).toMatchObject({ decision: "redact", reasonCode: ErrorCode.CASIL_POLICY_REDACTED, policyVersion: 2 });
+
+    await casil!.reload({ mode: "enforce", redactionPaths: ["$.user.password"], transportRedaction: false, blockOnProbableSecret: false });
+    expect((await alice.publish("lobby", original)).type).toBe("ack");
+    expect(payloadOf(await bob.next("message", "lobby"))).toEqual(original);
+  });
+
+  it("casil e2e - op.casil.reload: non-admin refused, invalid leaves the old policy, monitor to enforce applies to the next message", async () => {
+    await start({ policy: { mode: "monitor", maxPayloadBytes: 64 } });
+    const alice = await gw!.client({ sub: "alice" });
+    const admin = await gw!.client({ sub: "root", role: "admin" });
+    const bob = await gw!.client({ sub: "bob" });
+    await bob.subscribe("lobby");
+    const big = { text: "x".repeat(100) };
+    expect((await alice.publish("lobby", big)).type).toBe("ack");
+    expect(payloadOf(await bob.next("message", "lobby"))).toEqual(big);
+
+    const refused = await alice.request({ type: "command", command: "op.casil.reload", args: jsonBytes({ policy: { mode: "enforce" } }) });
+    expect(refused).toMatchObject({ type: "response", status: "error", error: { code: ErrorCode.AUTHORIZATION_ERROR } });
+    const invalid = await admin.request({ type: "command", command: "op.casil.reload", args: jsonBytes({ policy: "mode: enforce\nmaxPayloadBytes: -1\n" }) });
+    expect(invalid).toMatchObject({ type: "response", status: "error", error: { code: ErrorCode.VALIDATION_ERROR } });
+    expect(invalid.error!.message).toMatch(/\/maxPayloadBytes: must be >= 1/);
+    expect(casil!.version).toBe(1);
+    expect((await alice.publish("lobby", big)).type).toBe("ack");
+    await bob.next("message", "lobby");
+
+    const ok = await admin.request({ type: "command", command: "op.casil.reload", args: jsonBytes({ policy: { mode: "enforce", maxPayloadBytes: 64, patterns: [{ name: "w", pattern: "AKIA" }] } }) });
+    expect(ok).toMatchObject({ type: "response", status: "ok" });
+    expect(payloadOf(ok)).toEqual({ version: 2, previousVersion: 1 });
+    const nowBlocked = await alice.publish("lobby", big);
+    expect(nowBlocked).toMatchObject({ type: "error", error: { code: ErrorCode.CASIL_POLICY_OVERSIZE } });
+    await neverDelivered(alice, bob, "lobby");
+    const got = await admin.request({ type: "command", command: "op.casil.get" });
+    expect(payloadOf(got)).toMatchObject({ version: 2, mode: "enforce", source: "command" });
+  });
+
+  it("casil e2e - a Wasm policy (the AssemblyScript example) blocks with CASIL_WASM_DENY", async () => {
+    await start({ policy: { mode: "enforce", wasm: [{ name: "deny-word", module: "build/deny-word.wasm", rooms: ["chat.*"] }] }, baseDir: DENY_WORD_DIR, wasm: { budgetMs: 200 } });
+    const alice = await gw!.client({ sub: "alice" });
+    const bob = await gw!.client({ sub: "bob" });
+    await bob.subscribe("chat.main");
+    const denied = await alice.publish("chat.main", { text: "this is forbidden" }, { requestId: "w1" });
+    expect(denied).toMatchObject({ type: "error", requestId: "w1", error: { code: ErrorCode.CASIL_WASM_DENY, message: "deny-word: payload contains a forbidden word" } });
+    await neverDelivered(alice, bob, "chat.main");
+  });
+});
