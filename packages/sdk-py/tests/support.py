@@ -89,9 +89,12 @@ class Gateway:
             if stream is not None:
                 stream.close()
 
-    def restart(self) -> None:
+    def restart(self, *, new_secret: bool = False) -> None:
+        """Stops the gateway and starts a new one on the same port (with a new signing secret when asked)."""
         port = self.port
         self.stop()
+        if new_secret:
+            self.secret = secrets.token_hex(16)
         self.start(port)
 
     def token(self, sub: str = "alice", **claims: Any) -> str:

@@ -378,3 +378,47 @@ async def test_explicit_since_replays_from_a_position(gateway: Gateway, room_nam
         assert [m.payload["i"] for m in got] == [2, 3]
         history = await reader.room(room_name).history(from_offset=acks[0].offset, limit=10)
         assert [m.payload["i"] for m in history] == [0, 1, 2, 3]
+
+
+async def test_no_reconnect_loop_when_the_restarted_server_refuses_the_token(own_gateway: Gateway) -> None:
+    statuses: List[ClientStatus] = []
+    client = ArqonClient(own_gateway.url, token=own_gateway.token("ivy"), backoff_initial=0.1, backoff_max=0.2)
+    client.on_status(statuses.append)
+    await client.connect()
+    await asyncio.get_running_loop().run_in_executor(None, lambda: own_gateway.restart(new_secret=True))
+    with pytest.raises(AuthError) as info:
+        await asyncio.wait_for(client.wait_closed(), 20)
+    assert info.value.code == "ARQ_AUTH_INVALID" and info.value.status == 401
+    assert statuses[-1].type == "closed" and statuses[-1].error is info.value
+    attempts = [s for s in statuses if s.type == "reconnecting"]
+    await asyncio.sleep(0.5)
+    assert [s for s in statuses if s.type == "reconnecting"] == attempts  # gave up, no further attempts
+    with pytest.raises(AuthError):
+        await client.room("x").publish(1)
+    await client.close()
+
+
+async def test_get_token_refreshes_before_expiry_without_reconnecting(gateway: Gateway, room_name: str) -> None:
+    issued: List[str] = []
+
+    async def get_token() -> str:
+        issued.append(gateway.token("tim", ttl=32))  # refreshed 30 s before expiry: after about 2 s
+        return issued[-1]
+
+    statuses: List[str] = []
+    reported: List[Any] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+    async with ArqonClient(gateway.url, get_token=get_token) as client:
+        client.on_status(lambda s: statuses.append(s.type))
+        first_id = client.client_id
+        assert client.welcome is not None
+        first_expiry = client.welcome.expires_at
+        assert first_expiry > 0
+        await until(lambda: client.welcome is not None and client.welcome.expires_at > first_expiry, timeout=10, what="auth_ok")
+        assert len(issued) == 2
+        assert client.client_id == first_id  # refreshed on the same connection
+        assert statuses == [] and reported == []
+        ack = await client.room(room_name).publish({"still": "here"})
+        assert ack.offset == 1
+    loop.set_exception_handler(None)

@@ -377,7 +377,10 @@ class ArqonClient:
         except Exception as err:  # the server closes with 4004 when the old token expires; reconnect fetches anew
             self._report(err, "token refresh failed")
             return
-        self._schedule_refresh(reply.get("expiresAt", 0))
+        expires_at = reply.get("expiresAt", 0)
+        if self.welcome is not None:
+            self.welcome = replace(self.welcome, expires_at=expires_at)
+        self._schedule_refresh(expires_at)
 
     async def _run(self, ws: ClientConnection) -> None:
         """Reads the current connection; after a close, reconnects (or stops) as the close code says."""

@@ -445,8 +445,8 @@ def to_proto(frame: Mapping[str, Any]) -> arqon_pb2.Frame:
     return msg
 
 
-def _fill_frame(msg: Message, frame: Frame) -> None:
-    msg.type = _TYPE_NUMBER[frame["type"]]  # type: ignore[attr-defined]
+def _fill_frame(msg: arqon_pb2.Frame, frame: Frame) -> None:
+    msg.type = _TYPE_NUMBER[frame["type"]]  # type: ignore[assignment]  # the enum is an int at run time
     _fill(msg, frame, "Frame", frame.get("payloadFormat") == "binary")
 
 
@@ -484,7 +484,8 @@ def _fill(msg: Message, obj: Mapping[str, Any], message: str, binary: bool) -> N
 
 def encode_proto(frame: Mapping[str, Any]) -> bytes:
     """Protobuf bytes (``arqon.v1.Frame``) of a JSON-face frame; map entries in sorted order (deterministic)."""
-    return to_proto(frame).SerializeToString(deterministic=True)
+    data: bytes = to_proto(frame).SerializeToString(deterministic=True)
+    return data
 
 
 def from_proto(msg: arqon_pb2.Frame) -> Frame:
@@ -492,14 +493,14 @@ def from_proto(msg: arqon_pb2.Frame) -> Frame:
     return _from_frame(msg, "")
 
 
-def _from_frame(msg: Message, path: str) -> Frame:
-    n = msg.type  # type: ignore[attr-defined]
+def _from_frame(msg: arqon_pb2.Frame, path: str) -> Frame:
+    n: int = msg.type
     if n == 0:
         raise _fault("ARQ_FRAME_MISSING_FIELD", f'frame needs "{path}type"', path + "type")
     if n >= len(FRAME_TYPES):
         raise _fault("ARQ_FRAME_UNKNOWN_TYPE", f"unknown frame type {n}", path + "type")
     out: Frame = {"type": FRAME_TYPES[n]}
-    out.update(_from_fields(msg, "Frame", path, msg.payload_format == arqon_pb2.PAYLOAD_FORMAT_BINARY))  # type: ignore[attr-defined]
+    out.update(_from_fields(msg, "Frame", path, msg.payload_format == arqon_pb2.PAYLOAD_FORMAT_BINARY))
     return out
 
 
