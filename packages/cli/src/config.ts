@@ -25,6 +25,12 @@ export interface ConfigFile {
   presence?: PresenceOptions;
   allowedOrigins?: string[];
   perMessageDeflate?: boolean | { threshold?: number };
+  /** "embedded" (LMDB under <dataDir>/data, the default) or "memory". */
+  storage?: "embedded" | "memory";
+  /** When an acknowledged write is durable: "flush" (fsync, default) or "commit". */
+  durability?: "flush" | "commit";
+  /** Per-room history retention, first matching pattern wins: `[{ "pattern": "ticker:*", "maxMessages": 100 }]`. */
+  retention?: Array<{ pattern: string; maxMessages?: number; maxAgeMs?: number }>;
 }
 
 export const DEFAULT_CONFIG_FILE = "arqon.config.json";

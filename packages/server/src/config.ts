@@ -115,6 +115,12 @@ export interface ArqonServerOptions {
   http?: { headersTimeoutMs?: number; requestTimeoutMs?: number; keepAliveTimeoutMs?: number; maxBodyBytes?: number };
   /** Collect Node process metrics into the registry too. @default true */
   processMetrics?: boolean;
+  /**
+   * What GET /status reports under `storage` (whoever opened the stores says what they are, e.g. `arqon serve`:
+   * `{ backend: "lmdb", durable: true }`). @default { backend: "memory", durable: false } when the history store is
+   * the in-memory default, else the history store's class name
+   */
+  storageStatus?: { backend: string; durable: boolean };
 }
 
 export type ResolvedLimits = Required<Omit<LimitOptions, "tenantPublishBurst">> & { tenantPublishBurst: number };

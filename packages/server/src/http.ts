@@ -48,7 +48,13 @@ export function statusOf(gw: Gateway): Record<string, unknown> {
       state: backendName(gw.backends.state),
       kv: backendName(gw.backends.kv),
     },
+    storage: gw.options.storageStatus ?? storageGuess(gw),
   };
+}
+
+function storageGuess(gw: Gateway): { backend: string; durable?: boolean } {
+  const history = backendName(gw.backends.history);
+  return history === "MemoryHistoryStore" ? { backend: "memory", durable: false } : { backend: history };
 }
 
 /**

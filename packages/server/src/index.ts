@@ -46,6 +46,15 @@ export type { CommandContext, CommandHandler, CommandOptions } from "./commands.
 export { TokenBucket } from "./limits.js";
 export type { PublishResult } from "./rooms.js";
 export { DEFAULT_TWIST_ID } from "./rooms.js";
+export {
+  openEmbeddedStorage,
+  DEFAULT_DATA_DIR,
+  type EmbeddedStorage,
+  type EmbeddedStorageOptions,
+  type Durability,
+  type RetentionConfig,
+  type RetentionRule,
+} from "./storage/index.js";
 export { HISTORY_COMMANDS, type HistoryCommandMessage } from "./history-commands.js";
 
 /** The version of @arqon/server (reported in welcome and /version unless overridden). */

@@ -1,5 +1,15 @@
 import { parseArgs } from "node:util";
-import { createArqonServer, createLogger, signToken, type ArqonServer, type ArqonServerOptions } from "@arqon/server";
+import path from "node:path";
+import {
+  createArqonServer,
+  createLogger,
+  openEmbeddedStorage,
+  signToken,
+  type ArqonServer,
+  type ArqonServerOptions,
+  type EmbeddedStorage,
+  type RetentionRule,
+} from "@arqon/server";
 import type { CliIo } from "../index.js";
 import { CliError, KEY_OPTIONS, list, parsePort, resolveAuth, type KeyFlags } from "../config.js";
 import { loadOrCreateDevKey } from "../keys.js";
@@ -7,7 +17,8 @@ import type { CommandContext } from "./token.js";
 
 export const SERVE_USAGE = `Usage: arqon serve [options]
 
-Runs the ArqonBus gateway on one process with the embedded (in-memory) backends.
+Runs the ArqonBus gateway on one process. History, room state and key-value data are kept in an embedded LMDB
+database under <data-dir>/data (they survive restarts and kill -9); --memory keeps everything in memory instead.
 Settings come from flags, then ARQON_* environment variables, then ./arqon.config.json (or --config).
 
   -p, --port <n>             port (ARQON_PORT, default 9100)
@@ -23,12 +34,18 @@ Settings come from flags, then ARQON_* environment variables, then ./arqon.confi
       --tenant-claim <name>  claim holding the tenant (ARQON_TENANT_CLAIM, default tenant)
       --allowed-origin <o>   allowed browser Origin, repeatable (ARQON_ALLOWED_ORIGINS, comma-separated)
       --dev                  use the local development key in ./.arqon/dev-key.json (ARQON_DEV=1)
-      --data-dir <dir>       where the dev key lives (ARQON_DATA_DIR, default ./.arqon)
+      --data-dir <dir>       the dev key and the database (<dir>/data) (ARQON_DATA_DIR, default ./.arqon)
+      --storage <kind>       embedded (LMDB, default) or memory (ARQON_STORAGE)
+      --memory               same as --storage memory: nothing survives a restart (tests, ephemeral rooms)
       --log-level <level>    trace, debug, info, warn, error (ARQON_LOG_LEVEL, default info)
       --log-format <f>       pretty or json (ARQON_LOG_FORMAT, default pretty on a terminal)
 
 Without any key configured, serve runs in dev mode: it creates ./.arqon/dev-key.json on first run and prints a
-ready token. Stop with Ctrl-C (connections are closed with 1001 "going away").`;
+ready token. Stop with Ctrl-C (connections are closed with 1001 "going away").
+
+Config file keys for storage: "storage" ("embedded" | "memory"), "durability" ("flush", the default: acknowledged
+writes survive a power loss; "commit": they survive a process kill), and "retention", per room pattern, first match
+wins, e.g. [{"pattern": "ticker:*", "maxMessages": 100, "maxAgeMs": 60000}] (defaults: 1000 messages, 24 h).`;
 
 export interface ServeContext extends CommandContext {
   /** Aborting stops the server gracefully (the bin wires SIGINT/SIGTERM to it). */
@@ -55,6 +72,8 @@ export async function serveCommand(argv: readonly string[], io: CliIo, ctx: Serv
       "allowed-origin": { type: "string", multiple: true },
       "log-level": { type: "string" },
       "log-format": { type: "string" },
+      storage: { type: "string" },
+      memory: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
     strict: true,
@@ -99,8 +118,27 @@ export async function serveCommand(argv: readonly string[], io: CliIo, ctx: Serv
     devToken = await signToken({ secret: dev.key.secret, sub: "alice", tenant: "dev", ttl: "24h", tenantClaim: auth.tenantClaim });
   }
 
+  const storageKind = values.memory ? "memory" : (values.storage ?? env.ARQON_STORAGE ?? config.storage ?? "embedded");
+  if (storageKind !== "embedded" && storageKind !== "memory") throw new CliError('--storage must be "embedded" or "memory"');
+  if (values.memory && values.storage !== undefined && values.storage !== "memory") throw new CliError("--memory contradicts --storage " + values.storage);
+  const durability = config.durability ?? "flush";
+  if (durability !== "flush" && durability !== "commit") throw new CliError('config "durability" must be "flush" or "commit"');
+  const retention = parseRetention(config.retention);
+  let storage: EmbeddedStorage | undefined;
+  const storageDir = path.join(resolved.dataDir, "data");
+  if (storageKind === "embedded") {
+    try {
+      storage = await openEmbeddedStorage({ path: storageDir, retention, durability });
+    } catch (err) {
+      throw new CliError(`cannot open the database in ${storageDir}: ${(err as Error).message} (or run with --memory)`);
+    }
+  }
+
   const options: ArqonServerOptions = {
     auth,
+    ...(storage
+      ? { history: storage.history, state: storage.state, kv: storage.kv, storageStatus: { backend: "lmdb", durable: true } }
+      : { storageStatus: { backend: "memory", durable: false } }),
     path: wsPath,
     logger,
     limits: config.limits,
@@ -115,6 +153,7 @@ export async function serveCommand(argv: readonly string[], io: CliIo, ctx: Serv
     address = await server.listen(port, host);
   } catch (err) {
     await server.close();
+    await storage?.close();
     const code = (err as { code?: string }).code;
     if (code === "EADDRINUSE") throw new CliError(`port ${port} on ${host} is already in use (try --port)`);
     if (code === "EACCES") throw new CliError(`not allowed to listen on ${host}:${port}`);
@@ -128,6 +167,7 @@ export async function serveCommand(argv: readonly string[], io: CliIo, ctx: Serv
   io.out(`  Health     ${httpUrl}/health`);
   io.out(`  Status     ${httpUrl}/status`);
   io.out(`  Metrics    ${httpUrl}/metrics`);
+  io.out(storage ? `  Storage    ${storageDir} (LMDB)` : `  Storage    in memory (nothing survives a restart)`);
   if (devToken) {
     io.out("");
     io.out(`DEV MODE: tokens signed with the local development key ${devKeyFile}${devKeyCreated ? " (created now)" : ""} are accepted.`);
@@ -148,5 +188,26 @@ export async function serveCommand(argv: readonly string[], io: CliIo, ctx: Serv
   });
   logger.info("shutting down");
   await server.close();
+  await storage?.close();
   return 0;
+}
+
+/** Validates the config file's `retention` rules (the stores apply the first rule whose pattern matches the room). */
+function parseRetention(value: unknown): RetentionRule[] | undefined {
+  if (value === undefined) return undefined;
+  if (!Array.isArray(value)) throw new CliError('config "retention" must be a list of {pattern, maxMessages, maxAgeMs}');
+  return value.map((rule: unknown, i) => {
+    const r = rule as Record<string, unknown>;
+    if (typeof r !== "object" || r === null || typeof r.pattern !== "string" || r.pattern === "") {
+      throw new CliError(`config retention[${i}] needs a "pattern" (a room name pattern such as "ticker:*")`);
+    }
+    const out: RetentionRule = { pattern: r.pattern };
+    for (const field of ["maxMessages", "maxAgeMs"] as const) {
+      const n = r[field];
+      if (n === undefined) continue;
+      if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 0) throw new CliError(`config retention[${i}].${field} must be a non-negative integer`);
+      out[field] = n;
+    }
+    return out;
+  });
 }
