@@ -32,6 +32,14 @@ interface FloorConn {
 }
 
 async function startServer(): Promise<RunningServer> {
+  return startFloor(false);
+}
+
+/**
+ * `split`: keep each frame as two buffers (header, payload) and write both, as a gateway that frames with
+ * `Sender.frame` without merging does; the `floor-split` system exists to measure what that costs.
+ */
+async function startFloor(split: boolean): Promise<RunningServer> {
   const http = createServer();
   const wss = new WebSocketServer({ server: http, perMessageDeflate: false, clientTracking: false, maxPayload: 1 << 20 });
   const rooms = new Map<string, FloorConn[]>();
@@ -83,6 +91,17 @@ async function startServer(): Promise<RunningServer> {
         if (nl < 0) return;
         const members = rooms.get(data.toString("latin1", 1, nl));
         if (!members) return;
+        if (split) {
+          const [header, body] = Sender.frame(data.subarray(nl + 1), TEXT);
+          for (let i = 0; i < members.length; i++) {
+            const m = members[i]!;
+            if (m !== conn) {
+              enqueue(m, header!);
+              if (body) enqueue(m, body);
+            }
+          }
+          return;
+        }
         const framed = frameOnce(data.subarray(nl + 1));
         for (let i = 0; i < members.length; i++) {
           const m = members[i]!;
@@ -162,5 +181,13 @@ export const floor: SystemAdapter = {
   label: "bare ws floor",
   clientNote: "ws clients",
   startServer,
+  createClientFactory,
+};
+
+export const floorSplit: SystemAdapter = {
+  id: "floor-split",
+  label: "bare ws floor, header and payload written as two buffers",
+  clientNote: "ws clients",
+  startServer: () => startFloor(true),
   createClientFactory,
 };

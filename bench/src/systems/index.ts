@@ -1,5 +1,5 @@
 import { arqonJson, arqonProto } from "./arqon.js";
-import { floor } from "./floor.js";
+import { floor, floorSplit } from "./floor.js";
 import { socketio, socketioRaw } from "./socketio.js";
 import type { SystemAdapter } from "./types.js";
 
@@ -10,6 +10,7 @@ export const SYSTEMS: Record<string, SystemAdapter> = {
   [socketio.id]: socketio,
   [floor.id]: floor,
   [socketioRaw.id]: socketioRaw,
+  [floorSplit.id]: floorSplit,
 };
 
 /** Systems in every run unless --systems says otherwise. */
