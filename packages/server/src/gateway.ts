@@ -9,6 +9,7 @@ import {
   CloseCode,
   ErrorCode,
   PROTOCOL_VERSION,
+  createDelta,
   decodeFrame,
   jsonBytes,
   type Bus,
@@ -109,7 +110,12 @@ export class Gateway {
     this.version = version;
     const deflate = options.perMessageDeflate;
     const deflateThreshold = typeof deflate === "object" ? (deflate.threshold ?? 1024) : 1024;
-    this.fanout = new Fanout(metrics, deflateThreshold, (conn) => this.closeConnection(conn, CloseCode.SLOW_CONSUMER, "slow consumer", "slow_consumer"));
+    this.fanout = new Fanout(
+      metrics,
+      deflateThreshold,
+      (conn) => this.closeConnection(conn, CloseCode.SLOW_CONSUMER, "slow consumer", "slow_consumer"),
+      createDelta,
+    );
     this.wss = new WebSocketServer({
       noServer: true,
       clientTracking: false,
