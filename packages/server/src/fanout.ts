@@ -18,6 +18,8 @@ export class LocalRoom {
   prevOffset = 0;
   prevEpoch: string | undefined;
   prevPayload: Uint8Array | undefined;
+  /** Whether that payload was binary: deltas are never made across a change of format (clients restore the base's). */
+  prevBinary = false;
   readonly messagesOut;
   readonly bytesOut;
   readonly fanoutSeconds;
@@ -176,11 +178,12 @@ export class Fanout implements OutboundScheduler {
     const epoch = frame.epoch;
     const base = room.prevOffset;
     const baseEpoch = room.prevEpoch;
-    const basePayload = room.prevPayload;
+    const basePayload = room.prevBinary ? undefined : room.prevPayload;
     if (offset !== undefined) {
       room.prevOffset = offset;
       room.prevEpoch = epoch;
       room.prevPayload = frame.payload;
+      room.prevBinary = frame.payloadFormat === "binary";
     }
     // undefined: not computed yet; null: no delta for this message (binary, no base, not smaller).
     let delta: Uint8Array | null | undefined;
