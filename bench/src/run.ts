@@ -88,11 +88,18 @@ log(`bench ${profile.name}: ${profile.runs} run(s), systems ${systems.join(", ")
 log(`hardware: ${hw.cpu}, ${hw.cores} cores, ${hw.memoryGiB} GiB, node ${hw.node}, load ${hw.loadavg.map((x) => x.toFixed(2)).join(" ")}`);
 
 const started = Date.now();
+const outFile = args.out ?? path.join(resultsDir, `bench-${profile.name}-${stamp}.json`);
+/** Everything measured so far goes to disk after each workload, so an interrupted run still leaves its figures. */
+function savePartial(done: RunResults): void {
+  const rows = aggregate(done, systems);
+  writeFileSync(outFile, JSON.stringify({ partial: true, profile, hardware: hw, startedAt: new Date(started).toISOString(), rows, runs: done, failures, table: table(rows) }, null, 1));
+}
 const saturations = new Map<string, number>();
 const results: RunResults = [];
 const failures: Array<{ run: number; system: string; workload: string; error: string }> = [];
 for (let run = 0; run < profile.runs; run++) {
   const perSystem: Record<string, Metric[]> = {};
+  results.push(perSystem);
   for (const w of workloads) {
     // Rotate the order so no system always goes first (warm caches, neighbours' load).
     const order = systems.map((_, i) => systems[(i + run) % systems.length]!);
@@ -118,6 +125,7 @@ for (let run = 0; run < profile.runs; run++) {
         });
         (perSystem[sys] ??= []).push(...metrics);
         log(`  done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+        savePartial(results);
       } catch (err) {
         const error = err instanceof Error ? err.message : String(err);
         log(`  FAILED: ${error}`);
@@ -125,7 +133,6 @@ for (let run = 0; run < profile.runs; run++) {
       }
     }
   }
-  results.push(perSystem);
 }
 
 /** Teammates' scripts (bench/casil/run.ts, bench/delta/run.ts) join full runs; see bench/README.md for the contract. */
@@ -173,7 +180,6 @@ if (failures.length) {
   log(`\n${failures.length} failure(s):`);
   for (const f of failures) log(`  run ${f.run + 1} ${f.workload} ${f.system}: ${f.error}`);
 }
-const outFile = args.out ?? path.join(resultsDir, `bench-${profile.name}-${stamp}.json`);
 writeFileSync(
   outFile,
   JSON.stringify(
