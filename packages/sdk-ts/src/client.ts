@@ -387,6 +387,9 @@ export class ArqonClient extends Emitter<ClientEvents> {
     if (!this.#reconnect.enabled) retry = false;
     if (retry && this.#attempt >= this.#reconnect.maxAttempts) retry = false;
     if (wasConnected) this.#emitDisconnected({ code, reason, willReconnect: retry });
+    // A `disconnected` listener may have called close() (or connect() again after it).
+    if (this.#status.type !== "disconnected" && this.#status.type !== "connecting" && this.#status.type !== "reconnecting") return;
+    if (this.#userClosing) return;
     if (!retry) {
       const why = wasConnected || this.#attempt === 0 ? reason : `${reason} (gave up after ${this.#attempt} attempts)`;
       this.#terminate(code, why);
@@ -395,12 +398,13 @@ export class ArqonClient extends Emitter<ClientEvents> {
     this.#attempt += 1;
     const delay = backoffDelay(this.#attempt, this.#reconnect);
     const event: ReconnectingEvent = { attempt: this.#attempt, delay };
-    this.#setStatus({ type: "reconnecting", ...event });
-    this.emit("reconnecting", event);
+    // The timer exists before listeners run, so that a close() inside a listener cancels it.
     this.#reconnectTimer = setTimeout(() => {
       this.#reconnectTimer = undefined;
       if (this.#status.type === "reconnecting") void this.#open();
     }, delay);
+    this.#setStatus({ type: "reconnecting", ...event });
+    this.emit("reconnecting", event);
   }
 
   #emitDisconnected(event: DisconnectedEvent): void {

@@ -406,6 +406,19 @@ describe("fake server - connection loss", () => {
     expect(client.status).toMatchObject({ type: "connected", reconnected: true });
   });
 
+  it.each(["disconnected", "reconnecting"] as const)("close - close() called from a %s listener stops the reconnect", async (event) => {
+    const { server, client } = await setup();
+    await client.connect();
+    const reconnecting = collect(client, "reconnecting");
+    client.on(event, () => void client.close());
+    const closed = nextEvent(client, "closed");
+    server.connections[0]!.close(CloseCode.GOING_AWAY, "restart");
+    expect(await closed).toEqual({ code: 1000, reason: "client closed" });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(reconnecting.length).toBe(event === "reconnecting" ? 1 : 0);
+    expect(server.connections).toHaveLength(1);
+  });
+
   it("server unsubscribe - an unsubscribed frame without request id ends the subscription, with its reason", async () => {
     const { server, client } = await setup();
     await client.connect();
