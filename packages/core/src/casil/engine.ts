@@ -380,6 +380,7 @@ function runBuiltins(policy: CompiledPolicy, input: InspectionInput): Pending {
   } else if (kind === "binary" && (policy.redactionPaths.length > 0 || policy.redactPatterns.length > 0 || maskSecrets)) {
     c.flags.push("redaction_skipped_binary");
   }
+  if (policy.wasm.length === 0) return { verdict, wasm: none };
   const key = input.room ?? "";
   const wasm = policy.wasm.filter((w) => (!w.paths || w.paths.has(input.path)) && (!w.rooms || w.rooms.some((g) => roomMatches(g, key))));
   return { verdict, wasm };
