@@ -246,6 +246,8 @@ export class Room extends Emitter<RoomEvents> {
   #handler: ((message: RoomMessage) => void) | undefined;
   #waiters: Waiter[] = [];
   #inflight = false;
+  /** Bumped by every subscribe sent, unsubscribe and disconnect: replies to an older subscribe are ignored. */
+  #generation = 0;
   #decoder: DeltaDecoder | undefined;
   /** A delta could not be applied: messages are ignored until the re-subscription (which restarts deltas) lands. */
   #deltaBroken = false;
@@ -295,6 +297,8 @@ export class Room extends Emitter<RoomEvents> {
     const wasWanted = this.#wanted;
     this.#wanted = false;
     this.#subscribed = false;
+    this.#inflight = false;
+    this.#generation++;
     if (this.#handler) this.off("message", this.#handler);
     this.#handler = undefined;
     this.#rejectWaiters(new ArqonRequestError(ClientErrorCode.CLIENT_CLOSED, `unsubscribed from "${this.name}"`));
@@ -346,14 +350,17 @@ export class Room extends Emitter<RoomEvents> {
     if (this._meta !== undefined) frame.info = { info: jsonBytes(this._meta) };
     const resubscribed = afterReconnect || this.#everSubscribed;
     this.#inflight = true;
+    const generation = ++this.#generation;
     // The reply is handled synchronously: messages that follow it in the same network read must see its position.
     const onReply = (reply: Frame): void => {
+      if (generation !== this.#generation) return;
       this.#inflight = false;
       if (this.#wanted) this.#onSubscribed(reply, resubscribed);
     };
     this.host.request(frame, { onReply }).then(
       () => undefined,
       (err: unknown) => {
+        if (generation !== this.#generation) return;
         this.#inflight = false;
         // A subscribe lost to a disconnect is sent again on the next connection; anything else ends the subscription.
         if (err instanceof ArqonRequestError && err.code === ClientErrorCode.CONNECTION_CLOSED) return;
@@ -375,6 +382,8 @@ export class Room extends Emitter<RoomEvents> {
   /** @internal The connection dropped; the subscription will be renewed. */
   _disconnected(): void {
     this.#subscribed = false;
+    this.#inflight = false;
+    this.#generation++;
   }
 
   /** @internal A frame about this room that is not a reply to a request. */

@@ -255,6 +255,20 @@ describe("fake server - rooms", () => {
     expect(room.position).toEqual({ offset: 2, epoch: "e2" });
   });
 
+  it("subscribe, unsubscribe, subscribe in a row - the last word wins on the server too", async () => {
+    const { server, client } = await setup();
+    await client.connect();
+    const room = client.room("lobby");
+    const first = room.subscribe().catch((e: unknown) => e);
+    const off = room.unsubscribe();
+    const again = room.subscribe();
+    await off;
+    await expect(again).resolves.toMatchObject({ room: "lobby" });
+    expect(await first).toMatchObject({ code: "ARQ_CLIENT_CLOSED" });
+    expect(server.connections[0]!.frames.filter((f) => f.room === "lobby").map((f) => f.type)).toEqual(["subscribe", "unsubscribe", "subscribe"]);
+    expect(room.subscribed).toBe(true);
+  });
+
   it("subscribe before connect - the subscription is sent once the welcome arrives", async () => {
     const { server, client } = await setup();
     const sub = client.room("early").subscribe();
