@@ -37,6 +37,8 @@ const DEFAULT_MAX_AGE_MS = 86_400_000;
 const DEFAULT_DEDUPE_WINDOW_MS = 120_000;
 const DEFAULT_READ_LIMIT = 100;
 const MAX_APPEND_ATTEMPTS = 200;
+/** Rooms whose epoch and head a node caches; past this the caches start over (they are only shortcuts). */
+const MAX_CACHED_ROOMS = 100_000;
 
 export interface JetStreamHistoryOptions {
   link: NatsLink;
@@ -248,6 +250,7 @@ export class JetStreamHistoryStore implements HistoryStore {
       if (entry !== null && entry.operation === "PUT") {
         const record = JSON.parse(entry.string()) as { epoch?: string; stream?: string };
         if (record.stream === this.#streamCreated && typeof record.epoch === "string") {
+          if (this.#epochCache.size >= MAX_CACHED_ROOMS) this.#epochCache.clear();
           this.#epochCache.set(key, record.epoch);
           return record.epoch;
         }
@@ -341,6 +344,7 @@ export class JetStreamHistoryStore implements HistoryStore {
         const copy = { ...frame, epoch };
         return { message: copy, offset: frame.offset, epoch, duplicate: true };
       }
+      if (this.#heads.size >= MAX_CACHED_ROOMS) this.#heads.clear();
       this.#heads.set(key, { seq: ack.seq, offset });
       return { message: stored, offset, epoch, duplicate: false };
     }

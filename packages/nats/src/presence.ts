@@ -98,6 +98,7 @@ function identity(s: Stored): string {
 }
 
 const MAX_ATTEMPTS = 50;
+const SWEEP_CONCURRENCY = 32;
 
 /**
  * Presence on NATS KV (bucket `ARQON_PRESENCE`, nats-server 2.9: no per-key TTL):
@@ -388,14 +389,24 @@ export class NatsKvPresenceStore implements PresenceStore {
     if (this.#closed || this.#halted || this.#link.status !== "connected") return 0;
     const now = Date.now();
     let removed = 0;
-    for (const [kvKey, m] of [...this.#mirror]) {
-      if (this.#alive(m.owner, now)) continue;
-      if (await this.#remove(kvKey, "expired", m.revision)) removed++;
+    const expired: [string, number][] = [];
+    for (const [kvKey, m] of this.#mirror) if (!this.#alive(m.owner, now)) expired.push([kvKey, m.revision]);
+    // Many at a time (a dead node may have held thousands), starting at a random point so sweepers rarely collide.
+    const start = Math.floor(Math.random() * expired.length);
+    for (let i = 0; i < expired.length; i += SWEEP_CONCURRENCY) {
+      const batch = Array.from({ length: Math.min(SWEEP_CONCURRENCY, expired.length - i) }, (_, j) => expired[(start + i + j) % expired.length]!);
+      const results = await Promise.all(batch.map(([kvKey, revision]) => this.#remove(kvKey, "expired", revision)));
+      removed += results.filter(Boolean).length;
+    }
+    const owners = new Set<string>();
+    for (const m of this.#mirror.values()) owners.add(m.owner);
+    for (const [node, seen] of [...this.#seen]) {
+      if (seen === Number.NEGATIVE_INFINITY && !this.#heartbeatRevision.has(node) && !owners.has(node)) this.#seen.delete(node);
     }
     // Heartbeat keys of dead nodes go too, once their members are gone (a late heartbeat keeps its key: CAS).
     for (const [node, revision] of [...this.#heartbeatRevision]) {
       if (node === this.nodeId || this.#alive(node, now)) continue;
-      if ([...this.#mirror.values()].some((m) => m.owner === node)) continue;
+      if (owners.has(node)) continue;
       this.#heartbeatRevision.delete(node);
       await this.#kv.delete(`n.${node}`, { previousSeq: revision }).catch((error: unknown) => {
         if (!isWrongLastSequence(error)) throw error;

@@ -109,6 +109,9 @@ describeWithNats("NATS bus and control plane", () => {
     const got = record(b);
     await b.subscribe(marker);
     await a.publish(key, envelope(1));
+    // The marker follows envelope 1 through the same connection: once it is in, 1 went by while b had no interest.
+    await a.publish(marker, envelope(100));
+    await until(() => got.some((g) => g.key === marker));
     await b.subscribe(key);
     await b.subscribe(key);
     expect(b.subscribedKeys.sort()).toEqual([key, marker].sort());
@@ -117,8 +120,8 @@ describeWithNats("NATS bus and control plane", () => {
     await b.unsubscribe(key);
     await b.unsubscribe(roomKey("acme", "never"));
     await a.publish(key, envelope(3));
-    await a.publish(marker, envelope(4));
-    await until(() => got.some((g) => g.key === marker));
+    await a.publish(marker, envelope(101));
+    await until(() => ns(got, marker).includes(101));
     await sleep(100);
     expect(ns(got, key)).toEqual([2]);
   });
@@ -132,6 +135,7 @@ describeWithNats("NATS bus and control plane", () => {
     const got = record(b);
     await b.subscribe(key);
     await a.publish(key, envelope(1));
+    await until(() => got.length === 1);
     await other.publish(key, envelope(3));
     await a.publish(key, envelope(2));
     await until(() => got.length === 3);
