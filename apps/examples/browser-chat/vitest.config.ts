@@ -11,5 +11,8 @@ export default defineConfig({
     name: "browser-chat",
     include: ["src/**/*.test.ts", "test/**/*.test.ts"],
     environment: "node",
+    // CI runs every package on a shared 2-core machine: time limits are for hangs, not for speed.
+    testTimeout: 30_000,
+    hookTimeout: 30_000,
   },
 });

@@ -168,7 +168,7 @@ describe("codec - faults get their documented code and never throw", () => {
       }),
       { numRuns: 1000 },
     );
-  });
+  }, 60_000);
 });
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -258,7 +258,7 @@ describe("codec - round trip", () => {
       }),
       { numRuns: 500 },
     );
-  });
+  }, 60_000);
 
   it("property: binary payloads round-trip through both faces", () => {
     fc.assert(
@@ -270,7 +270,7 @@ describe("codec - round trip", () => {
       }),
       { numRuns: 300 },
     );
-  });
+  }, 60_000);
 
   it("client frames a client may send are accepted from clients", () => {
     for (const type of CLIENT_FRAME_TYPES) expect(FRAME_TYPES).toContain(type);
