@@ -159,6 +159,10 @@ async def test_a_request_without_reply_times_out_with_its_code() -> None:
         assert info.value.code == "ARQ_REQUEST_TIMEOUT"
         assert isinstance(info.value, TimeoutError)
         assert client.connected  # a timeout does not end the connection
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(RequestTimeoutError):
+            await client.command("op.test.echo", {}, timeout=0.05)
+        assert asyncio.get_running_loop().time() - started < 0.25  # the per-call timeout wins
     finally:
         await client.close()
         server.close()

@@ -267,17 +267,18 @@ class ArqonClient:
             room = self._rooms[name] = Room(self, name)
         return room
 
-    async def command(self, name: str, args: Any = None, *, room: Optional[str] = None) -> Any:
+    async def command(self, name: str, args: Any = None, *, room: Optional[str] = None, timeout: Optional[float] = None) -> Any:
         """Runs a server command (``op.<name>.<verb>``) and returns its result (a JSON value, None when it has none).
 
         Raises CommandError with the server's code (``NOT_FOUND``, ``VALIDATION_ERROR``, ``AUTHORIZATION_ERROR``, ...).
+        ``timeout`` overrides ``request_timeout`` for this call (slow commands such as webhooks).
         """
         frame: Dict[str, Any] = {"type": "command", "command": name}
         if args is not None:
             frame["args"] = args
         if room is not None:
             frame["room"] = room
-        reply = await self._request(frame)
+        reply = await self._request(frame, timeout=timeout)
         if reply.get("status") == "error" or (reply["type"] == "response" and "error" in reply):
             info = reply.get("error") or {}
             raise CommandError(
@@ -527,8 +528,9 @@ class ArqonClient:
             if self._closing:
                 raise ConnectionClosedError(CloseCode.NORMAL, "client closed", terminal=True)
 
-    async def _request(self, frame: Dict[str, Any]) -> Dict[str, Any]:
+    async def _request(self, frame: Dict[str, Any], *, timeout: Optional[float] = None) -> Dict[str, Any]:
         """Sends a request and waits for the frame that answers it; an ``error`` frame raises RequestError."""
+        wait = self.request_timeout if timeout is None else timeout
         await self._ready()
         rid = f"py{next(self._ids)}"
         frame["requestId"] = rid
@@ -537,9 +539,9 @@ class ArqonClient:
         try:
             await self._send(frame)
             try:
-                return await asyncio.wait_for(fut, self.request_timeout)
+                return await asyncio.wait_for(fut, wait)
             except asyncio.TimeoutError:
-                raise RequestTimeoutError(f'no reply to "{frame["type"]}" within {self.request_timeout}s') from None
+                raise RequestTimeoutError(f'no reply to "{frame["type"]}" within {wait}s') from None
         finally:
             self._pending.pop(rid, None)
 
