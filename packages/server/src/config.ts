@@ -55,6 +55,8 @@ export interface LimitOptions {
   maxRecoveryMessages?: number;
   /** Largest `limit` of a history read. @default 1000 */
   maxHistoryPage?: number;
+  /** How long a publish's idempotency key is remembered (a repeat within it is acked, not delivered again). @default 120000 */
+  dedupeWindowMs?: number;
 }
 
 /** Per-tenant overrides of connection and publish limits. */
@@ -148,6 +150,7 @@ export function resolveLimits(limits: LimitOptions = {}): ResolvedLimits {
     maxHeaderCount: limits.maxHeaderCount ?? 100,
     maxRecoveryMessages: limits.maxRecoveryMessages ?? 1000,
     maxHistoryPage: limits.maxHistoryPage ?? 1000,
+    dedupeWindowMs: limits.dedupeWindowMs ?? 120_000,
   };
 }
 

@@ -13,6 +13,7 @@ import {
   type PayloadFormat,
   type Position,
   type AppendResult,
+  type RecoveryResult,
   type StateEntry,
 } from "@arqon/core";
 import { can } from "./auth.js";
@@ -100,7 +101,7 @@ export async function publishMessage(gw: Gateway, input: PublishInput): Promise<
   const appending = gw.backends.history.append(
     key,
     message,
-    input.idempotencyKey ? { idempotencyKey: input.idempotencyKey } : undefined,
+    input.idempotencyKey ? { idempotencyKey: input.idempotencyKey, dedupeWindowMs: gw.limits.dedupeWindowMs } : undefined,
   );
   const appended = await inOrder(gw, key, appending, (result) => {
     if (result.duplicate) return Promise.resolve();
@@ -271,18 +272,31 @@ export async function handleSubscribe(gw: Gateway, conn: Connection, frame: Fram
     if (frame.since) {
       // Offset 0 ("before the first message") is the default value, so the codecs leave it out of `since`.
       const since: Position = { offset: frame.since.offset ?? 0, epoch: frame.since.epoch ?? "" };
-      const result = await gw.backends.history.recover(key, since, gw.limits.maxRecoveryMessages);
-      position = result.position;
-      reply.recovered = result.recovered;
-      if (result.recovered) recovered = result.messages;
-      else reply.reason = result.reason;
+      let result: RecoveryResult | undefined;
+      try {
+        result = await gw.backends.history.recover(key, since, gw.limits.maxRecoveryMessages);
+      } catch (err) {
+        if (err instanceof ArqonError && err.code !== ErrorCode.BACKEND_UNAVAILABLE) throw err;
+        // The history store cannot answer: live delivery still works, and the client is told recovery did not happen.
+        gw.logger.warn({ err, room }, "recovery failed: history unavailable");
+      }
+      if (result) {
+        position = result.position;
+        reply.recovered = result.recovered;
+        if (result.recovered) recovered = result.messages;
+        else reply.reason = result.reason;
+      } else {
+        position = { offset: 0, epoch: "" };
+        reply.recovered = false;
+        reply.reason = "unavailable";
+      }
     } else {
       position = await gw.backends.history.position(key);
     }
     let covered = position.offset;
     for (const m of recovered) if (m.offset !== undefined && m.offset > covered) covered = m.offset;
     if (position.offset) reply.offset = position.offset;
-    reply.epoch = position.epoch;
+    if (position.epoch) reply.epoch = position.epoch;
     const [members, state] = await Promise.all([
       sub.seesPresence ? gw.presenceManager.list(key) : Promise.resolve(undefined),
       gw.backends.state.get(key),

@@ -2,7 +2,19 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { ErrorCode, HEADER_TIMESTAMP, HEADER_TWIST_ID, MemoryHistoryStore, jsonBytes, parseJsonBytes, type Frame } from "@arqon/core";
+import {
+  BackendUnavailableError,
+  ErrorCode,
+  HEADER_TIMESTAMP,
+  HEADER_TWIST_ID,
+  MemoryHistoryStore,
+  jsonBytes,
+  parseJsonBytes,
+  type Frame,
+  type Position,
+  type RecoveryResult,
+  type RoomKey,
+} from "@arqon/core";
 import { DEFAULT_TWIST_ID } from "../src/index.js";
 import { openEmbeddedStorage, type EmbeddedStorage, type EmbeddedStorageOptions } from "../src/storage/index.js";
 import { payloadOf, startGateway, type TestClient, type TestGateway } from "../src/testing.js";
@@ -207,6 +219,32 @@ describe("time travel - recovery outcomes, idempotency, state at a point", () =>
     // Only the recovered case replayed messages: 6, 7, 8.
     await sleep(20);
     expect(bob.frames.filter((f) => f.type === "message").map((m) => m.offset)).toEqual([6, 7, 8]);
+  });
+
+  it("recovery - a history store that cannot answer gives recovered false, reason unavailable, and live delivery still works", async () => {
+    class FlakyHistory extends MemoryHistoryStore {
+      override async recover(_key: RoomKey, _since: Position, _max: number): Promise<RecoveryResult> {
+        throw new BackendUnavailableError("history cluster unreachable");
+      }
+    }
+    gw = await startGateway({ history: new FlakyHistory() });
+    const alice = await gw.client();
+    const bob = await gw.client({ sub: "bob" });
+    const first = await alice.publish("r", 1);
+    const reply = await bob.subscribe("r", { since: { offset: 0, epoch: first.epoch! } });
+    expect(reply).toMatchObject({ type: "subscribed", recovered: false, reason: "unavailable" });
+    await alice.publish("r", 2);
+    expect(await bob.next("message", "r")).toMatchObject({ offset: 2 });
+  });
+
+  it("idempotency - the dedupe window is limits.dedupeWindowMs: a repeat after it is a new message", async () => {
+    gw = await startGateway({ limits: { dedupeWindowMs: 50 } });
+    const alice = await gw.client();
+    const a1 = await alice.publish("w", 1, { idempotencyKey: "k" });
+    const a2 = await alice.publish("w", 1, { idempotencyKey: "k" });
+    await sleep(80);
+    const a3 = await alice.publish("w", 1, { idempotencyKey: "k" });
+    expect([a1.offset, a2.offset, a3.offset]).toEqual([1, 1, 2]);
   });
 
   it("idempotency - a publish repeated with the same key on a new connection is acked with the original offset and delivered once (LMDB)", async () => {
