@@ -130,6 +130,8 @@ describe("casil wasm host", () => {
     expect(imported.message).toMatch(/imports "env.fetch"; only env.abort may be imported/);
     const junk = await validationOf(host.load("junk", utf8Encode("not wasm at all")));
     expect(junk.message).toBe('Wasm policy "junk": not a WebAssembly module');
+    const huge = await validationOf(host.load("huge", new Uint8Array(8 * 1024 * 1024 + 1)));
+    expect(huge.message).toBe('Wasm policy "huge": module is larger than 8388608 bytes');
     await host.load("grow", policyModule({ memory: { min: 1, max: 2 }, inspect: GROW_100_PAGES }));
     const t0 = performance.now();
     expect(await host.evaluate("grow", utf8Encode("x"))).toMatchObject({ verdict: "error", error: "trap" });

@@ -4,7 +4,7 @@
  */
 export { CasilController, type CasilControllerOptions, type CasilReloadEvent, type CasilReloadSource, type CasilLogger } from "./controller.js";
 export { WasmPolicyHost, type WasmPolicyHostOptions } from "./wasm-host.js";
-export { checkWasmPolicyModule, WASM_PAGE_BYTES, type WasmModuleInfo } from "./wasm-module.js";
+export { checkWasmPolicyModule, WASM_PAGE_BYTES, MAX_WASM_MODULE_BYTES, type WasmModuleInfo } from "./wasm-module.js";
 export { casilCommands, registerCasilCommands, type CasilCommand } from "./commands.js";
 export { registerCasilMetrics } from "./metrics.js";
 export { createCasilFromEnv } from "./env.js";

@@ -11,6 +11,8 @@ export const wasmApi = (globalThis as unknown as { WebAssembly: WasmApi }).WebAs
 
 /** One WebAssembly page: 64 KiB. */
 export const WASM_PAGE_BYTES = 65536;
+/** Largest policy module accepted, in bytes. */
+export const MAX_WASM_MODULE_BYTES = 8 * 1024 * 1024;
 
 function invalid(name: string, message: string): ArqonError {
   return new ArqonError(ErrorCode.VALIDATION_ERROR, `Wasm policy "${name}": ${message}`, { detail: { policy: name } });
@@ -63,6 +65,7 @@ export interface WasmModuleInfo {
  * import nothing but `env.abort`. Throws ArqonError VALIDATION_ERROR saying what is wrong.
  */
 export function checkWasmPolicyModule(name: string, bytes: Uint8Array, maxPages: number): WasmModuleInfo {
+  if (bytes.length > MAX_WASM_MODULE_BYTES) throw invalid(name, `module is larger than ${MAX_WASM_MODULE_BYTES} bytes`);
   if (bytes.length < 8 || bytes[0] !== 0x00 || bytes[1] !== 0x61 || bytes[2] !== 0x73 || bytes[3] !== 0x6d) throw invalid(name, "not a WebAssembly module");
   let module: WebAssembly.Module;
   try {
