@@ -54,7 +54,9 @@ export function statusOf(gw: Gateway): Record<string, unknown> {
 
 function storageGuess(gw: Gateway): { backend: string; durable?: boolean } {
   const history = backendName(gw.backends.history);
-  return history === "MemoryHistoryStore" ? { backend: "memory", durable: false } : { backend: history };
+  if (history === "MemoryHistoryStore") return { backend: "memory", durable: false };
+  if (history === "LmdbHistoryStore") return { backend: "lmdb", durable: true };
+  return { backend: history };
 }
 
 /**

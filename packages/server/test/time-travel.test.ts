@@ -71,6 +71,7 @@ async function publishSpaced(client: TestClient, room: string, values: unknown[]
 describe("time travel - positions and headers", () => {
   it("positions - delivered messages carry offset, epoch, x-timestamp and x-twist-id (\"main\" unless the publisher set one)", async () => {
     gw = await startGateway();
+    expect(gw.server.status().storage).toEqual({ backend: "memory", durable: false });
     const alice = await gw.client({ sub: "alice" });
     const bob = await gw.client({ sub: "bob" });
     const sub = await bob.subscribe("lobby");
@@ -100,6 +101,7 @@ describe("time travel - history frame and commands", () => {
   it("history - pages forwards and backwards by offset with a limit, a time window and a twist id (LMDB)", async () => {
     const s = await embedded();
     gw = await startGateway({ history: s.history });
+    expect(gw.server.status().storage).toEqual({ backend: "lmdb", durable: true });
     const alice = await gw.client();
     const acks = await publishSpaced(alice, "feed", [1, 2, 3, 4, 5, 6, 7, 8], (i) => ({ [HEADER_TWIST_ID]: i % 2 ? "odd" : "even" }));
     const all = await alice.request({ type: "history", room: "feed", history: {} });

@@ -147,7 +147,13 @@ export async function serveCommand(argv: readonly string[], io: CliIo, ctx: Serv
     allowedOrigins: list(values["allowed-origin"]) ?? list(env.ARQON_ALLOWED_ORIGINS) ?? config.allowedOrigins,
     perMessageDeflate: config.perMessageDeflate,
   };
-  const server = createArqonServer(options);
+  let server: ArqonServer;
+  try {
+    server = createArqonServer(options);
+  } catch (err) {
+    await storage?.close();
+    throw err;
+  }
   let address;
   try {
     address = await server.listen(port, host);
