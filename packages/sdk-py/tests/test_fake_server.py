@@ -243,3 +243,31 @@ async def test_a_delta_that_does_not_apply_resubscribes_from_the_last_good_posit
     finally:
         await client.close()
         server.close()
+
+
+async def test_a_failing_get_token_is_reported_and_retried() -> None:
+    fake = ClosingServer([4003])
+    server = await serve(fake.handler, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]  # type: ignore[index]
+    calls: List[int] = []
+
+    def get_token() -> str:
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("token service down")
+        return "t"
+
+    reported: List[Any] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+    client = ArqonClient(f"ws://127.0.0.1:{port}/ws", get_token=get_token, backoff_initial=0.05, backoff_max=0.1)
+    try:
+        await client.connect()
+        await until(lambda: fake.connections == 2 and client.connected, what="the reconnect after the token failure")
+        assert len(calls) == 3
+        assert [type(c.get("exception")) for c in reported] == [RuntimeError]
+        assert "reconnect attempt failed" in reported[0]["message"]
+    finally:
+        loop.set_exception_handler(None)
+        await client.close()
+        server.close()

@@ -328,7 +328,7 @@ class ArqonClient:
             raise _http_refusal(err) from None
         except InvalidURI as err:
             raise ValueError(f"not a WebSocket URL: {url}") from err
-        except (OSError, asyncio.TimeoutError, InvalidHandshake) as err:
+        except (OSError, asyncio.TimeoutError, InvalidHandshake, ConnectionClosed) as err:
             raise ConnectionClosedError(CloseCode.ABNORMAL, message=f"could not connect to {url}: {err}") from err
         try:
             data = await asyncio.wait_for(ws.recv(), self._open_timeout)
@@ -401,6 +401,9 @@ class ArqonClient:
         except asyncio.CancelledError:
             if not self._closing:
                 raise
+        except Exception as err:  # a bug in this client: end it visibly rather than hang in "reconnecting"
+            self._report(err, "the connection supervisor failed")
+            self._finish(err, CloseCode.INTERNAL_ERROR, "client error")
 
     async def _reconnect_loop(self, code: int) -> Optional[ClientConnection]:
         attempt = 0
@@ -434,6 +437,9 @@ class ArqonClient:
                     self._finish(err, err.close_code, err.reason)
                     return None
                 continue  # refused for now (429, 503, unreachable): try again later
+            except Exception as err:  # e.g. get_token failed: say so, and try again after the next delay
+                self._report(err, "a reconnect attempt failed")
+                continue
             if self._closing:
                 await ws.close(CloseCode.NORMAL, "client closed")
                 return None
