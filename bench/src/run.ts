@@ -29,6 +29,7 @@ const { values: args } = parseArgs({
     idle: { type: "string" },
     setup: { type: "string" },
     "common-rate": { type: "string" },
+    "max-steps": { type: "string" },
     "cpu-prof": { type: "string" },
     extras: { type: "boolean" },
     out: { type: "string" },
@@ -44,6 +45,7 @@ if (args.rooms) profile.rooms = Number(args.rooms);
 if (args.idle) profile.idleConnections = Number(args.idle);
 if (args.setup) profile.setupConnections = Number(args.setup);
 if (args["common-rate"]) profile.commonRate = Number(args["common-rate"]);
+if (args["max-steps"]) profile.maxSteps = Number(args["max-steps"]);
 
 const systems = args.systems ? args.systems.split(",") : DEFAULT_SYSTEMS;
 systems.forEach(getSystem);
@@ -117,7 +119,7 @@ for (let run = 0; run < profile.runs; run++) {
           log,
           searchStart: (fallback) => {
             const last = saturations.get(`${w.id}/${sys}`);
-            return last ? Math.max(1000, last / 2) : fallback;
+            return last ? Math.max(1000, last * 0.6) : fallback;
           },
           rememberSaturation: (value) => {
             if (value > 0) saturations.set(`${w.id}/${sys}`, value);

@@ -7,7 +7,8 @@ import type { Workload } from "./types.js";
  * Idle memory: RSS of the server process, after full GCs, with N idle connections (connected and ready, no room)
  * minus the RSS of the freshly started empty server, divided by N. Also reported: RSS over the empty server after a
  * warm-up (400 connections opened and closed: JIT code, heap growth and allocator arenas of the handshake path in the
- * baseline), and V8 heap used over that warmed-up baseline.
+ * baseline), and V8 heap used over that warmed-up baseline. Opening the N connections (64 in flight per client process,
+ * after the warm-up) is also the connection-setup measurement: handshakes/s and server CPU per handshake.
  */
 export const idleMemoryWorkload: Workload = {
   id: "idle-memory",
@@ -29,7 +30,11 @@ export const idleMemoryWorkload: Workload = {
       const snapDir = process.env.ARQON_BENCH_HEAPSNAP;
       const base = await s.serverMemory();
       if (snapDir) await s.server.call("snapshot", { file: path.join(snapDir, `${ctx.system.id}-base.heapsnapshot`) }, 120_000);
-      await s.connect(clients, split(n, procs));
+      await s.server.call("cpu");
+      const setup = await s.connect(clients, split(n, procs), { concurrency: 64 });
+      const setupCpu = await s.server.call<{ cpuMs: number }>("cpu");
+      const cpuPer = (setupCpu.cpuMs * 1000) / setup.opened;
+      ctx.log(`    ${n} connections: ${setup.ratePerSec.toFixed(0)} handshakes/s, server CPU ${cpuPer.toFixed(0)} µs each`);
       await sleep(1000);
       const after = await s.serverMemory();
       if (snapDir) await s.server.call("snapshot", { file: path.join(snapDir, `${ctx.system.id}-${n}.heapsnapshot`) }, 120_000);
@@ -49,6 +54,9 @@ export const idleMemoryWorkload: Workload = {
           better: "lower",
         },
         { key: "idle.heap", label: `idle heap per connection`, unit: "KB", value: heap, better: "lower" },
+        // The idle connections are opened as a timed connection-setup measurement too (after the warm-up).
+        { key: "connect.rate", label: `connection setup (${n.toLocaleString("en-US")} conns)`, unit: "/s", value: setup.ratePerSec, better: "higher", detail: setup },
+        { key: "connect.cpu", label: "connection setup: server CPU per handshake", unit: "µs", value: cpuPer, better: "lower" },
       ];
     } finally {
       await s.stop();

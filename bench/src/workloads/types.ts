@@ -23,7 +23,7 @@ export interface WorkloadContext {
   serverNodeArgs: string[];
   log(msg: string): void;
   /**
-   * Where a saturation search starts: half of what this workload measured for this system in an earlier run, so
+   * Where a saturation search starts: 60% of what this workload measured for this system in an earlier run, so
    * later runs need fewer steps; `fallback` in the first run.
    */
   searchStart(fallback: number): number;
