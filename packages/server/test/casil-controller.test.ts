@@ -160,6 +160,13 @@ describe("casil controller", () => {
     const c = await createCasilFromEnv({ ARQON_CASIL_POLICY_FILE: file, ARQON_CASIL_WATCH: "false", ARQON_CASIL_MODE: "monitor", ARQON_CASIL_MAX_PAYLOAD_BYTES: "64" });
     cleanup.push(() => c?.close());
     expect(c?.engine.settingsFor("acme")).toMatchObject({ mode: "enforce", maxPayloadBytes: 64 });
+    expect(c?.version).toBe(1);
+    const watched = await createCasilFromEnv({ ARQON_CASIL_POLICY_FILE: file });
+    cleanup.push(() => watched?.close());
+    expect(watched?.version).toBe(1);
+    writeFileSync(file, JSON.stringify({ mode: "monitor" }));
+    await until(() => watched?.version === 2);
+    expect(watched?.engine.settingsFor("acme").mode).toBe("monitor");
     const envOnly = await createCasilFromEnv({ ARQON_CASIL_ENABLED: "1", ARQON_CASIL_MODE: "enforce", ARQON_CASIL_SCOPE_EXCLUDE: "lobby" });
     cleanup.push(() => envOnly?.close());
     expect(await envOnly!.inspect(input({ password: "x1" }))).toMatchObject({ action: "allow" });

@@ -163,14 +163,15 @@ export class CasilController implements Inspector {
   /**
    * Loads `file` now (throws VALIDATION_ERROR when it is invalid) and reloads it whenever it changes (debounced;
    * the directory is watched so editors that replace the file are seen). A bad edit is logged and the old policy stays.
-   * Resolves with a function that stops watching.
+   * Resolves with a function that stops watching. Pass `loadedText` when the controller was created from this file's
+   * text: the file is then reloaded now only if it changed since.
    */
-  async watchFile(file: string): Promise<() => void> {
+  async watchFile(file: string, options: { loadedText?: string } = {}): Promise<() => void> {
     const absolute = path.resolve(file);
     const dir = path.dirname(absolute);
     const base = path.basename(absolute);
     let lastText = await readFile(absolute, "utf8");
-    await this.reload(lastText, "file", dir);
+    if (lastText !== options.loadedText) await this.reload(lastText, "file", dir);
     let timer: NodeJS.Timeout | undefined;
     const check = async (): Promise<void> => {
       let text: string;

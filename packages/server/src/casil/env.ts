@@ -1,3 +1,5 @@
+import { readFile } from "node:fs/promises";
+import path from "node:path";
 import { ArqonError, ErrorCode, casilConfigFromEnv } from "@arqon/core";
 import { CasilController, type CasilControllerOptions } from "./controller.js";
 
@@ -25,23 +27,28 @@ export async function createCasilFromEnv(
   const budgetMs = positiveInt(env, "ARQON_CASIL_WASM_BUDGET_MS");
   const maxMemoryPages = positiveInt(env, "ARQON_CASIL_WASM_MAX_PAGES");
   const workers = positiveInt(env, "ARQON_CASIL_WASM_WORKERS");
+  let policy: string | undefined;
+  if (file) {
+    try {
+      policy = await readFile(file, "utf8");
+    } catch (err) {
+      throw new ArqonError(ErrorCode.VALIDATION_ERROR, `ARQON_CASIL_POLICY_FILE: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+    }
+  }
   const controller = await CasilController.create({
     ...options,
     env,
+    policy,
+    baseDir: file ? path.dirname(path.resolve(file)) : options.baseDir,
     wasm: { ...options.wasm, ...(budgetMs ? { budgetMs } : {}), ...(maxMemoryPages ? { maxMemoryPages } : {}), ...(workers ? { workers } : {}) },
   });
-  if (file) {
-    const watchOff = env.ARQON_CASIL_WATCH?.trim().toLowerCase();
+  const watchOff = ["false", "0", "no", "off"].includes(env.ARQON_CASIL_WATCH?.trim().toLowerCase() ?? "");
+  if (file && !watchOff) {
     try {
-      if (watchOff === "false" || watchOff === "0" || watchOff === "no" || watchOff === "off") {
-        const { readFile } = await import("node:fs/promises");
-        const path = await import("node:path");
-        await controller.reload(await readFile(file, "utf8"), "file", path.dirname(path.resolve(file)));
-      } else await controller.watchFile(file);
+      await controller.watchFile(file, { loadedText: policy });
     } catch (err) {
       await controller.close();
-      if (err instanceof ArqonError) throw err;
-      throw new ArqonError(ErrorCode.VALIDATION_ERROR, `ARQON_CASIL_POLICY_FILE: cannot load ${file}: ${(err as Error).message}`, { cause: err });
+      throw err;
     }
   }
   return controller;
