@@ -37,7 +37,8 @@ async def test_connect_receives_welcome(gateway: Gateway) -> None:
         assert client.client_id
         assert client.welcome.protocol == "1.0"
         assert client.welcome.limits["maxPayloadBytes"] > 0
-        await client.ping()
+        rtt = await client.ping()
+        assert 0 <= rtt < 5
     assert statuses == ["connecting", "connected", "disconnected", "closed"]
     assert not client.connected
 

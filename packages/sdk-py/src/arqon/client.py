@@ -286,9 +286,11 @@ class ArqonClient:
             )
         return reply.get("payload")
 
-    async def ping(self) -> None:
-        """An application-level round trip (``ping`` → ``pong``)."""
+    async def ping(self) -> float:
+        """An application-level round trip (``ping`` → ``pong``); returns its duration in seconds."""
+        started = time.monotonic()
         await self._request({"type": "ping"})
+        return time.monotonic() - started
 
     # ---- connection internals -------------------------------------------------------------------------------------
 
