@@ -179,7 +179,7 @@ export class Fanout implements OutboundScheduler {
     const base = room.prevOffset;
     const baseEpoch = room.prevEpoch;
     const basePayload = room.prevBinary ? undefined : room.prevPayload;
-    if (offset !== undefined) {
+    if (offset !== undefined && (epoch !== baseEpoch || offset > base)) {
       room.prevOffset = offset;
       room.prevEpoch = epoch;
       room.prevPayload = frame.payload;
