@@ -133,3 +133,32 @@ export function table(rows: Row[]): string {
   }
   return out.join("\n");
 }
+
+/** Headline figures: one row per metric, systems side by side, the ArqonBus rows' ratios and targets. */
+export function headline(rows: Row[], keys: RegExp): string {
+  const systems = ["arqon-json", "arqon-proto", "socketio", "floor"];
+  const byKey = new Map<string, Row[]>();
+  for (const r of rows) if (keys.test(r.key)) (byKey.get(r.key) ?? byKey.set(r.key, []).get(r.key)!).push(r);
+  const out = [
+    "| metric | ArqonBus JSON | ArqonBus protobuf | Socket.IO | floor | ArqonBus JSON / proto vs floor | vs Socket.IO | target (JSON / proto) |",
+    "|---|---:|---:|---:|---:|---:|---:|---|",
+  ];
+  for (const [key, rs] of byKey) {
+    const get = (s: string) => rs.find((r) => r.system === s);
+    const cell = (s: string) => {
+      const r = get(s);
+      return r ? num(r.value.median, r.unit) : "";
+    };
+    const ratio = (which: "vsFloor" | "vsSocketio") =>
+      ["arqon-json", "arqon-proto"].map((s) => (get(s)?.[which] ? ratioText({ ...get(s)![which]!, n: 1 }) : "-")).join(" / ");
+    const targets = (get("arqon-json")?.targets ?? [])
+      .map((t, i) => {
+        const p = get("arqon-proto")?.targets[i];
+        const mark = (m: boolean | undefined) => (m === undefined ? "?" : m ? "met" : "MISSED");
+        return `${t.text}: ${mark(t.met)} / ${mark(p?.met)}`;
+      })
+      .join("; ");
+    out.push(`| ${rs[0]!.label} (${rs[0]!.unit}) | ${systems.map(cell).join(" | ")} | ${ratio("vsFloor")} | ${ratio("vsSocketio")} | ${targets} |`);
+  }
+  return out.join("\n");
+}

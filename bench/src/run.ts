@@ -6,7 +6,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { benchRoot } from "./ipc.js";
 import { PROFILES, type Profile } from "./profile.js";
-import { aggregate, table, type RunResults } from "./report.js";
+import { aggregate, headline, table, type RunResults } from "./report.js";
 import { DEFAULT_SYSTEMS, getSystem } from "./systems/index.js";
 import { WORKLOADS } from "./workloads/index.js";
 import type { Metric } from "./workloads/types.js";
@@ -172,6 +172,9 @@ const rows = aggregate(results, systems);
 const text = table(rows);
 log("");
 log(`## ${profile.name} run, ${profile.runs} run(s), ${((Date.now() - started) / 1000).toFixed(0)} s — ${hw.cpu}, ${hw.cores} cores, node ${hw.node}`);
+const head = headline(rows, /\.(deliveries|cpu|cpu_half|half\.p99|common\.p99|messages|rss|heap|rate)$/);
+log("");
+log(head);
 log("");
 log(text);
 for (const [name, e] of Object.entries(extras)) {
@@ -196,6 +199,7 @@ writeFileSync(
       failures,
       extras,
       table: text,
+      headline: head,
       cpuProfiles: existsSync(profDir) ? readdirSync(profDir, { recursive: true }).map((f) => path.join(profDir, String(f))).filter((f) => f.endsWith(".cpuprofile")) : [],
     },
     null,

@@ -54,6 +54,13 @@ export function fanoutWorkload(n: number): Workload {
             value: common.serverCpuUsPerDelivery,
             better: "lower",
           },
+          {
+            key: `${k}.cpu_half`,
+            label: `fan-out N=${n} server CPU per delivery at half load`,
+            unit: "µs",
+            value: half.serverCpuUsPerDelivery,
+            better: "lower",
+          },
           ...lat("half", `fan-out N=${n} latency at half load`, half, half),
           ...lat("common", `fan-out N=${n} latency at ${profile.commonRate / 1000}k/s`, common, common),
         ];
