@@ -143,7 +143,7 @@ export function headline(rows: Row[], keys: RegExp): string {
     "| metric | ArqonBus JSON | ArqonBus protobuf | Socket.IO | floor | ArqonBus JSON / proto vs floor | vs Socket.IO | target (JSON / proto) |",
     "|---|---:|---:|---:|---:|---:|---:|---|",
   ];
-  for (const [key, rs] of byKey) {
+  for (const rs of byKey.values()) {
     const get = (s: string) => rs.find((r) => r.system === s);
     const cell = (s: string) => {
       const r = get(s);
