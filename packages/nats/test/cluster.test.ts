@@ -59,6 +59,30 @@ describeWithNats("cluster - gateways joined by NATS", () => {
     expect([...seen].filter((u) => u !== "alice").sort()).toEqual(["bob", "carol"]);
   }, 30_000);
 
+  it("cluster - while NATS is down a publish gets ARQ_BACKEND_UNAVAILABLE (never an ack); the gateway recovers by itself", async () => {
+    const server = await nats();
+    const a = await gateway(server.url, "a");
+    const alice = await a.client({ sub: "alice" });
+    await alice.subscribe("lobby");
+    expect((await alice.publish("lobby", { n: 1 })).type).toBe("ack");
+    await server.kill();
+    await new Promise((r) => setTimeout(r, 300));
+    const refused = await alice.publish("lobby", { n: 2 }, { idempotencyKey: "k2" });
+    expect(refused.type).toBe("error");
+    expect(refused.error?.code).toBe("ARQ_BACKEND_UNAVAILABLE");
+    await server.start();
+    let ack: Frame | undefined;
+    for (let i = 0; i < 100 && ack?.type !== "ack"; i++) {
+      ack = await alice.publish("lobby", { n: 2 }, { idempotencyKey: "k2" });
+      if (ack.type !== "ack") await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(ack).toMatchObject({ type: "ack", offset: 2 });
+    const again = await alice.publish("lobby", { n: 2 }, { idempotencyKey: "k2" });
+    expect(again).toMatchObject({ type: "ack", offset: 2 });
+    const page = await a.server.history.read(roomKey("acme", "lobby"), {});
+    expect(page.messages.map(n)).toEqual([1, 2]);
+  }, 30_000);
+
   it("cluster - kill -9 of node B: its members leave everywhere within the lease; its client recovers on A", async () => {
     const { url } = await nats();
     const leaseMs = 1000;
