@@ -35,7 +35,7 @@ export const PROFILES: Record<"short" | "full", Profile> = {
     commonRate: 10_000,
     subscriberProcs: 2,
     rooms: 500,
-    idleConnections: 2000,
+    idleConnections: 1000,
     setupConnections: 0,
     maxPerProc: 9000,
   },

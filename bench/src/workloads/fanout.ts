@@ -1,4 +1,5 @@
 import { runStep, searchSaturation, Session, split } from "../harness.js";
+import { openIdle } from "./idle-memory.js";
 import type { Metric, Workload } from "./types.js";
 
 /**
@@ -18,8 +19,12 @@ export function fanoutWorkload(n: number): Workload {
         const subs = await s.addClients(procs);
         const [pub] = await s.addClients(1);
         const counts = split(n, procs);
-        const conn = await s.connect(subs, counts, { from: 1 });
-        ctx.log(`    ${n} subscribers connected (${conn.ratePerSec.toFixed(0)}/s)`);
+        // With N equal to the profile's idle count, the subscribers are opened as the idle-memory measurement.
+        const idle = profile.idleConnections === n ? await openIdle(ctx, s, subs, counts) : [];
+        if (idle.length === 0) {
+          const conn = await s.connect(subs, counts, { from: 1 });
+          ctx.log(`    ${n} subscribers connected (${conn.ratePerSec.toFixed(0)}/s)`);
+        }
         await s.connect([pub!], [1], { from: 0 });
         await Promise.all(subs.map((c, i) => s.subscribe(c, new Array<string>(counts[i]!).fill("fan"))));
         await pub!.call("setPlan", { entries: [{ conn: 0, room: "fan", deliveries: n }] });
@@ -63,6 +68,7 @@ export function fanoutWorkload(n: number): Workload {
           },
           ...lat("half", `fan-out N=${n} latency at half load`, half, half),
           ...lat("common", `fan-out N=${n} latency at ${profile.commonRate / 1000}k/s`, common, common),
+          ...idle,
         ];
       } finally {
         await s.stop();
