@@ -91,10 +91,12 @@ log(`hardware: ${hw.cpu}, ${hw.cores} cores, ${hw.memoryGiB} GiB, node ${hw.node
 
 const started = Date.now();
 const outFile = args.out ?? path.join(resultsDir, `bench-${profile.name}-${stamp}.json`);
+const HEADLINE_KEYS = /\.(deliveries|cpu|cpu_half|half\.p99|common\.p99|messages|rss|heap|rate)$/;
 /** Everything measured so far goes to disk after each workload, so an interrupted run still leaves its figures. */
 function savePartial(done: RunResults): void {
   const rows = aggregate(done, systems);
-  writeFileSync(outFile, JSON.stringify({ partial: true, profile, hardware: hw, startedAt: new Date(started).toISOString(), rows, runs: done, failures, table: table(rows) }, null, 1));
+  const partial = { partial: true, profile, hardware: hw, startedAt: new Date(started).toISOString(), rows, runs: done, failures };
+  writeFileSync(outFile, JSON.stringify({ ...partial, table: table(rows), headline: headline(rows, HEADLINE_KEYS) }, null, 1));
 }
 const saturations = new Map<string, number>();
 const results: RunResults = [];
@@ -172,7 +174,7 @@ const rows = aggregate(results, systems);
 const text = table(rows);
 log("");
 log(`## ${profile.name} run, ${profile.runs} run(s), ${((Date.now() - started) / 1000).toFixed(0)} s — ${hw.cpu}, ${hw.cores} cores, node ${hw.node}`);
-const head = headline(rows, /\.(deliveries|cpu|cpu_half|half\.p99|common\.p99|messages|rss|heap|rate)$/);
+const head = headline(rows, HEADLINE_KEYS);
 log("");
 log(head);
 log("");
