@@ -54,9 +54,10 @@ interface Stored {
   l?: string;
 }
 
+/** A mirrored member entry, kept compact (every gateway mirrors every member): the stored JSON text, parsed on use. */
 interface Mirrored {
-  member: Member;
-  ident: string;
+  raw: string;
+  /** Interned: one string per node. */
   owner: string;
   revision: number;
 }
@@ -84,8 +85,12 @@ function toMember(s: Stored): Member {
 
 function parse(entry: { value: Uint8Array; operation: string } | null): Stored | undefined {
   if (entry === null || entry.operation !== "PUT") return undefined;
+  return parseText(decoder.decode(entry.value));
+}
+
+function parseText(text: string): Stored | undefined {
   try {
-    const s = JSON.parse(decoder.decode(entry.value)) as Stored;
+    const s = JSON.parse(text) as Stored;
     return typeof s.c === "string" && typeof s.o === "string" ? s : undefined;
   } catch {
     return undefined;
@@ -118,6 +123,7 @@ export class NatsKvPresenceStore implements PresenceStore {
   readonly nodeId: string;
   readonly #leaseMs: number;
   readonly #mirror = new Map<string, Mirrored>();
+  readonly #owners = new Map<string, string>();
   /** Room prefix (`m.<tenant>.<room>.`) → KV keys of its members in the mirror. */
   readonly #rooms = new Map<string, Set<string>>();
   /** Node id → local time it was last heard from (-Infinity once it is known to be gone). */
@@ -244,17 +250,20 @@ export class NatsKvPresenceStore implements PresenceStore {
     const dot = e.key.lastIndexOf(".");
     const prefix = e.key.slice(0, dot + 1);
     const room = roomKeyOfKv(e.key.slice(2, dot));
-    const stored = parse(e);
+    const raw = e.operation === "PUT" ? decoder.decode(e.value) : "";
+    const stored = raw === "" ? undefined : parseText(raw);
     const previous = this.#mirror.get(e.key);
     if (stored !== undefined && stored.l === undefined) {
       if (!this.#seen.has(stored.o)) this.#seen.set(stored.o, now);
-      const ident = identity(stored);
-      const member = toMember(stored);
-      this.#mirror.set(e.key, { member, ident, owner: stored.o, revision: e.revision });
+      let owner = this.#owners.get(stored.o);
+      if (owner === undefined) this.#owners.set(stored.o, (owner = stored.o));
+      this.#mirror.set(e.key, { raw, owner, revision: e.revision });
       let members = this.#rooms.get(prefix);
       if (members === undefined) this.#rooms.set(prefix, (members = new Set()));
       members.add(e.key);
-      if (e.isUpdate && (previous === undefined || previous.ident !== ident)) this.#emit(room, { type: "join", member });
+      if (!e.isUpdate) return;
+      const before = previous === undefined ? undefined : parseText(previous.raw);
+      if (before === undefined || identity(before) !== identity(stored)) this.#emit(room, { type: "join", member: toMember(stored) });
       return;
     }
     if (previous === undefined) return;
@@ -263,7 +272,9 @@ export class NatsKvPresenceStore implements PresenceStore {
     members?.delete(e.key);
     if (members?.size === 0) this.#rooms.delete(prefix);
     const reason = stored?.l;
-    this.#emit(room, reason ? { type: "leave", member: previous.member, reason } : { type: "leave", member: previous.member });
+    const left = parseText(previous.raw);
+    const member = left === undefined ? {} : toMember(left);
+    this.#emit(room, reason ? { type: "leave", member, reason } : { type: "leave", member });
     // A live node whose member was swept (its heartbeats were late) puts it back.
     const own = this.#own.get(e.key);
     if (own !== undefined && reason === "expired" && !this.#halted && !this.#closed) {
@@ -365,7 +376,9 @@ export class NatsKvPresenceStore implements PresenceStore {
     const members: Member[] = [];
     for (const kvKey of this.#rooms.get(prefix) ?? []) {
       const m = this.#mirror.get(kvKey);
-      if (m !== undefined && this.#alive(m.owner, now)) members.push(m.member);
+      if (m === undefined || !this.#alive(m.owner, now)) continue;
+      const stored = parseText(m.raw);
+      if (stored !== undefined) members.push(toMember(stored));
     }
     return members.sort((a, b) => (a.joinedAt ?? 0) - (b.joinedAt ?? 0));
   }
@@ -401,7 +414,10 @@ export class NatsKvPresenceStore implements PresenceStore {
     const owners = new Set<string>();
     for (const m of this.#mirror.values()) owners.add(m.owner);
     for (const [node, seen] of [...this.#seen]) {
-      if (seen === Number.NEGATIVE_INFINITY && !this.#heartbeatRevision.has(node) && !owners.has(node)) this.#seen.delete(node);
+      if (seen === Number.NEGATIVE_INFINITY && !this.#heartbeatRevision.has(node) && !owners.has(node)) {
+        this.#seen.delete(node);
+        this.#owners.delete(node);
+      }
     }
     // Heartbeat keys of dead nodes go too, once their members are gone (a late heartbeat keeps its key: CAS).
     for (const [node, revision] of [...this.#heartbeatRevision]) {
