@@ -27,7 +27,7 @@ export interface ConfigFile {
   perMessageDeflate?: boolean | { threshold?: number };
   /** "embedded" (LMDB under <dataDir>/data, the default) or "memory". */
   storage?: "embedded" | "memory";
-  /** When an acknowledged write is durable: "flush" (fsync, default) or "commit". */
+  /** When an acknowledged write is durable: "commit" (survives a process kill, default) or "flush" (fsync). */
   durability?: "flush" | "commit";
   /** Per-room history retention, first matching pattern wins: `[{ "pattern": "ticker:*", "maxMessages": 100 }]`. */
   retention?: Array<{ pattern: string; maxMessages?: number; maxAgeMs?: number }>;

@@ -27,7 +27,7 @@ export interface EmbeddedStorageOptions {
   path: string;
   /** Per-room retention, e.g. `[{ pattern: "ticker:*", maxMessages: 100, maxAgeMs: 60000 }]`. */
   retention?: RetentionConfig;
-  /** @default "flush" (acknowledged writes survive a kill -9 and a power loss) */
+  /** @default "commit" (acknowledged writes survive a kill -9; "flush" also survives a power loss) */
   durability?: Durability;
   history?: Omit<LmdbHistoryOptions, "retention" | "clock">;
   state?: Omit<LmdbRoomStateOptions, "clock">;
