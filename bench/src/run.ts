@@ -30,6 +30,7 @@ const { values: args } = parseArgs({
     setup: { type: "string" },
     "common-rate": { type: "string" },
     "max-steps": { type: "string" },
+    "max-minutes": { type: "string" },
     "cpu-prof": { type: "string" },
     extras: { type: "boolean" },
     out: { type: "string" },
@@ -99,15 +100,23 @@ function savePartial(done: RunResults): void {
   writeFileSync(outFile, JSON.stringify({ ...partial, table: table(rows), headline: headline(rows, HEADLINE_KEYS) }, null, 1));
 }
 const saturations = new Map<string, number>();
+/** Time budget: no new workload starts after it (what was measured is still reported). */
+const deadline = started + Number(args["max-minutes"] ?? (profile.name === "full" ? 60 : 8)) * 60_000;
+let outOfTime = false;
 const results: RunResults = [];
 const failures: Array<{ run: number; system: string; workload: string; error: string }> = [];
-for (let run = 0; run < profile.runs; run++) {
+for (let run = 0; run < profile.runs && !outOfTime; run++) {
   const perSystem: Record<string, Metric[]> = {};
   results.push(perSystem);
   for (const w of workloads) {
     // Rotate the order so no system always goes first (warm caches, neighbours' load).
     const order = systems.map((_, i) => systems[(i + run) % systems.length]!);
     for (const sys of order) {
+      if (Date.now() > deadline) {
+        if (!outOfTime) log(`time budget reached: stopping before run ${run + 1} ${w.id} ${sys}`);
+        outOfTime = true;
+        break;
+      }
       log(`run ${run + 1}/${profile.runs} ${w.id} ${sys}`);
       const t0 = Date.now();
       try {
@@ -168,7 +177,7 @@ async function runExtras(): Promise<Record<string, unknown>> {
   }
   return extras;
 }
-const extras = args.extras ?? profile.name === "full" ? await runExtras() : {};
+const extras = (args.extras ?? profile.name === "full") && !outOfTime ? await runExtras() : {};
 
 const rows = aggregate(results, systems);
 const text = table(rows);
