@@ -29,6 +29,7 @@ Commands:
   status     show a running gateway's status                  arqon status --url ws://127.0.0.1:9100/ws
   tail       follow a room, printing each message             arqon tail lobby --token $ARQON_TOKEN
   publish    publish one JSON payload into a room             arqon publish lobby '{"text":"hi"}'
+  casil      show or hot-reload the CASIL policy (admin)      arqon casil reload --file policy.yaml
   version    print the version
 
 Client commands read the gateway URL from --url or ARQON_URL (default ws://127.0.0.1:9100/ws) and the token from
@@ -76,6 +77,10 @@ export async function run(argv: readonly string[], io: CliIo = processIo, option
       case "publish": {
         const { publishCommand } = await import("./commands/publish.js");
         return await publishCommand(rest, io, ctx.env);
+      }
+      case "casil": {
+        const { casilCommand } = await import("./commands/casil.js");
+        return await casilCommand(rest, io, ctx.env);
       }
       case "help":
       case "--help":

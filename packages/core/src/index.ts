@@ -15,3 +15,4 @@ export type * from "./state/types.js";
 export type * from "./kv/types.js";
 export * from "./casil/types.js";
 export * from "./backends.js";
+export * from "./casil/index.js";

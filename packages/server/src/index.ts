@@ -56,6 +56,7 @@ export {
   type RetentionRule,
 } from "./storage/index.js";
 export { HISTORY_COMMANDS, type HistoryCommandMessage } from "./history-commands.js";
+export * from "./casil/index.js";
 
 /** The version of @arqon/server (reported in welcome and /version unless overridden). */
 export const SERVER_VERSION: string = pkg.version;

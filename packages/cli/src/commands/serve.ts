@@ -2,7 +2,11 @@ import { parseArgs } from "node:util";
 import path from "node:path";
 import {
   createArqonServer,
+  createCasilFromEnv,
   createLogger,
+  registerCasilCommands,
+  registerCasilMetrics,
+  type CasilController,
   openEmbeddedStorage,
   signToken,
   type ArqonServer,
@@ -10,6 +14,7 @@ import {
   type EmbeddedStorage,
   type RetentionRule,
 } from "@arqon/server";
+import { omegaOptionsFromEnv, registerStandardOperators, type Operator } from "@arqon/operators";
 import type { CliIo } from "../index.js";
 import { CliError, KEY_OPTIONS, list, parsePort, resolveAuth, type KeyFlags } from "../config.js";
 import { loadOrCreateDevKey } from "../keys.js";
@@ -39,6 +44,13 @@ Settings come from flags, then ARQON_* environment variables, then ./arqon.confi
       --memory               same as --storage memory: nothing survives a restart (tests, ephemeral rooms)
       --log-level <level>    trace, debug, info, warn, error (ARQON_LOG_LEVEL, default info)
       --log-format <f>       pretty or json (ARQON_LOG_FORMAT, default pretty on a terminal)
+      --casil-policy <file>  CASIL policy document (JSON or YAML), reloaded when it changes (ARQON_CASIL_POLICY_FILE)
+      --no-casil             turn CASIL off (ARQON_CASIL_ENABLED=false); op.casil.* then answers FEATURE_DISABLED
+
+CASIL inspects every inbound message. Without a policy it runs the default policies (size, probable secrets) in
+monitor mode: it records what it would block and changes nothing; set ARQON_CASIL_MODE=enforce (or a policy
+document with "mode": "enforce") to block. The ARQON_CASIL_* variables are listed in docs/casil.md.
+The standard operators (op.store, op.cron, op.webhook; op.omega.* with ARQON_OMEGA_ENABLED=1) are registered.
 
 Without any key configured, serve runs in dev mode: it creates ./.arqon/dev-key.json on first run and prints a
 ready token. Stop with Ctrl-C (connections are closed with 1001 "going away").
@@ -74,6 +86,8 @@ export async function serveCommand(argv: readonly string[], io: CliIo, ctx: Serv
       "log-format": { type: "string" },
       storage: { type: "string" },
       memory: { type: "boolean" },
+      "casil-policy": { type: "string" },
+      "no-casil": { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
     strict: true,
@@ -134,8 +148,23 @@ export async function serveCommand(argv: readonly string[], io: CliIo, ctx: Serv
     }
   }
 
+  // CASIL: on by default (monitor mode, default policies) so every inbound message is inspected; a flag or
+  // ARQON_CASIL_ENABLED=false turns it off, and then op.casil.* answers FEATURE_DISABLED.
+  const casilEnv: Record<string, string | undefined> = { ...env };
+  if (values["casil-policy"] !== undefined) casilEnv.ARQON_CASIL_POLICY_FILE = path.resolve(ctx.cwd, values["casil-policy"]);
+  if (values["no-casil"]) casilEnv.ARQON_CASIL_ENABLED = "false";
+  else casilEnv.ARQON_CASIL_ENABLED ??= "true";
+  let casil: CasilController | undefined;
+  try {
+    casil = await createCasilFromEnv(casilEnv, { logger });
+  } catch (err) {
+    await storage?.close();
+    throw new CliError(`CASIL: ${(err as Error).message}`);
+  }
+
   const options: ArqonServerOptions = {
     auth,
+    ...(casil ? { inspector: casil } : {}),
     ...(storage
       ? { history: storage.history, state: storage.state, kv: storage.kv, storageStatus: { backend: "lmdb", durable: true } }
       : { storageStatus: { backend: "memory", durable: false } }),
@@ -151,14 +180,24 @@ export async function serveCommand(argv: readonly string[], io: CliIo, ctx: Serv
   try {
     server = createArqonServer(options);
   } catch (err) {
+    await casil?.close();
     await storage?.close();
     throw err;
   }
+  if (casil) {
+    registerCasilCommands(server, casil);
+    registerCasilMetrics(server.metrics, casil);
+  } else {
+    for (const name of ["op.casil.get", "op.casil.reload"]) server.commands.disable(name, "CASIL is turned off on this gateway");
+  }
+  const operators: Operator = await registerStandardOperators(server, { omega: omegaOptionsFromEnv(env) });
   let address;
   try {
     address = await server.listen(port, host);
   } catch (err) {
+    await operators.close();
     await server.close();
+    await casil?.close();
     await storage?.close();
     const code = (err as { code?: string }).code;
     if (code === "EADDRINUSE") throw new CliError(`port ${port} on ${host} is already in use (try --port)`);
@@ -174,6 +213,7 @@ export async function serveCommand(argv: readonly string[], io: CliIo, ctx: Serv
   io.out(`  Status     ${httpUrl}/status`);
   io.out(`  Metrics    ${httpUrl}/metrics`);
   io.out(storage ? `  Storage    ${storageDir} (LMDB)` : `  Storage    in memory (nothing survives a restart)`);
+  io.out(casil ? `  CASIL      ${casil.engine.enabled ? String(casil.describe().mode) : "off"} (policy version ${casil.version})` : `  CASIL      off`);
   if (devToken) {
     io.out("");
     io.out(`DEV MODE: tokens signed with the local development key ${devKeyFile}${devKeyCreated ? " (created now)" : ""} are accepted.`);
@@ -193,7 +233,9 @@ export async function serveCommand(argv: readonly string[], io: CliIo, ctx: Serv
     ctx.signal.addEventListener("abort", () => resolve(), { once: true });
   });
   logger.info("shutting down");
+  await operators.close();
   await server.close();
+  await casil?.close();
   await storage?.close();
   return 0;
 }
