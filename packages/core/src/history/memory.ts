@@ -1,7 +1,8 @@
+import { assertRecoveryOffset, recoveryRefusal } from "./recovery.js";
 import type { Frame, HistoryQuery, Position } from "../frame/types.js";
 import { HEADER_TIMESTAMP, HEADER_TWIST_ID } from "../frame/types.js";
 import type { RoomKey } from "../room/names.js";
-import { ArqonError, BackendUnavailableError, ErrorCode } from "../errors.js";
+import { BackendUnavailableError } from "../errors.js";
 import type {
   AppendOptions,
   AppendResult,
@@ -185,21 +186,14 @@ export class MemoryHistoryStore implements HistoryStore {
 
   async recover(key: RoomKey, since: Position, maxMessages: number): Promise<RecoveryResult> {
     if (this.#closed) throw closed();
-    if (!Number.isSafeInteger(since.offset) || since.offset < 0) {
-      throw new ArqonError(ErrorCode.POSITION_INVALID, "recovery offset must be a non-negative integer", {
-        detail: { offset: since.offset },
-      });
-    }
+    assertRecoveryOffset(since);
     const room = this.#room(key);
     this.#trim(room, this.#now());
     const position = { offset: room.last, epoch: room.epoch };
-    if (since.epoch !== room.epoch) return { recovered: false, reason: "epoch_mismatch", position };
-    if (since.offset > room.last) return { recovered: false, reason: "position_ahead", position };
-    const kept = room.items.length - room.head;
-    const oldest = room.last - kept + 1;
-    if (since.offset + 1 < oldest) return { recovered: false, reason: "retention_exceeded", position };
+    const oldest = room.last - (room.items.length - room.head) + 1;
+    const refusal = recoveryRefusal(since, position, oldest, maxMessages);
+    if (refusal) return { recovered: false, reason: refusal, position };
     const missed = room.last - since.offset;
-    if (missed > Math.max(0, maxMessages)) return { recovered: false, reason: "too_many_missed", position };
     const messages: Frame[] = new Array(missed);
     const start = room.head + (since.offset + 1 - oldest);
     for (let i = 0; i < missed; i++) messages[i] = room.items[start + i]!.frame;

@@ -1,8 +1,6 @@
 import type { Database } from "lmdb";
 import {
-  ArqonError,
   BackendUnavailableError,
-  ErrorCode,
   HEADER_TIMESTAMP,
   HEADER_TWIST_ID,
   parseRoomKey,
@@ -19,6 +17,7 @@ import {
   type RoomKey,
 } from "@arqon/core";
 import { DB, keyPart, plainBytes, wallClock, type StorageClock, type StorageEnv } from "./env.js";
+import { assertRecoveryOffset, recoveryRefusal } from "@arqon/core/internal";
 
 export const DEFAULT_HISTORY_MAX_MESSAGES = 1000;
 export const DEFAULT_HISTORY_MAX_AGE_MS = 86_400_000;
@@ -357,19 +356,13 @@ export class LmdbHistoryStore implements HistoryStore {
 
   async recover(key: RoomKey, since: Position, maxMessages: number): Promise<RecoveryResult> {
     if (this.#closed) throw closed();
-    if (!Number.isSafeInteger(since.offset) || since.offset < 0) {
-      throw new ArqonError(ErrorCode.POSITION_INVALID, "recovery offset must be a non-negative integer", {
-        detail: { offset: since.offset },
-      });
-    }
+    assertRecoveryOffset(since);
     const record = this.#record(key);
     const position = { offset: record.last, epoch: record.epoch };
-    if (since.epoch !== record.epoch) return { recovered: false, reason: "epoch_mismatch", position };
-    if (since.offset > record.last) return { recovered: false, reason: "position_ahead", position };
-    const oldest = this.#oldest(key, record, this.policy(key), this.#clock.now());
-    if (since.offset + 1 < oldest) return { recovered: false, reason: "retention_exceeded", position };
+    const oldest = since.epoch === record.epoch ? this.#oldest(key, record, this.policy(key), this.#clock.now()) : 0;
+    const refusal = recoveryRefusal(since, position, oldest, maxMessages);
+    if (refusal) return { recovered: false, reason: refusal, position };
     const missed = record.last - since.offset;
-    if (missed > Math.max(0, maxMessages)) return { recovered: false, reason: "too_many_missed", position };
     const messages = this.#range(key, since.offset + 1, record.last, false, missed, () => true);
     if (messages.length !== missed) {
       // Retention removed messages between reading the room row and the range: report it, never a gap.
