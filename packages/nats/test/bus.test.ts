@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
-import { describeControlPlaneContract } from "@arqon/core/testing";
+import { describeBusContract, describeControlPlaneContract } from "@arqon/core/testing";
 import { encodeProto, roomKey, utf8Decode, utf8Encode, type Envelope, type RoomKey } from "@arqon/core";
 import { describeWithNats, startNatsServer, type NatsServerHandle } from "@arqon/nats/testing";
 import { NatsBus, NatsControlPlane, NatsLink } from "../src/index.js";
@@ -165,6 +165,17 @@ describeWithNats("NATS bus and control plane", () => {
     await until(() => got.length === 1);
     expect(bad).toHaveLength(1);
     expect(bad[0]).toMatch(/^ARQ_FRAME_/);
+  });
+
+  describeBusContract("nats", async () => {
+    const [la, lb] = await links();
+    const nodes = [new NatsBus({ link: la }), new NatsBus({ link: lb })] as const;
+    return {
+      nodes,
+      cleanup: async () => {
+        await Promise.all(nodes.map((n) => n.close()));
+      },
+    };
   });
 
   describeControlPlaneContract("nats", async () => {

@@ -54,7 +54,7 @@ export function describeBusContract(name: string, factory: BusContractFactory, o
     async function barrier(publisher: Bus, listener: Bus, got: Received[], tenant: string): Promise<void> {
       const key = roomKey(tenant, `sentinel-${got.length}-${Math.random().toString(36).slice(2)}`);
       await listener.subscribe(key);
-      await publisher.publish(key, envelope("sentinel", -1));
+      await publisher.publish(key, envelope("sentinel", 0));
       await waitFor(() => got.some((r) => r.key === key), { ...ctx.wait, message: "sentinel envelope" });
       await ctx.quiet();
     }
