@@ -130,6 +130,8 @@ export async function runStep(
   durationMs: number,
   drainMs: number,
 ): Promise<StepResult> {
+  // At least ~10 messages per step (a 10,000-subscriber room at 25k deliveries/s is 2.5 messages/s), up to 5 s.
+  durationMs = Math.min(Math.max(durationMs, 10_000 / Math.max(msgRate, 1e-3)), Math.max(durationMs, 5000));
   const all = [...new Set([...publishers, ...receivers])];
   await Promise.all(all.map((c) => c.call("reset")));
   await session.server.call("cpu");
@@ -163,7 +165,8 @@ export async function runStep(
   const stats = await Promise.all(receivers.map((c) => c.call<{ received: number; lastAt: number; hist: HistogramData; cpu: number }>("stats")));
   received = stats.reduce((a, s) => a + s.received, 0);
   const lastAt = drained ? Math.max(...stats.map((s) => s.lastAt)) : Math.max(deadline, ...stats.map((s) => s.lastAt));
-  const achieved = (received / Math.max(1, lastAt - t0)) * 1000;
+  // The publishing window is the shortest time the step can take; a system that keeps up ends just after it.
+  const achieved = (received / Math.max(1, t1 - t0, lastAt - t0)) * 1000;
   const offered = (expected / Math.max(1, t1 - t0)) * 1000;
   const latency = summarize(mergeHistograms(stats.map((s) => s.hist)));
   if (!drained) await quiesce(receivers);
@@ -176,7 +179,9 @@ export async function runStep(
     achieved,
     offered,
     drained,
-    keptUp: drained && received >= expected && achieved >= 0.93 * target,
+    // Kept up: everything arrived, at >= 93% of what was offered, and the publishers offered >= 85% of the target
+    // (whole messages per step, and a starved publisher, make the offer fall short of the target).
+    keptUp: drained && received >= expected && expected > 0 && achieved >= 0.93 * offered && offered >= 0.85 * target,
     latency,
     serverCpu,
     serverCpuUsPerDelivery: received > 0 ? (cpu.cpuMs * 1000) / received : NaN,

@@ -30,8 +30,8 @@ export function fanoutWorkload(n: number): Workload {
         await pub!.call("setPlan", { entries: [{ conn: 0, room: "fan", deliveries: n }] });
         const step = (target: number, durationMs = profile.stepMs) =>
           runStep(s, [pub!], subs, target, target / n, durationMs, Math.max(2000, 2 * durationMs));
-        await step(ctx.searchStart(25_000) / 2, 1000); // warm-up (JIT, buffers), not reported
-        const sat = await searchSaturation(step, { start: ctx.searchStart(25_000), maxSteps: profile.maxSteps, maxRate: 20_000_000, log: ctx.log });
+        await step(ctx.searchStart(Math.max(25_000, 10 * n)) / 2, 1000); // warm-up (JIT, buffers), not reported
+        const sat = await searchSaturation(step, { start: ctx.searchStart(Math.max(25_000, 10 * n)), maxSteps: profile.maxSteps, maxRate: 20_000_000, log: ctx.log });
         ctx.rememberSaturation(sat.saturation);
         const half = await step(sat.saturation / 2, profile.latencyMs);
         ctx.log(`    half load ${Math.round(sat.saturation / 2)}/s: p50 ${half.latency.p50.toFixed(2)} p99 ${half.latency.p99.toFixed(2)} max ${half.latency.max.toFixed(1)} ms${half.keptUp ? "" : " (BEHIND)"}`);
