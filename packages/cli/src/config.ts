@@ -25,6 +25,12 @@ export interface ConfigFile {
   presence?: PresenceOptions;
   allowedOrigins?: string[];
   perMessageDeflate?: boolean | { threshold?: number };
+  /** NATS server URL(s), comma-separated: run as a cluster node (bus, history, presence, state, kv on NATS). */
+  nats?: string;
+  /** JetStream replicas of the streams and buckets this node creates (3 on a 3-node NATS cluster). @default 1 */
+  natsReplicas?: number;
+  /** Worker processes sharing the port (needs `nats`). @default 1 */
+  workers?: number;
   /** "embedded" (LMDB under <dataDir>/data, the default) or "memory". */
   storage?: "embedded" | "memory";
   /** When an acknowledged write is durable: "commit" (survives a process kill, default) or "flush" (fsync). */

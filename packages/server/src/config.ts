@@ -123,6 +123,12 @@ export interface ArqonServerOptions {
    * the in-memory default, else the history store's class name
    */
   storageStatus?: { backend: string; durable: boolean };
+  /**
+   * The state of an external backend connection (NATS). /status shows it; while it is not "connected" the node
+   * reports degraded: /health says "degraded" (still 200), /ready answers 503, and publishes fail with
+   * ARQ_BACKEND_UNAVAILABLE (the stores refuse them).
+   */
+  backendStatus?: () => { name: string; state: "connected" | "reconnecting" | "closed"; detail?: Record<string, unknown> };
 }
 
 export type ResolvedLimits = Required<Omit<LimitOptions, "tenantPublishBurst">> & { tenantPublishBurst: number };

@@ -32,8 +32,9 @@ function backendName(backend: unknown): string {
 
 /** The `/status` document: counts only, no tenant names or subjects. */
 export function statusOf(gw: Gateway): Record<string, unknown> {
+  const backend = gw.options.backendStatus?.();
   return {
-    status: gw.shuttingDown ? "shutting_down" : "ok",
+    status: gw.shuttingDown ? "shutting_down" : backend && backend.state !== "connected" ? "degraded" : "ok",
     version: gw.version,
     protocol: PROTOCOL_VERSION,
     node: gw.nodeId,
@@ -49,6 +50,7 @@ export function statusOf(gw: Gateway): Record<string, unknown> {
       kv: backendName(gw.backends.kv),
     },
     storage: gw.options.storageStatus ?? storageGuess(gw),
+    ...(backend ? { cluster: backend } : {}),
   };
 }
 
@@ -57,6 +59,12 @@ function storageGuess(gw: Gateway): { backend: string; durable?: boolean } {
   if (history === "MemoryHistoryStore") return { backend: "memory", durable: false };
   if (history === "LmdbHistoryStore") return { backend: "lmdb", durable: true };
   return { backend: history };
+}
+
+/** The external backend when it is not connected (the node is degraded), else undefined. */
+function degraded(gw: Gateway): { name: string; state: string } | undefined {
+  const backend = gw.options.backendStatus?.();
+  return backend && backend.state !== "connected" ? backend : undefined;
 }
 
 /**
@@ -70,11 +78,14 @@ export async function handleHttp(gw: Gateway, req: IncomingMessage, res: ServerR
   switch (path) {
     case "/health":
       if (!isGet) break;
-      sendJson(res, 200, { status: "ok" });
+      // Liveness stays 200 while a backend reconnects (restarting the process would not help); /ready says 503.
+      if (degraded(gw)) sendJson(res, 200, { status: "degraded", [degraded(gw)!.name]: degraded(gw)!.state });
+      else sendJson(res, 200, { status: "ok" });
       return true;
     case "/ready":
       if (!isGet) break;
       if (gw.shuttingDown) sendJson(res, 503, { ready: false, reason: "shutting_down" });
+      else if (degraded(gw)) sendJson(res, 503, { ready: false, reason: `${degraded(gw)!.name}_${degraded(gw)!.state}` });
       else sendJson(res, 200, { ready: true });
       return true;
     case "/version":

@@ -1,3 +1,5 @@
+import cluster from "node:cluster";
+import { hostname } from "node:os";
 import { parseArgs } from "node:util";
 import path from "node:path";
 import {
@@ -14,6 +16,8 @@ import {
   type EmbeddedStorage,
   type RetentionRule,
 } from "@arqon/server";
+import { connectNatsBackends, type NatsBackends } from "@arqon/nats";
+import { jsonBytes, parseJsonBytes, type CasilPolicyDocument } from "@arqon/core";
 import { omegaOptionsFromEnv, registerStandardOperators, type Operator } from "@arqon/operators";
 import type { CliIo } from "../index.js";
 import { CliError, KEY_OPTIONS, list, parsePort, resolveAuth, type KeyFlags } from "../config.js";
@@ -44,6 +48,9 @@ Settings come from flags, then ARQON_* environment variables, then ./arqon.confi
       --memory               same as --storage memory: nothing survives a restart (tests, ephemeral rooms)
       --log-level <level>    trace, debug, info, warn, error (ARQON_LOG_LEVEL, default info)
       --log-format <f>       pretty or json (ARQON_LOG_FORMAT, default pretty on a terminal)
+      --nats <url>           join a cluster through NATS (ARQON_NATS_URL; comma-separated seeds): bus, history,
+                             presence, room state and op.store live on NATS (JetStream and KV) instead of LMDB
+      --workers <n>          run n gateway processes sharing the port, joined through NATS (ARQON_WORKERS; needs --nats)
       --casil-policy <file>  CASIL policy document (JSON or YAML), reloaded when it changes (ARQON_CASIL_POLICY_FILE)
       --no-casil             turn CASIL off (ARQON_CASIL_ENABLED=false); op.casil.* then answers FEATURE_DISABLED
 
@@ -87,6 +94,8 @@ export async function serveCommand(argv: readonly string[], io: CliIo, ctx: Serv
       storage: { type: "string" },
       memory: { type: "boolean" },
       "casil-policy": { type: "string" },
+      nats: { type: "string" },
+      workers: { type: "string" },
       "no-casil": { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
@@ -132,6 +141,16 @@ export async function serveCommand(argv: readonly string[], io: CliIo, ctx: Serv
     devToken = await signToken({ secret: dev.key.secret, sub: "alice", tenant: "dev", ttl: "24h", tenantClaim: auth.tenantClaim });
   }
 
+  const natsUrl = values.nats ?? env.ARQON_NATS_URL ?? config.nats;
+  const workersText = values.workers ?? env.ARQON_WORKERS ?? (config.workers === undefined ? undefined : String(config.workers));
+  const workers = workersText === undefined ? 1 : Number(workersText);
+  if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new CliError("--workers must be a whole number from 1 to 64");
+  if (workers > 1 && !natsUrl) throw new CliError("--workers needs --nats: worker processes share rooms, presence and history through NATS");
+  if (workers > 1 && cluster.isPrimary) {
+    return runPrimary(workers, io, ctx, logger, { port, host, wsPath });
+  }
+  if (natsUrl && (values.memory || values.storage !== undefined)) throw new CliError("--nats replaces the local storage: drop --memory/--storage");
+
   const storageKind = values.memory ? "memory" : (values.storage ?? env.ARQON_STORAGE ?? config.storage ?? "embedded");
   if (storageKind !== "embedded" && storageKind !== "memory") throw new CliError('--storage must be "embedded" or "memory"');
   if (values.memory && values.storage !== undefined && values.storage !== "memory") throw new CliError("--memory contradicts --storage " + values.storage);
@@ -140,7 +159,19 @@ export async function serveCommand(argv: readonly string[], io: CliIo, ctx: Serv
   const retention = parseRetention(config.retention);
   let storage: EmbeddedStorage | undefined;
   const storageDir = path.join(resolved.dataDir, "data");
-  if (storageKind === "embedded") {
+  let nats: NatsBackends | undefined;
+  if (natsUrl) {
+    try {
+      nats = await connectNatsBackends({
+        servers: natsUrl.split(",").map((s) => s.trim()),
+        name: `arqon-${hostname()}-${process.pid}`,
+        replicas: config.natsReplicas ?? 1,
+      });
+    } catch (err) {
+      throw new CliError(`cannot join NATS at ${natsUrl}: ${(err as Error).message}`);
+    }
+    nats.onStatus((status) => (status === "connected" ? logger.info({ nats: status }, "NATS connection") : logger.warn({ nats: status }, "NATS connection")));
+  } else if (storageKind === "embedded") {
     try {
       storage = await openEmbeddedStorage({ path: storageDir, retention, durability });
     } catch (err) {
@@ -165,9 +196,20 @@ export async function serveCommand(argv: readonly string[], io: CliIo, ctx: Serv
   const options: ArqonServerOptions = {
     auth,
     ...(casil ? { inspector: casil } : {}),
-    ...(storage
-      ? { history: storage.history, state: storage.state, kv: storage.kv, storageStatus: { backend: "lmdb", durable: true } }
-      : { storageStatus: { backend: "memory", durable: false } }),
+    ...(nats
+      ? {
+          bus: nats.bus,
+          controlPlane: nats.controlPlane,
+          history: nats.history,
+          presence: nats.presence,
+          state: nats.state,
+          kv: nats.kv,
+          storageStatus: { backend: "nats-jetstream", durable: true },
+          backendStatus: () => ({ name: "nats", state: nats!.status() }),
+        }
+      : storage
+        ? { history: storage.history, state: storage.state, kv: storage.kv, storageStatus: { backend: "lmdb", durable: true } }
+        : { storageStatus: { backend: "memory", durable: false } }),
     path: wsPath,
     logger,
     limits: config.limits,
@@ -182,8 +224,10 @@ export async function serveCommand(argv: readonly string[], io: CliIo, ctx: Serv
   } catch (err) {
     await casil?.close();
     await storage?.close();
+    await nats?.close();
     throw err;
   }
+  if (casil && nats) propagateCasilReloads(casil, nats, logger);
   if (casil) {
     registerCasilCommands(server, casil);
     registerCasilMetrics(server.metrics, casil);
@@ -199,6 +243,7 @@ export async function serveCommand(argv: readonly string[], io: CliIo, ctx: Serv
     await server.close();
     await casil?.close();
     await storage?.close();
+    await nats?.close();
     const code = (err as { code?: string }).code;
     if (code === "EADDRINUSE") throw new CliError(`port ${port} on ${host} is already in use (try --port)`);
     if (code === "EACCES") throw new CliError(`not allowed to listen on ${host}:${port}`);
@@ -212,7 +257,13 @@ export async function serveCommand(argv: readonly string[], io: CliIo, ctx: Serv
   io.out(`  Health     ${httpUrl}/health`);
   io.out(`  Status     ${httpUrl}/status`);
   io.out(`  Metrics    ${httpUrl}/metrics`);
-  io.out(storage ? `  Storage    ${storageDir} (LMDB)` : `  Storage    in memory (nothing survives a restart)`);
+  io.out(
+    nats
+      ? `  Cluster    NATS ${natsUrl} (bus, JetStream history, KV presence/state/store)${cluster.isWorker ? `, worker ${cluster.worker?.id}` : ""}`
+      : storage
+        ? `  Storage    ${storageDir} (LMDB)`
+        : `  Storage    in memory (nothing survives a restart)`,
+  );
   io.out(casil ? `  CASIL      ${casil.engine.enabled ? String(casil.describe().mode) : "off"} (policy version ${casil.version})` : `  CASIL      off`);
   if (devToken) {
     io.out("");
@@ -226,6 +277,7 @@ export async function serveCommand(argv: readonly string[], io: CliIo, ctx: Serv
     io.out(`More tokens: npx arqon token --sub bob --tenant dev`);
   }
   ctx.onListening?.(server, { url, httpUrl, token: devToken });
+  if (cluster.isWorker) process.send?.({ arqon: "listening", url, httpUrl, token: devToken });
 
   await new Promise<void>((resolve) => {
     if (!ctx.signal) return;
@@ -237,6 +289,83 @@ export async function serveCommand(argv: readonly string[], io: CliIo, ctx: Serv
   await server.close();
   await casil?.close();
   await storage?.close();
+  await nats?.close();
+  return 0;
+}
+
+/** Every node applies a CASIL reload made on any node: local reloads are broadcast, remote ones applied. */
+function propagateCasilReloads(casil: CasilController, nats: NatsBackends, logger: ArqonServer["logger"]): void {
+  const topic = "casil.reload";
+  casil.onReload((event) => {
+    if (event.source === "remote") return;
+    nats.controlPlane.broadcast(topic, jsonBytes({ document: event.document, version: event.version })).catch((err: unknown) => {
+      logger.error({ err }, "could not broadcast a CASIL reload to the cluster");
+    });
+  });
+  nats.controlPlane.onBroadcast((t, data) => {
+    if (t !== topic) return;
+    const { document, version } = parseJsonBytes(data) as { document: CasilPolicyDocument; version: number };
+    casil.applyRemote(document, version).catch((err: unknown) => logger.error({ err }, "could not apply a CASIL reload from the cluster"));
+  });
+}
+
+/**
+ * `--workers n`: the primary forks n gateway processes with the same arguments; they share the port (node:cluster)
+ * and each other's rooms through NATS. It prints the banner once, restarts a worker that dies (at most 10 times a
+ * minute), and stops them all gracefully on abort.
+ */
+async function runPrimary(
+  workers: number,
+  io: CliIo,
+  ctx: ServeContext,
+  logger: ArqonServer["logger"],
+  where: { port: number; host: string; wsPath: string },
+): Promise<number> {
+  let stopping = false;
+  let bannerShown = false;
+  const restarts: number[] = [];
+  const fork = () => {
+    const worker = cluster.fork({ ARQON_WORKER: "1" });
+    worker.on("message", (message: { arqon?: string; url?: string; httpUrl?: string; token?: string }) => {
+      if (message?.arqon !== "listening" || bannerShown) return;
+      bannerShown = true;
+      io.out(`ArqonBus gateway listening (${workers} worker processes joined through NATS)`);
+      io.out(`  WebSocket  ${message.url}`);
+      io.out(`  Health     ${message.httpUrl}/health`);
+      io.out(`  Status     ${message.httpUrl}/status`);
+      if (message.token) io.out(`  Token      ${message.token}`);
+    });
+  };
+  cluster.on("exit", (worker, code, signal) => {
+    if (stopping) return;
+    const now = Date.now();
+    while (restarts.length > 0 && restarts[0]! < now - 60_000) restarts.shift();
+    if (restarts.length >= 10) {
+      logger.error({ worker: worker.id, code, signal }, "workers keep dying; not restarting");
+      return;
+    }
+    restarts.push(now);
+    logger.warn({ worker: worker.id, code, signal }, "worker exited; starting another");
+    fork();
+  });
+  logger.info({ workers, port: where.port, host: where.host, path: where.wsPath }, "starting workers");
+  for (let i = 0; i < workers; i++) fork();
+  await new Promise<void>((resolve) => {
+    if (!ctx.signal) return;
+    if (ctx.signal.aborted) return resolve();
+    ctx.signal.addEventListener("abort", () => resolve(), { once: true });
+  });
+  stopping = true;
+  const alive = Object.values(cluster.workers ?? {}).filter((w) => w !== undefined);
+  await Promise.all(
+    alive.map(
+      (w) =>
+        new Promise<void>((resolve) => {
+          w.once("exit", () => resolve());
+          w.process.kill("SIGTERM");
+        }),
+    ),
+  );
   return 0;
 }
 
