@@ -1,83 +1,133 @@
 /**
  * One client process of the scale benchmark: opens `count` WebSocket connections round-robin over the gateway URLs
- * (at most `inFlight` handshakes at a time), subscribes each to bench/all, then reports broadcast arrival times.
- * IPC in: {type:"start", urls, count, inFlight, token}, {type:"expect", t}, {type:"stop"}. IPC out: {type:"connected",
- * ms, failed, open, reasons}, {type:"expecting", t}, {type:"arrived", t, count, lastAt}.
+ * (at most `inFlight` handshakes at a time, none started after `deadlineAt`), optionally from one loopback source
+ * address (`localAddress`, for more ephemeral ports), subscribes each to bench/all, then reports per-connection
+ * broadcast receive latencies. Plain `ws` clients, no SDK: after `subscribed` a socket keeps one shared listener.
+ * IPC in: {type:"start", urls, count, inFlight, token, deadlineAt, localAddress?}, {type:"expect", t}, {type:"stop"}.
+ * IPC out: {type:"progress", open, failed}, {type:"connected", ms, failed, open, reasons, closed},
+ * {type:"expecting", t}, {type:"arrived", t, count, lastAt, latencies (ms, one per receiving socket)}.
  */
 import WebSocket from "ws";
 
 const sockets: WebSocket[] = [];
-let expecting: { t: number; count: number; lastAt: number; timer?: NodeJS.Timeout } | undefined;
+let closedAfterOpen = 0;
+const closeReasons = new Map<string, number>();
+let expecting: { t: number; count: number; lastAt: number; latencies: number[]; timer?: NodeJS.Timeout } | undefined;
 const now = () => performance.timeOrigin + performance.now();
 
 function onMessage(data: WebSocket.RawData): void {
+  if (expecting === undefined) return;
+  const at = now();
   const text = data.toString();
-  if (expecting === undefined || !text.includes('"type":"message"')) return;
-  const frame = JSON.parse(text) as { payload?: { t?: number } };
+  if (!text.includes('"type":"message"')) return;
+  const frame = JSON.parse(text) as { payload?: { t?: number; at?: number } };
   if (frame.payload?.t !== expecting.t) return;
   expecting.count++;
-  expecting.lastAt = now();
-  if (expecting.count === sockets.length) report();
+  expecting.lastAt = at;
+  expecting.latencies.push(Math.round((at - (frame.payload.at ?? at)) * 10) / 10);
+  if (expecting.count >= sockets.length - closedAfterOpen) report();
+}
+
+function onClose(code: number): void {
+  closedAfterOpen++;
+  const k = String(code);
+  closeReasons.set(k, (closeReasons.get(k) ?? 0) + 1);
 }
 
 function report(): void {
   if (expecting === undefined) return;
   clearTimeout(expecting.timer);
-  process.send!({ type: "arrived", t: expecting.t, count: expecting.count, lastAt: expecting.lastAt });
+  const { t, count, lastAt, latencies } = expecting;
   expecting = undefined;
+  process.send!({ type: "arrived", t, count, lastAt, latencies, open: sockets.length - closedAfterOpen });
 }
 
-async function start(urls: string[], count: number, inFlight: number, token: string): Promise<void> {
+interface Start {
+  urls: string[];
+  count: number;
+  inFlight: number;
+  token: string;
+  deadlineAt: number;
+  localAddress?: string;
+}
+
+async function start({ urls, count, inFlight, token, deadlineAt, localAddress }: Start): Promise<void> {
   const t0 = now();
   let next = 0;
   let failed = 0;
-  const reasons: string[] = [];
+  const reasons = new Map<string, number>();
+  const reason = (r: string) => reasons.set(r, (reasons.get(r) ?? 0) + 1);
+  const progress = setInterval(() => process.send!({ type: "progress", open: sockets.length, failed }), 5000);
   async function one(i: number): Promise<void> {
     await new Promise<void>((resolve) => {
-      const ws = new WebSocket(`${urls[i % urls.length]}?token=${token}`, { perMessageDeflate: false });
-      const timer = setTimeout(() => {
-        failed++;
-        if (reasons.length < 5) reasons.push("no subscribed within 60 s");
-        ws.terminate();
+      const ws = new WebSocket(`${urls[i % urls.length]}?token=${token}`, {
+        perMessageDeflate: false,
+        ...(localAddress ? { localAddress } : {}),
+      });
+      let done = false;
+      const finish = (why?: string) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        if (why !== undefined) {
+          failed++;
+          reason(why);
+          ws.terminate();
+        }
         resolve();
-      }, 60_000);
+      };
+      const timer = setTimeout(() => finish("no subscribed within 60 s"), 60_000);
       ws.on("message", (data) => {
         const text = data.toString();
         if (text.includes('"type":"welcome"')) ws.send('{"type":"subscribe","room":"all","requestId":"s"}');
-        else if (text.includes('"type":"error"') && reasons.length < 5) reasons.push(text.slice(0, 200));
+        else if (text.includes('"type":"error"')) finish(text.slice(0, 160));
         else if (text.includes('"type":"subscribed"')) {
-          clearTimeout(timer);
           sockets.push(ws);
           ws.removeAllListeners("message");
+          ws.removeAllListeners("close");
+          ws.removeAllListeners("error");
           ws.on("message", onMessage);
-          resolve();
+          ws.on("close", onClose);
+          ws.on("error", () => undefined);
+          finish();
         }
       });
-      ws.on("unexpected-response", (_req, res) => {
-        if (reasons.length < 5) reasons.push(`upgrade answered ${res.statusCode}`);
-      });
-      ws.on("error", (error) => {
-        clearTimeout(timer);
-        failed++;
-        if (reasons.length < 5) reasons.push(error.message);
-        resolve();
-      });
+      ws.on("unexpected-response", (_req, res) => finish(`upgrade answered ${res.statusCode}`));
+      ws.on("error", (error) => finish(error.message));
+      ws.on("close", (code) => finish(`closed ${code} before subscribed`));
     });
   }
   await Promise.all(
     Array.from({ length: Math.min(inFlight, count) }, async () => {
-      while (next < count) await one(next++);
+      while (next < count) {
+        if (Date.now() > deadlineAt) {
+          reason("connect deadline reached (not attempted)");
+          failed += count - next;
+          next = count;
+          break;
+        }
+        await one(next++);
+      }
     }),
   );
-  process.send!({ type: "connected", ms: now() - t0, failed, open: sockets.length, reasons });
+  clearInterval(progress);
+  process.send!({
+    type: "connected",
+    ms: now() - t0,
+    failed,
+    open: sockets.length,
+    reasons: Object.fromEntries(reasons),
+  });
 }
 
-process.on("message", (msg: { type: string; urls?: string[]; count?: number; inFlight?: number; token?: string; t?: number }) => {
-  if (msg.type === "start") void start(msg.urls!, msg.count!, msg.inFlight!, msg.token!);
+process.on("message", (msg: { type: string; t?: number } & Partial<Start>) => {
+  if (msg.type === "start") void start(msg as Start);
   else if (msg.type === "expect") {
-    expecting = { t: msg.t!, count: 0, lastAt: 0 };
-    expecting.timer = setTimeout(report, 10_000);
+    expecting = { t: msg.t!, count: 0, lastAt: 0, latencies: [] };
+    expecting.timer = setTimeout(report, 15_000);
     process.send!({ type: "expecting", t: msg.t });
+  } else if (msg.type === "closed") {
+    process.send!({ type: "closed", closedAfterOpen, codes: Object.fromEntries(closeReasons) });
   } else if (msg.type === "stop") {
     for (const ws of sockets) ws.terminate();
     process.exit(0);

@@ -10,7 +10,7 @@
  * connections / client-procs below that.
  */
 import { fork, spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -25,6 +25,12 @@ const { values } = parseArgs({
     connections: { type: "string", default: "2000" },
     "in-flight": { type: "string", default: "200" },
     broadcasts: { type: "string", default: "5" },
+    "source-ips": { type: "string", default: "1" },
+    "semi-space": { type: "string" },
+    "connect-deadline-s": { type: "string", default: "600" },
+    "deadline-s": { type: "string", default: "1200" },
+    "idle-s": { type: "string", default: "5" },
+    "heapsnap-dir": { type: "string" },
     out: { type: "string" },
   },
 });
@@ -33,8 +39,13 @@ const clientProcs = Number(values["client-procs"]);
 const connections = Number(values.connections);
 const inFlight = Number(values["in-flight"]);
 const broadcasts = Number(values.broadcasts);
+const sourceIps = Number(values["source-ips"]);
+const connectDeadlineMs = Number(values["connect-deadline-s"]) * 1000;
+const deadlineMs = Number(values["deadline-s"]) * 1000;
+const idleMs = Number(values["idle-s"]) * 1000;
 const here = fileURLToPath(new URL(".", import.meta.url));
 const execArgv = ["--conditions=arqon-source", "--import", "tsx", "--expose-gc"];
+if (values["semi-space"]) execArgv.push(`--max-semi-space-size=${values["semi-space"]}`);
 const now = () => performance.timeOrigin + performance.now();
 const children: ChildProcess[] = [];
 
@@ -62,7 +73,32 @@ function next<T>(child: ChildProcess, type: string, timeoutMs = 600_000): Promis
   });
 }
 
+/** Resident memory of a process from /proc (Linux), in bytes; 0 when unreadable. */
+function procRss(pid: number | undefined): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+function quantile(sorted: number[], q: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+interface Mem {
+  rss: number;
+  heapUsed: number;
+  heapTotal: number;
+  external: number;
+  connections: number;
+}
+
 async function main(): Promise<void> {
+  const startedAt = Date.now();
+  const log = (line: string) => console.log(`[${((Date.now() - startedAt) / 1000).toFixed(1)} s] ${line}`);
   const storeDir = mkdtempSync(join(tmpdir(), "arqon-scale-nats-"));
   const natsPort = await freePort();
   const nats = spawn(process.env.ARQON_NATS_SERVER ?? "nats-server", ["-js", "-a", "127.0.0.1", "-p", String(natsPort), "-sd", storeDir], {
@@ -85,12 +121,22 @@ async function main(): Promise<void> {
     const { port } = await next<{ port: number }>(gw, "ready", 60_000);
     urls.push(`ws://127.0.0.1:${port}/ws`);
   }
-  const rss = async () => Promise.all(gws.map(async (gw) => {
-    const r = next<{ rss: number; connections: number }>(gw, "rss");
+  const mem = async () => Promise.all(gws.map(async (gw) => {
+    const r = next<Mem>(gw, "rss");
     gw.send({ type: "rss" });
     return r;
   }));
-  const before = await rss();
+  await new Promise((r) => setTimeout(r, 1000));
+  const before = await mem();
+  const heapsnap = async (name: string) => {
+    if (!values["heapsnap-dir"]) return;
+    const r = next(gws[0]!, "heapsnap");
+    gws[0]!.send({ type: "heapsnap", file: join(values["heapsnap-dir"], `${name}.heapsnapshot`) });
+    await r;
+  };
+  await heapsnap("before");
+  const natsRssBefore = procRss(nats.pid);
+  log(`${gateways} gateways up (RSS ${before.map((b) => Math.round(b.rss / 1048576)).join(", ")} MB), NATS RSS ${Math.round(natsRssBefore / 1048576)} MB`);
 
   const token = await new SignJWT({ tenant: "bench", caps: { sub: ["*"], pub: ["*"], presence: [] } })
     .setProtectedHeader({ alg: "HS256" })
@@ -105,28 +151,59 @@ async function main(): Promise<void> {
     children.push(c);
     clients.push(c);
   }
+  const progress = new Map<ChildProcess, { open: number; failed: number }>();
+  for (const c of clients) {
+    c.on("message", (msg: { type: string; open?: number; failed?: number }) => {
+      if (msg.type === "progress") progress.set(c, { open: msg.open!, failed: msg.failed! });
+    });
+  }
+  const progressTimer = setInterval(() => {
+    let open = 0;
+    let failed = 0;
+    for (const p of progress.values()) {
+      open += p.open;
+      failed += p.failed;
+    }
+    log(`connecting: ${open} open, ${failed} failed`);
+  }, 10_000);
   const t0 = now();
   const per = Math.ceil(connections / clientProcs);
   const connected = await Promise.all(
     clients.map((c, i) => {
-      const r = next<{ ms: number; failed: number; open: number; reasons: string[] }>(c, "connected");
+      const r = next<{ ms: number; failed: number; open: number; reasons: Record<string, number> }>(c, "connected", connectDeadlineMs + 90_000);
       // Each client process starts at another gateway, so connections spread evenly.
       const order = urls.map((_, k) => urls[(k + i) % urls.length]!);
-      c.send({ type: "start", urls: order, count: Math.min(per, connections - per * i), inFlight, token });
+      c.send({
+        type: "start",
+        urls: order,
+        count: Math.min(per, connections - per * i),
+        inFlight,
+        token,
+        deadlineAt: Date.now() + connectDeadlineMs,
+        localAddress: sourceIps > 1 ? `127.0.0.${1 + (i % sourceIps)}` : undefined,
+      });
       return r;
     }),
   );
+  clearInterval(progressTimer);
   const setupMs = now() - t0;
   const open = connected.reduce((s, c) => s + c.open, 0);
   const failed = connected.reduce((s, c) => s + c.failed, 0);
-  const reasons = connected.flatMap((c) => c.reasons).slice(0, 5);
-  if (reasons.length > 0) console.log(`failures (first ${reasons.length}): ${reasons.join(" | ")}`);
-  await new Promise((r) => setTimeout(r, 3000));
-  const after = await rss();
-  const perConnection = after.map((a, i) => (a.rss - before[i]!.rss) / Math.max(1, a.connections));
+  const failureReasons: Record<string, number> = {};
+  for (const c of connected) for (const [k, v] of Object.entries(c.reasons)) failureReasons[k] = (failureReasons[k] ?? 0) + v;
+  log(`connected ${open} / ${connections} in ${Math.round(setupMs)} ms (${failed} failed${failed ? `: ${JSON.stringify(failureReasons)}` : ""})`);
+  await new Promise((r) => setTimeout(r, idleMs));
+  const after = await mem();
+  await heapsnap("after");
+  const natsRssAfter = procRss(nats.pid);
+  const perConn = (a: Mem, b: Mem, k: keyof Mem) => (a[k] - b[k]) / Math.max(1, a.connections);
+  const sum = (xs: Mem[], k: keyof Mem) => xs.reduce((s, x) => s + x[k], 0);
+  const totalConns = sum(after, "connections");
+  log(`idle ${idleMs / 1000} s: gateway RSS ${after.map((a) => Math.round(a.rss / 1048576)).join(", ")} MB; NATS RSS ${Math.round(natsRssAfter / 1048576)} MB`);
 
   const times: number[] = [];
   const reached: number[] = [];
+  const latencyStats: { p50: number; p99: number; max: number }[] = [];
   for (let b = 0; b < broadcasts; b++) {
     const t = b + 1;
     await Promise.all(clients.map((c) => {
@@ -134,36 +211,65 @@ async function main(): Promise<void> {
       c.send({ type: "expect", t });
       return r;
     }));
-    const arrivals = clients.map((c) => next<{ count: number; lastAt: number }>(c, "arrived", 30_000));
+    const arrivals = clients.map((c) => next<{ count: number; lastAt: number; latencies: number[] }>(c, "arrived", 30_000));
     const sentAt = now();
-    gws[b % gws.length]!.send({ type: "publish", t });
+    gws[b % gws.length]!.send({ type: "publish", t, at: sentAt });
     const got = await Promise.all(arrivals);
     reached.push(got.reduce((s, g) => s + g.count, 0));
     times.push(Math.max(...got.map((g) => g.lastAt)) - sentAt);
-    await new Promise((r) => setTimeout(r, 500));
+    const lat = got.flatMap((g) => g.latencies).sort((x, y) => x - y);
+    latencyStats.push({ p50: quantile(lat, 0.5), p99: quantile(lat, 0.99), max: lat[lat.length - 1] ?? NaN });
+    log(`broadcast ${t}: reached ${reached[b]}, last after ${times[b]!.toFixed(1)} ms (p50 ${latencyStats[b]!.p50} / p99 ${latencyStats[b]!.p99} / max ${latencyStats[b]!.max} ms)`);
+    await new Promise((r) => setTimeout(r, 1000));
   }
+  const closed = await Promise.all(clients.map((c) => {
+    const r = next<{ closedAfterOpen: number; codes: Record<string, number> }>(c, "closed", 10_000);
+    c.send({ type: "closed" });
+    return r;
+  }));
+  const closedAfterOpen = closed.reduce((s, c) => s + c.closedAfterOpen, 0);
 
-  const kb = (bytes: number) => (bytes / 1024).toFixed(2);
+  const kb = (bytes: number) => Math.round((bytes / 1024) * 100) / 100;
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const result = {
+    at: new Date().toISOString(),
     gateways,
     clientProcs,
     connections,
+    inFlight,
+    sourceIps,
+    gatewayExecArgv: execArgv.slice(3),
     open,
     failed,
-    failureSamples: reasons,
+    failureReasons,
+    closedAfterOpen,
+    closeCodes: closed.map((c) => c.codes),
     setupMs: Math.round(setupMs),
     setupPerSecond: Math.round((open / setupMs) * 1000),
+    gatewayConnections: after.map((a) => a.connections),
+    gatewayRssBeforeMb: before.map((b) => Math.round(b.rss / 1048576)),
     gatewayRssMb: after.map((a) => Math.round(a.rss / 1048576)),
-    rssPerIdleConnectionKb: perConnection.map((p) => Number(kb(p))),
+    rssPerIdleConnectionKb: after.map((a, i) => kb(perConn(a, before[i]!, "rss"))),
+    heapPerIdleConnectionKb: after.map((a, i) => kb(perConn(a, before[i]!, "heapUsed"))),
+    externalPerIdleConnectionKb: after.map((a, i) => kb(perConn(a, before[i]!, "external"))),
+    totalRssPerIdleConnectionKb: kb((sum(after, "rss") - sum(before, "rss")) / Math.max(1, totalConns)),
+    totalHeapPerIdleConnectionKb: kb((sum(after, "heapUsed") - sum(before, "heapUsed")) / Math.max(1, totalConns)),
+    totalGatewayRssMb: Math.round(sum(after, "rss") / 1048576),
+    natsRssBeforeMb: Math.round(natsRssBefore / 1048576),
+    natsRssMb: Math.round(natsRssAfter / 1048576),
     broadcastMs: times.map((t) => Math.round(t * 10) / 10),
     broadcastReached: reached,
+    broadcastLatencyMs: latencyStats,
     broadcastMedianMs: Math.round(median(times) * 10) / 10,
   };
-  console.log(`| connections open / asked | ${open} / ${connections} (${failed} failed) over ${gateways} gateways, ${clientProcs} client processes |`);
+  console.log(`| connections open / asked | ${open} / ${connections} (${failed} failed, ${closedAfterOpen} closed after open) over ${gateways} gateways, ${clientProcs} client processes |`);
   console.log(`| connection setup | ${result.setupPerSecond}/s (${result.setupMs} ms for all, subscribe included) |`);
-  console.log(`| gateway RSS per idle connection | ${result.rssPerIdleConnectionKb.join(", ")} KB |`);
-  console.log(`| one broadcast to all | median ${result.broadcastMedianMs} ms (${result.broadcastMs.join(", ")}; reached ${reached.join(", ")}) |`);
+  console.log(`| gateway RSS per idle connection | total ${result.totalRssPerIdleConnectionKb} KB; per gateway ${result.rssPerIdleConnectionKb.join(", ")} KB |`);
+  console.log(`| gateway heap per idle connection | total ${result.totalHeapPerIdleConnectionKb} KB; per gateway ${result.heapPerIdleConnectionKb.join(", ")} KB |`);
+  console.log(`| gateway RSS | ${result.totalGatewayRssMb} MB in all (${result.gatewayRssMb.join(", ")}) |`);
+  console.log(`| NATS server RSS | ${result.natsRssBeforeMb} MB before, ${result.natsRssMb} MB connected |`);
+  console.log(`| one broadcast to all | last arrival median ${result.broadcastMedianMs} ms (${result.broadcastMs.join(", ")}; reached ${reached.join(", ")}) |`);
+  console.log(`| per-client latency p50/p99/max | ${latencyStats.map((l) => `${l.p50}/${l.p99}/${l.max}`).join("; ")} ms |`);
   const out = values.out ?? join(here, "..", "results", `scale-${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
   mkdirSync(join(out, ".."), { recursive: true });
   writeFileSync(out, JSON.stringify(result, null, 2) + "\n");
@@ -180,11 +286,29 @@ async function main(): Promise<void> {
   rmSync(storeDir, { recursive: true, force: true });
 }
 
+function killAll(): void {
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+}
+
+// Hard deadline: whatever happens, every child is killed and the run ends.
+const hardStop = setTimeout(() => {
+  console.error(`deadline of ${deadlineMs / 1000} s reached: killing every child`);
+  killAll();
+  process.exit(2);
+}, deadlineMs);
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => {
+    killAll();
+    process.exit(130);
+  });
+}
+
 main()
   .catch((error: unknown) => {
     console.error(error);
     process.exitCode = 1;
   })
   .finally(() => {
-    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    clearTimeout(hardStop);
+    killAll();
   });
