@@ -80,6 +80,8 @@ export class Connection {
   /** Outbound frames waiting for the next flush. */
   pending: OutFrame[] = [];
   pendingBytes = 0;
+  /** Bytes the socket still held at the last flush (its write backlog); refreshed by `flush`. */
+  private socketBacklog = 0;
   scheduled = false;
   /** Set once the connection is closing: nothing more is queued or written. */
   closing = false;
@@ -119,9 +121,14 @@ export class Connection {
     if (this.closing) return;
     this.pending.push(out);
     this.pendingBytes += out.size;
-    if (this.pendingBytes + this.ws.bufferedAmount > this.maxPendingBytes) {
-      this.scheduler.slowConsumer(this);
-      return;
+    // The socket's own backlog is read once per flush, not per message (it was the gateway's largest fan-out cost);
+    // only when the estimate passes the cap is it read again, so a backlog that drained since is not held against it.
+    if (this.pendingBytes + this.socketBacklog > this.maxPendingBytes) {
+      this.socketBacklog = this.ws.bufferedAmount;
+      if (this.pendingBytes + this.socketBacklog > this.maxPendingBytes) {
+        this.scheduler.slowConsumer(this);
+        return;
+      }
     }
     if (!this.scheduled) {
       this.scheduled = true;
@@ -152,6 +159,7 @@ export class Connection {
         raw.write(f.data);
       }
       raw.uncork();
+      this.socketBacklog = raw.writableLength;
       return;
     }
     for (let i = 0; i < pending.length; i++) {

@@ -237,15 +237,16 @@ export class Gateway {
       const wanted = codec === "protobuf" ? SUBPROTOCOL_PROTO : SUBPROTOCOL_JSON;
       req[kUpgrade] = { auth, codec, ip, protocol: offered.includes(wanted) ? wanted : false };
       handedOver = true;
-      let upgraded = false;
-      socket.once("close", () => {
-        if (upgraded) return;
+      const onEarlyClose = (): void => {
         this.pendingUpgrades--;
         this.ipCounter.decrement(ip);
-      });
+      };
+      socket.once("close", onEarlyClose);
       // ws answers a broken handshake (bad key or version) with 400 itself; the close listener above releases the slot.
       this.wss.handleUpgrade(req, socket, head, (ws) => {
-        upgraded = true;
+        // Removed, not just disarmed: its closure holds the request (headers, URL with the token) for the life of
+        // the connection otherwise (~2.8 KB of heap per idle connection, found by bench/ heap snapshots).
+        socket.removeListener("close", onEarlyClose);
         socket.removeListener("error", onHandshakeSocketError);
         this.pendingUpgrades--;
         const ctx = req[kUpgrade]!;
