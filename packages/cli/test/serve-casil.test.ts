@@ -3,7 +3,8 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import WebSocket from "ws";
 import { afterEach, describe, expect, it } from "vitest";
-import { decodeJson, encodeJson, jsonBytes, parseJsonBytes, type Frame } from "@arqon/core";
+import { jsonBytes, parseJsonBytes } from "@arqon/core";
+import { TestClient } from "@arqon/server/testing";
 import { run } from "../src/index.js";
 
 const SECRET = "serve-casil-secret-serve-casil-0123456";
@@ -50,31 +51,11 @@ async function token(claims: string[]): Promise<string> {
   return out[0]!;
 }
 
-/** A minimal JSON client: connects, collects frames, sends requests. */
-async function connect(url: string, jwt: string) {
-  const ws = new WebSocket(url, { headers: { authorization: `Bearer ${jwt}` } });
-  const frames: Frame[] = [];
-  ws.on("message", (d) => {
-    const r = decodeJson(d.toString(), { from: "any" });
-    if (r.ok) frames.push(r.frame);
-  });
-  await new Promise((resolve, reject) => {
-    ws.once("open", resolve);
-    ws.once("error", reject);
-  });
-  let n = 0;
-  const request = async (frame: Frame): Promise<Frame> => {
-    const requestId = `q${++n}`;
-    ws.send(encodeJson({ ...frame, requestId }));
-    const deadline = Date.now() + 5000;
-    for (;;) {
-      const reply = frames.find((f) => f.requestId === requestId);
-      if (reply) return reply;
-      if (Date.now() > deadline) throw new Error(`no reply to ${frame.type}`);
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  };
-  return { ws, frames, request };
+/** A real ws client (the gateway's TestClient) connected with `jwt`, after its welcome. */
+async function connect(url: string, jwt: string): Promise<TestClient> {
+  const client = new TestClient(new WebSocket(url, { headers: { authorization: `Bearer ${jwt}` } }), "json");
+  client.welcome = await client.next("welcome", undefined, { timeoutMs: 10_000 });
+  return client;
 }
 
 describe("arqon serve - CASIL and operators", () => {

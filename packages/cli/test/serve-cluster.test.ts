@@ -5,8 +5,8 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
 import { afterEach, expect, it } from "vitest";
-import { decodeJson, encodeJson, jsonBytes, parseJsonBytes, type Frame } from "@arqon/core";
-import { mintToken } from "@arqon/server/testing";
+import { jsonBytes, parseJsonBytes, type Frame } from "@arqon/core";
+import { mintToken, TestClient } from "@arqon/server/testing";
 import { describeWithNats, startNatsServer } from "@arqon/nats/testing";
 
 const SECRET = "serve-cluster-secret-0123456789abcdef";
@@ -48,35 +48,13 @@ describeWithNats("arqon serve --nats / --workers", () => {
     }
   }
 
-  async function client(url: string, sub: string) {
+  /** A real ws client (the gateway's TestClient) for `sub`, after its welcome; closed after the test. */
+  async function client(url: string, sub: string): Promise<TestClient> {
     const token = await mintToken(SECRET, { sub, tenant: "acme" });
-    const ws = new WebSocket(url, { headers: { authorization: `Bearer ${token}` } });
-    const frames: Frame[] = [];
-    ws.on("message", (d) => {
-      const r = decodeJson(d.toString(), { from: "any" });
-      if (r.ok) frames.push(r.frame);
-    });
-    await new Promise((resolve, reject) => {
-      ws.once("open", resolve);
-      ws.once("error", reject);
-    });
-    cleanups.push(async () => void ws.close());
-    const waitFor = async (pred: (f: Frame) => boolean, ms = 10_000): Promise<Frame> => {
-      const deadline = Date.now() + ms;
-      for (;;) {
-        const f = frames.find(pred);
-        if (f) return f;
-        if (Date.now() > deadline) throw new Error("frame did not arrive");
-        await new Promise((r) => setTimeout(r, 10));
-      }
-    };
-    let n = 0;
-    const request = async (frame: Frame) => {
-      const requestId = `r${++n}`;
-      ws.send(encodeJson({ ...frame, requestId }));
-      return waitFor((f) => f.requestId === requestId);
-    };
-    return { ws, frames, waitFor, request, welcome: await waitFor((f) => f.type === "welcome") };
+    const c = new TestClient(new WebSocket(url, { headers: { authorization: `Bearer ${token}` } }), "json");
+    cleanups.push(async () => void c.ws.close());
+    c.welcome = await c.next("welcome", undefined, { timeoutMs: 10_000 });
+    return c;
   }
 
   it("serve cluster - two worker processes share the port and the rooms through NATS; /status shows the NATS link", async () => {
@@ -102,7 +80,7 @@ describeWithNats("arqon serve --nats / --workers", () => {
       expect(ack.offset).toBe(i);
     }
     for (const c of clients.slice(1)) {
-      await c.waitFor((f) => f.type === "message" && (parseJsonBytes(f.payload!) as { i: number }).i === 5);
+      await c.waitFor((f) => f.type === "message" && (parseJsonBytes(f.payload!) as { i: number }).i === 5, { timeoutMs: 10_000 });
       const got = c.frames.filter((f) => f.type === "message").map((f) => (parseJsonBytes(f.payload!) as { i: number }).i);
       expect(got).toEqual([1, 2, 3, 4, 5]);
     }
