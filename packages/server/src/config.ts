@@ -75,6 +75,14 @@ export interface PresenceOptions {
   coalesceMs?: number;
   /** Present one entry per user (`userId`, with a `connections` count) instead of one per connection. @default false */
   perUser?: boolean;
+  /**
+   * Rooms without presence (patterns as in token caps: "feed/*", "*"). A subscriber of such a room is not entered
+   * in the presence store, no join/leave events are sent in it, `subscribed` carries no member list, and
+   * `presence`/`presence_set` answer ARQ_PRESENCE_DISABLED. For broadcast rooms with many subscribers (tickers,
+   * feeds, announcements) where nobody reads the member list, this removes a store write per subscribe, the
+   * member entry every node mirrors, and the leave on disconnect. @default [] (presence in every room)
+   */
+  disabledRooms?: string[];
 }
 
 export interface ArqonServerOptions {

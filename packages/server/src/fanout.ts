@@ -12,6 +12,8 @@ export class LocalRoom {
   readonly listeners: Array<(frame: Frame) => void> = [];
   jsonSubs = 0;
   protoSubs = 0;
+  /** Local subscribers that may see presence frames: none means presence events need no frame here. */
+  presenceViewers = 0;
   /** Settles when the bus interest for this room is in place. */
   ready: Promise<void> = Promise.resolve();
   /** The last message delivered in this room on this node: the base of the next message's delta. */
@@ -113,6 +115,7 @@ export class Fanout implements OutboundScheduler {
     room.subs.push(sub);
     if (sub.conn.codec === "json") room.jsonSubs++;
     else room.protoSubs++;
+    if (sub.seesPresence) room.presenceViewers++;
     return { room, created };
   }
 
@@ -126,6 +129,7 @@ export class Fanout implements OutboundScheduler {
       if (last !== sub) room.subs[i] = last;
       if (sub.conn.codec === "json") room.jsonSubs--;
       else room.protoSubs--;
+      if (sub.seesPresence) room.presenceViewers--;
     }
     return this.dropIfEmpty(room);
   }

@@ -262,7 +262,7 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
       const { room: local, created } = gw.fanout.addListener(key, tenant, room, listener);
       if (created) {
         local.ready = gw.backends.bus.subscribe(key);
-        gw.presenceManager.roomCreated(key);
+        gw.presenceManager.roomCreated(key, room);
       }
       try {
         await local.ready;

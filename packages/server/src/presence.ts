@@ -1,4 +1,4 @@
-import { ArqonError, ErrorCode, roomKey, type Frame, type Member, type PresenceEvent, type RoomKey } from "@arqon/core";
+import { ArqonError, ErrorCode, roomKey, roomMatches, type Frame, type Member, type PresenceEvent, type RoomKey } from "@arqon/core";
 import { can } from "./auth.js";
 import type { Connection } from "./connection.js";
 import type { Gateway } from "./gateway.js";
@@ -57,12 +57,14 @@ export class PresenceManager {
   private readonly rooms = new Map<RoomKey, RoomPresence>();
   private readonly coalesceMs: number;
   readonly perUser: boolean;
+  private readonly disabledRooms: readonly string[];
   private readonly unwatch: () => void;
   private readonly flushBound = (key: RoomKey): void => this.flush(key);
 
   constructor(private readonly gw: Gateway) {
     this.coalesceMs = gw.options.presenceOptions?.coalesceMs ?? 100;
     this.perUser = gw.options.presenceOptions?.perUser ?? false;
+    this.disabledRooms = gw.options.presenceOptions?.disabledRooms ?? [];
     this.unwatch = gw.backends.presence.watch((key, event) => {
       try {
         this.onEvent(key, event);
@@ -78,8 +80,20 @@ export class PresenceManager {
     this.rooms.clear();
   }
 
+  /** Whether the room keeps presence (not matched by `presenceOptions.disabledRooms`). */
+  enabled(room: string): boolean {
+    const patterns = this.disabledRooms;
+    for (let i = 0; i < patterns.length; i++) if (roomMatches(patterns[i]!, room)) return false;
+    return true;
+  }
+
+  private requireEnabled(room: string): void {
+    if (!this.enabled(room)) throw new ArqonError(ErrorCode.PRESENCE_DISABLED, `room "${room}" keeps no presence (server configuration)`);
+  }
+
   /** A room got its first local subscriber. */
-  roomCreated(key: RoomKey): void {
+  roomCreated(key: RoomKey, room: string): void {
+    if (!this.enabled(room)) return;
     const rp: RoomPresence = { lastEmit: 0, batch: null, timer: null };
     this.rooms.set(key, rp);
     if (!this.perUser) return;
@@ -116,12 +130,16 @@ export class PresenceManager {
 
   private onEvent(key: RoomKey, event: PresenceEvent): void {
     const rp = this.rooms.get(key);
-    if (!rp || !this.gw.fanout.rooms.has(key)) return;
+    if (!rp) return;
+    const local = this.gw.fanout.rooms.get(key);
+    if (!local) return;
     if (rp.loading) {
       rp.loading.push(event);
       return;
     }
     if (!this.perUser) {
+      // Nobody here may see this room's presence: no frame to build (per-user mode still keeps its index).
+      if (local.presenceViewers === 0) return;
       this.change(key, rp, event.type, event.member, event.type === "leave" ? event.reason : undefined);
       return;
     }
@@ -177,7 +195,7 @@ export class PresenceManager {
 
   private emitOne(key: RoomKey, kind: Kind, member: Member, reason?: string): void {
     const room = this.gw.fanout.rooms.get(key);
-    if (!room) return;
+    if (!room || room.presenceViewers === 0) return;
     const frame: Frame = { type: kind === "join" ? "presence_join" : "presence_leave", room: room.room, members: [member] };
     if (reason && kind === "leave") frame.reason = reason;
     this.gw.fanout.deliver(key, { frame });
@@ -191,7 +209,7 @@ export class PresenceManager {
     rp.batch = null;
     rp.lastEmit = Date.now();
     const room = this.gw.fanout.rooms.get(key);
-    if (!batch || batch.size === 0 || !room) return;
+    if (!batch || batch.size === 0 || !room || room.presenceViewers === 0) return;
     const joined: Member[] = [];
     const left: Member[] = [];
     for (const entry of batch.values()) (entry.kind === "join" ? joined : left).push(entry.member);
@@ -207,6 +225,7 @@ export class PresenceManager {
 
   /** Bounds and inspects a connection's presence metadata; returns it (possibly redacted). */
   async checkInfo(conn: Connection, room: string, info: Uint8Array): Promise<Uint8Array> {
+    this.requireEnabled(room);
     const max = this.gw.limits.maxPresenceInfoBytes;
     if (info.length > max) throw new ArqonError(ErrorCode.PRESENCE_INFO_TOO_LARGE, `presence info exceeds ${max} bytes`);
     const { payload } = await inspectOrThrow(
@@ -220,6 +239,7 @@ export class PresenceManager {
   async handleList(conn: Connection, frame: Frame): Promise<void> {
     const room = frame.room!;
     if (!can(conn.auth, "presence", room)) throw new ArqonError(ErrorCode.FORBIDDEN, `not allowed to see presence of room "${room}"`);
+    this.requireEnabled(room);
     const members = await this.list(roomKey(conn.tenant, room));
     const reply: Frame = { type: "presence", room };
     if (members.length) reply.members = members;
@@ -229,6 +249,7 @@ export class PresenceManager {
 
   async handleSet(conn: Connection, frame: Frame): Promise<void> {
     const room = frame.room!;
+    this.requireEnabled(room);
     const key = roomKey(conn.tenant, room);
     const sub = conn.subscriptions.get(key);
     if (!sub || sub.closed) throw new ArqonError(ErrorCode.NOT_SUBSCRIBED, `not subscribed to "${room}"`);

@@ -218,12 +218,13 @@ export async function handleSubscribe(gw: Gateway, conn: Connection, frame: Fram
   }
   let info = frame.info?.info;
   if (info !== undefined) info = await gw.presenceManager.checkInfo(conn, room, info);
+  const presenceOn = gw.presenceManager.enabled(room);
   if (sub === undefined) {
     sub = {
       conn,
       key,
       room,
-      seesPresence: can(conn.auth, "presence", room),
+      seesPresence: presenceOn && can(conn.auth, "presence", room),
       buffer: [],
       inPresence: false,
       joinedAt: Date.now(),
@@ -238,7 +239,7 @@ export async function handleSubscribe(gw: Gateway, conn: Connection, frame: Fram
     try {
       if (created) {
         local.ready = gw.backends.bus.subscribe(key);
-        gw.presenceManager.roomCreated(key);
+        gw.presenceManager.roomCreated(key, room);
       }
       await local.ready;
     } catch (err) {
@@ -254,7 +255,7 @@ export async function handleSubscribe(gw: Gateway, conn: Connection, frame: Fram
   sub.deltaBase = 0;
   try {
     if (sub.closed) return;
-    if (!sub.inPresence || info !== undefined) {
+    if (presenceOn && (!sub.inPresence || info !== undefined)) {
       const member: Member = { clientId: conn.id, userId: conn.auth.sub, joinedAt: sub.joinedAt };
       if (info !== undefined) member.info = info;
       await gw.backends.presence.join(key, member);

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { ErrorCode, jsonBytes, parseJsonBytes, type Frame, type Member } from "@arqon/core";
+import { ErrorCode, MemoryPresenceStore, jsonBytes, parseJsonBytes, roomKey, type Frame, type Member } from "@arqon/core";
 import { payloadOf, startGateway, type TestGateway } from "../src/testing.js";
 
 let gw: TestGateway | undefined;
@@ -117,6 +117,34 @@ describe("gateway presence", () => {
     await blind.next("message");
     expect(blind.frames.some((f) => f.type.startsWith("presence"))).toBe(false);
     expect((await blind.request({ type: "presence_list", room: "lobby" })).error?.code).toBe(ErrorCode.FORBIDDEN);
+  });
+
+  it("presence - rooms in disabledRooms keep no members, send no events, and answer ARQ_PRESENCE_DISABLED", async () => {
+    const store = new MemoryPresenceStore();
+    gw = await startGateway({ presence: store, presenceOptions: { coalesceMs: 0, disabledRooms: ["feed/*"] } });
+    const alice = await gw.client({ sub: "alice" });
+    const bob = await gw.client({ sub: "bob" });
+    const first = await alice.subscribe("feed/prices");
+    expect(first.members).toBeUndefined();
+    const second = await bob.subscribe("feed/prices");
+    expect(second.members).toBeUndefined();
+    // Presence stays on elsewhere: the same clients see each other in lobby.
+    await alice.subscribe("lobby");
+    await bob.subscribe("lobby");
+    await alice.waitFor((f) => f.type === "presence_join" && f.room === "lobby" && f.members?.[0]?.userId === "bob");
+    expect(await store.list(roomKey("acme", "feed/prices"))).toEqual([]);
+    expect((await store.list(roomKey("acme", "lobby"))).length).toBe(2);
+    const list = await alice.request({ type: "presence_list", room: "feed/prices" });
+    expect(list.error?.code).toBe(ErrorCode.PRESENCE_DISABLED);
+    const set = await alice.request({ type: "presence_set", room: "feed/prices", info: { info: jsonBytes({ s: 1 }) } });
+    expect(set.error?.code).toBe(ErrorCode.PRESENCE_DISABLED);
+    const withInfo = await bob.request({ type: "subscribe", room: "feed/other", info: { info: jsonBytes({ s: 1 }) } });
+    expect(withInfo.error?.code).toBe(ErrorCode.PRESENCE_DISABLED);
+    await bob.publish("feed/prices", "tick");
+    expect(payloadOf(await alice.waitFor((f) => f.type === "message" && f.room === "feed/prices"))).toBe("tick");
+    await bob.close();
+    await alice.waitFor((f) => f.type === "presence_leave" && f.room === "lobby");
+    expect(alice.frames.some((f) => f.type.startsWith("presence") && f.room === "feed/prices")).toBe(false);
   });
 });
 

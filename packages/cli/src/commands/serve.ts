@@ -14,6 +14,7 @@ import {
   type ArqonServer,
   type ArqonServerOptions,
   type EmbeddedStorage,
+  type PresenceOptions,
   type RetentionRule,
 } from "@arqon/server";
 import { connectNatsBackends, type NatsBackends } from "@arqon/nats";
@@ -53,6 +54,9 @@ Settings come from flags, then ARQON_* environment variables, then ./arqon.confi
       --workers <n>          run n gateway processes sharing the port, joined through NATS (ARQON_WORKERS; needs --nats)
       --casil-policy <file>  CASIL policy document (JSON or YAML), reloaded when it changes (ARQON_CASIL_POLICY_FILE)
       --no-casil             turn CASIL off (ARQON_CASIL_ENABLED=false); op.casil.* then answers FEATURE_DISABLED
+      --no-presence <room>   keep no presence in rooms matching this pattern ("feed/*", "*"), repeatable
+                             (ARQON_PRESENCE_DISABLED_ROOMS, comma-separated; config presence.disabledRooms):
+                             for broadcast rooms, subscribing then writes no member entry anywhere
 
 CASIL inspects every inbound message. Without a policy it runs the default policies (size, probable secrets) in
 monitor mode: it records what it would block and changes nothing; set ARQON_CASIL_MODE=enforce (or a policy
@@ -72,6 +76,17 @@ export interface ServeContext extends CommandContext {
   /** Called once listening (tests use it to find the port and server). */
   onListening?: (server: ArqonServer, info: { url: string; httpUrl: string; token?: string }) => void;
   logger?: ArqonServer["logger"];
+}
+
+/** Presence options: rooms without presence from the flag, else the variable, else the config file. */
+function presenceOptions(
+  flag: string[] | undefined,
+  variable: string | undefined,
+  config: PresenceOptions | undefined,
+): PresenceOptions | undefined {
+  const disabledRooms = list(flag) ?? list(variable);
+  if (disabledRooms === undefined) return config;
+  return { ...config, disabledRooms };
 }
 
 function displayHost(host: string): string {
@@ -97,6 +112,7 @@ export async function serveCommand(argv: readonly string[], io: CliIo, ctx: Serv
       nats: { type: "string" },
       workers: { type: "string" },
       "no-casil": { type: "boolean" },
+      "no-presence": { type: "string", multiple: true },
       help: { type: "boolean", short: "h" },
     },
     strict: true,
@@ -214,7 +230,7 @@ export async function serveCommand(argv: readonly string[], io: CliIo, ctx: Serv
     logger,
     limits: config.limits,
     tenantLimits: config.tenantLimits,
-    presenceOptions: config.presence,
+    presenceOptions: presenceOptions(values["no-presence"], env.ARQON_PRESENCE_DISABLED_ROOMS, config.presence),
     allowedOrigins: list(values["allowed-origin"]) ?? list(env.ARQON_ALLOWED_ORIGINS) ?? config.allowedOrigins,
     perMessageDeflate: config.perMessageDeflate,
   };
