@@ -7,12 +7,15 @@
 import { createArqonServer } from "@arqon/server";
 import { connectNatsBackends } from "@arqon/nats";
 import { writeHeapSnapshot } from "node:v8";
+import { handleProfileMessage } from "./profiler.js";
 
 const backends = await connectNatsBackends({ servers: process.env.ARQON_NATS_URL!, name: `scale-gw-${process.pid}` });
 const server = createArqonServer({
   auth: { secret: process.env.ARQON_SECRET! },
   processMetrics: false,
   // All clients come from a few loopback addresses: the per-IP cap (default 1,000) would refuse them with 429.
+  // run.ts --presence keeps presence in the broadcast room (every subscribe then writes a KV entry every node mirrors).
+  presenceOptions: process.env.ARQON_SCALE_PRESENCE === "1" ? {} : { disabledRooms: ["all"] },
   limits: { maxConnectionsPerIp: 1_000_000, maxConnectionsPerTenant: 1_000_000, maxConnections: 1_000_000 },
   bus: backends.bus,
   controlPlane: backends.controlPlane,
@@ -25,7 +28,8 @@ const address = await server.listen(Number(process.env.ARQON_PORT ?? 0), "127.0.
 const gc = (globalThis as { gc?: () => void }).gc;
 
 process.on("message", (msg: { type: string; t?: number; at?: number; file?: string }) => {
-  if (msg.type === "heapsnap") {
+  if (msg.type.startsWith("profile-")) void handleProfileMessage(msg);
+  else if (msg.type === "heapsnap") {
     writeHeapSnapshot(msg.file);
     process.send!({ type: "heapsnap", file: msg.file });
   } else if (msg.type === "publish") {

@@ -31,9 +31,14 @@ const { values } = parseArgs({
     "deadline-s": { type: "string", default: "1200" },
     "idle-s": { type: "string", default: "5" },
     "heapsnap-dir": { type: "string" },
+    presence: { type: "boolean", default: false },
+    system: { type: "string", default: "arqon" },
+    "profile-dir": { type: "string" },
     out: { type: "string" },
   },
 });
+const system = values.system;
+if (system !== "arqon" && system !== "floor") throw new Error(`--system must be arqon or floor, not "${system}"`);
 const gateways = Number(values.gateways);
 const clientProcs = Number(values["client-procs"]);
 const connections = Number(values.connections);
@@ -112,9 +117,15 @@ async function main(): Promise<void> {
   const gws: ChildProcess[] = [];
   const urls: string[] = [];
   for (let i = 0; i < gateways; i++) {
-    const gw = fork(join(here, "gateway.ts"), [], {
+    const gw = fork(join(here, system === "floor" ? "floor-gateway.ts" : "gateway.ts"), [], {
       execArgv,
-      env: { ...process.env, ARQON_NATS_URL: natsUrl, ARQON_SECRET: secret, ARQON_LOG_LEVEL: "warn" },
+      env: {
+        ...process.env,
+        ARQON_NATS_URL: natsUrl,
+        ARQON_SECRET: secret,
+        ARQON_LOG_LEVEL: "warn",
+        ARQON_SCALE_PRESENCE: values.presence ? "1" : "0",
+      },
     });
     children.push(gw);
     gws.push(gw);
@@ -201,6 +212,9 @@ async function main(): Promise<void> {
   const totalConns = sum(after, "connections");
   log(`idle ${idleMs / 1000} s: gateway RSS ${after.map((a) => Math.round(a.rss / 1048576)).join(", ")} MB; NATS RSS ${Math.round(natsRssAfter / 1048576)} MB`);
 
+  // --profile-dir: CPU profiles of gateway 0 and client process 0 over the broadcasts.
+  const profiled = values["profile-dir"] ? [gws[0]!, clients[0]!] : [];
+  for (const p of profiled) p.send({ type: "profile-start" });
   const times: number[] = [];
   const reached: number[] = [];
   const latencyStats: { p50: number; p99: number; max: number }[] = [];
@@ -213,7 +227,9 @@ async function main(): Promise<void> {
     }));
     const arrivals = clients.map((c) => next<{ count: number; lastAt: number; latencies: number[] }>(c, "arrived", 30_000));
     const sentAt = now();
-    gws[b % gws.length]!.send({ type: "publish", t, at: sentAt });
+    // ArqonBus: one gateway publishes, NATS carries it to the others. Floor: no bus, every process is told at once.
+    if (system === "floor") for (const gw of gws) gw.send({ type: "publish", t, at: sentAt });
+    else gws[b % gws.length]!.send({ type: "publish", t, at: sentAt });
     const got = await Promise.all(arrivals);
     reached.push(got.reduce((s, g) => s + g.count, 0));
     times.push(Math.max(...got.map((g) => g.lastAt)) - sentAt);
@@ -222,6 +238,13 @@ async function main(): Promise<void> {
     log(`broadcast ${t}: reached ${reached[b]}, last after ${times[b]!.toFixed(1)} ms (p50 ${latencyStats[b]!.p50} / p99 ${latencyStats[b]!.p99} / max ${latencyStats[b]!.max} ms)`);
     await new Promise((r) => setTimeout(r, 1000));
   }
+  await Promise.all(profiled.map(async (p, i) => {
+    const file = join(values["profile-dir"]!, `${i === 0 ? "gateway" : "clients"}.cpuprofile`);
+    const r = next(p, "profiled", 60_000);
+    p.send({ type: "profile-stop", file });
+    await r;
+    log(`CPU profile: ${file}`);
+  }));
   const closed = await Promise.all(clients.map((c) => {
     const r = next<{ closedAfterOpen: number; codes: Record<string, number> }>(c, "closed", 10_000);
     c.send({ type: "closed" });
@@ -233,11 +256,13 @@ async function main(): Promise<void> {
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const result = {
     at: new Date().toISOString(),
+    system,
     gateways,
     clientProcs,
     connections,
     inFlight,
     sourceIps,
+    presence: values.presence,
     gatewayExecArgv: execArgv.slice(3),
     open,
     failed,
@@ -262,6 +287,7 @@ async function main(): Promise<void> {
     broadcastLatencyMs: latencyStats,
     broadcastMedianMs: Math.round(median(times) * 10) / 10,
   };
+  console.log(`system: ${system}`);
   console.log(`| connections open / asked | ${open} / ${connections} (${failed} failed, ${closedAfterOpen} closed after open) over ${gateways} gateways, ${clientProcs} client processes |`);
   console.log(`| connection setup | ${result.setupPerSecond}/s (${result.setupMs} ms for all, subscribe included) |`);
   console.log(`| gateway RSS per idle connection | total ${result.totalRssPerIdleConnectionKb} KB; per gateway ${result.rssPerIdleConnectionKb.join(", ")} KB |`);

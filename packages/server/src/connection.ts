@@ -8,11 +8,12 @@ import { AbuseCounter, TokenBucket } from "./limits.js";
 export type WireCodec = "json" | "protobuf";
 
 /**
- * One outbound WebSocket frame, framed once: `header` is the RFC 6455 frame header for `data` (unmasked, FIN set,
- * never compressed), so the same two buffers can be written to any number of sockets.
+ * One outbound WebSocket frame, framed once: `wire` is the RFC 6455 frame (unmasked, FIN set, never compressed) of
+ * `data`, header and payload in one buffer, so the same buffer goes to any number of sockets and a socket with one
+ * frame pending costs one plain write.
  */
 export interface OutFrame {
-  readonly header: Buffer;
+  readonly wire: Buffer;
   readonly data: Buffer;
   readonly binary: boolean;
   readonly size: number;
@@ -29,7 +30,11 @@ const FRAME_OPTIONS_BINARY = { fin: true, opcode: 2, mask: false, readOnly: true
 export function frameBytes(data: Buffer, binary: boolean): OutFrame {
   const parts = Sender.frame(data, binary ? FRAME_OPTIONS_BINARY : FRAME_OPTIONS_TEXT);
   const header = parts[0]!;
-  return { header, data, binary, size: header.length + data.length };
+  const size = header.length + data.length;
+  const wire = Buffer.allocUnsafe(size);
+  header.copy(wire, 0);
+  data.copy(wire, header.length);
+  return { wire, data, binary, size };
 }
 
 export function encodeOut(frame: Frame, codec: WireCodec): OutFrame {
@@ -142,7 +147,7 @@ export class Connection {
     this.enqueue(encodeOut(frame, this.codec));
   }
 
-  /** Writes everything queued in one go: a single corked write of all frames (or ws.send with compression). */
+  /** Writes everything queued in one go: one write, or one corked write of all frames (ws.send with compression). */
   flush(deflateThreshold: number): void {
     this.scheduled = false;
     const pending = this.pending;
@@ -152,13 +157,13 @@ export class Connection {
     if (this.closing || this.ws.readyState !== WebSocket.OPEN) return;
     const raw = this.raw;
     if (!this.deflate && raw && raw.writable) {
-      raw.cork();
-      for (let i = 0; i < pending.length; i++) {
-        const f = pending[i]!;
-        raw.write(f.header);
-        raw.write(f.data);
+      if (pending.length === 1) {
+        raw.write(pending[0]!.wire);
+      } else {
+        raw.cork();
+        for (let i = 0; i < pending.length; i++) raw.write(pending[i]!.wire);
+        raw.uncork();
       }
-      raw.uncork();
       this.socketBacklog = raw.writableLength;
       return;
     }

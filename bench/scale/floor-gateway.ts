@@ -1,0 +1,63 @@
+/**
+ * The floor of the scale benchmark (run.ts --system floor): a bare `ws` server process speaking just enough of the
+ * ArqonBus JSON protocol for clients.ts (welcome, subscribe → subscribed, message), with no auth, no NATS and no
+ * per-connection state beyond the socket. A broadcast is framed once and written to every socket with one plain write;
+ * run.ts sends the publish to every floor process at once (there is no bus between them), so its figure is what the
+ * kernel and the `ws` clients cost on this machine for the same number of deliveries.
+ * IPC: the same as gateway.ts (ready, publish → published, rss, profile-*, stop).
+ */
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
+import * as wsModule from "ws";
+import { handleProfileMessage } from "./profiler.js";
+
+interface WsSender {
+  frame(data: Buffer, options: { fin: boolean; opcode: number; mask: boolean; readOnly: boolean; rsv1: boolean }): Buffer[];
+}
+const Sender = (wsModule as unknown as { Sender: WsSender }).Sender;
+const { WebSocketServer } = wsModule;
+
+function frameOnce(text: string): Buffer {
+  const parts = Sender.frame(Buffer.from(text), { fin: true, opcode: 1, mask: false, readOnly: true, rsv1: false });
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+}
+
+const WELCOME = frameOnce('{"type":"welcome"}');
+const SUBSCRIBED = frameOnce('{"type":"subscribed","room":"all","requestId":"s"}');
+const sockets = new Set<Duplex>();
+const http = createServer();
+const wss = new WebSocketServer({ server: http, path: "/ws", perMessageDeflate: false, clientTracking: false, maxPayload: 1 << 16 });
+wss.on("connection", (ws) => {
+  const raw = (ws as unknown as { _socket: Duplex })._socket;
+  raw.write(WELCOME);
+  ws.on("message", (data: Buffer) => {
+    if (data.includes('"subscribe"')) {
+      sockets.add(raw);
+      raw.write(SUBSCRIBED);
+    }
+  });
+  ws.on("close", () => sockets.delete(raw));
+  ws.on("error", () => undefined);
+});
+await new Promise<void>((resolve) => http.listen(Number(process.env.ARQON_PORT ?? 0), "127.0.0.1", resolve));
+const gc = (globalThis as { gc?: () => void }).gc;
+
+process.on("message", (msg: { type: string; t?: number; at?: number; file?: string }) => {
+  if (msg.type.startsWith("profile-")) void handleProfileMessage(msg);
+  else if (msg.type === "publish") {
+    const framed = frameOnce(`{"type":"message","room":"all","payload":{"t":${msg.t},"at":${msg.at}}}`);
+    for (const raw of sockets) if (raw.writable) raw.write(framed);
+    process.send!({ type: "published" });
+  } else if (msg.type === "rss") {
+    gc?.();
+    gc?.();
+    const m = process.memoryUsage();
+    process.send!({ type: "rss", rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, connections: sockets.size });
+  } else if (msg.type === "stop") {
+    http.close();
+    for (const raw of sockets) raw.destroy();
+    process.exit(0);
+  }
+});
+process.send!({ type: "ready", port: (http.address() as AddressInfo).port });
