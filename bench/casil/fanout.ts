@@ -60,7 +60,7 @@ const configs: Array<[string, () => Inspector]> = [
   ["off", () => allowAll],
   ["default (enforce)", () => createCasilEngine({ policy: { mode: "enforce" } })],
 ];
-const results = new Map<string, number[]>();
+export const results = new Map<string, number[]>();
 for (let r = 0; r < ROUNDS; r++) {
   for (const [name, make] of configs) {
     const rate = await run(make());

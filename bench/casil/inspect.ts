@@ -27,7 +27,7 @@ function payloadOf(size: number): Uint8Array {
 const payload = payloadOf(1024);
 const input: InspectionInput = { tenant: "acme", room: "chat.general", path: "publish", subject: "alice", payload };
 
-interface Row {
+export interface Row {
   name: string;
   median: number;
   p99: number;
@@ -60,7 +60,7 @@ async function measure(name: string, inspector: Inspector, calls: number): Promi
   return summarize(name, samples, total, decision);
 }
 
-const rows: Row[] = [];
+export const rows: Row[] = [];
 rows.push(await measure("off (allowAll)", allowAll, CALLS));
 rows.push(await measure("default policies (enforce)", createCasilEngine({ policy: { mode: "enforce" } }), CALLS));
 rows.push(await measure("default + redaction paths", createCasilEngine({ policy: { mode: "enforce", redactionPaths: ["$.user.password", "$..token"] } }), CALLS));

@@ -51,9 +51,11 @@ interface Start {
   token: string;
   deadlineAt: number;
   localAddress?: string;
+  /** First local port: connection k binds localPort + k (explicit ports, see run.ts --local-ports). */
+  localPort?: number;
 }
 
-async function start({ urls, count, inFlight, token, deadlineAt, localAddress }: Start): Promise<void> {
+async function start({ urls, count, inFlight, token, deadlineAt, localAddress, localPort }: Start): Promise<void> {
   const t0 = now();
   let next = 0;
   let failed = 0;
@@ -67,7 +69,8 @@ async function start({ urls, count, inFlight, token, deadlineAt, localAddress }:
         // The gateway is trusted here; validating every frame's UTF-8 would be client CPU the server is not measured by.
         skipUTF8Validation: true,
         ...(localAddress ? { localAddress } : {}),
-      });
+        ...(localPort ? { localPort: localPort + i } : {}),
+      } as WebSocket.ClientOptions);
       let done = false;
       const finish = (why?: string) => {
         if (done) return;

@@ -26,6 +26,7 @@ const { values } = parseArgs({
     "in-flight": { type: "string", default: "200" },
     broadcasts: { type: "string", default: "5" },
     "source-ips": { type: "string", default: "1" },
+    "local-ports": { type: "string" },
     "semi-space": { type: "string" },
     "connect-deadline-s": { type: "string", default: "600" },
     "deadline-s": { type: "string", default: "1200" },
@@ -48,6 +49,10 @@ const sourceIps = Number(values["source-ips"]);
 const connectDeadlineMs = Number(values["connect-deadline-s"]) * 1000;
 const deadlineMs = Number(values["deadline-s"]) * 1000;
 const idleMs = Number(values["idle-s"]) * 1000;
+const localPortBase = values["local-ports"] ? Number(values["local-ports"]) : 0;
+if (localPortBase && localPortBase + Math.ceil(Number(values.connections) / Number(values["client-procs"])) * Math.ceil(Number(values["client-procs"]) / sourceIps) > 32768) {
+  throw new Error("--local-ports: the port ranges would reach the ephemeral range (32768+); use a lower base or more --source-ips");
+}
 const here = fileURLToPath(new URL(".", import.meta.url));
 const execArgv = ["--conditions=arqon-source", "--import", "tsx", "--expose-gc"];
 if (values["semi-space"]) execArgv.push(`--max-semi-space-size=${values["semi-space"]}`);
@@ -191,7 +196,9 @@ async function main(): Promise<void> {
         inFlight,
         token,
         deadlineAt: Date.now() + connectDeadlineMs,
-        localAddress: sourceIps > 1 ? `127.0.0.${1 + (i % sourceIps)}` : undefined,
+        localAddress: sourceIps > 1 || localPortBase ? `127.0.0.${1 + (i % sourceIps)}` : undefined,
+        // Processes sharing a source address get disjoint port ranges.
+        localPort: localPortBase ? localPortBase + Math.floor(i / sourceIps) * per : undefined,
       });
       return r;
     }),
@@ -262,6 +269,7 @@ async function main(): Promise<void> {
     connections,
     inFlight,
     sourceIps,
+    localPortBase,
     presence: values.presence,
     gatewayExecArgv: execArgv.slice(3),
     open,
