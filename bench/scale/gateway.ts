@@ -16,7 +16,13 @@ const server = createArqonServer({
   // All clients come from a few loopback addresses: the per-IP cap (default 1,000) would refuse them with 429.
   // run.ts --presence keeps presence in the broadcast room (every subscribe then writes a KV entry every node mirrors).
   presenceOptions: process.env.ARQON_SCALE_PRESENCE === "1" ? {} : { disabledRooms: ["all"] },
-  limits: { maxConnectionsPerIp: 1_000_000, maxConnectionsPerTenant: 1_000_000, maxConnections: 1_000_000 },
+  limits: {
+    maxConnectionsPerIp: 1_000_000,
+    maxConnectionsPerTenant: 1_000_000,
+    maxConnections: 1_000_000,
+    // run.ts --ping-interval-s; the default (25 s) otherwise.
+    ...(process.env.ARQON_SCALE_PING_MS ? { pingIntervalMs: Number(process.env.ARQON_SCALE_PING_MS) } : {}),
+  },
   bus: backends.bus,
   controlPlane: backends.controlPlane,
   history: backends.history,

@@ -34,6 +34,7 @@ const { values } = parseArgs({
     "heapsnap-dir": { type: "string" },
     presence: { type: "boolean", default: false },
     system: { type: "string", default: "arqon" },
+    "ping-interval-s": { type: "string" },
     "profile-dir": { type: "string" },
     out: { type: "string" },
   },
@@ -130,6 +131,7 @@ async function main(): Promise<void> {
         ARQON_SECRET: secret,
         ARQON_LOG_LEVEL: "warn",
         ARQON_SCALE_PRESENCE: values.presence ? "1" : "0",
+        ARQON_SCALE_PING_MS: values["ping-interval-s"] ? String(Number(values["ping-interval-s"]) * 1000) : "",
       },
     });
     children.push(gw);
@@ -271,6 +273,7 @@ async function main(): Promise<void> {
     sourceIps,
     localPortBase,
     presence: values.presence,
+    pingIntervalS: values["ping-interval-s"] ? Number(values["ping-interval-s"]) : 25,
     gatewayExecArgv: execArgv.slice(3),
     open,
     failed,

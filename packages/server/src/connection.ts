@@ -27,6 +27,9 @@ const Sender = (wsModule as unknown as { Sender: WsSender }).Sender;
 const FRAME_OPTIONS_TEXT = { fin: true, opcode: 1, mask: false, readOnly: true, rsv1: false };
 const FRAME_OPTIONS_BINARY = { fin: true, opcode: 2, mask: false, readOnly: true, rsv1: false };
 
+/** A server ping: FIN + opcode 0x9, unmasked, empty payload. The same two bytes for every connection. */
+const PING_FRAME = Buffer.from([0x89, 0x00]);
+
 export function frameBytes(data: Buffer, binary: boolean): OutFrame {
   const parts = Sender.frame(data, binary ? FRAME_OPTIONS_BINARY : FRAME_OPTIONS_TEXT);
   const header = parts[0]!;
@@ -152,32 +155,44 @@ export class Connection {
     this.scheduled = false;
     const pending = this.pending;
     if (pending.length === 0) return;
-    this.pending = [];
     this.pendingBytes = 0;
-    if (this.closing || this.ws.readyState !== WebSocket.OPEN) return;
-    const raw = this.raw;
-    if (!this.deflate && raw && raw.writable) {
-      if (pending.length === 1) {
-        raw.write(pending[0]!.wire);
-      } else {
-        raw.cork();
-        for (let i = 0; i < pending.length; i++) raw.write(pending[i]!.wire);
-        raw.uncork();
+    // The queue array is kept and emptied after the writes (no allocation per recipient per turn); a frame queued
+    // while writing is written by this loop too.
+    try {
+      if (this.closing || this.ws.readyState !== WebSocket.OPEN) return;
+      const raw = this.raw;
+      if (!this.deflate && raw && raw.writable) {
+        if (pending.length === 1) {
+          raw.write(pending[0]!.wire);
+        } else {
+          raw.cork();
+          for (let i = 0; i < pending.length; i++) raw.write(pending[i]!.wire);
+          raw.uncork();
+        }
+        this.socketBacklog = raw.writableLength;
+        return;
       }
-      this.socketBacklog = raw.writableLength;
-      return;
+      for (let i = 0; i < pending.length; i++) {
+        const f = pending[i]!;
+        this.ws.send(f.data, { binary: f.binary, compress: f.data.length >= deflateThreshold });
+      }
+    } finally {
+      pending.length = 0;
     }
-    for (let i = 0; i < pending.length; i++) {
-      const f = pending[i]!;
-      this.ws.send(f.data, { binary: f.binary, compress: f.data.length >= deflateThreshold });
-    }
+  }
+
+  /** Sends a WebSocket ping: two constant bytes on the raw socket (ws.ping when ws writes this connection itself). */
+  ping(): void {
+    const raw = this.raw;
+    if (!this.deflate && raw && raw.writable) raw.write(PING_FRAME);
+    else this.ws.ping();
   }
 
   /** Stops all output and starts the closing handshake; `terminateAfterMs` cuts the socket if it does not finish. */
   close(code: number, reason: string, terminateAfterMs: number): void {
     if (this.closing) return;
     this.closing = true;
-    this.pending = [];
+    this.pending.length = 0;
     this.pendingBytes = 0;
     try {
       this.ws.close(code, reason);

@@ -362,7 +362,7 @@ export class Gateway {
           conn.awaitingPong = true;
           conn.pingSentAt = now;
           conn.lastPingAt = now;
-          conn.ws.ping();
+          conn.ping();
         }
       } catch (err) {
         this.logger.debug({ err, clientId: conn.id }, "keepalive failed");

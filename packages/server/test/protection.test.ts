@@ -159,7 +159,11 @@ describe("gateway protection", () => {
   it("keepalive - a client that answers pings stays connected past the pong timeout", async () => {
     gw = await startGateway({ limits: { pingIntervalMs: 50, pongTimeoutMs: 100 } });
     const alice = await gw.client();
+    let pings = 0;
+    alice.ws.on("ping", () => pings++);
     await new Promise((r) => setTimeout(r, 400));
     expect((await alice.request({ type: "ping" })).type).toBe("pong");
+    // WebSocket pings really went out (and were answered): at one per 50 ms, several in 400 ms.
+    expect(pings).toBeGreaterThanOrEqual(3);
   });
 });
