@@ -94,6 +94,17 @@ function procRss(pid: number | undefined): number {
   }
 }
 
+/** CPU time (user + system) a process has used, in seconds, from /proc (Linux); 0 when unreadable. */
+function procCpuSeconds(pid: number | undefined): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+  } catch {
+    return 0;
+  }
+}
+
 function quantile(sorted: number[], q: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
@@ -226,6 +237,8 @@ async function main(): Promise<void> {
   for (const p of profiled) p.send({ type: "profile-start" });
   const times: number[] = [];
   const reached: number[] = [];
+  const cpuOf = (procs: ChildProcess[]) => procs.reduce((sum, p) => sum + procCpuSeconds(p.pid), 0);
+  const cpuSplit: Array<{ gateways: number; clients: number; nats: number }> = [];
   const latencyStats: { p50: number; p99: number; max: number }[] = [];
   for (let b = 0; b < broadcasts; b++) {
     const t = b + 1;
@@ -235,16 +248,22 @@ async function main(): Promise<void> {
       return r;
     }));
     const arrivals = clients.map((c) => next<{ count: number; lastAt: number; latencies: number[] }>(c, "arrived", 30_000));
+    const cpu0 = { gateways: cpuOf(gws), clients: cpuOf(clients), nats: cpuOf([nats]) };
     const sentAt = now();
     // ArqonBus: one gateway publishes, NATS carries it to the others. Floor: no bus, every process is told at once.
     if (system === "floor") for (const gw of gws) gw.send({ type: "publish", t, at: sentAt });
     else gws[b % gws.length]!.send({ type: "publish", t, at: sentAt });
     const got = await Promise.all(arrivals);
+    const r2 = (x: number) => Math.round(x * 100) / 100;
+    cpuSplit.push({ gateways: r2(cpuOf(gws) - cpu0.gateways), clients: r2(cpuOf(clients) - cpu0.clients), nats: r2(cpuOf([nats]) - cpu0.nats) });
     reached.push(got.reduce((s, g) => s + g.count, 0));
     times.push(Math.max(...got.map((g) => g.lastAt)) - sentAt);
     const lat = got.flatMap((g) => g.latencies).sort((x, y) => x - y);
     latencyStats.push({ p50: quantile(lat, 0.5), p99: quantile(lat, 0.99), max: lat[lat.length - 1] ?? NaN });
-    log(`broadcast ${t}: reached ${reached[b]}, last after ${times[b]!.toFixed(1)} ms (p50 ${latencyStats[b]!.p50} / p99 ${latencyStats[b]!.p99} / max ${latencyStats[b]!.max} ms)`);
+    log(
+      `broadcast ${t}: reached ${reached[b]}, last after ${times[b]!.toFixed(1)} ms (p50 ${latencyStats[b]!.p50} / p99 ${latencyStats[b]!.p99} / max ${latencyStats[b]!.max} ms); ` +
+        `CPU s gateways ${cpuSplit[b]!.gateways}, clients ${cpuSplit[b]!.clients}, NATS ${cpuSplit[b]!.nats}`,
+    );
     await new Promise((r) => setTimeout(r, 1000));
   }
   await Promise.all(profiled.map(async (p, i) => {
@@ -296,6 +315,7 @@ async function main(): Promise<void> {
     broadcastMs: times.map((t) => Math.round(t * 10) / 10),
     broadcastReached: reached,
     broadcastLatencyMs: latencyStats,
+    broadcastCpuSeconds: cpuSplit,
     broadcastMedianMs: Math.round(median(times) * 10) / 10,
   };
   console.log(`system: ${system}`);
