@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomFillSync } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
@@ -68,6 +68,46 @@ function onHandshakeSocketError(this: Duplex): void {
 /** Why a connection ended, for its presence leave and logs. */
 type EndReason = "disconnect" | "timeout" | "slow_consumer" | "expired" | "shutdown" | "abuse";
 
+const kConnection = Symbol("arqon.connection");
+const kGateway = Symbol("arqon.gateway");
+type ArqonSocket = WebSocket & { [kConnection]: Connection; [kGateway]: Gateway };
+
+function onSocketMessage(this: WebSocket, data: Buffer, isBinary: boolean): void {
+  const ws = this as ArqonSocket;
+  ws[kGateway].onMessage(ws[kConnection], data, isBinary);
+}
+
+function onSocketPong(this: WebSocket): void {
+  (this as ArqonSocket)[kConnection].awaitingPong = false;
+}
+
+function onSocketError(this: WebSocket, err: Error): void {
+  const ws = this as ArqonSocket;
+  ws[kGateway].logger.debug({ err, clientId: ws[kConnection].id }, "socket error");
+}
+
+function onSocketClose(this: WebSocket, code: number): void {
+  const ws = this as ArqonSocket;
+  const gw = ws[kGateway];
+  gw.onClose(ws[kConnection], code).catch((err: unknown) => gw.logger.error({ err }, "connection cleanup failed"));
+}
+
+/**
+ * Client ids: 16 base64url characters (96 random bits) cut from a pool of random bytes refilled 4 KB at a time, so a
+ * handshake does not pay for a CSPRNG call of its own.
+ */
+const idPool = Buffer.allocUnsafe(4096);
+let idPoolAt = idPool.length;
+function nextClientId(): string {
+  if (idPoolAt + 12 > idPool.length) {
+    randomFillSync(idPool);
+    idPoolAt = 0;
+  }
+  const id = idPool.toString("base64url", idPoolAt, idPoolAt + 12);
+  idPoolAt += 12;
+  return id;
+}
+
 /**
  * The WebSocket side of the server: upgrade (auth, limits, codec), connection lifecycle (welcome, keepalive, token
  * expiry, close), and the dispatch of inbound frames to the handlers of each concern.
@@ -93,6 +133,7 @@ export class Gateway {
   private readonly unwatch: Array<() => void> = [];
   private readonly endReasons = new WeakMap<Connection, EndReason>();
   private messageCounter = 0;
+  private wireLimitsCache: ReturnType<typeof wireLimits> | undefined;
 
   constructor(
     readonly options: ArqonServerOptions,
@@ -269,24 +310,21 @@ export class Gateway {
   // ---- connection lifecycle ----------------------------------------------------------------------------------
 
   private onConnection(ws: WebSocket, ctx: UpgradeContext): void {
-    const id = randomBytes(12).toString("base64url");
+    const id = nextClientId();
     const conn = new Connection(id, ws, ctx.auth, ctx.codec, ctx.ip, this.limits.maxPendingBytes, this.fanout, this.limits);
+    (ws as ArqonSocket)[kConnection] = conn;
+    (ws as ArqonSocket)[kGateway] = this;
     this.connections.add(conn);
     let set = this.byTenant.get(conn.tenant);
     if (!set) this.byTenant.set(conn.tenant, (set = new Set()));
     set.add(conn);
     this.metrics.connections.labels(conn.tenant).inc();
     this.metrics.connectionsTotal.labels(conn.tenant).inc();
-    ws.on("message", (data: Buffer, isBinary: boolean) => this.onMessage(conn, data, isBinary));
-    ws.on("pong", () => {
-      conn.awaitingPong = false;
-    });
-    ws.on("error", (err) => {
-      this.logger.debug({ err, clientId: conn.id }, "socket error");
-    });
-    ws.on("close", (code: number) => {
-      this.onClose(conn, code).catch((err: unknown) => this.logger.error({ err }, "connection cleanup failed"));
-    });
+    // Shared listeners (the socket carries its connection): no closures per connection.
+    ws.on("message", onSocketMessage);
+    ws.on("pong", onSocketPong);
+    ws.on("error", onSocketError);
+    ws.on("close", onSocketClose);
     if (this.authenticator.dev) this.logger.warn({ clientId: id, sub: ctx.auth.sub }, "DEV MODE connection (local dev key)");
     this.logger.debug({ clientId: id, tenant: conn.tenant, sub: conn.auth.sub, codec: conn.codec }, "connected");
     conn.send(this.welcome(conn));
@@ -299,14 +337,15 @@ export class Gateway {
       version: this.version,
       protocol: PROTOCOL_VERSION,
       tenant: conn.tenant,
-      limits: wireLimits(this.limits),
+      limits: (this.wireLimitsCache ??= wireLimits(this.limits)),
     };
     if (requestId) frame.requestId = requestId;
     if (conn.auth.expiresAt !== undefined) frame.expiresAt = conn.auth.expiresAt;
     return frame;
   }
 
-  private async onClose(conn: Connection, code: number): Promise<void> {
+  /** @internal */
+  async onClose(conn: Connection, code: number): Promise<void> {
     if (!this.connections.delete(conn)) return;
     conn.closing = true;
     this.ipCounter.decrement(conn.ip);
@@ -373,7 +412,8 @@ export class Gateway {
 
   // ---- inbound frames ----------------------------------------------------------------------------------------
 
-  private onMessage(conn: Connection, data: Buffer, isBinary: boolean): void {
+  /** @internal the socket listeners below call in here */
+  onMessage(conn: Connection, data: Buffer, isBinary: boolean): void {
     try {
       this.receive(conn, data, isBinary);
     } catch (err) {
