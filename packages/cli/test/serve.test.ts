@@ -153,6 +153,35 @@ describe("arqon serve", () => {
     }
   });
 
+  it("serve - --no-presence turns presence off in matching rooms only", async () => {
+    const cwd = tmp();
+    const s = await startServe(["--port", "0", "--memory", "--jwt-secret", SECRET, "--no-presence", "feed/*"], cwd);
+    try {
+      const tok = capture();
+      expect(await run(["token", "--sub", "bob", "--tenant", "acme", "--jwt-secret", SECRET], tok.io, { env, cwd })).toBe(0);
+      const { ws } = await firstFrame(`${s.url}?token=${tok.out[0]}`);
+      const replies = new Map<string, { type: string; error?: { code: string }; members?: unknown[] }>();
+      ws.on("message", (d) => {
+        const f = JSON.parse(d.toString()) as { requestId?: string; type: string };
+        if (f.requestId) replies.set(f.requestId, f);
+      });
+      const request = async (frame: Record<string, unknown>) => {
+        ws.send(JSON.stringify(frame));
+        const deadline = Date.now() + 5000;
+        while (!replies.has(frame.requestId as string) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+        return replies.get(frame.requestId as string)!;
+      };
+      expect((await request({ type: "subscribe", room: "feed/prices", requestId: "1" })).type).toBe("subscribed");
+      expect((await request({ type: "presence_list", room: "feed/prices", requestId: "2" })).error?.code).toBe("ARQ_PRESENCE_DISABLED");
+      const lobby = await request({ type: "subscribe", room: "lobby", requestId: "3" });
+      expect(lobby.members).toHaveLength(1);
+      ws.terminate();
+    } finally {
+      s.stop();
+      await s.done.catch(() => undefined);
+    }
+  });
+
   it("serve - bad settings exit 2 with a message", async () => {
     const cwd = tmp();
     for (const [args, extraEnv, text] of [
