@@ -27,6 +27,9 @@ const Sender = (wsModule as unknown as { Sender: WsSender }).Sender;
 const FRAME_OPTIONS_TEXT = { fin: true, opcode: 1, mask: false, readOnly: true, rsv1: false };
 const FRAME_OPTIONS_BINARY = { fin: true, opcode: 2, mask: false, readOnly: true, rsv1: false };
 
+/** Up to this many queued bytes are copied into one buffer for a single write; more go out as a corked writev. */
+const COALESCE_COPY_LIMIT = 16 * 1024;
+
 /** A server ping: FIN + opcode 0x9, unmasked, empty payload. The same two bytes for every connection. */
 const PING_FRAME = Buffer.from([0x89, 0x00]);
 
@@ -155,6 +158,7 @@ export class Connection {
     this.scheduled = false;
     const pending = this.pending;
     if (pending.length === 0) return;
+    const total = this.pendingBytes;
     this.pendingBytes = 0;
     // The queue array is kept and emptied after the writes (no allocation per recipient per turn); a frame queued
     // while writing is written by this loop too.
@@ -164,6 +168,17 @@ export class Connection {
       if (!this.deflate && raw && raw.writable) {
         if (pending.length === 1) {
           raw.write(pending[0]!.wire);
+        } else if (total <= COALESCE_COPY_LIMIT) {
+          // Several small frames: one contiguous buffer and one plain write (Node's corked writev path costs more
+          // per call than copying a few hundred bytes).
+          const buf = Buffer.allocUnsafe(total);
+          let at = 0;
+          for (let i = 0; i < pending.length; i++) {
+            const w = pending[i]!.wire;
+            w.copy(buf, at);
+            at += w.length;
+          }
+          raw.write(buf);
         } else {
           raw.cork();
           for (let i = 0; i < pending.length; i++) raw.write(pending[i]!.wire);
