@@ -62,26 +62,40 @@ async function start({ urls, count, inFlight, token, deadlineAt, localAddress, l
   const reasons = new Map<string, number>();
   const reason = (r: string) => reasons.set(r, (reasons.get(r) ?? 0) + 1);
   const progress = setInterval(() => process.send!({ type: "progress", open: sockets.length, failed }), 5000);
+  let retried = 0;
+  /** One connection, retried (at most twice, 1 s apart) when the handshake fails, as a real client would. */
   async function one(i: number): Promise<void> {
-    await new Promise<void>((resolve) => {
+    for (let attempt = 0; ; attempt++) {
+      const why = await attemptOne(i, attempt);
+      if (why === undefined) return;
+      if (attempt >= 2 || Date.now() > deadlineAt) {
+        failed++;
+        reason(why);
+        return;
+      }
+      retried++;
+      reason(`retried after: ${why}`);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+  /** Resolves undefined once subscribed, else the reason it failed. */
+  function attemptOne(i: number, attempt: number): Promise<string | undefined> {
+    return new Promise((resolve) => {
       const ws = new WebSocket(`${urls[i % urls.length]}?token=${token}`, {
         perMessageDeflate: false,
         // The gateway is trusted here; validating every frame's UTF-8 would be client CPU the server is not measured by.
         skipUTF8Validation: true,
         ...(localAddress ? { localAddress } : {}),
-        ...(localPort ? { localPort: localPort + i } : {}),
+        // A retry lets the kernel pick the port (the first attempt's may linger in TIME_WAIT); retries are few.
+        ...(localPort && attempt === 0 ? { localPort: localPort + i } : {}),
       } as WebSocket.ClientOptions);
       let done = false;
       const finish = (why?: string) => {
         if (done) return;
         done = true;
         clearTimeout(timer);
-        if (why !== undefined) {
-          failed++;
-          reason(why);
-          ws.terminate();
-        }
-        resolve();
+        if (why !== undefined) ws.terminate();
+        resolve(why);
       };
       const timer = setTimeout(() => finish("no subscribed within 60 s"), 60_000);
       ws.on("message", (data) => {
@@ -122,6 +136,7 @@ async function start({ urls, count, inFlight, token, deadlineAt, localAddress, l
     type: "connected",
     ms: now() - t0,
     failed,
+    retried,
     open: sockets.length,
     reasons: Object.fromEntries(reasons),
   });

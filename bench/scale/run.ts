@@ -199,7 +199,7 @@ async function main(): Promise<void> {
   const per = Math.ceil(connections / clientProcs);
   const connected = await Promise.all(
     clients.map((c, i) => {
-      const r = next<{ ms: number; failed: number; open: number; reasons: Record<string, number> }>(c, "connected", connectDeadlineMs + 90_000);
+      const r = next<{ ms: number; failed: number; retried: number; open: number; reasons: Record<string, number> }>(c, "connected", connectDeadlineMs + 90_000);
       // Each client process starts at another gateway, so connections spread evenly.
       const order = urls.map((_, k) => urls[(k + i) % urls.length]!);
       c.send({
@@ -220,9 +220,10 @@ async function main(): Promise<void> {
   const setupMs = now() - t0;
   const open = connected.reduce((s, c) => s + c.open, 0);
   const failed = connected.reduce((s, c) => s + c.failed, 0);
+  const retried = connected.reduce((s, c) => s + c.retried, 0);
   const failureReasons: Record<string, number> = {};
   for (const c of connected) for (const [k, v] of Object.entries(c.reasons)) failureReasons[k] = (failureReasons[k] ?? 0) + v;
-  log(`connected ${open} / ${connections} in ${Math.round(setupMs)} ms (${failed} failed${failed ? `: ${JSON.stringify(failureReasons)}` : ""})`);
+  log(`connected ${open} / ${connections} in ${Math.round(setupMs)} ms (${failed} failed, ${retried} handshakes retried${failed || retried ? `: ${JSON.stringify(failureReasons)}` : ""})`);
   await new Promise((r) => setTimeout(r, idleMs));
   const after = await mem();
   await heapsnap("after");
@@ -296,6 +297,7 @@ async function main(): Promise<void> {
     gatewayExecArgv: execArgv.slice(3),
     open,
     failed,
+    retried,
     failureReasons,
     closedAfterOpen,
     closeCodes: closed.map((c) => c.codes),
@@ -319,7 +321,7 @@ async function main(): Promise<void> {
     broadcastMedianMs: Math.round(median(times) * 10) / 10,
   };
   console.log(`system: ${system}`);
-  console.log(`| connections open / asked | ${open} / ${connections} (${failed} failed, ${closedAfterOpen} closed after open) over ${gateways} gateways, ${clientProcs} client processes |`);
+  console.log(`| connections open / asked | ${open} / ${connections} (${failed} failed, ${retried} retried, ${closedAfterOpen} closed after open) over ${gateways} gateways, ${clientProcs} client processes |`);
   console.log(`| connection setup | ${result.setupPerSecond}/s (${result.setupMs} ms for all, subscribe included) |`);
   console.log(`| gateway RSS per idle connection | total ${result.totalRssPerIdleConnectionKb} KB; per gateway ${result.rssPerIdleConnectionKb.join(", ")} KB |`);
   console.log(`| gateway heap per idle connection | total ${result.totalHeapPerIdleConnectionKb} KB; per gateway ${result.heapPerIdleConnectionKb.join(", ")} KB |`);
