@@ -160,8 +160,8 @@ export class Connection {
     if (pending.length === 0) return;
     const total = this.pendingBytes;
     this.pendingBytes = 0;
-    // The queue array is kept and emptied after the writes (no allocation per recipient per turn); a frame queued
-    // while writing is written by this loop too.
+    // The queue array is kept and emptied after the writes (no allocation per recipient per turn). Nothing can be
+    // queued during them: a socket reports write errors asynchronously.
     try {
       if (this.closing || this.ws.readyState !== WebSocket.OPEN) return;
       const raw = this.raw;
