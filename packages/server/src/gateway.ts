@@ -412,7 +412,7 @@ export class Gateway {
 
   // ---- inbound frames ----------------------------------------------------------------------------------------
 
-  /** @internal the socket listeners below call in here */
+  /** @internal called by the shared socket listeners (onSocketMessage) */
   onMessage(conn: Connection, data: Buffer, isBinary: boolean): void {
     try {
       this.receive(conn, data, isBinary);
