@@ -9,22 +9,16 @@
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
-import * as wsModule from "ws";
+import { WebSocketServer } from "ws";
+import { frameOnce } from "../src/systems/floor.js";
 import { handleProfileMessage } from "./profiler.js";
 
-interface WsSender {
-  frame(data: Buffer, options: { fin: boolean; opcode: number; mask: boolean; readOnly: boolean; rsv1: boolean }): Buffer[];
-}
-const Sender = (wsModule as unknown as { Sender: WsSender }).Sender;
-const { WebSocketServer } = wsModule;
-
-function frameOnce(text: string): Buffer {
-  const parts = Sender.frame(Buffer.from(text), { fin: true, opcode: 1, mask: false, readOnly: true, rsv1: false });
-  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+function frameText(text: string): Buffer {
+  return frameOnce(Buffer.from(text));
 }
 
-const WELCOME = frameOnce('{"type":"welcome"}');
-const SUBSCRIBED = frameOnce('{"type":"subscribed","room":"all","requestId":"s"}');
+const WELCOME = frameText('{"type":"welcome"}');
+const SUBSCRIBED = frameText('{"type":"subscribed","room":"all","requestId":"s"}');
 const sockets = new Set<Duplex>();
 const http = createServer();
 const wss = new WebSocketServer({ server: http, path: "/ws", perMessageDeflate: false, clientTracking: false, maxPayload: 1 << 16 });
@@ -46,7 +40,7 @@ const gc = (globalThis as { gc?: () => void }).gc;
 process.on("message", (msg: { type: string; t?: number; at?: number; file?: string }) => {
   if (msg.type.startsWith("profile-")) void handleProfileMessage(msg);
   else if (msg.type === "publish") {
-    const framed = frameOnce(`{"type":"message","room":"all","payload":{"t":${msg.t},"at":${msg.at}}}`);
+    const framed = frameText(`{"type":"message","room":"all","payload":{"t":${msg.t},"at":${msg.at}}}`);
     for (const raw of sockets) if (raw.writable) raw.write(framed);
     process.send!({ type: "published" });
   } else if (msg.type === "rss") {

@@ -19,7 +19,8 @@ const Sender = (wsModule as unknown as { Sender: WsSender }).Sender;
 const { WebSocketServer } = wsModule;
 const TEXT = { fin: true, opcode: 1, mask: false, readOnly: true, rsv1: false };
 
-function frameOnce(data: Buffer): Buffer {
+/** One unmasked text frame (header + payload) in one buffer; also used by bench/scale's floor. */
+export function frameOnce(data: Buffer): Buffer {
   const parts = Sender.frame(data, TEXT);
   return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
 }
