@@ -268,32 +268,40 @@ export async function serveCommand(argv: readonly string[], io: CliIo, ctx: Serv
   const shown = displayHost(address.address);
   const httpUrl = `http://${shown}:${address.port}`;
   const url = `ws://${shown}:${address.port}${wsPath}`;
-  io.out(`ArqonBus gateway listening`);
-  io.out(`  WebSocket  ${url}`);
-  io.out(`  Health     ${httpUrl}/health`);
-  io.out(`  Status     ${httpUrl}/status`);
-  io.out(`  Metrics    ${httpUrl}/metrics`);
-  io.out(
+  // One banner per command: a worker hands its lines to the primary, which prints them once every worker listens.
+  const banner = [
+    `  WebSocket  ${url}`,
+    `  Health     ${httpUrl}/health`,
+    `  Status     ${httpUrl}/status`,
+    `  Metrics    ${httpUrl}/metrics`,
     nats
-      ? `  Cluster    NATS ${natsUrl} (bus, JetStream history, KV presence/state/store)${cluster.isWorker ? `, worker ${cluster.worker?.id}` : ""}`
+      ? `  Cluster    NATS ${natsUrl} (bus, JetStream history, KV presence/state/store)`
       : storage
         ? `  Storage    ${storageDir} (LMDB)`
         : `  Storage    in memory (nothing survives a restart)`,
-  );
-  io.out(casil ? `  CASIL      ${casil.engine.enabled ? String(casil.describe().mode) : "off"} (policy version ${casil.version})` : `  CASIL      off`);
+    casil ? `  CASIL      ${casil.engine.enabled ? String(casil.describe().mode) : "off"} (policy version ${casil.version})` : `  CASIL      off`,
+  ];
   if (devToken) {
-    io.out("");
-    io.out(`DEV MODE: tokens signed with the local development key ${devKeyFile}${devKeyCreated ? " (created now)" : ""} are accepted.`);
-    io.out("Do not expose this server: anyone with that file can mint tokens. Configure --jwt-secret or keys for real use.");
-    io.out("");
-    io.out("A token (sub alice, tenant dev, valid 24h):");
-    io.out(`  ${devToken}`);
-    io.out("Connect (in two terminals to see messages travel):");
-    io.out(`  npx wscat -c "${url}?token=${devToken}"`);
-    io.out(`More tokens: npx arqon token --sub bob --tenant dev`);
+    banner.push(
+      "",
+      `DEV MODE: tokens signed with the local development key ${devKeyFile}${devKeyCreated ? " (created now)" : ""} are accepted.`,
+      "Do not expose this server: anyone with that file can mint tokens. Configure --jwt-secret or keys for real use.",
+      "",
+      "A token (sub alice, tenant dev, valid 24h):",
+      `  ${devToken}`,
+      "Connect (in two terminals to see messages travel):",
+      `  npx wscat -c "${url}?token=${devToken}"`,
+      `More tokens: npx arqon token --sub bob --tenant dev`,
+    );
+  }
+  if (cluster.isWorker) {
+    logger.info({ worker: cluster.worker?.id, url }, "worker listening");
+    process.send?.({ arqon: "listening", banner });
+  } else {
+    io.out(`ArqonBus gateway listening`);
+    for (const line of banner) io.out(line);
   }
   ctx.onListening?.(server, { url, httpUrl, token: devToken });
-  if (cluster.isWorker) process.send?.({ arqon: "listening", url, httpUrl, token: devToken });
 
   await new Promise<void>((resolve) => {
     if (!ctx.signal) return;
@@ -306,6 +314,8 @@ export async function serveCommand(argv: readonly string[], io: CliIo, ctx: Serv
   await casil?.close();
   await storage?.close();
   await nats?.close();
+  // A worker's IPC channel to the primary would keep it alive after everything else closed.
+  if (cluster.isWorker) process.disconnect?.();
   return 0;
 }
 
@@ -327,8 +337,9 @@ function propagateCasilReloads(casil: CasilController, nats: NatsBackends, logge
 
 /**
  * `--workers n`: the primary forks n gateway processes with the same arguments; they share the port (node:cluster)
- * and each other's rooms through NATS. It prints the banner once, restarts a worker that dies (at most 10 times a
- * minute), and stops them all gracefully on abort.
+ * and each other's rooms through NATS. It prints the banner once, when every worker listens, restarts a worker that
+ * dies (at most 10 times a minute), and stops them all gracefully on abort (a worker still running 30 s after its
+ * SIGTERM is killed).
  */
 async function runPrimary(
   workers: number,
@@ -339,20 +350,23 @@ async function runPrimary(
 ): Promise<number> {
   let stopping = false;
   let bannerShown = false;
+  // The banner waits for every worker: node:cluster hands connections only to workers that are listening, so a URL
+  // printed after the first one would send every early client to that one process.
+  const listening = new Set<number>();
   const restarts: number[] = [];
   const fork = () => {
     const worker = cluster.fork({ ARQON_WORKER: "1" });
-    worker.on("message", (message: { arqon?: string; url?: string; httpUrl?: string; token?: string }) => {
-      if (message?.arqon !== "listening" || bannerShown) return;
+    worker.on("message", (message: { arqon?: string; banner?: string[] }) => {
+      if (message?.arqon !== "listening") return;
+      listening.add(worker.id);
+      if (bannerShown || listening.size < workers) return;
       bannerShown = true;
       io.out(`ArqonBus gateway listening (${workers} worker processes joined through NATS)`);
-      io.out(`  WebSocket  ${message.url}`);
-      io.out(`  Health     ${message.httpUrl}/health`);
-      io.out(`  Status     ${message.httpUrl}/status`);
-      if (message.token) io.out(`  Token      ${message.token}`);
+      for (const line of message.banner ?? []) io.out(line);
     });
   };
   cluster.on("exit", (worker, code, signal) => {
+    listening.delete(worker.id);
     if (stopping) return;
     const now = Date.now();
     while (restarts.length > 0 && restarts[0]! < now - 60_000) restarts.shift();
@@ -377,7 +391,14 @@ async function runPrimary(
     alive.map(
       (w) =>
         new Promise<void>((resolve) => {
-          w.once("exit", () => resolve());
+          const kill = setTimeout(() => {
+            logger.warn({ worker: w.id }, "worker did not stop within 30 s; killing it");
+            w.process.kill("SIGKILL");
+          }, 30_000);
+          w.once("exit", () => {
+            clearTimeout(kill);
+            resolve();
+          });
           w.process.kill("SIGTERM");
         }),
     ),
