@@ -213,8 +213,13 @@ export interface Saturation {
 
 /**
  * Raises the offered rate (×2 per step) until delivery falls behind (twice in a row at the same rate), then bisects
- * (geometric mean) until the bounds are within 25% or the step budget is spent. Saturation = the best delivery rate
- * achieved by any step.
+ * (geometric mean) until the bounds are within 25% or the step budget is spent, then offers one overload step at twice
+ * the highest rate tried. Saturation = the best delivery rate achieved by any step.
+ *
+ * The overload step keeps the figure from depending on the search's path: a server that coalesces delivers more per
+ * write the more is queued, so one that fell behind at 400k/s may deliver 600k/s when offered 800k/s. Without it, a
+ * system that first fell behind at 400k/s was never offered more than that while one that kept up there was offered
+ * 800k/s, and their "best achieved" rates were taken under different loads.
  */
 export async function searchSaturation(
   step: (target: number) => Promise<StepResult>,
@@ -248,6 +253,12 @@ export async function searchSaturation(
       if (bad / good <= 1.25) break;
       rate = Math.sqrt(good * bad);
     }
+  }
+  const highest = Math.max(...steps.map((s) => s.target));
+  if (steps.length > 0 && highest * 2 <= opts.maxRate) {
+    const r = await step(highest * 2);
+    steps.push(r);
+    opts.log(`    overload: target ${fmtRate(highest * 2)}/s achieved ${fmtRate(r.achieved)}/s`);
   }
   return { saturation: Math.max(0, ...steps.map((s) => s.achieved)), lastGood: good, firstBad: bad, steps };
 }

@@ -1,5 +1,5 @@
 import WebSocket from "ws";
-import { extractTs, TS_MARK } from "../payload.js";
+import { extractTs } from "../payload.js";
 import type { ClientFactory, ClientOptions, RunningServer, ServerStartOptions, SystemAdapter } from "./types.js";
 
 /**
@@ -63,10 +63,13 @@ function makeFactory(codec: "json" | "protobuf") {
           let nextReq = 1;
           let welcomed = false;
           ws.on("message", (data: Buffer, isBinary: boolean) => {
-            if (welcomed && data.indexOf(TS_MARK) >= 0) {
+            if (welcomed) {
+              // One scan for the stamp, as the floor's and Socket.IO's clients do; replies have none.
               const ts = extractTs(data);
-              if (ts >= 0) hooks.onTs(ts);
-              return;
+              if (ts >= 0) {
+                hooks.onTs(ts);
+                return;
+              }
             }
             if (welcomed && replies.size === 0) return;
             const decoded = isBinary ? core.decodeProto(data, { from: "any" }) : core.decodeJson(data.toString("utf8"), { from: "any" });
