@@ -60,7 +60,9 @@ describeWithNats("arqon serve --nats / --workers", () => {
   it("serve cluster - two worker processes share the port and the rooms through NATS; /status shows the NATS link", async () => {
     const nats = await startNatsServer();
     cleanups.push(() => nats.stop());
-    const { url } = await serve(["--nats", nats.url, "--workers", "2"]);
+    const { url, output } = await serve(["--nats", nats.url, "--workers", "2"]);
+    // One banner, from the primary, once both workers listen (a worker's own banner let clients in too early).
+    expect(output().match(/ArqonBus gateway listening/g)).toEqual(["ArqonBus gateway listening"]);
 
     // Connections alternate between the workers (node:cluster round-robin). A message id starts with the id of the
     // node that accepted the publish, so one publish per client shows which worker serves it.
