@@ -38,7 +38,7 @@ serveIpc(
       const share = cpuMs / (t - lastAt);
       lastCpu = process.cpuUsage();
       lastAt = t;
-      return { share, cpuMs };
+      return { share, cpuMs, userMs: c.user / 1000, systemMs: c.system / 1000 };
     },
     async exit() {
       await Promise.race([server.close().catch(() => undefined), sleep(3000)]);

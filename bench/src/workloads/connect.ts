@@ -19,9 +19,13 @@ export const connectWorkload: Workload = {
       await Promise.all(clients.map((c) => c.call("closeAll")));
       await s.server.call("cpu");
       const r = await s.connect(clients, split(n, 2), { from: 1000, concurrency: 64 });
-      const cpu = await s.server.call<{ cpuMs: number }>("cpu");
+      const cpu = await s.server.call<{ cpuMs: number; userMs: number; systemMs: number }>("cpu");
       const cpuPer = (cpu.cpuMs * 1000) / r.opened;
-      ctx.log(`    ${n} connections: ${r.ratePerSec.toFixed(0)} handshakes/s, server CPU ${cpuPer.toFixed(0)} µs each`);
+      const userPer = (cpu.userMs * 1000) / r.opened;
+      ctx.log(
+        `    ${n} connections: ${r.ratePerSec.toFixed(0)} handshakes/s, server CPU ${cpuPer.toFixed(0)} µs each ` +
+          `(user ${userPer.toFixed(0)}, kernel ${(cpuPer - userPer).toFixed(0)})`,
+      );
       return [
         { key: "connect.rate", label: `connection setup (${n.toLocaleString("en-US")} conns)`, unit: "/s", value: r.ratePerSec, better: "higher", detail: r },
         { key: "connect.cpu", label: "connection setup: server CPU per handshake", unit: "µs", value: cpuPer, better: "lower" },
