@@ -3,6 +3,7 @@ import type { IncomingMessage } from "node:http";
 import { SignJWT, createRemoteJWKSet, jwtVerify, type JWK, type JWTPayload, type JWTVerifyGetKey, type JWSHeaderParameters } from "jose";
 import { ArqonError, ErrorCode, isValidTenant, roomMatches } from "@arqon/core";
 import { SUBPROTOCOL_BEARER_PREFIX } from "./config.js";
+import { queryParam } from "./http-util.js";
 
 /** Room patterns a token grants per action (see docs/security.md). Absent claim: every room of the tenant. */
 export interface Capabilities {
@@ -169,7 +170,7 @@ interface ClaimRules {
 
 /** A compact JWS split into its segments, with its header read (not verified). */
 interface CompactJws {
-  header: Record<string, unknown>;
+  header: Readonly<Record<string, unknown>>;
   /** `header.payload`, what the signature covers. */
   signingInput: string;
   payload: string;
@@ -185,12 +186,22 @@ function readCompactJws(token: string): CompactJws | undefined {
   const payload = token.slice(first + 1, second);
   const signature = token.slice(second + 1);
   if (!BASE64URL.test(h)) return undefined;
-  try {
-    return { header: parseSegment(h), signingInput: token.slice(0, second), payload, signature };
-  } catch {
-    return undefined;
+  let header = headerCache.get(h);
+  if (!header) {
+    try {
+      header = Object.freeze(parseSegment(h));
+    } catch {
+      return undefined;
+    }
+    // One issuer's tokens share a header segment; a few distinct ones are remembered (read-only), no more.
+    if (headerCache.size < HEADER_CACHE_SIZE && h.length <= 512) headerCache.set(h, header);
   }
+  return { header, signingInput: token.slice(0, second), payload, signature };
 }
+
+const HEADER_CACHE_SIZE = 32;
+/** Parsed JOSE headers by their encoded segment (unverified: only read to choose the verification path). */
+const headerCache = new Map<string, Readonly<Record<string, unknown>>>();
 
 /**
  * HS256/384/512 verification on node:crypto (HMAC and a constant-time compare), with the registered-claim checks
@@ -344,15 +355,15 @@ export function offeredProtocols(req: IncomingMessage): string[] {
 }
 
 /** The token of an upgrade request: `Authorization: Bearer`, then `?token=`, then a `bearer.<token>` subprotocol. */
-export function extractToken(req: IncomingMessage, url: URL): string | undefined {
+export function extractToken(req: IncomingMessage, query: string): string | undefined {
   const header = req.headers.authorization;
   if (typeof header === "string") {
     const match = /^Bearer[ ]+(\S+)\s*$/i.exec(header);
     if (match) return match[1];
     return "";
   }
-  const query = url.searchParams.get("token");
-  if (query !== null) return query;
+  const fromQuery = queryParam(query, "token");
+  if (fromQuery !== null) return fromQuery;
   for (const p of offeredProtocols(req)) {
     if (p.startsWith(SUBPROTOCOL_BEARER_PREFIX)) return p.slice(SUBPROTOCOL_BEARER_PREFIX.length);
   }

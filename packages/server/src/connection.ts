@@ -153,6 +153,15 @@ export class Connection {
     this.enqueue(encodeOut(frame, this.codec));
   }
 
+  /** Writes a frame at once, ahead of anything queued (the welcome, while the upgrade still holds the socket corked). */
+  sendNow(frame: Frame): void {
+    if (this.closing || this.ws.readyState !== WebSocket.OPEN) return;
+    const out = encodeOut(frame, this.codec);
+    const raw = this.raw;
+    if (!this.deflate && raw && raw.writable) raw.write(out.wire);
+    else this.ws.send(out.data, { binary: out.binary, compress: false });
+  }
+
   /** Writes everything queued in one go: one write, or one corked write of all frames (ws.send with compression). */
   flush(deflateThreshold: number): void {
     this.scheduled = false;

@@ -6,6 +6,53 @@ export function errorBody(code: string, message: string): string {
   return JSON.stringify({ error: { code, message } });
 }
 
+/** A request target's path and query string (without the "?"). */
+export interface RequestTarget {
+  pathname: string;
+  query: string;
+}
+
+/**
+ * Paths that WHATWG URL parsing leaves unchanged: characters it never escapes or rewrites (no "%", "\\", quotes,
+ * non-ASCII) and no "." or ".." segments.
+ */
+const PLAIN_PATH = /^\/(?!\/)(?:[A-Za-z0-9\-_~!$&'()*+,;=:@]|\.(?![./]|$)|\/(?!\.))*$/;
+/** Queries whose parameters read the same without URL: printable ASCII, no "#" (anything else goes through URL). */
+const PLAIN_QUERY = /^[\x21-\x22\x24-\x7e]*$/;
+
+/**
+ * Splits a request target into path and query the way `new URL(target, base)` does, without building a URL for the
+ * common shape (`/ws?codec=json&token=...`); anything unusual is parsed by URL. Undefined when it is not a URL.
+ */
+export function parseTarget(raw: string): RequestTarget | undefined {
+  const q = raw.indexOf("?");
+  const pathname = q < 0 ? raw : raw.slice(0, q);
+  const query = q < 0 ? "" : raw.slice(q + 1);
+  if (PLAIN_PATH.test(pathname) && PLAIN_QUERY.test(query)) return { pathname, query };
+  try {
+    const url = new URL(raw, "http://localhost");
+    return { pathname: url.pathname, query: url.search.slice(1) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The first value of a query parameter, as `URLSearchParams#get` reads it; null when absent. */
+export function queryParam(query: string, name: string): string | null {
+  if (query === "") return null;
+  // The "&" keeps URLSearchParams from dropping a leading "?" that belongs to the query (as in "/ws??token=").
+  if (query.includes("%") || query.includes("+")) return new URLSearchParams("&" + query).get(name);
+  for (let at = 0; at <= query.length; ) {
+    let end = query.indexOf("&", at);
+    if (end < 0) end = query.length;
+    const eq = query.indexOf("=", at);
+    const keyEnd = eq >= 0 && eq < end ? eq : end;
+    if (keyEnd - at === name.length && query.startsWith(name, at)) return keyEnd === end ? "" : query.slice(eq + 1, end);
+    at = end + 1;
+  }
+  return null;
+}
+
 /** Answers an upgrade request with an HTTP error and closes the socket; no WebSocket is created. */
 export function rejectUpgrade(
   socket: Duplex,
