@@ -1,3 +1,5 @@
+import { writeFileSync } from "node:fs";
+import { Session as InspectorSession } from "node:inspector/promises";
 import { writeHeapSnapshot } from "node:v8";
 import { serveIpc } from "./ipc.js";
 import { getSystem } from "./systems/index.js";
@@ -6,7 +8,7 @@ import { sleep } from "./clock.js";
 /**
  * A system under test, alone in its process. argv: <system id>; env ARQON_BENCH_SECRET. Reports its port when ready
  * and answers `mem` (RSS and heap after full GCs), `cpu` (CPU time and share since the last call), `snapshot` and
- * `exit`.
+ * `profile` (a CPU profile of one window: start, then stop with a file) and `exit`.
  */
 const system = getSystem(process.argv[2] ?? "");
 const server = await system.startServer({ secret: process.env.ARQON_BENCH_SECRET ?? "" });
@@ -14,6 +16,7 @@ let lastCpu = process.cpuUsage();
 let lastAt = performance.now();
 
 const gc = (globalThis as { gc?: () => void }).gc;
+let inspector: InspectorSession | undefined;
 
 serveIpc(
   {
@@ -39,6 +42,22 @@ serveIpc(
       lastCpu = process.cpuUsage();
       lastAt = t;
       return { share, cpuMs, userMs: c.user / 1000, systemMs: c.system / 1000 };
+    },
+    /** Profiles the main thread between `start` and `stop` (written to `file`), unlike --cpu-prof's whole life. */
+    async profile(args: { action: "start"; intervalUs?: number } | { action: "stop"; file: string }) {
+      if (args.action === "start") {
+        inspector = new InspectorSession();
+        inspector.connect();
+        await inspector.post("Profiler.enable");
+        await inspector.post("Profiler.setSamplingInterval", { interval: args.intervalUs ?? 100 });
+        await inspector.post("Profiler.start");
+        return true;
+      }
+      if (!inspector) throw new Error("profile: not started");
+      const { profile } = await inspector.post("Profiler.stop");
+      inspector.disconnect();
+      writeFileSync(args.file, JSON.stringify(profile));
+      return args.file;
     },
     async exit() {
       await Promise.race([server.close().catch(() => undefined), sleep(3000)]);
