@@ -113,7 +113,8 @@ serveIpc({
   },
   stats() {
     const c = process.cpuUsage(cpuMark);
-    return { received, firstAt, lastAt, hist: hist.toJSON(), cpu: (c.user + c.system) / 1000 / (performance.now() - cpuAt) };
+    const cpuMs = (c.user + c.system) / 1000;
+    return { received, firstAt, lastAt, hist: hist.toJSON(), cpu: cpuMs / (performance.now() - cpuAt), cpuMs };
   },
   /**
    * Publishes at `rate` messages/s for `durationMs`, round-robin over the plan, in ticks of `tickMs`; every message

@@ -112,6 +112,10 @@ export interface StepResult {
    * else the machine is doing, so it is the steadiest figure on a shared host.
    */
   serverCpuUsPerDelivery: number;
+  /** The user-space part of it (the rest is kernel time: socket writes, mostly). */
+  serverUserUsPerDelivery: number;
+  /** CPU time of all receiving client processes per delivery, in µs (they share the machine with the server). */
+  receiverCpuUsPerDelivery: number;
   clientCpu: number[];
   /** Share of the machine's CPU (all cores, all processes — the bench's and everyone else's) busy during the step. */
   machineBusy: number;
@@ -158,11 +162,13 @@ export async function runStep(
     if (now() > deadline) break;
     await sleep(50);
   }
-  const cpu = await session.server.call<{ share: number; cpuMs: number }>("cpu");
+  const cpu = await session.server.call<{ share: number; cpuMs: number; userMs: number; systemMs: number }>("cpu");
   const serverCpu = cpu.share;
   const m1 = machineTicks();
   const machineBusy = m1.total > m0.total ? (m1.busy - m0.busy) / (m1.total - m0.total) : NaN;
-  const stats = await Promise.all(receivers.map((c) => c.call<{ received: number; lastAt: number; hist: HistogramData; cpu: number }>("stats")));
+  const stats = await Promise.all(
+    receivers.map((c) => c.call<{ received: number; lastAt: number; hist: HistogramData; cpu: number; cpuMs: number }>("stats")),
+  );
   received = stats.reduce((a, s) => a + s.received, 0);
   const lastAt = drained ? Math.max(...stats.map((s) => s.lastAt)) : Math.max(deadline, ...stats.map((s) => s.lastAt));
   // The publishing window is the shortest time the step can take; a system that keeps up ends just after it.
@@ -185,6 +191,8 @@ export async function runStep(
     latency,
     serverCpu,
     serverCpuUsPerDelivery: received > 0 ? (cpu.cpuMs * 1000) / received : NaN,
+    serverUserUsPerDelivery: received > 0 ? (cpu.userMs * 1000) / received : NaN,
+    receiverCpuUsPerDelivery: received > 0 ? (stats.reduce((a, s) => a + s.cpuMs, 0) * 1000) / received : NaN,
     clientCpu: stats.map((s) => s.cpu),
     machineBusy,
   };

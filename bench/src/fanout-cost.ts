@@ -1,0 +1,107 @@
+import { randomBytes } from "node:crypto";
+import { mkdirSync } from "node:fs";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { runStep, Session, split } from "./harness.js";
+import { PROFILES } from "./profile.js";
+import { getSystem } from "./systems/index.js";
+
+/**
+ * Where fan-out CPU goes, per delivery, at fixed offered rates: server user and kernel time, and the receiving
+ * processes' CPU, for several systems with their steps interleaved (rate 1 for each system, then rate 2, ...; then
+ * again for `--rounds`), so that a noisy machine treats them alike. With `--prof DIR`, each system's step at the last
+ * rate of the last round is CPU-profiled (that window only).
+ *
+ *   npm run fanout-cost -w @arqon/bench -- --systems floor,arqon-json,arqon-proto --n 1000 --rates 50000,200000,400000
+ */
+const { values: args } = parseArgs({
+  options: {
+    systems: { type: "string", default: "floor,arqon-json,arqon-proto" },
+    n: { type: "string", default: "1000" },
+    rates: { type: "string", default: "50000,200000,400000" },
+    rounds: { type: "string", default: "2" },
+    "step-ms": { type: "string", default: "3000" },
+    prof: { type: "string" },
+    "prof-us": { type: "string", default: "200" },
+  },
+});
+
+const n = Number(args.n);
+const rates = args.rates.split(",").map(Number);
+const rounds = Number(args.rounds);
+const stepMs = Number(args["step-ms"]);
+const secret = randomBytes(32).toString("base64url");
+if (args.prof) mkdirSync(args.prof, { recursive: true });
+
+interface Cell {
+  achieved: number[];
+  keptUp: boolean[];
+  serverUser: number[];
+  serverKernel: number[];
+  receivers: number[];
+}
+
+const sessions: Array<{ s: Session; pub: Awaited<ReturnType<Session["addClients"]>>[number]; subs: Awaited<ReturnType<Session["addClients"]>> }> = [];
+try {
+  for (const id of args.systems.split(",")) {
+    const s = await Session.start({
+      system: getSystem(id),
+      profile: PROFILES.short,
+      secret,
+      run: 0,
+      serverNodeArgs: [],
+      log: (msg) => console.log(msg),
+      searchStart: (fallback) => fallback,
+      rememberSaturation: () => undefined,
+    });
+    const subs = await s.addClients(2);
+    const [pub] = await s.addClients(1);
+    sessions.push({ s, pub: pub!, subs });
+    const counts = split(n, 2);
+    await s.connect(subs, counts, { from: 1 });
+    await s.connect([pub!], [1], { from: 0 });
+    await Promise.all(subs.map((c, i) => s.subscribe(c, new Array<string>(counts[i]!).fill("fan"))));
+    await pub!.call("setPlan", { entries: [{ conn: 0, room: "fan", deliveries: n }] });
+    // Warm-up (JIT, buffers), not reported.
+    await runStep(s, [pub!], subs, rates[0]!, rates[0]! / n, 1000, 4000);
+  }
+  const cells = new Map<string, Cell>();
+  for (let r = 0; r < rounds; r++) {
+    for (const rate of rates) {
+      for (const { s, pub, subs } of sessions) {
+        const id = s.ctx.system.id;
+        const profile = args.prof !== undefined && r === rounds - 1 && rate === rates[rates.length - 1];
+        if (profile) await s.server.call("profile", { action: "start", intervalUs: Number(args["prof-us"]) });
+        const step = await runStep(s, [pub], subs, rate, rate / n, stepMs, Math.max(2000, 2 * stepMs));
+        if (profile) {
+          const file = path.resolve(args.prof!, `fanout-n${n}-${rate}-${id}.cpuprofile`);
+          await s.server.call("profile", { action: "stop", file });
+          console.log(`profile: ${file} (${step.received} deliveries)`);
+        }
+        const key = `${id}@${rate}`;
+        const c = cells.get(key) ?? { achieved: [], keptUp: [], serverUser: [], serverKernel: [], receivers: [] };
+        c.achieved.push(step.achieved);
+        c.keptUp.push(step.keptUp);
+        c.serverUser.push(step.serverUserUsPerDelivery);
+        c.serverKernel.push(step.serverCpuUsPerDelivery - step.serverUserUsPerDelivery);
+        c.receivers.push(step.receiverCpuUsPerDelivery);
+        cells.set(key, c);
+      }
+    }
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const f = (xs: number[], d = 2) => `${median(xs).toFixed(d)} (${Math.min(...xs).toFixed(d)}-${Math.max(...xs).toFixed(d)})`;
+  console.log(`\nfan-out to ${n} subscribers, ${rounds} round(s) of ${stepMs} ms steps; µs per delivery, median (min-max)`);
+  console.log("| offered /s | system | achieved /s | kept up | server user | server kernel | receivers |");
+  console.log("|---:|---|---:|---|---:|---:|---:|");
+  for (const rate of rates) {
+    for (const { s } of sessions) {
+      const c = cells.get(`${s.ctx.system.id}@${rate}`)!;
+      console.log(
+        `| ${rate} | ${s.ctx.system.id} | ${f(c.achieved, 0)} | ${c.keptUp.filter(Boolean).length}/${c.keptUp.length} | ${f(c.serverUser)} | ${f(c.serverKernel)} | ${f(c.receivers)} |`,
+      );
+    }
+  }
+} finally {
+  await Promise.all(sessions.map(({ s }) => s.stop()));
+}
