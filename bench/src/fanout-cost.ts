@@ -3,7 +3,6 @@ import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { runStep, Session, split } from "./harness.js";
-import { PROFILES } from "./profile.js";
 import { getSystem } from "./systems/index.js";
 
 /**
@@ -44,16 +43,7 @@ interface Cell {
 const sessions: Array<{ s: Session; pub: Awaited<ReturnType<Session["addClients"]>>[number]; subs: Awaited<ReturnType<Session["addClients"]>> }> = [];
 try {
   for (const id of args.systems.split(",")) {
-    const s = await Session.start({
-      system: getSystem(id),
-      profile: PROFILES.short,
-      secret,
-      run: 0,
-      serverNodeArgs: [],
-      log: (msg) => console.log(msg),
-      searchStart: (fallback) => fallback,
-      rememberSaturation: () => undefined,
-    });
+    const s = await Session.forTool(getSystem(id), secret);
     const subs = await s.addClients(2);
     const [pub] = await s.addClients(1);
     sessions.push({ s, pub: pub!, subs });

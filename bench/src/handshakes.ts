@@ -4,7 +4,6 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { sleep } from "./clock.js";
 import { Session, split } from "./harness.js";
-import { PROFILES } from "./profile.js";
 import { getSystem } from "./systems/index.js";
 
 /**
@@ -42,20 +41,7 @@ interface Round {
   closeKernel: number;
 }
 
-const sessions = await Promise.all(
-  systems.map((system) =>
-    Session.start({
-      system,
-      profile: PROFILES.short,
-      secret,
-      run: 0,
-      serverNodeArgs: [],
-      log: (msg) => console.log(msg),
-      searchStart: (fallback) => fallback,
-      rememberSaturation: () => undefined,
-    }),
-  ),
-);
+const sessions = await Promise.all(systems.map((system) => Session.forTool(system, secret)));
 try {
   const results = new Map<string, Round[]>();
   for (const s of sessions) {

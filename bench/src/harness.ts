@@ -2,6 +2,8 @@ import { readFileSync } from "node:fs";
 import { Child } from "./ipc.js";
 import { now, sleep } from "./clock.js";
 import { mergeHistograms, summarize, type HistogramData, type LatencySummary } from "./hist.js";
+import { PROFILES } from "./profile.js";
+import type { SystemAdapter } from "./systems/types.js";
 import type { WorkloadContext } from "./workloads/types.js";
 
 /** A system's server process plus the client processes driving it. `stop()` ends all of them. */
@@ -12,6 +14,20 @@ export class Session {
     readonly server: Child,
     readonly port: number,
   ) {}
+
+  /** A session outside a bench run (the focused tools): no run number, no saturation memory, plain logging. */
+  static forTool(system: SystemAdapter, secret: string): Promise<Session> {
+    return Session.start({
+      system,
+      profile: PROFILES.short,
+      secret,
+      run: 0,
+      serverNodeArgs: [],
+      log: (msg) => console.log(msg),
+      searchStart: (fallback) => fallback,
+      rememberSaturation: () => undefined,
+    });
+  }
 
   static async start(ctx: WorkloadContext): Promise<Session> {
     const server = new Child(`${ctx.system.id} server`, "server-proc.ts", [ctx.system.id], {
