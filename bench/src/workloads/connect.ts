@@ -25,7 +25,7 @@ export const connectWorkload: Workload = {
       await Promise.all(clients.map((c) => c.call("closeAll")));
       await sleep(SETTLE_MS);
       await s.server.call("cpu");
-      const r = await s.connect(clients, split(n, 2), { from: 1000, concurrency: 64 });
+      const r = await s.connect(clients, split(n, 2), { from: WARMUP, concurrency: 64 });
       const cpu = await s.server.call<{ cpuMs: number; userMs: number; systemMs: number }>("cpu");
       const cpuPer = (cpu.cpuMs * 1000) / r.opened;
       const userPer = (cpu.userMs * 1000) / r.opened;
