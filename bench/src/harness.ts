@@ -137,9 +137,25 @@ export interface StepResult {
   machineBusy: number;
 }
 
+/** How long a step must run to carry enough messages: at least `minMessages`, stretched up to `maxMs`. */
+export interface StepLength {
+  minMessages: number;
+  maxMs: number;
+}
+
+/** Saturation steps: ~10 messages at least (a 10,000-subscriber room at 25k deliveries/s is 2.5 messages/s), <= 5 s. */
+export const SEARCH_STEP: StepLength = { minMessages: 10, maxMs: 5000 };
+
 /**
- * One load step: reset the receivers, publish at `msgRate` for `durationMs`, wait for every expected delivery (at
- * most `drainMs` after publishing ends), then gather counts and latency histograms.
+ * Latency steps: a p99 needs more than a handful of messages behind it. At N=10,000 each message is one burst of
+ * 10,000 deliveries and the latencies within a burst are not independent, so the step runs for >= 60 messages (up
+ * to 12 s; the 10k/s common rate at N=10,000 is 1 message/s and gets 12).
+ */
+export const LATENCY_STEP: StepLength = { minMessages: 60, maxMs: 12_000 };
+
+/**
+ * One load step: reset the receivers, publish at `msgRate` for `durationMs` (stretched by `length`), wait for every
+ * expected delivery (at most `drainMs` after publishing ends), then gather counts and latency histograms.
  */
 export async function runStep(
   session: Session,
@@ -149,9 +165,9 @@ export async function runStep(
   msgRate: number,
   durationMs: number,
   drainMs: number,
+  length: StepLength = SEARCH_STEP,
 ): Promise<StepResult> {
-  // At least ~10 messages per step (a 10,000-subscriber room at 25k deliveries/s is 2.5 messages/s), up to 5 s.
-  durationMs = Math.min(Math.max(durationMs, 10_000 / Math.max(msgRate, 1e-3)), Math.max(durationMs, 5000));
+  durationMs = Math.min(Math.max(durationMs, (length.minMessages * 1000) / Math.max(msgRate, 1e-3)), Math.max(durationMs, length.maxMs));
   const all = [...new Set([...publishers, ...receivers])];
   await Promise.all(all.map((c) => c.call("reset")));
   await session.server.call("cpu");

@@ -74,6 +74,12 @@ export interface ChildOptions {
 const here = path.dirname(fileURLToPath(import.meta.url));
 const benchRoot = path.resolve(here, "..");
 
+/**
+ * Extra Node options for every forked child, from ARQON_BENCH_NODE_ARGS (space-separated), e.g.
+ * `--cpu-prof --cpu-prof-dir=/tmp/p` to profile the load generators too (Node refuses --cpu-prof in NODE_OPTIONS).
+ */
+const extraNodeArgs = (process.env.ARQON_BENCH_NODE_ARGS ?? "").split(" ").filter((a) => a.length > 0);
+
 /** A forked child speaking the request protocol. */
 export class Child {
   readonly proc: ChildProcess;
@@ -86,7 +92,7 @@ export class Child {
     hookCleanup();
     this.proc = fork(path.join(here, script), argv, {
       cwd: benchRoot,
-      execArgv: ["--conditions=arqon-source", "--import", "tsx", "--expose-gc", ...(opts.nodeArgs ?? [])],
+      execArgv: ["--conditions=arqon-source", "--import", "tsx", "--expose-gc", ...extraNodeArgs, ...(opts.nodeArgs ?? [])],
       serialization: "advanced",
       env: { ...process.env, ...opts.env },
       stdio: ["ignore", "inherit", "inherit", "ipc"],

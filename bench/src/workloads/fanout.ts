@@ -1,4 +1,4 @@
-import { runStep, searchSaturation, Session, split } from "../harness.js";
+import { LATENCY_STEP, runStep, searchSaturation, SEARCH_STEP, Session, split } from "../harness.js";
 import { openIdle } from "./idle-memory.js";
 import type { Metric, Workload } from "./types.js";
 
@@ -28,14 +28,14 @@ export function fanoutWorkload(n: number): Workload {
         await s.connect([pub!], [1], { from: 0 });
         await Promise.all(subs.map((c, i) => s.subscribe(c, new Array<string>(counts[i]!).fill("fan"))));
         await pub!.call("setPlan", { entries: [{ conn: 0, room: "fan", deliveries: n }] });
-        const step = (target: number, durationMs = profile.stepMs) =>
-          runStep(s, [pub!], subs, target, target / n, durationMs, Math.max(2000, 2 * durationMs));
+        const step = (target: number, durationMs = profile.stepMs, length = SEARCH_STEP) =>
+          runStep(s, [pub!], subs, target, target / n, durationMs, Math.max(2000, 2 * durationMs), length);
         await step(ctx.searchStart(Math.max(25_000, 10 * n)) / 2, 1000); // warm-up (JIT, buffers), not reported
         const sat = await searchSaturation(step, { start: ctx.searchStart(Math.max(25_000, 10 * n)), maxSteps: profile.maxSteps, maxRate: 20_000_000, log: ctx.log });
         ctx.rememberSaturation(sat.saturation);
-        const half = await step(sat.saturation / 2, profile.latencyMs);
+        const half = await step(sat.saturation / 2, profile.latencyMs, LATENCY_STEP);
         ctx.log(`    half load ${Math.round(sat.saturation / 2)}/s: p50 ${half.latency.p50.toFixed(2)} p99 ${half.latency.p99.toFixed(2)} max ${half.latency.max.toFixed(1)} ms${half.keptUp ? "" : " (BEHIND)"}`);
-        const common = await step(profile.commonRate, profile.latencyMs);
+        const common = await step(profile.commonRate, profile.latencyMs, LATENCY_STEP);
         ctx.log(`    common ${profile.commonRate}/s: p50 ${common.latency.p50.toFixed(2)} p99 ${common.latency.p99.toFixed(2)} max ${common.latency.max.toFixed(1)} ms${common.keptUp ? "" : " (BEHIND)"}`);
         const k = `fanout.n${n}`;
         const lat = (name: string, label: string, r: typeof half, detail: unknown): Metric[] => [
