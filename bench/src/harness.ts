@@ -251,15 +251,21 @@ export interface Saturation {
   steps: StepResult[];
 }
 
+/** The overload step offers this many times the best rate the search has seen the system deliver. */
+export const OVERLOAD_FACTOR = 3;
+
 /**
  * Raises the offered rate (×2 per step) until delivery falls behind (twice in a row at the same rate), then bisects
- * (geometric mean) until the bounds are within 25% or the step budget is spent, then offers one overload step at twice
- * the highest rate tried. Saturation = the best delivery rate achieved by any step.
+ * (geometric mean) until the bounds are within 25% or the step budget is spent, then offers one overload step at
+ * OVERLOAD_FACTOR times the best rate achieved so far. Saturation = the best delivery rate achieved by any step.
  *
  * The overload step keeps the figure from depending on the search's path: a server that coalesces delivers more per
- * write the more is queued, so one that fell behind at 400k/s may deliver 600k/s when offered 800k/s. Without it, a
- * system that first fell behind at 400k/s was never offered more than that while one that kept up there was offered
- * 800k/s, and their "best achieved" rates were taken under different loads.
+ * write the more is queued (and its subscribers read more frames per read), so one that fell behind at 400k/s may
+ * deliver 600k/s when offered 800k/s. Until 2026-12-04 it offered twice the highest rate *tried*, which still
+ * depended on the path: at N=1,000 the floor, which held 800k/s, was offered 3.2M/s, while ArqonBus JSON, which fell
+ * behind at 800k/s, was offered 1.6M/s (or 800k/s after a low start) and measured 500k/s where 1.2M/s offered gave
+ * 690k/s in the next run. Offering a multiple of what each system has shown it delivers puts every system under the
+ * same relative overload, and bounds the backlog a slow system must drain afterwards to ~2 steps' worth.
  */
 export async function searchSaturation(
   step: (target: number) => Promise<StepResult>,
@@ -294,11 +300,12 @@ export async function searchSaturation(
       rate = Math.sqrt(good * bad);
     }
   }
-  const highest = Math.max(...steps.map((s) => s.target));
-  if (steps.length > 0 && highest * 2 <= opts.maxRate) {
-    const r = await step(highest * 2);
+  const best = Math.max(0, ...steps.map((s) => s.achieved));
+  if (best > 0) {
+    const offer = Math.min(opts.maxRate, OVERLOAD_FACTOR * best);
+    const r = await step(offer);
     steps.push(r);
-    opts.log(`    overload: target ${fmtRate(highest * 2)}/s achieved ${fmtRate(r.achieved)}/s`);
+    opts.log(`    overload: target ${fmtRate(offer)}/s achieved ${fmtRate(r.achieved)}/s`);
   }
   return { saturation: Math.max(0, ...steps.map((s) => s.achieved)), lastGood: good, firstBad: bad, steps };
 }
