@@ -99,6 +99,15 @@ serveIpc({
     plan.push(...args.entries);
     return plan.length;
   },
+  /** Switches every connection to the bare frame reader (src/lean.ts); fails for a system without lean mode. */
+  lean() {
+    for (const c of conns) {
+      if (!c) continue;
+      if (!c.lean) throw new Error(`${system.id} has no lean client mode`);
+      c.lean(hooks);
+    }
+    return conns.length;
+  },
   reset() {
     hist.reset();
     received = 0;

@@ -12,6 +12,9 @@ import { getSystem } from "./systems/index.js";
  * rate of the last round is CPU-profiled (that window only).
  *
  *   npm run fanout-cost -w @arqon/bench -- --systems floor,arqon-json,arqon-proto --n 1000 --rates 50000,200000,400000
+ *
+ * `--lean`: the subscribers read with the bench's bare frame reader instead of `ws` (src/lean.ts), so the figures
+ * show each server's own ceiling (floor and ArqonBus; Socket.IO's lean client is the `socketio-raw` system).
  */
 const { values: args } = parseArgs({
   options: {
@@ -21,6 +24,8 @@ const { values: args } = parseArgs({
     rounds: { type: "string", default: "2" },
     "step-ms": { type: "string", default: "3000" },
     prof: { type: "string" },
+    /** Subscribers read with the bare frame reader (src/lean.ts): the servers' own ceiling. */
+    lean: { type: "boolean", default: false },
     "prof-us": { type: "string", default: "200" },
   },
 });
@@ -52,6 +57,7 @@ try {
     await s.connect([pub!], [1], { from: 0 });
     await Promise.all(subs.map((c, i) => s.subscribe(c, new Array<string>(counts[i]!).fill("fan"))));
     await pub!.call("setPlan", { entries: [{ conn: 0, room: "fan", deliveries: n }] });
+    if (args.lean) await Promise.all(subs.map((c) => c.call("lean")));
     // Warm-up (JIT, buffers), not reported.
     await runStep(s, [pub!], subs, rates[0]!, rates[0]! / n, 1000, 4000);
   }
@@ -81,7 +87,7 @@ try {
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const f = (xs: number[], d = 2) => `${median(xs).toFixed(d)} (${Math.min(...xs).toFixed(d)}-${Math.max(...xs).toFixed(d)})`;
-  console.log(`\nfan-out to ${n} subscribers, ${rounds} round(s) of ${stepMs} ms steps; µs per delivery, median (min-max)`);
+  console.log(`\nfan-out to ${n} ${args.lean ? "lean " : ""}subscribers, ${rounds} round(s) of ${stepMs} ms steps; µs per delivery, median (min-max)`);
   console.log("| offered /s | system | achieved /s | kept up | server user | server kernel | receivers |");
   console.log("|---:|---|---:|---|---:|---:|---:|");
   for (const rate of rates) {

@@ -16,13 +16,16 @@ export function makePayload(seq: number, size = PAYLOAD_BYTES): string {
   return head + "x".repeat(padLen) + '"}';
 }
 
-/** The send timestamp inside a received frame (any framing that keeps the payload's JSON text), or -1. */
-export function extractTs(buf: Buffer): number {
-  const i = buf.indexOf(TS_MARK);
-  if (i < 0) return -1;
+/**
+ * The send timestamp inside a received frame (any framing that keeps the payload's JSON text), or -1. `from`/`to`
+ * bound the search to one frame inside a larger buffer (the lean reader's chunks).
+ */
+export function extractTs(buf: Buffer, from = 0, to = buf.length): number {
+  const i = buf.indexOf(TS_MARK, from);
+  if (i < 0 || i >= to) return -1;
   const start = i + TS_MARK.length;
   let end = start;
-  const len = buf.length;
+  const len = to;
   while (end < len) {
     const c = buf[end]!;
     if ((c >= 48 && c <= 57) || c === 46) end++;

@@ -1,6 +1,7 @@
 import WebSocket from "ws";
+import { readLean } from "../lean.js";
 import { extractTs } from "../payload.js";
-import type { ClientFactory, ClientOptions, RunningServer, ServerStartOptions, SystemAdapter } from "./types.js";
+import type { ClientFactory, ClientHooks, ClientOptions, RunningServer, ServerStartOptions, SystemAdapter } from "./types.js";
 
 /**
  * ArqonBus through its public factory, `createArqonServer` from @arqon/server (imported from source by tsx with the
@@ -107,6 +108,7 @@ function makeFactory(codec: "json" | "protobuf") {
                 : (room: string, payload: string) =>
                     ws.send(core.encodeProto({ type: "publish", room, payload: Buffer.from(payload, "utf8") }), { binary: true }),
             close: () => ws.terminate(),
+            lean: (h: ClientHooks) => readLean(ws, h),
           };
         });
       },

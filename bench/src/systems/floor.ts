@@ -2,8 +2,9 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import WebSocket, * as wsModule from "ws";
+import { readLean } from "../lean.js";
 import { extractTs } from "../payload.js";
-import type { ClientFactory, ClientOptions, RunningServer, SystemAdapter } from "./types.js";
+import type { ClientFactory, ClientHooks, ClientOptions, RunningServer, SystemAdapter } from "./types.js";
 
 /**
  * The floor: a bare `ws` server with the least work this runtime allows. A published message is framed once (one
@@ -171,6 +172,7 @@ async function createClientFactory(opts: ClientOptions): Promise<ClientFactory> 
               }),
             publish: (room, payload) => ws.send("P" + room + "\n" + payload),
             close: () => ws.terminate(),
+            lean: (h: ClientHooks) => readLean(ws, h),
           });
         });
       }),

@@ -25,6 +25,12 @@ export interface ClientConn {
   /** Publishes one payload (JSON text) to a room; fire and forget. */
   publish(room: string, payloadJson: string): void;
   close(): void;
+  /**
+   * Lean mode: stop reading through the WebSocket library and read this connection's frames with the bench's bare
+   * frame reader (src/lean.ts) — the subscriber then costs as little as this runtime allows, so a step measures the
+   * server's own ceiling. Systems without it (Socket.IO: see `socketio-raw`) leave it out.
+   */
+  lean?(hooks: ClientHooks): void;
 }
 
 export interface ClientFactory {
