@@ -3,6 +3,8 @@ import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { runStep, Session, split } from "./harness.js";
+import type { Child } from "./ipc.js";
+import { spreadText } from "./report.js";
 import { getSystem } from "./systems/index.js";
 
 /**
@@ -45,7 +47,7 @@ interface Cell {
   receivers: number[];
 }
 
-const sessions: Array<{ s: Session; pub: Awaited<ReturnType<Session["addClients"]>>[number]; subs: Awaited<ReturnType<Session["addClients"]>> }> = [];
+const sessions: Array<{ s: Session; pub: Child; subs: Child[] }> = [];
 try {
   for (const id of args.systems.split(",")) {
     const s = await Session.forTool(getSystem(id), secret);
@@ -85,8 +87,6 @@ try {
       }
     }
   }
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  const f = (xs: number[], d = 2) => `${median(xs).toFixed(d)} (${Math.min(...xs).toFixed(d)}-${Math.max(...xs).toFixed(d)})`;
   console.log(`\nfan-out to ${n} ${args.lean ? "lean " : ""}subscribers, ${rounds} round(s) of ${stepMs} ms steps; µs per delivery, median (min-max)`);
   console.log("| offered /s | system | achieved /s | kept up | server user | server kernel | receivers |");
   console.log("|---:|---|---:|---|---:|---:|---:|");
@@ -94,7 +94,7 @@ try {
     for (const { s } of sessions) {
       const c = cells.get(`${s.ctx.system.id}@${rate}`)!;
       console.log(
-        `| ${rate} | ${s.ctx.system.id} | ${f(c.achieved, 0)} | ${c.keptUp.filter(Boolean).length}/${c.keptUp.length} | ${f(c.serverUser)} | ${f(c.serverKernel)} | ${f(c.receivers)} |`,
+        `| ${rate} | ${s.ctx.system.id} | ${spreadText(c.achieved, 0)} | ${c.keptUp.filter(Boolean).length}/${c.keptUp.length} | ${spreadText(c.serverUser)} | ${spreadText(c.serverKernel)} | ${spreadText(c.receivers)} |`,
       );
     }
   }

@@ -4,6 +4,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { sleep } from "./clock.js";
 import { Session, split } from "./harness.js";
+import { spreadText } from "./report.js";
 import { getSystem } from "./systems/index.js";
 
 /**
@@ -73,15 +74,11 @@ try {
       results.get(id)!.push({ rate: c.ratePerSec, user: per(hs.userMs), kernel: per(hs.systemMs), closeUser: per(cl.userMs), closeKernel: per(cl.systemMs) });
     }
   }
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   console.log(`\n${count} handshakes per round, ${rounds} rounds (interleaved); server CPU per handshake in µs, median (min-max)`);
   console.log("| system | handshakes/s | user | kernel | close: user | close: kernel |");
   console.log("|---|---:|---:|---:|---:|---:|");
   for (const [id, rs] of results) {
-    const col = (f: (r: Round) => number, digits = 0) => {
-      const xs = rs.map(f);
-      return `${median(xs).toFixed(digits)} (${Math.min(...xs).toFixed(digits)}-${Math.max(...xs).toFixed(digits)})`;
-    };
+    const col = (f: (r: Round) => number) => spreadText(rs.map(f), 0);
     console.log(`| ${id} | ${col((r) => r.rate)} | ${col((r) => r.user)} | ${col((r) => r.kernel)} | ${col((r) => r.closeUser)} | ${col((r) => r.closeKernel)} |`);
   }
 } finally {

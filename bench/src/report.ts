@@ -18,6 +18,12 @@ export function spread(values: number[]): Spread | undefined {
   return { median, min: v[0]!, max: v[v.length - 1]!, n: v.length };
 }
 
+/** "median (min-max)" of a sample, as the focused tools (handshakes, fanout-cost) print their cells. */
+export function spreadText(values: number[], digits = 2): string {
+  const s = spread(values);
+  return s ? `${s.median.toFixed(digits)} (${s.min.toFixed(digits)}-${s.max.toFixed(digits)})` : "-";
+}
+
 export interface Target {
   /** Metric key or a prefix ending in "*" (e.g. "fanout.n*.deliveries" is written as a regexp below). */
   pattern: RegExp;
