@@ -1,7 +1,9 @@
+import { randomBytes } from "node:crypto";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import WebSocket, * as wsModule from "ws";
+import type { Frame } from "@arqon/core";
 import { readLean } from "../lean.js";
 import { extractTs } from "../payload.js";
 import type { ClientFactory, ClientHooks, ClientOptions, RunningServer, SystemAdapter } from "./types.js";
@@ -19,10 +21,11 @@ interface WsSender {
 const Sender = (wsModule as unknown as { Sender: WsSender }).Sender;
 const { WebSocketServer } = wsModule;
 const TEXT = { fin: true, opcode: 1, mask: false, readOnly: true, rsv1: false };
+const BINARY = { ...TEXT, opcode: 2 };
 
-/** One unmasked text frame (header + payload) in one buffer; also used by bench/scale's floor. */
-export function frameOnce(data: Buffer): Buffer {
-  const parts = Sender.frame(data, TEXT);
+/** One unmasked text (or binary) frame, header + payload, in one buffer; also used by bench/scale's floor. */
+export function frameOnce(data: Buffer, binary = false): Buffer {
+  const parts = Sender.frame(data, binary ? BINARY : TEXT);
   return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
 }
 
@@ -33,15 +36,55 @@ interface FloorConn {
   rooms: string[];
 }
 
+/** Turns a published payload into the bytes the recipients get, and says how they are framed (text or binary). */
+interface Wrapper {
+  binary: boolean;
+  wrap(room: string, payload: Buffer): Buffer;
+}
+
 async function startServer(): Promise<RunningServer> {
   return startFloor(false);
 }
 
 /**
- * `split`: keep each frame as two buffers (header, payload) and write both, as a gateway that frames with
- * `Sender.frame` without merging does; the `floor-split` system exists to measure what that costs.
+ * A wrapper that gives the floor's recipients ArqonBus's own message frame (same fields and sizes as the gateway's
+ * live delivery, encoded by @arqon/core once per message), so the floor's loop can be measured with ArqonBus's frame
+ * shape: what is left between it and ArqonBus is the gateway's own work, not the bytes or the client's parsing.
  */
-async function startFloor(split: boolean): Promise<RunningServer> {
+async function arqonFrameWrapper(codec: "json" | "protobuf"): Promise<Wrapper> {
+  const { encodeJson, encodeProto } = await import("@arqon/core");
+  const epoch = randomBytes(8).toString("hex");
+  const prefix = randomBytes(6).toString("base64url");
+  let offset = 0;
+  return {
+    binary: codec === "protobuf",
+    wrap(room, payload) {
+      offset++;
+      const now = Date.now();
+      const frame: Frame = {
+        type: "message",
+        id: `${prefix}-${offset}`,
+        room,
+        payload,
+        headers: { "x-timestamp": String(now), "x-twist-id": "main" },
+        offset,
+        epoch,
+        timestamp: now,
+        sender: "user-0",
+      };
+      if (codec === "json") return Buffer.from(encodeJson(frame), "utf8");
+      const bytes = encodeProto(frame);
+      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    },
+  };
+}
+
+/**
+ * `split`: keep each frame as two buffers (header, payload) and write both, as a gateway that frames with
+ * `Sender.frame` without merging does; the `floor-split` system exists to measure what that costs. `wrapper`: what
+ * the recipients get instead of the bare payload (the `floor-arqon-*` systems).
+ */
+async function startFloor(split: boolean, wrapper?: Wrapper): Promise<RunningServer> {
   const http = createServer();
   const wss = new WebSocketServer({ server: http, perMessageDeflate: false, clientTracking: false, maxPayload: 1 << 20 });
   const rooms = new Map<string, FloorConn[]>();
@@ -104,7 +147,10 @@ async function startFloor(split: boolean): Promise<RunningServer> {
           }
           return;
         }
-        const framed = frameOnce(data.subarray(nl + 1));
+        const payload = data.subarray(nl + 1);
+        const framed = wrapper
+          ? frameOnce(wrapper.wrap(data.toString("latin1", 1, nl), payload), wrapper.binary)
+          : frameOnce(payload);
         for (let i = 0; i < members.length; i++) {
           const m = members[i]!;
           if (m !== conn) enqueue(m, framed);
@@ -192,5 +238,21 @@ export const floorSplit: SystemAdapter = {
   label: "bare ws floor, header and payload written as two buffers",
   clientNote: "ws clients",
   startServer: () => startFloor(true),
+  createClientFactory,
+};
+
+export const floorArqonJson: SystemAdapter = {
+  id: "floor-arqon-json",
+  label: "bare ws floor carrying ArqonBus's JSON message frame",
+  clientNote: "ws clients, ArqonBus's JSON message frame (~300 bytes for a 100-byte payload)",
+  startServer: async () => startFloor(false, await arqonFrameWrapper("json")),
+  createClientFactory,
+};
+
+export const floorArqonProto: SystemAdapter = {
+  id: "floor-arqon-proto",
+  label: "bare ws floor carrying ArqonBus's protobuf message frame",
+  clientNote: "ws clients, ArqonBus's protobuf message frame (~200 bytes for a 100-byte payload)",
+  startServer: async () => startFloor(false, await arqonFrameWrapper("protobuf")),
   createClientFactory,
 };

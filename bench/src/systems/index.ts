@@ -1,5 +1,5 @@
 import { arqonJson, arqonProto } from "./arqon.js";
-import { floor, floorSplit } from "./floor.js";
+import { floor, floorArqonJson, floorArqonProto, floorSplit } from "./floor.js";
 import { socketio, socketioRaw } from "./socketio.js";
 import type { SystemAdapter } from "./types.js";
 
@@ -11,6 +11,8 @@ export const SYSTEMS: Record<string, SystemAdapter> = {
   [floor.id]: floor,
   [socketioRaw.id]: socketioRaw,
   [floorSplit.id]: floorSplit,
+  [floorArqonJson.id]: floorArqonJson,
+  [floorArqonProto.id]: floorArqonProto,
 };
 
 /** Systems in every run unless --systems says otherwise. */
