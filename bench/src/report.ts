@@ -56,6 +56,11 @@ export interface Row {
   /** Ratio to the floor / Socket.IO measured in the same run; median and spread over runs. */
   vsFloor?: Spread;
   vsSocketio?: Spread;
+  /**
+   * ArqonBus rows: ratio to the floor carrying ArqonBus's own frame (`floor-arqon-json` / `floor-arqon-proto`) when the
+   * run has it — the gateway's own share of the gap, with the frame's cost to clients and kernel taken out.
+   */
+  vsSameFrame?: Spread;
   targets: Array<{ text: string; met: boolean | undefined }>;
 }
 
@@ -91,6 +96,7 @@ export function aggregate(results: RunResults, systems: string[]): Row[] {
             );
       const row: Row = { ...k, system: sys, value, vsFloor: ratio("floor"), vsSocketio: ratio("socketio"), targets: [] };
       if (sys.startsWith("arqon")) {
+        row.vsSameFrame = ratio(`floor-${sys}`);
         for (const t of TARGETS) {
           if (!t.pattern.test(k.key)) continue;
           const x = t.against === "absolute" ? value.median : t.against === "floor" ? row.vsFloor?.median : row.vsSocketio?.median;
@@ -125,8 +131,8 @@ function ratioText(s: Spread | undefined): string {
 /** A Markdown table: one row per metric and system. */
 export function table(rows: Row[]): string {
   const out = [
-    "| metric | system | median | spread (min-max, runs) | vs floor | vs Socket.IO | target |",
-    "|---|---|---:|---|---:|---:|---|",
+    "| metric | system | median | spread (min-max, runs) | vs floor | vs Socket.IO | vs floor, same frame | target |",
+    "|---|---|---:|---|---:|---:|---:|---|",
   ];
   let lastKey = "";
   for (const r of rows) {
@@ -134,7 +140,7 @@ export function table(rows: Row[]): string {
     lastKey = r.key;
     const target = r.targets.map((t) => `${t.text} ${t.met === undefined ? "?" : t.met ? "MET" : "MISSED"}`).join("; ");
     out.push(
-      `| ${label} | ${r.system} | ${num(r.value.median, r.unit)} | ${num(r.value.min, r.unit)}-${num(r.value.max, r.unit)} (${r.value.n}) | ${ratioText(r.vsFloor)} | ${ratioText(r.vsSocketio)} | ${target} |`,
+      `| ${label} | ${r.system} | ${num(r.value.median, r.unit)} | ${num(r.value.min, r.unit)}-${num(r.value.max, r.unit)} (${r.value.n}) | ${ratioText(r.vsFloor)} | ${ratioText(r.vsSocketio)} | ${ratioText(r.vsSameFrame)} | ${target} |`,
     );
   }
   return out.join("\n");
@@ -146,8 +152,8 @@ export function headline(rows: Row[], keys: RegExp): string {
   const byKey = new Map<string, Row[]>();
   for (const r of rows) if (keys.test(r.key)) (byKey.get(r.key) ?? byKey.set(r.key, []).get(r.key)!).push(r);
   const out = [
-    "| metric | ArqonBus JSON | ArqonBus protobuf | Socket.IO | floor | ArqonBus JSON / proto vs floor | vs Socket.IO | target (JSON / proto) |",
-    "|---|---:|---:|---:|---:|---:|---:|---|",
+    "| metric | ArqonBus JSON | ArqonBus protobuf | Socket.IO | floor | ArqonBus JSON / proto vs floor | vs Socket.IO | vs floor, same frame | target (JSON / proto) |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---|",
   ];
   for (const rs of byKey.values()) {
     const get = (s: string) => rs.find((r) => r.system === s);
@@ -155,7 +161,7 @@ export function headline(rows: Row[], keys: RegExp): string {
       const r = get(s);
       return r ? num(r.value.median, r.unit) : "";
     };
-    const ratio = (which: "vsFloor" | "vsSocketio") =>
+    const ratio = (which: "vsFloor" | "vsSocketio" | "vsSameFrame") =>
       ["arqon-json", "arqon-proto"].map((s) => (get(s)?.[which] ? ratioText({ ...get(s)![which]!, n: 1 }) : "-")).join(" / ");
     const targets = (get("arqon-json")?.targets ?? [])
       .map((t, i) => {
@@ -164,7 +170,7 @@ export function headline(rows: Row[], keys: RegExp): string {
         return `${t.text}: ${mark(t.met)} / ${mark(p?.met)}`;
       })
       .join("; ");
-    out.push(`| ${rs[0]!.label} (${rs[0]!.unit}) | ${systems.map(cell).join(" | ")} | ${ratio("vsFloor")} | ${ratio("vsSocketio")} | ${targets} |`);
+    out.push(`| ${rs[0]!.label} (${rs[0]!.unit}) | ${systems.map(cell).join(" | ")} | ${ratio("vsFloor")} | ${ratio("vsSocketio")} | ${ratio("vsSameFrame")} | ${targets} |`);
   }
   return out.join("\n");
 }

@@ -8,7 +8,8 @@ import WebSocket, * as wsModule from "ws";
  * handshake, then writes chunks of `--batch` identical frames (as a coalescing server does under load) and the client
  * scans each for the bench stamp, as the bench's subscribers do. Reports CPU (both sides, one process) and wall time
  * per frame. The kinds are the frames the fan-out workload carries: the floor's 100-byte payload, an ArqonBus JSON
- * `message` frame around the same payload, and binary frames of ArqonBus protobuf's size.
+ * `message` frame around the same payload, and binary frames of ArqonBus protobuf's size; and text frames of 125 and
+ * 126 bytes, either side of the point where a frame's length moves from the 7-bit field to the 16-bit extension.
  *
  *   npm run ws-receive -w @arqon/bench -- [--frames 400000] [--batch 26] [--repeat 3]
  */
@@ -39,6 +40,9 @@ const kinds: Array<{ name: string; data: Buffer; binary: boolean }> = [
     ),
     binary: false,
   },
+  // The largest frame whose length fits the 7-bit field, and one byte more (16-bit extended length from here on).
+  { name: "text, 125 bytes", data: Buffer.from(`{"ts":1796357268969.123,"seq":1,"pad":"${"x".repeat(84)}"}`), binary: false },
+  { name: "text, 126 bytes", data: Buffer.from(`{"ts":1796357268969.123,"seq":1,"pad":"${"x".repeat(85)}"}`), binary: false },
   { name: "text, JSON message size", data: Buffer.from(`{"ts":1796357268969.123,"seq":1,"pad":"${"x".repeat(254)}"}`), binary: false },
   { name: "binary, protobuf size", data: Buffer.alloc(200, 120), binary: true },
 ];
