@@ -251,21 +251,31 @@ export interface Saturation {
   steps: StepResult[];
 }
 
-/** The overload step offers this many times the best rate the search has seen the system deliver. */
+/** An overload step offers this many times the best rate the system has delivered so far. */
 export const OVERLOAD_FACTOR = 3;
+/** Overload steps go on while one raises the best delivered rate by more than this share ... */
+export const OVERLOAD_GAIN = 0.1;
+/** ... at most this many of them. */
+export const MAX_OVERLOAD_STEPS = 3;
 
 /**
  * Raises the offered rate (×2 per step) until delivery falls behind (twice in a row at the same rate), then bisects
- * (geometric mean) until the bounds are within 25% or the step budget is spent, then offers one overload step at
- * OVERLOAD_FACTOR times the best rate achieved so far. Saturation = the best delivery rate achieved by any step.
+ * (geometric mean) until the bounds are within 25% or the step budget is spent, then offers overload steps, each at
+ * OVERLOAD_FACTOR times the best rate achieved so far, until one no longer raises that best by more than
+ * OVERLOAD_GAIN (at most MAX_OVERLOAD_STEPS). Saturation = the best delivery rate achieved by any step.
  *
- * The overload step keeps the figure from depending on the search's path: a server that coalesces delivers more per
+ * The overload steps keep the figure from depending on the search's path: a server that coalesces delivers more per
  * write the more is queued (and its subscribers read more frames per read), so one that fell behind at 400k/s may
- * deliver 600k/s when offered 800k/s. Until 2026-12-04 it offered twice the highest rate *tried*, which still
- * depended on the path: at N=1,000 the floor, which held 800k/s, was offered 3.2M/s, while ArqonBus JSON, which fell
- * behind at 800k/s, was offered 1.6M/s (or 800k/s after a low start) and measured 500k/s where 1.2M/s offered gave
- * 690k/s in the next run. Offering a multiple of what each system has shown it delivers puts every system under the
- * same relative overload, and bounds the backlog a slow system must drain afterwards to ~2 steps' worth.
+ * deliver 600k/s when offered 800k/s. Until 2026-12-04 one step offered twice the highest rate *tried*: at N=1,000
+ * the floor, which held 800k/s, was offered 3.2M/s, while ArqonBus JSON, which fell behind at 800k/s, was offered
+ * 1.6M/s (or 800k/s after a low start). One step at three times the best rate delivered still depended on the path
+ * at N=10,000, where every system falls "behind" (a 1 s step loses more than 7% to the fan-out's own latency) at
+ * 30-60k/s yet delivers 80% of whatever it is offered up to several 100k/s: the best rate seen was set by the
+ * search's first step (0.6x the previous run's result), and the floor, offered 632k/s after a start at 269k/s,
+ * measured 398k/s while ArqonBus JSON, offered 263k/s after a start at 102k/s, measured 191k/s — with 1M/s offered
+ * to both, the same servers deliver 608k/s and 512k/s (`fanout-cost --n 10000`). Repeating the overload step until
+ * more offered load no longer brings more delivered takes every system to its plateau whatever the start; each step
+ * offers a multiple of what the system has shown it delivers, so a slow system's backlog stays ~2 steps' worth.
  */
 export async function searchSaturation(
   step: (target: number) => Promise<StepResult>,
@@ -300,12 +310,15 @@ export async function searchSaturation(
       rate = Math.sqrt(good * bad);
     }
   }
-  const best = Math.max(0, ...steps.map((s) => s.achieved));
-  if (best > 0) {
+  let best = Math.max(0, ...steps.map((s) => s.achieved));
+  for (let k = 0; k < MAX_OVERLOAD_STEPS && best > 0; k++) {
     const offer = Math.min(opts.maxRate, OVERLOAD_FACTOR * best);
     const r = await step(offer);
     steps.push(r);
     opts.log(`    overload: target ${fmtRate(offer)}/s achieved ${fmtRate(r.achieved)}/s`);
+    const gained = r.achieved > best * (1 + OVERLOAD_GAIN);
+    best = Math.max(best, r.achieved);
+    if (!gained || offer >= opts.maxRate) break;
   }
   return { saturation: Math.max(0, ...steps.map((s) => s.achieved)), lastGood: good, firstBad: bad, steps };
 }
