@@ -256,7 +256,7 @@ export const OVERLOAD_FACTOR = 3;
 /** Overload steps go on while one raises the best delivered rate by more than this share ... */
 export const OVERLOAD_GAIN = 0.1;
 /** ... at most this many of them. */
-export const MAX_OVERLOAD_STEPS = 3;
+export const MAX_OVERLOAD_STEPS = 5;
 
 /**
  * Raises the offered rate (×2 per step) until delivery falls behind (twice in a row at the same rate), then bisects
