@@ -1,0 +1,15 @@
+import { defineConfig } from "vitest/config";
+
+// The bench's own logic (search, report) is tested here; the benchmarks themselves run with `npm run bench`.
+// @arqon/* packages resolve to their TypeScript sources through the "arqon-source" export condition, as in the
+// packages' own configs.
+export default defineConfig({
+  resolve: { conditions: ["arqon-source", "module", "browser", "development|production"] },
+  ssr: { resolve: { conditions: ["arqon-source", "module", "node", "development|production"] } },
+  test: {
+    name: "@arqon/bench",
+    include: ["test/**/*.test.ts"],
+    environment: "node",
+    testTimeout: 30_000,
+  },
+});
