@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { runStep, Session, split } from "./harness.js";
@@ -11,7 +11,9 @@ import { getSystem } from "./systems/index.js";
  * Where fan-out CPU goes, per delivery, at fixed offered rates: server user and kernel time, and the receiving
  * processes' CPU, for several systems with their steps interleaved (rate 1 for each system, then rate 2, ...; then
  * again for `--rounds`), so that a noisy machine treats them alike. With `--prof DIR`, each system's step at the last
- * rate of the last round is CPU-profiled (that window only).
+ * rate of the last round is CPU-profiled (that window only). With `--alloc DIR`, the same window's allocations are
+ * sampled (objects collected again included) and summarized as bytes allocated per delivery, by function: a figure
+ * that, unlike rates, hardly moves with the machine's load.
  *
  *   npm run fanout-cost -w @arqon/bench -- --systems floor,arqon-json,arqon-proto --n 1000 --rates 50000,200000,400000
  *
@@ -26,6 +28,7 @@ const { values: args } = parseArgs({
     rounds: { type: "string", default: "2" },
     "step-ms": { type: "string", default: "3000" },
     prof: { type: "string" },
+    alloc: { type: "string" },
     /** Subscribers read with the bare frame reader (src/lean.ts): the servers' own ceiling. */
     lean: { type: "boolean", default: false },
     "prof-us": { type: "string", default: "200" },
@@ -38,6 +41,34 @@ const rounds = Number(args.rounds);
 const stepMs = Number(args["step-ms"]);
 const secret = randomBytes(32).toString("base64url");
 if (args.prof) mkdirSync(args.prof, { recursive: true });
+if (args.alloc) mkdirSync(args.alloc, { recursive: true });
+
+interface HeapNode {
+  id: number;
+  callFrame: { functionName: string; url: string };
+  children: HeapNode[];
+}
+
+/** Bytes allocated per delivery in a sampled window, in all and by function (the five largest). */
+function allocSummary(file: string, deliveries: number): string {
+  const profile = JSON.parse(readFileSync(file, "utf8")) as { head: HeapNode; samples: Array<{ size: number; nodeId: number }> };
+  const names = new Map<number, string>();
+  const visit = (node: HeapNode): void => {
+    names.set(node.id, `${node.callFrame.functionName || "(anonymous)"} ${path.basename(node.callFrame.url)}`.trim());
+    for (const c of node.children) visit(c);
+  };
+  visit(profile.head);
+  const by = new Map<string, number>();
+  let total = 0;
+  for (const sample of profile.samples) {
+    const name = names.get(sample.nodeId) ?? "?";
+    by.set(name, (by.get(name) ?? 0) + sample.size);
+    total += sample.size;
+  }
+  const top = [...by].sort((a, b) => b[1] - a[1]).slice(0, 5);
+  const per = (bytes: number) => (bytes / Math.max(1, deliveries)).toFixed(0);
+  return `${per(total)} B per delivery (${top.map(([name, bytes]) => `${name} ${per(bytes)}`).join("; ")})`;
+}
 
 interface Cell {
   achieved: number[];
@@ -69,12 +100,19 @@ try {
       for (const { s, pub, subs } of sessions) {
         const id = s.ctx.system.id;
         const profile = args.prof !== undefined && r === rounds - 1 && rate === rates[rates.length - 1];
+        const sampled = args.alloc !== undefined && r === rounds - 1 && rate === rates[rates.length - 1];
         if (profile) await s.server.call("profile", { action: "start", intervalUs: Number(args["prof-us"]) });
+        if (sampled) await s.server.call("allocations", { action: "start" });
         const step = await runStep(s, [pub], subs, rate, rate / n, stepMs, Math.max(2000, 2 * stepMs));
         if (profile) {
           const file = path.resolve(args.prof!, `fanout-n${n}-${rate}-${id}.cpuprofile`);
           await s.server.call("profile", { action: "stop", file });
           console.log(`profile: ${file} (${step.received} deliveries)`);
+        }
+        if (sampled) {
+          const file = path.resolve(args.alloc!, `fanout-n${n}-${rate}-${id}.heapprofile`);
+          await s.server.call("allocations", { action: "stop", file });
+          console.log(`allocations: ${id} at ${rate}/s offered: ${allocSummary(file, step.received)} — ${file}`);
         }
         const key = `${id}@${rate}`;
         const c = cells.get(key) ?? { achieved: [], keptUp: [], serverUser: [], serverKernel: [], receivers: [] };

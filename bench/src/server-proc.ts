@@ -8,7 +8,8 @@ import { sleep } from "./clock.js";
 /**
  * A system under test, alone in its process. argv: <system id>; env ARQON_BENCH_SECRET. Reports its port when ready
  * and answers `mem` (RSS and heap after full GCs), `cpu` (CPU time and share since the last call), `snapshot` and
- * `profile` (a CPU profile of one window: start, then stop with a file) and `exit`.
+ * `profile` (a CPU profile of one window: start, then stop with a file), `allocations` (the same for an allocation
+ * sample) and `exit`.
  */
 const system = getSystem(process.argv[2] ?? "");
 const server = await system.startServer({ secret: process.env.ARQON_BENCH_SECRET ?? "" });
@@ -17,6 +18,7 @@ let lastAt = performance.now();
 
 const gc = (globalThis as { gc?: () => void }).gc;
 let inspector: InspectorSession | undefined;
+let allocInspector: InspectorSession | undefined;
 
 serveIpc(
   {
@@ -56,6 +58,29 @@ serveIpc(
       if (!inspector) throw new Error("profile: not started");
       const { profile } = await inspector.post("Profiler.stop");
       inspector.disconnect();
+      writeFileSync(args.file, JSON.stringify(profile));
+      return args.file;
+    },
+    /**
+     * Samples allocations between `start` and `stop` (written to `file` as a .heapprofile), counting objects that
+     * were collected again: what a window allocated, not what survived it (`--heap-prof` keeps only the survivors).
+     */
+    async allocations(args: { action: "start"; intervalBytes?: number } | { action: "stop"; file: string }) {
+      if (args.action === "start") {
+        allocInspector = new InspectorSession();
+        allocInspector.connect();
+        await allocInspector.post("HeapProfiler.enable");
+        await allocInspector.post("HeapProfiler.startSampling", {
+          samplingInterval: args.intervalBytes ?? 4096,
+          includeObjectsCollectedByMajorGC: true,
+          includeObjectsCollectedByMinorGC: true,
+        });
+        return true;
+      }
+      if (!allocInspector) throw new Error("allocations: not started");
+      const { profile } = await allocInspector.post("HeapProfiler.stopSampling");
+      allocInspector.disconnect();
+      allocInspector = undefined;
       writeFileSync(args.file, JSON.stringify(profile));
       return args.file;
     },
