@@ -1,6 +1,6 @@
 import { defineConfig } from "vitest/config";
 
-// The bench's own logic (search, report) is tested here; the benchmarks themselves run with `npm run bench`.
+// The bench's own logic (the saturation search) is tested here; the benchmarks themselves run with `npm run bench`.
 // @arqon/* packages resolve to their TypeScript sources through the "arqon-source" export condition, as in the
 // packages' own configs.
 export default defineConfig({
