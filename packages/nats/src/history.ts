@@ -8,6 +8,7 @@ import {
   decodeProto,
   encodeProto,
   ErrorCode,
+  escapeToken,
   HEADER_TIMESTAMP,
   HEADER_TWIST_ID,
   type AppendOptions,
@@ -23,7 +24,7 @@ import {
 } from "@arqon/core";
 import { isStreamNotFound, isWrongLastSequence, type NatsLink } from "./link.js";
 import { scanSubject, type LogRecord } from "./subject-log.js";
-import { roomKvKey, roomSubject, SUBJECT_HISTORY_PREFIX } from "./subjects.js";
+import { kvToken, roomKvKey, roomSubject, SUBJECT_HISTORY_PREFIX } from "./subjects.js";
 
 export const DEFAULT_HISTORY_STREAM = "ARQON_HISTORY";
 export const DEFAULT_EPOCH_BUCKET = "ARQON_HISTORY_EPOCHS";
@@ -31,6 +32,8 @@ export const DEFAULT_EPOCH_BUCKET = "ARQON_HISTORY_EPOCHS";
 export const HEADER_OFFSET = "Arqon-Offset";
 /** Header holding the append time (ms since the Unix epoch, the appending node's clock): drives age retention. */
 export const HEADER_APPENDED_AT = "Arqon-Appended-At";
+/** Header holding the epoch a message was appended in: lets a node check its cached epoch against the stream. */
+export const HEADER_EPOCH = "Arqon-Epoch";
 
 const DEFAULT_MAX_MESSAGES = 1000;
 const DEFAULT_MAX_AGE_MS = 86_400_000;
@@ -67,6 +70,14 @@ export interface JetStreamHistoryOptions {
 interface Head {
   seq: number;
   offset: number;
+  /** Epoch the message at `seq` was appended in (absent for an empty room, or a message stored without it). */
+  epoch?: string;
+}
+
+interface Policy {
+  maxMessages: number;
+  maxAgeMs: number;
+  maxBytes: number;
 }
 
 interface Loaded {
@@ -100,14 +111,20 @@ function isStreamGone(error: unknown): boolean {
  *   (offset n, stream sequence s) and publishes offset n+1 with `Nats-Expected-Last-Subject-Sequence: s`; if another
  *   node appended in between, JetStream refuses it and the append retries from the new last message. So offsets are
  *   gapless and unique per room across nodes; appends of one node to one room are queued, so they keep call order.
- * - Retention: a room's policy (count and age) is applied when reading; the room's last message is never trimmed (it
- *   carries the offset counter), older trimmed ones are purged lazily. JetStream's `max_msgs_per_subject` is a hard
- *   cap on top.
+ * - Retention: a room's policy (count, age and payload bytes) is applied when reading; the room's last message is
+ *   never trimmed (it carries the offset counter), older trimmed ones are purged lazily. JetStream's
+ *   `max_msgs_per_subject` is a hard cap on top.
  * - Epochs: per room in the KV bucket `ARQON_HISTORY_EPOCHS`, together with the stream's creation time. A record
- *   written for another incarnation of the stream (the stream was lost and re-created) is replaced by a new epoch.
- * - Idempotency: `Nats-Msg-Id` = hash of (room, key); a duplicate within the stream's `duplicate_window` is not stored
- *   again and `append` returns the original message. `dedupeWindowMs` per call is not supported (the window is the
- *   stream's); a duplicate whose original was already trimmed returns the given message with offset 0.
+ *   written for another incarnation of the stream (the stream was lost and re-created) is replaced by a new epoch,
+ *   and so is a record `deleteTenant` removed. Each message also carries its epoch in a header.
+ * - Caches: a node remembers each room's epoch and head. They are shortcuts that correct themselves: an append
+ *   from a cached head only lands if the room's last message is still that head (the publish expects its sequence),
+ *   and a cached epoch is used only while the room's last message carries it (or predates the epoch header);
+ *   otherwise, and for an empty room, the epoch is read again from the bucket. So after a `deleteTenant` on any
+ *   node, no node appends under the old epoch or from the old head, nor answers with the old epoch.
+ * - Idempotency: `Nats-Msg-Id` = hash of (room, epoch, key); a duplicate within the stream's `duplicate_window` is
+ *   not stored again and `append` returns the original message. `dedupeWindowMs` per call is not supported (the
+ *   window is the stream's); a duplicate whose original was already trimmed returns the given message with offset 0.
  * - Durability: `append` resolves after JetStream's ack (the message is in the stream); errors reject with
  *   ARQ_BACKEND_UNAVAILABLE, never a false ack.
  */
@@ -209,11 +226,12 @@ export class JetStreamHistoryStore implements HistoryStore {
     });
   }
 
-  #policy(key: RoomKey): { maxMessages: number; maxAgeMs: number } {
+  #policy(key: RoomKey): Policy {
     const policy = typeof this.#retention === "function" ? this.#retention(key) : this.#retention;
     return {
       maxMessages: Math.max(0, policy?.maxMessages ?? DEFAULT_MAX_MESSAGES),
       maxAgeMs: Math.max(0, policy?.maxAgeMs ?? DEFAULT_MAX_AGE_MS),
+      maxBytes: Math.max(0, policy?.maxBytes ?? 0),
     };
   }
 
@@ -260,6 +278,7 @@ export class JetStreamHistoryStore implements HistoryStore {
         await this.#epochs.put(kvKey, JSON.stringify({ epoch, stream: this.#streamCreated }), {
           previousSeq: entry?.revision ?? 0,
         });
+        if (this.#epochCache.size >= MAX_CACHED_ROOMS) this.#epochCache.clear();
         this.#epochCache.set(key, epoch);
         return epoch;
       } catch (error) {
@@ -275,11 +294,32 @@ export class JetStreamHistoryStore implements HistoryStore {
       ? await this.#link.jsm.direct.getMessage(this.#stream, query)
       : await this.#link.jsm.streams.getMessage(this.#stream, query);
     if (last === null) return { seq: 0, offset: 0 };
-    return { seq: last.seq, offset: Number(last.header.get(HEADER_OFFSET)) || 0 };
+    const head: Head = { seq: last.seq, offset: Number(last.header.get(HEADER_OFFSET)) || 0 };
+    const epoch = last.header.get(HEADER_EPOCH);
+    if (epoch) head.epoch = epoch;
+    return head;
   }
 
-  #msgId(key: RoomKey, idempotencyKey: string): string {
-    return createHash("sha256").update(key).update("\u0000").update(idempotencyKey).digest("base64url");
+  /**
+   * The room's head and epoch. The cached epoch is used only when the head carries it, or is a message stored
+   * before messages carried their epoch (no delete can have happened since: a delete purges it); otherwise (an empty
+   * room, a head of another epoch after a delete elsewhere) the epoch is read from the bucket again.
+   */
+  async #current(key: RoomKey, guess = false): Promise<{ head: Head; epoch: string }> {
+    const cached = this.#epochCache.get(key);
+    if (cached === undefined) {
+      const [epoch, head] = await Promise.all([this.#epoch(key), this.#lastOf(key, guess)]);
+      return { head, epoch };
+    }
+    const head = await this.#lastOf(key, guess);
+    if (head.seq > 0 && (head.epoch === undefined || head.epoch === cached)) return { head, epoch: cached };
+    this.#epochCache.delete(key);
+    return { head, epoch: await this.#epoch(key) };
+  }
+
+  #msgId(key: RoomKey, epoch: string, idempotencyKey: string): string {
+    const hash = createHash("sha256").update(key).update("\u0000").update(epoch).update("\u0000");
+    return hash.update(idempotencyKey).digest("base64url");
   }
 
   #decode(data: Uint8Array): Frame | undefined {
@@ -311,11 +351,13 @@ export class JetStreamHistoryStore implements HistoryStore {
   async #append(key: RoomKey, message: Frame, options?: AppendOptions): Promise<AppendResult> {
     this.#link.guard("history append");
     const subject = roomSubject(key, this.#prefix);
-    const epoch = await this.#epoch(key);
     const idempotencyKey = options?.idempotencyKey;
-    const msgID = idempotencyKey ? this.#msgId(key, idempotencyKey) : undefined;
     for (let attempt = 0; attempt < MAX_APPEND_ATTEMPTS; attempt++) {
-      const head = this.#heads.get(key) ?? (await this.#lastOf(key, attempt === 0));
+      // A cached head carries the epoch it was appended in; the publish below lands only if it is still the room's.
+      const cached = this.#heads.get(key);
+      const { head, epoch } =
+        cached !== undefined ? { head: cached, epoch: cached.epoch! } : await this.#current(key, attempt === 0);
+      const msgID = idempotencyKey ? this.#msgId(key, epoch, idempotencyKey) : undefined;
       const offset = head.offset + 1;
       const stored: Frame = { ...message, offset, epoch };
       const data = encodeProto(stored);
@@ -323,6 +365,7 @@ export class JetStreamHistoryStore implements HistoryStore {
       const h = natsHeaders();
       h.set(HEADER_OFFSET, String(offset));
       h.set(HEADER_APPENDED_AT, String(Date.now()));
+      h.set(HEADER_EPOCH, epoch);
       let ack;
       try {
         ack = await this.#link.js.publish(subject, data, {
@@ -345,7 +388,7 @@ export class JetStreamHistoryStore implements HistoryStore {
         return { message: copy, offset: frame.offset, epoch, duplicate: true };
       }
       if (this.#heads.size >= MAX_CACHED_ROOMS) this.#heads.clear();
-      this.#heads.set(key, { seq: ack.seq, offset });
+      this.#heads.set(key, { seq: ack.seq, offset, epoch });
       return { message: stored, offset, epoch, duplicate: false };
     }
     throw new BackendUnavailableError(`history append to ${key}: too much contention (${MAX_APPEND_ATTEMPTS} attempts)`);
@@ -354,7 +397,7 @@ export class JetStreamHistoryStore implements HistoryStore {
   async position(key: RoomKey): Promise<Position> {
     this.#guard();
     return this.#withStream("history position", async () => {
-      const [epoch, head] = await Promise.all([this.#epoch(key), this.#lastOf(key)]);
+      const { head, epoch } = await this.#current(key);
       return { offset: head.offset, epoch };
     });
   }
@@ -367,8 +410,8 @@ export class JetStreamHistoryStore implements HistoryStore {
    */
   async #load(key: RoomKey, wantOffset = 1): Promise<Loaded> {
     const subject = roomSubject(key, this.#prefix);
-    const [epoch, head] = await Promise.all([this.#epoch(key), this.#lastOf(key)]);
-    const { maxMessages, maxAgeMs } = this.#policy(key);
+    const { head, epoch } = await this.#current(key);
+    const { maxMessages, maxAgeMs, maxBytes } = this.#policy(key);
     const minOffset = head.offset - maxMessages + 1;
     const want = Math.max(wantOffset, minOffset, 1);
     let records: LogRecord[] = [];
@@ -397,6 +440,21 @@ export class JetStreamHistoryStore implements HistoryStore {
       if (frame === undefined) continue;
       frame.epoch = epoch;
       visible.push({ frame, time: messageTime(frame, appendedAt), seq: record.seq });
+    }
+    if (maxBytes > 0) {
+      // Whether a message fits depends only on it and the newer ones, all of which were read: keep the newest
+      // messages whose payloads fit, and always the newest one.
+      let bytes = 0;
+      let keepFrom = visible.length;
+      while (keepFrom > 0) {
+        bytes += visible[keepFrom - 1]!.frame.payload?.length ?? 0;
+        if (bytes > maxBytes && keepFrom < visible.length) break;
+        keepFrom--;
+      }
+      if (keepFrom > 0) {
+        trimmedBelowSeq = Math.max(trimmedBelowSeq, visible[keepFrom - 1]!.seq + 1);
+        visible.splice(0, keepFrom);
+      }
     }
     if (trimmedBelowSeq > 0) this.#purge(key, subject, Math.min(trimmedBelowSeq, head.seq));
     return { head, epoch, visible };
@@ -451,7 +509,7 @@ export class JetStreamHistoryStore implements HistoryStore {
       });
     }
     return this.#withStream("history recover", async () => {
-      const [epoch, head] = await Promise.all([this.#epoch(key), this.#lastOf(key)]);
+      const { head, epoch } = await this.#current(key);
       const position = { offset: head.offset, epoch };
       if (since.epoch !== epoch) return { recovered: false, reason: "epoch_mismatch", position };
       if (since.offset > head.offset) return { recovered: false, reason: "position_ahead", position };
@@ -469,6 +527,41 @@ export class JetStreamHistoryStore implements HistoryStore {
       if (missed.length > Math.max(0, maxMessages)) return { recovered: false, reason: "too_many_missed", position: current };
       return { recovered: true, messages: missed.map((v) => v.frame), position: current };
     });
+  }
+
+  /**
+   * Purges the tenant's room subjects from the stream, then removes their epoch records, so the rooms start over at
+   * offset 1 under newly drawn epochs. This node's caches of those rooms are dropped; other nodes' caches correct
+   * themselves (see the class comment).
+   */
+  async deleteTenant(tenant: string): Promise<number> {
+    this.#guard();
+    if (typeof tenant !== "string") {
+      throw new ArqonError(ErrorCode.VALIDATION_ERROR, "tenant must be a string", { detail: { field: "tenant" } });
+    }
+    const token = escapeToken(tenant);
+    const filter = `${this.#prefix}.${token}.>`;
+    const removed = await this.#withStream("history delete tenant", async () => {
+      this.#forget(token);
+      const info = await this.#link.jsm.streams.info(this.#stream, { subjects_filter: filter });
+      const rooms = Object.keys(info.state.subjects ?? {}).length;
+      if (rooms > 0) await this.#link.jsm.streams.purge(this.#stream, { filter });
+      const keys = await this.#epochs.keys(`${kvToken(tenant)}.*`);
+      const stale: string[] = [];
+      for await (const k of keys) stale.push(k);
+      for (let i = 0; i < stale.length; i += 64) await Promise.all(stale.slice(i, i + 64).map((k) => this.#epochs.purge(k)));
+      return rooms;
+    });
+    this.#forget(token);
+    return removed;
+  }
+
+  /** Drops this node's cached epochs, heads and purge times of the rooms of the escaped tenant `token`. */
+  #forget(token: string): void {
+    const prefix = token + ".";
+    for (const cache of [this.#epochCache, this.#heads, this.#purgedAt]) {
+      for (const key of cache.keys()) if (key.startsWith(prefix)) cache.delete(key);
+    }
   }
 
   /** Stream name, subject prefix and epoch bucket this store uses. */

@@ -15,6 +15,7 @@ export {
   DEFAULT_EPOCH_BUCKET,
   HEADER_OFFSET,
   HEADER_APPENDED_AT,
+  HEADER_EPOCH,
   type JetStreamHistoryOptions,
 } from "./history.js";
 export { NatsKvRoomStateStore, DEFAULT_STATE_BUCKET, type NatsKvRoomStateOptions } from "./state.js";

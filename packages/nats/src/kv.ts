@@ -59,10 +59,22 @@ function checkName(what: "namespace" | "key", value: unknown): asserts value is 
 
 const MAX_ATTEMPTS = 50;
 
+/** Namespace and key of a NATS key this store wrote; undefined for any other key in the bucket. */
+function splitKey(natsKey: string): { namespace: string; key: string } | undefined {
+  const dot = natsKey.indexOf(".");
+  if (dot < 0 || natsKey.indexOf(".", dot + 1) >= 0) return undefined;
+  try {
+    return { namespace: fromKvToken(natsKey.slice(0, dot)), key: fromKvToken(natsKey.slice(dot + 1)) };
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * The key-value store on one NATS KV bucket (`ARQON_KV`), NATS key `<namespace>.<key>` (each escaped into one token).
  * Compare-and-set rides on KV's own revision check (`update(key, value, revision)`), so it is atomic across nodes.
- * `list` walks the namespace's keys (`<namespace>.>`): cost grows with the namespace's size.
+ * `list` walks the namespace's keys (`<namespace>.>`): cost grows with the namespace's size. `deleteNamespaces`
+ * walks the whole bucket and leaves the same tombstones `delete` does, so revisions keep counting.
  */
 export class NatsKvKeyValueStore implements KeyValueStore {
   readonly #link: NatsLink;
@@ -142,23 +154,55 @@ export class NatsKvKeyValueStore implements KeyValueStore {
     this.#guard();
     checkName("namespace", namespace);
     checkName("key", key);
-    const natsKey = `${kvToken(namespace)}.${kvToken(key)}`;
     try {
-      for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-        const current = await this.#kv.get(natsKey);
-        const slot = decodeSlot(current);
-        if (current === null || slot === undefined || slot.deleted) return false;
-        const data = encodeSlot({ revision: slot.revision + 1, updatedAt: Date.now(), deleted: true, value: new Uint8Array(0) });
-        try {
-          await this.#kv.update(natsKey, data, current.revision);
-          return true;
-        } catch (error) {
-          if (!isWrongLastSequence(error)) throw error;
-        }
-      }
-      throw new ArqonError(ErrorCode.CONFLICT, `key "${key}" in "${namespace}" kept changing; gave up after ${MAX_ATTEMPTS} attempts`);
+      return await this.#tombstone(namespace, key);
     } catch (error) {
       throw this.#link.fail("key-value delete", error);
+    }
+  }
+
+  /** Replaces a live key with a tombstone one revision later; false when the key is absent or already deleted. */
+  async #tombstone(namespace: string, key: string): Promise<boolean> {
+    const natsKey = `${kvToken(namespace)}.${kvToken(key)}`;
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const current = await this.#kv.get(natsKey);
+      const slot = decodeSlot(current);
+      if (current === null || slot === undefined || slot.deleted) return false;
+      const data = encodeSlot({ revision: slot.revision + 1, updatedAt: Date.now(), deleted: true, value: new Uint8Array(0) });
+      try {
+        await this.#kv.update(natsKey, data, current.revision);
+        return true;
+      } catch (error) {
+        if (!isWrongLastSequence(error)) throw error;
+      }
+    }
+    throw new ArqonError(ErrorCode.CONFLICT, `key "${key}" in "${namespace}" kept changing; gave up after ${MAX_ATTEMPTS} attempts`);
+  }
+
+  /**
+   * Namespaces are escaped into one KV token each, so a namespace prefix is no subject filter: this walks every key
+   * of the bucket (cost grows with the bucket's size; meant for rare admin deletes) and tombstones the matching ones
+   * as `delete` does.
+   */
+  async deleteNamespaces(prefix: string): Promise<number> {
+    this.#guard();
+    if (typeof prefix !== "string" || prefix === "") {
+      throw new ArqonError(ErrorCode.VALIDATION_ERROR, "prefix must be a non-empty string", { detail: { field: "prefix" } });
+    }
+    try {
+      const matched: { namespace: string; key: string }[] = [];
+      for await (const natsKey of await this.#kv.keys()) {
+        const parts = splitKey(natsKey);
+        if (parts !== undefined && parts.namespace.startsWith(prefix)) matched.push(parts);
+      }
+      let removed = 0;
+      for (let i = 0; i < matched.length; i += 16) {
+        const done = await Promise.all(matched.slice(i, i + 16).map(({ namespace, key }) => this.#tombstone(namespace, key)));
+        removed += done.filter(Boolean).length;
+      }
+      return removed;
+    } catch (error) {
+      throw this.#link.fail("key-value delete namespaces", error);
     }
   }
 

@@ -18,7 +18,7 @@ import {
 import type { HandlerErrorReporter } from "./bus.js";
 import { isWrongLastSequence, type NatsLink } from "./link.js";
 import { scanSubject } from "./subject-log.js";
-import { roomKeyOfKv, roomKvKey } from "./subjects.js";
+import { kvToken, roomKeyOfKv, roomKvKey } from "./subjects.js";
 
 export const DEFAULT_STATE_BUCKET = "ARQON_STATE";
 
@@ -48,6 +48,13 @@ interface Snapshot {
   rev: number;
   last: WireEntry;
   entries: WireEntry[];
+  /** Version a key not in `entries` continues from (set when the room's tenant was deleted before). */
+  f?: number;
+}
+
+/** Per tenant: the highest key version any deleted room of the tenant reached. */
+interface FloorRecord {
+  floor: number;
 }
 
 function toWire(e: StateEntry): WireEntry {
@@ -92,6 +99,21 @@ function live(s: Snapshot | undefined): StateEntry[] {
 
 const MAX_ATTEMPTS = 100;
 
+/** The KV key of a tenant's floor record: its first token holds a `/`, which no room's KV key has. */
+function floorKey(tenantToken: string): string {
+  return `tenant/floor.${tenantToken}`;
+}
+
+function floorOf(entry: NatsKvEntry | null): number {
+  if (entry === null || entry.operation !== "PUT") return 0;
+  try {
+    const record = JSON.parse(decoder.decode(entry.value)) as Partial<FloorRecord>;
+    return typeof record.floor === "number" ? record.floor : 0;
+  } catch {
+    return 0;
+  }
+}
+
 /**
  * Room state on NATS KV: bucket `ARQON_STATE`, one KV key per room holding the room's whole map (tombstones
  * included, so versions keep counting across deletes) plus the write that produced it. A write is a compare-and-set
@@ -99,6 +121,8 @@ const MAX_ATTEMPTS = 100;
  * `ifVersion` check is evaluated against the map the write replaces. The bucket keeps `maxLogEntries` revisions per
  * key, which is the log `at()` reads; watchers follow the bucket with a KV watch (stream order = applied order).
  * Meant for small maps ("what is the mode?"): every write stores the whole map of its room.
+ * `deleteTenant` purges the tenant's room keys and keeps one record per deleted tenant (`tenant/floor.<tenant>`,
+ * a key no room maps to) with the highest key version its rooms reached; new rooms of the tenant continue from it.
  */
 export class NatsKvRoomStateStore implements RoomStateStore {
   readonly #link: NatsLink;
@@ -184,10 +208,10 @@ export class NatsKvRoomStateStore implements RoomStateStore {
     try {
       for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
         const current = await this.#kv.get(kvKey);
-        const snapshot = snapshotOf(current) ?? { rev: 0, last: { k: "", n: 0, t: 0 }, entries: [] };
+        const snapshot = snapshotOf(current) ?? (await this.#emptySnapshot(kvKey));
         const index = snapshot.entries.findIndex((w) => w.k === name);
         const existing = index >= 0 ? snapshot.entries[index] : undefined;
-        const version = existing?.n ?? 0;
+        const version = existing?.n ?? snapshot.f ?? 0;
         const exists = existing !== undefined && !existing.d;
         if (write.ifVersion !== undefined) {
           const ok = write.ifVersion === 0 ? !exists : exists && write.ifVersion === version;
@@ -203,6 +227,7 @@ export class NatsKvRoomStateStore implements RoomStateStore {
         if (index >= 0) entries[index] = wire;
         else entries.push(wire);
         const next: Snapshot = { rev: snapshot.rev + 1, last: wire, entries };
+        if (snapshot.f !== undefined) next.f = snapshot.f;
         const data = encoder.encode(JSON.stringify(next));
         this.#link.checkSize(data.length);
         try {
@@ -216,6 +241,72 @@ export class NatsKvRoomStateStore implements RoomStateStore {
     } catch (error) {
       throw this.#link.fail("room state set", error);
     }
+  }
+
+  /** The state of a room with no map yet: empty, continuing from its tenant's floor. */
+  async #emptySnapshot(kvKey: string): Promise<Snapshot> {
+    const snapshot: Snapshot = { rev: 0, last: { k: "", n: 0, t: 0 }, entries: [] };
+    const floor = floorOf(await this.#kv.get(floorKey(kvKey.slice(0, kvKey.indexOf(".")))));
+    if (floor > 0) snapshot.f = floor;
+    return snapshot;
+  }
+
+  async deleteTenant(tenant: string): Promise<number> {
+    this.#guard();
+    if (typeof tenant !== "string") {
+      throw new ArqonError(ErrorCode.VALIDATION_ERROR, "tenant must be a string", { detail: { field: "tenant" } });
+    }
+    const token = kvToken(tenant);
+    try {
+      const keys: string[] = [];
+      for await (const k of await this.#kv.keys(`${token}.*`)) keys.push(k);
+      let removed = 0;
+      for (let i = 0; i < keys.length; i += 16) {
+        const done = await Promise.all(keys.slice(i, i + 16).map((k) => this.#purgeRoom(token, k)));
+        removed += done.filter(Boolean).length;
+      }
+      return removed;
+    } catch (error) {
+      throw this.#link.fail("room state delete tenant", error);
+    }
+  }
+
+  /**
+   * Purges one room's key, after raising the tenant's floor to the room's highest version; the purge expects the
+   * map it read, so a write that lands in between is seen (and covered by the floor) before the room goes.
+   */
+  async #purgeRoom(token: string, kvKey: string): Promise<boolean> {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const current = await this.#kv.get(kvKey);
+      const snapshot = snapshotOf(current);
+      if (current === null || snapshot === undefined) return false;
+      let highest = snapshot.f ?? 0;
+      for (const w of snapshot.entries) highest = Math.max(highest, w.n);
+      await this.#raiseFloor(token, highest);
+      try {
+        await this.#kv.purge(kvKey, { previousSeq: current.revision });
+        return true;
+      } catch (error) {
+        if (!isWrongLastSequence(error)) throw error;
+      }
+    }
+    throw new BackendUnavailableError(`room state delete of ${kvKey}: too much contention (${MAX_ATTEMPTS} attempts)`);
+  }
+
+  async #raiseFloor(token: string, floor: number): Promise<void> {
+    const key = floorKey(token);
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const current = await this.#kv.get(key);
+      if (floorOf(current) >= floor) return;
+      const record: FloorRecord = { floor };
+      try {
+        await this.#kv.put(key, encoder.encode(JSON.stringify(record)), { previousSeq: current?.revision ?? 0 });
+        return;
+      } catch (error) {
+        if (!isWrongLastSequence(error)) throw error;
+      }
+    }
+    throw new BackendUnavailableError(`room state floor of ${token}: too much contention (${MAX_ATTEMPTS} attempts)`);
   }
 
   async at(key: RoomKey, point: StatePoint): Promise<StateEntry[]> {

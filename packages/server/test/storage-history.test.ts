@@ -4,7 +4,7 @@ import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { ErrorCode, HEADER_TWIST_ID, jsonBytes, parseJsonBytes, roomKey, type Frame } from "@arqon/core";
 import { ManualClock } from "@arqon/core/testing";
-import { openEmbeddedStorage, type EmbeddedStorageOptions } from "../src/storage/index.js";
+import { LmdbHistoryStore, openEmbeddedStorage, type EmbeddedStorageOptions } from "../src/storage/index.js";
 
 type EmbeddedOptions = Omit<EmbeddedStorageOptions, "path">;
 
@@ -25,6 +25,11 @@ const msg = (n: number, headers?: Record<string, string>): Frame => ({
   payload: jsonBytes({ n }),
   ...(headers ? { headers } : {}),
 });
+/** A message whose payload is `bytes` long (JSON `{"n":n,"p":"xx.."}`). */
+const sized = (n: number, bytes: number): Frame => {
+  const bare = JSON.stringify({ n, p: "" }).length;
+  return { type: "message", room: "r", payload: jsonBytes({ n, p: "x".repeat(bytes - bare) }) };
+};
 const ns = (frames: readonly Frame[]) => frames.map((f) => (parseJsonBytes(f.payload!) as { n: number }).n);
 
 async function withStorage<T>(dir: string, options: EmbeddedOptions, run: (s: Awaited<ReturnType<typeof openEmbeddedStorage>>) => Promise<T>) {
@@ -70,15 +75,20 @@ describe("storage - history", () => {
       { pattern: "ticker:*", maxMessages: 3, maxAgeMs: 60_000 },
       { pattern: "ticker:**", maxMessages: 5 },
       { pattern: "chat/*", maxAgeMs: 1_000 },
+      { pattern: "feed", maxBytes: 50 },
     ];
     await withStorage(tempDir(), { retention, clock }, async ({ history }) => {
       const ticker = roomKey("t", "ticker:btc");
       const deep = roomKey("t", "ticker:btc:eur");
       const chat = roomKey("t", "chat/general");
       const other = roomKey("t", "lobby");
-      expect(history.policy(ticker)).toEqual({ maxMessages: 3, maxAgeMs: 60_000 });
-      expect(history.policy(deep)).toEqual({ maxMessages: 5, maxAgeMs: 86_400_000 });
-      expect(history.policy(other)).toEqual({ maxMessages: 1000, maxAgeMs: 86_400_000 });
+      const feed = roomKey("t", "feed");
+      expect(history.policy(ticker)).toEqual({ maxMessages: 3, maxAgeMs: 60_000, maxBytes: 0 });
+      expect(history.policy(deep)).toEqual({ maxMessages: 5, maxAgeMs: 86_400_000, maxBytes: 0 });
+      expect(history.policy(other)).toEqual({ maxMessages: 1000, maxAgeMs: 86_400_000, maxBytes: 0 });
+      expect(history.policy(feed)).toEqual({ maxMessages: 1000, maxAgeMs: 86_400_000, maxBytes: 50 });
+      for (let n = 1; n <= 4; n++) await history.append(feed, sized(n, 20));
+      expect(ns((await history.read(feed, {})).messages)).toEqual([3, 4]);
       for (let n = 1; n <= 8; n++) {
         for (const key of [ticker, deep, chat, other]) await history.append(key, msg(n));
       }
@@ -128,6 +138,95 @@ describe("storage - history", () => {
       expect(rows()).toBe(0);
       expect((await history.position(roomKey("t", "room-7"))).offset).toBe(1);
     });
+  });
+
+  it("storage - byte retention deletes from disk, holds across a restart, and starts counting when a bound is added", async () => {
+    const dir = tempDir();
+    const key = roomKey("t", "feed");
+    const rows = (env: { root: { openDB(o: { name: string }): { getRange(o: object): Iterable<unknown> } } }) =>
+      [...env.root.openDB({ name: "history.messages" }).getRange({})].length;
+    await withStorage(dir, {}, async ({ history, env }) => {
+      for (let n = 1; n <= 10; n++) await history.append(key, sized(n, 30));
+      expect(rows(env)).toBe(10);
+    });
+    await withStorage(dir, { retention: { maxBytes: 100 } }, async ({ history, env }) => {
+      // The stored messages predate the bound: the first append under it counts them and trims to fit.
+      expect(ns((await history.read(key, {})).messages)).toHaveLength(10);
+      await history.append(key, sized(11, 30));
+      expect(ns((await history.read(key, {})).messages)).toEqual([9, 10, 11]);
+      expect(rows(env)).toBe(3);
+      await history.append(key, sized(12, 200));
+      expect(ns((await history.read(key, {})).messages)).toEqual([12]);
+      expect(rows(env)).toBe(1);
+    });
+    await withStorage(dir, { retention: { maxBytes: 100 }, history: { ringSize: 0 } }, async ({ history, env }) => {
+      await history.append(key, sized(13, 40));
+      await history.append(key, sized(14, 40));
+      expect(ns((await history.read(key, {})).messages)).toEqual([13, 14]);
+      await history.append(key, sized(15, 40));
+      expect(ns((await history.read(key, {})).messages)).toEqual([14, 15]);
+      expect(rows(env)).toBe(2);
+      const { epoch } = await history.position(key);
+      expect(await history.recover(key, { offset: 12, epoch }, 10)).toMatchObject({ recovered: false, reason: "retention_exceeded" });
+    });
+  });
+
+  it("storage - deleteTenant clears the tenant from disk; the new epochs and state floors survive a restart", async () => {
+    const dir = tempDir();
+    const lobby = roomKey("acme", "lobby");
+    const kept = roomKey("acme2", "lobby");
+    const old = await withStorage(dir, {}, async ({ history, state, env }) => {
+      for (let n = 1; n <= 3; n++) await history.append(lobby, msg(n), { idempotencyKey: `k${n}` });
+      await history.append(kept, msg(1), { idempotencyKey: "k1" });
+      await state.set(lobby, { key: "mode", value: jsonBytes(1) });
+      await state.set(lobby, { key: "mode", value: jsonBytes(2) });
+      await state.set(kept, { key: "mode", value: jsonBytes(1) });
+      const position = await history.position(lobby);
+      expect(await history.deleteTenant("acme")).toBe(1);
+      expect(await state.deleteTenant("acme")).toBe(1);
+      const count = (name: string) => [...env.root.openDB({ name }).getRange({})].length;
+      expect(count("history.messages")).toBe(1);
+      expect(count("history.dedupe")).toBe(1);
+      expect(count("history.rooms")).toBe(1);
+      expect(count("state.entries")).toBe(1);
+      expect(count("state.log")).toBe(1);
+      expect(count("state.rooms")).toBe(1);
+      return position;
+    });
+    await withStorage(dir, {}, async ({ history, state }) => {
+      const fresh = await history.position(lobby);
+      expect(fresh.offset).toBe(0);
+      expect(fresh.epoch).not.toBe(old.epoch);
+      expect(await history.recover(lobby, old, 10)).toEqual({ recovered: false, reason: "epoch_mismatch", position: fresh });
+      expect(await history.append(lobby, msg(9), { idempotencyKey: "k1" })).toMatchObject({ offset: 1, epoch: fresh.epoch, duplicate: false });
+      expect(await history.append(kept, msg(9), { idempotencyKey: "k1" })).toMatchObject({ offset: 1, duplicate: true });
+      await expect(state.set(lobby, { key: "mode", value: jsonBytes(3), ifVersion: 2 })).rejects.toMatchObject({ code: ErrorCode.STATE_CONFLICT });
+      expect((await state.set(lobby, { key: "mode", value: jsonBytes(3) })).version).toBe(3);
+      expect((await state.set(kept, { key: "mode", value: jsonBytes(2) })).version).toBe(2);
+    });
+  });
+
+  it("storage - two history stores on one directory never serve a deleted room from a stale ring", async () => {
+    const storage = await openEmbeddedStorage({ path: tempDir() });
+    const other = new LmdbHistoryStore(storage.env);
+    try {
+      const key = roomKey("acme", "lobby");
+      for (let n = 1; n <= 3; n++) await other.append(key, msg(n));
+      expect(await storage.history.deleteTenant("acme")).toBe(1);
+      for (let n = 11; n <= 13; n++) await storage.history.append(key, msg(n));
+      const next = await other.append(key, msg(14));
+      expect(next.offset).toBe(4);
+      const position = await storage.history.position(key);
+      expect(next.epoch).toBe(position.epoch);
+      for (const store of [other, storage.history]) {
+        expect(ns((await store.read(key, {})).messages)).toEqual([11, 12, 13, 14]);
+        const rec = await store.recover(key, { offset: 1, epoch: position.epoch }, 10);
+        expect(rec.recovered && ns(rec.messages)).toEqual([12, 13, 14]);
+      }
+    } finally {
+      await other.close();
+      await storage.close();
+    }
   });
 
   it("storage - an unusable path fails with ARQ_BACKEND_UNAVAILABLE", async () => {
@@ -240,6 +339,28 @@ describe("storage - room state and key-value", () => {
       await expect(kv.put("ns", "b", jsonBytes(4), { ifRevision: 1 })).rejects.toMatchObject({ code: ErrorCode.CONFLICT });
       expect(await kv.put("ns", "b", jsonBytes(4), { ifRevision: 0 })).toBe(3);
       expect((await kv.list("ns")).map((e) => `${e.key}@${e.revision}`)).toEqual(["a@2", "b@3"]);
+    });
+  });
+
+  it("storage - deleteNamespaces leaves tombstones that survive a restart", async () => {
+    const dir = tempDir();
+    const long = `op.store/acme/${"n".repeat(80)}`;
+    await withStorage(dir, {}, async ({ kv }) => {
+      await kv.put("op.store/acme/a", "k", jsonBytes(1));
+      await kv.put("op.store/acme/a", "k", jsonBytes(2));
+      await kv.put("op.store/acme2/a", "k", jsonBytes(1));
+      await kv.put("op.store/acme", "k", jsonBytes(1));
+      await kv.put(long, "k", jsonBytes(1));
+      await kv.put(long, "j", jsonBytes(1));
+      expect(await kv.deleteNamespaces("op.store/acme/")).toBe(3);
+    });
+    await withStorage(dir, {}, async ({ kv }) => {
+      expect(await kv.get("op.store/acme/a", "k")).toBeUndefined();
+      expect(await kv.list(long)).toEqual([]);
+      expect(await kv.get("op.store/acme", "k")).toMatchObject({ revision: 1 });
+      expect(await kv.get("op.store/acme2/a", "k")).toMatchObject({ revision: 1 });
+      await expect(kv.put("op.store/acme/a", "k", jsonBytes(3), { ifRevision: 2 })).rejects.toMatchObject({ code: ErrorCode.CONFLICT });
+      expect(await kv.put("op.store/acme/a", "k", jsonBytes(3))).toBe(4);
     });
   });
 });

@@ -3,6 +3,7 @@ import type { Frame, HistoryQuery, Position } from "../frame/types.js";
 import { HEADER_TIMESTAMP, HEADER_TWIST_ID } from "../frame/types.js";
 import type { RoomKey } from "../room/names.js";
 import { BackendUnavailableError } from "../errors.js";
+import { tenantKeyPrefix } from "./tenant.js";
 import type {
   AppendOptions,
   AppendResult,
@@ -44,6 +45,10 @@ interface Room {
   readonly epoch: string;
   readonly maxMessages: number;
   readonly maxAgeMs: number;
+  /** 0 = no byte bound. */
+  readonly maxBytes: number;
+  /** Sum of the payload lengths of the kept messages. */
+  bytes: number;
   /** Kept messages live in `items[head..]`, oldest first; the slots before `head` are dropped ones. */
   items: (Stored | undefined)[];
   head: number;
@@ -68,13 +73,18 @@ function messageTime(frame: Frame, fallback: number): number {
   return frame.timestamp ?? fallback;
 }
 
+function payloadBytes(frame: Frame): number {
+  return frame.payload?.length ?? 0;
+}
+
 function closed(): BackendUnavailableError {
   return new BackendUnavailableError("history store is closed");
 }
 
 /**
- * History kept in this process only: a ring per room, trimmed by count and age. Each store instance draws a new
- * random epoch per room, so positions handed out before a restart are recognised as belonging to lost history.
+ * History kept in this process only: a ring per room, trimmed by count, age and payload bytes. Each store instance
+ * draws a new random epoch per room (and again for a room of a deleted tenant), so positions handed out before a
+ * restart or a delete are recognised as belonging to lost history.
  *
  * `read` semantics (shared by every backend through the contract suite): offsets `fromOffset..toOffset` inclusive
  * (0 or absent = unbounded), ascending, or descending from `toOffset` when `reverse`; `fromTs`/`toTs` bound the
@@ -102,6 +112,8 @@ export class MemoryHistoryStore implements HistoryStore {
         epoch: newEpoch(),
         maxMessages: Math.max(0, policy?.maxMessages ?? DEFAULT_MAX_MESSAGES),
         maxAgeMs: Math.max(0, policy?.maxAgeMs ?? DEFAULT_MAX_AGE_MS),
+        maxBytes: Math.max(0, policy?.maxBytes ?? 0),
+        bytes: 0,
         items: [],
         head: 0,
         last: 0,
@@ -112,13 +124,22 @@ export class MemoryHistoryStore implements HistoryStore {
     return room;
   }
 
+  #drop(room: Room): void {
+    room.bytes -= payloadBytes(room.items[room.head]!.frame);
+    room.items[room.head++] = undefined;
+  }
+
   #trim(room: Room, now: number): void {
     if (room.maxAgeMs > 0) {
       const cutoff = now - room.maxAgeMs;
-      while (room.head < room.items.length && room.items[room.head]!.at <= cutoff) room.items[room.head++] = undefined;
+      while (room.head < room.items.length && room.items[room.head]!.at <= cutoff) this.#drop(room);
     }
-    while (room.items.length - room.head > room.maxMessages) room.items[room.head++] = undefined;
+    while (room.items.length - room.head > room.maxMessages) this.#drop(room);
+    if (room.maxBytes > 0) {
+      while (room.bytes > room.maxBytes && room.items.length - room.head > 1) this.#drop(room);
+    }
     if (room.head === room.items.length) {
+      room.bytes = 0;
       room.items = [];
       room.head = 0;
     } else if (room.head >= 1024 && room.head * 2 >= room.items.length) {
@@ -145,7 +166,10 @@ export class MemoryHistoryStore implements HistoryStore {
     const offset = room.last + 1;
     const stored: Frame = { ...message, offset, epoch: room.epoch };
     room.last = offset;
-    if (room.maxMessages > 0) room.items.push({ frame: stored, at: now, time: messageTime(stored, now) });
+    if (room.maxMessages > 0) {
+      room.items.push({ frame: stored, at: now, time: messageTime(stored, now) });
+      room.bytes += payloadBytes(stored);
+    }
     this.#trim(room, now);
     if (idempotencyKey !== undefined && idempotencyKey !== "") {
       const windowMs = options?.dedupeWindowMs ?? DEFAULT_DEDUPE_WINDOW_MS;
@@ -198,6 +222,18 @@ export class MemoryHistoryStore implements HistoryStore {
     const start = room.head + (since.offset + 1 - oldest);
     for (let i = 0; i < missed; i++) messages[i] = room.items[start + i]!.frame;
     return { recovered: true, messages, position };
+  }
+
+  async deleteTenant(tenant: string): Promise<number> {
+    if (this.#closed) throw closed();
+    const prefix = tenantKeyPrefix(tenant);
+    let removed = 0;
+    for (const [key, room] of this.#rooms) {
+      if (!key.startsWith(prefix)) continue;
+      if (room.last > 0) removed++;
+      this.#rooms.delete(key);
+    }
+    return removed;
   }
 
   async close(): Promise<void> {

@@ -29,12 +29,21 @@ export type RecoveryResult =
 /** Why recovery was refused; each is listed in docs/protocol.md. */
 export type RecoveryFailure = "epoch_mismatch" | "position_ahead" | "retention_exceeded" | "too_many_missed" | "unavailable";
 
-/** Per-room retention: whichever bound is hit first trims the oldest messages. */
+/**
+ * Per-room retention: whichever bound is hit first trims the oldest messages. The byte bound never trims a room's
+ * newest message: it stays readable (and recoverable) even when it alone is larger than `maxBytes`.
+ */
 export interface RetentionPolicy {
   /** @default 1000 */
   maxMessages?: number;
   /** @default 86400000 (24 h); 0 = no age bound */
   maxAgeMs?: number;
+  /**
+   * The most payload bytes a room keeps: the sum of `payload.length` over its kept messages stays at or below this,
+   * except that the newest message is always kept.
+   * @default 0 (no byte bound)
+   */
+  maxBytes?: number;
 }
 
 /**
@@ -51,6 +60,7 @@ export interface RetentionPolicy {
  * - Recovery: `recover(key, since, max)` returns exactly the messages after `since.offset`, in order, or
  *   `recovered: false` with a reason; never a list with a gap.
  * - Rooms and tenants are independent: keys are opaque and never share offsets or messages.
+ * - Deleting a tenant removes its rooms' history and nothing of any other tenant; the rooms start over in new epochs.
  */
 export interface HistoryStore {
   append(key: RoomKey, message: Frame, options?: AppendOptions): Promise<AppendResult>;
@@ -58,5 +68,15 @@ export interface HistoryStore {
   position(key: RoomKey): Promise<Position>;
   read(key: RoomKey, query: HistoryQuery): Promise<HistoryPage>;
   recover(key: RoomKey, since: Position, maxMessages: number): Promise<RecoveryResult>;
+  /**
+   * Removes the whole history of every room of `tenant` (the rooms whose key is `roomKey(tenant, ...)`): messages,
+   * positions, epochs and idempotency keys. Resolves with the number of rooms removed (rooms that had at least one
+   * message). Afterwards an append to one of those rooms gets offset 1 in an epoch the room never had before, so a
+   * position handed out before the delete is refused by `recover` (`epoch_mismatch`) on every node, never mistaken
+   * for new messages. Rooms of every other tenant are untouched, including a tenant whose name starts with this one.
+   * An append that runs concurrently with the delete may be removed by it. A non-string `tenant` rejects with
+   * VALIDATION_ERROR.
+   */
+  deleteTenant(tenant: string): Promise<number>;
   close(): Promise<void>;
 }

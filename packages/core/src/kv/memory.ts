@@ -16,7 +16,7 @@ function closed(): BackendUnavailableError {
   return new BackendUnavailableError("key-value store is closed");
 }
 
-function checkName(what: "namespace" | "key", value: unknown): void {
+function checkName(what: "namespace" | "key" | "prefix", value: unknown): void {
   if (typeof value !== "string" || value === "") {
     throw new ArqonError(ErrorCode.VALIDATION_ERROR, `${what} must be a non-empty string`, { detail: { field: what } });
   }
@@ -25,6 +25,7 @@ function checkName(what: "namespace" | "key", value: unknown): void {
 /**
  * Key-value storage kept in this process. Revisions count per key and keep counting across a delete; `ifRevision: 0`
  * succeeds only when the key does not exist (never written, or deleted). `list` sorts keys by UTF-16 code units.
+ * `deleteNamespaces` leaves the same per-key tombstone `delete` does (the revision, no value).
  */
 export class MemoryKeyValueStore implements KeyValueStore {
   readonly #namespaces = new Map<string, Map<string, Slot>>();
@@ -91,6 +92,22 @@ export class MemoryKeyValueStore implements KeyValueStore {
     entries.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     const limit = options.limit;
     return limit !== undefined && limit > 0 && limit < entries.length ? entries.slice(0, limit) : entries;
+  }
+
+  async deleteNamespaces(prefix: string): Promise<number> {
+    if (this.#closed) throw closed();
+    checkName("prefix", prefix);
+    let removed = 0;
+    for (const [name, ns] of this.#namespaces) {
+      if (!name.startsWith(prefix)) continue;
+      for (const slot of ns.values()) {
+        if (slot.entry === undefined) continue;
+        slot.revision++;
+        slot.entry = undefined;
+        removed++;
+      }
+    }
+    return removed;
   }
 
   async close(): Promise<void> {

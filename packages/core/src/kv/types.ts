@@ -15,11 +15,20 @@ export interface KvEntry {
  *   atomically, else it rejects with code CONFLICT and nothing changes.
  * - Namespaces are independent; `list` returns keys of one namespace in ascending key order.
  * - A durable backend keeps every acknowledged write across a process kill.
+ * - Revisions never repeat: a key written again after `delete` or `deleteNamespaces` gets a revision above every one
+ *   it had, so a stale compare-and-set never succeeds.
  */
 export interface KeyValueStore {
   get(namespace: string, key: string): Promise<KvEntry | undefined>;
   put(namespace: string, key: string, value: Uint8Array, options?: { ifRevision?: number }): Promise<number>;
   delete(namespace: string, key: string): Promise<boolean>;
   list(namespace: string, options?: { prefix?: string; limit?: number }): Promise<KvEntry[]>;
+  /**
+   * Deletes every key of every namespace whose name starts with `prefix`, as `delete` would one by one; resolves
+   * with the number of keys deleted. Namespaces that do not start with `prefix` are untouched. Matching is on the
+   * raw string: `"rooms/acme"` also matches `"rooms/acme2"`, so end the prefix with a separator (`"op.store/acme/"`)
+   * to stay inside one subtree. An empty or non-string `prefix` rejects with VALIDATION_ERROR.
+   */
+  deleteNamespaces(prefix: string): Promise<number>;
   close(): Promise<void>;
 }

@@ -3,6 +3,7 @@ import type { RoomKey } from "../room/names.js";
 import type { Unsubscribe } from "../bus/types.js";
 import { ArqonError, BackendUnavailableError, ErrorCode, StateConflictError } from "../errors.js";
 import { rethrowHandlerError, type HandlerErrorReporter } from "../clock.js";
+import { tenantKeyPrefix } from "../history/tenant.js";
 import type { RoomStateStore, StatePoint, StateWrite } from "./types.js";
 
 export const DEFAULT_STATE_LOG_ENTRIES = 10_000;
@@ -30,6 +31,8 @@ interface RoomState {
   baseRevision: number;
   /** `updatedAt` of write `baseRevision` (-Infinity when 0). */
   baseAt: number;
+  /** Version a key never written in this room continues from (above every version of a deleted earlier room). */
+  readonly floor: number;
 }
 
 type Watcher = (key: RoomKey, entry: StateEntry) => void;
@@ -52,6 +55,8 @@ function live(map: Map<string, StateEntry>): StateEntry[] {
  */
 export class MemoryRoomStateStore implements RoomStateStore {
   readonly #rooms = new Map<RoomKey, RoomState>();
+  /** Per tenant key prefix: the highest version any key of a deleted room of that tenant had. */
+  readonly #floors = new Map<string, number>();
   #watchers: readonly Watcher[] = [];
   readonly #maxLog: number;
   readonly #now: () => number;
@@ -78,11 +83,13 @@ export class MemoryRoomStateStore implements RoomStateStore {
     }
     let room = this.#rooms.get(key);
     if (room === undefined) {
-      room = { entries: new Map(), log: [], base: new Map(), baseRevision: 0, baseAt: Number.NEGATIVE_INFINITY };
+      const dot = key.indexOf(".");
+      const floor = dot < 0 ? 0 : (this.#floors.get(key.slice(0, dot + 1)) ?? 0);
+      room = { entries: new Map(), log: [], base: new Map(), baseRevision: 0, baseAt: Number.NEGATIVE_INFINITY, floor };
       this.#rooms.set(key, room);
     }
     const current = room.entries.get(name);
-    const version = current?.version ?? 0;
+    const version = current?.version ?? room.floor;
     const exists = current !== undefined && !current.deleted;
     if (write.ifVersion !== undefined) {
       const ok = write.ifVersion === 0 ? !exists : exists && write.ifVersion === version;
@@ -158,6 +165,21 @@ export class MemoryRoomStateStore implements RoomStateStore {
     return () => {
       this.#watchers = this.#watchers.filter((w) => w !== handler);
     };
+  }
+
+  async deleteTenant(tenant: string): Promise<number> {
+    if (this.#closed) throw closed();
+    const prefix = tenantKeyPrefix(tenant);
+    let floor = this.#floors.get(prefix) ?? 0;
+    let removed = 0;
+    for (const [key, room] of this.#rooms) {
+      if (!key.startsWith(prefix)) continue;
+      if (room.baseRevision + room.log.length > 0) removed++;
+      for (const entry of room.entries.values()) floor = Math.max(floor, entry.version ?? 0);
+      this.#rooms.delete(key);
+    }
+    if (floor > 0) this.#floors.set(prefix, floor);
+    return removed;
   }
 
   async close(): Promise<void> {

@@ -26,11 +26,23 @@ export type StatePoint = { revision: number } | { timestamp: number };
  * - `set` resolves with the entry as stored; `get` reflects every `set` that resolved before it was called.
  * - Watchers see each applied write once, in the order they were applied to that room; rejected writes are not seen.
  * - Writes are kept as a log: `at(key, point)` returns the map as it was after that write.
+ * - Deleting a tenant removes its rooms' maps and logs and nothing of any other tenant; key versions keep counting
+ *   above every version the tenant's rooms reached, so a stale compare-and-set still never succeeds.
  */
 export interface RoomStateStore {
   get(key: RoomKey): Promise<StateEntry[]>;
   set(key: RoomKey, write: StateWrite): Promise<StateEntry>;
   at(key: RoomKey, point: StatePoint): Promise<StateEntry[]>;
   watch(handler: (key: RoomKey, entry: StateEntry) => void): Unsubscribe;
+  /**
+   * Removes the state map and the write log of every room of `tenant` (the rooms whose key is
+   * `roomKey(tenant, ...)`). Resolves with the number of rooms removed (rooms with at least one applied write).
+   * Afterwards those rooms read as empty, `at` finds no earlier state, and a room's log revisions start again at 1.
+   * Key versions do not start again: the first write of a key after the delete gets a version above every version
+   * any key of the tenant had, so a compare-and-set holding a version from before the delete is rejected. Watchers
+   * are not told. Rooms of every other tenant are untouched, including a tenant whose name starts with this one.
+   * A non-string `tenant` rejects with VALIDATION_ERROR.
+   */
+  deleteTenant(tenant: string): Promise<number>;
   close(): Promise<void>;
 }

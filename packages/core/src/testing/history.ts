@@ -2,11 +2,12 @@ import { describe, expect, it } from "vitest";
 import { HEADER_TIMESTAMP, HEADER_TWIST_ID, type Frame } from "../frame/types.js";
 import type { HistoryStore, RetentionPolicy } from "../history/types.js";
 import { roomKey } from "../room/names.js";
+import { ErrorCode } from "../errors.js";
 import { SuiteContext, type ContractEnv, type ContractFixture, type ContractOptions } from "./fixture.js";
 import { json, parse, uniqueTenant } from "./wait.js";
 
 export interface HistoryContractEnv extends ContractEnv {
-  /** Retention every room of this fixture must apply (`maxAgeMs: 0` = no age bound). */
+  /** Retention every room of this fixture must apply (`maxAgeMs: 0` = no age bound, `maxBytes: 0` = no byte bound). */
   retention: Required<RetentionPolicy>;
 }
 
@@ -20,6 +21,13 @@ function msg(n: number, headers?: Record<string, string>): Frame {
   const frame: Frame = { type: "message", room: "lobby", payload: json({ n }) };
   if (headers) frame.headers = headers;
   return frame;
+}
+
+/** A message whose payload (UTF-8 JSON `{"n":n,"p":"xx.."}`) is exactly `bytes` long. */
+function sized(n: number, bytes: number): Frame {
+  const bare = JSON.stringify({ n, p: "" }).length;
+  if (bytes < bare) throw new Error(`a message with n=${n} needs at least ${bare} bytes`);
+  return { type: "message", room: "lobby", payload: json({ n, p: "x".repeat(bytes - bare) }) };
 }
 
 function ns(messages: readonly Frame[]): number[] {
@@ -42,7 +50,7 @@ export function describeHistoryContract(name: string, factory: HistoryContractFa
   describe(`HistoryStore contract: ${name}`, () => {
     const ctx = new SuiteContext<ContractFixture<HistoryStore>, HistoryContractEnv>(factory, options);
     const open = (retention: Partial<Required<RetentionPolicy>> = {}) =>
-      ctx.open({ retention: { maxMessages: 1000, maxAgeMs: 0, ...retention } });
+      ctx.open({ retention: { maxMessages: 1000, maxAgeMs: 0, maxBytes: 0, ...retention } });
 
     async function fill(store: HistoryStore, key: ReturnType<typeof roomKey>, count: number): Promise<void> {
       for (let n = 1; n <= count; n++) await store.append(key, msg(n));
@@ -174,6 +182,35 @@ export function describeHistoryContract(name: string, factory: HistoryContractFa
       expect(ns((await a.read(key, {})).messages)).toEqual([4]);
     });
 
+    it("history - byte retention keeps the newest messages whose payloads fit maxBytes; the newest is always kept", async () => {
+      const { nodes: [a, b] } = await open({ maxBytes: 100 });
+      const key = roomKey(uniqueTenant(), "lobby");
+      for (let n = 1; n <= 4; n++) await a.append(key, sized(n, 30));
+      const { epoch } = await a.position(key);
+      expect(ns((await b.read(key, {})).messages)).toEqual([2, 3, 4]);
+      expect((await a.append(key, sized(5, 60))).offset).toBe(5);
+      const position = { offset: 5, epoch };
+      expect(ns((await b.read(key, {})).messages)).toEqual([4, 5]);
+      expect(await b.recover(key, { offset: 2, epoch }, 100)).toEqual({ recovered: false, reason: "retention_exceeded", position });
+      const kept = await b.recover(key, { offset: 3, epoch }, 100);
+      expect(kept.recovered && ns(kept.messages)).toEqual([4, 5]);
+
+      expect((await b.append(key, sized(6, 150))).offset).toBe(6);
+      expect(ns((await a.read(key, {})).messages)).toEqual([6]);
+      const big = await a.recover(key, { offset: 5, epoch }, 100);
+      expect(big.recovered && ns(big.messages)).toEqual([6]);
+      expect((await a.recover(key, { offset: 4, epoch }, 100)).recovered).toBe(false);
+      expect((await a.append(key, sized(7, 20))).offset).toBe(7);
+      expect(ns((await b.read(key, {})).messages)).toEqual([7]);
+      expect(await b.recover(key, { offset: 5, epoch }, 100)).toEqual({
+        recovered: false,
+        reason: "retention_exceeded",
+        position: { offset: 7, epoch },
+      });
+      expect((await a.append(key, sized(8, 20))).offset).toBe(8);
+      expect(ns((await b.read(key, { reverse: true })).messages)).toEqual([8, 7]);
+    });
+
     it("history - read pages forwards and backwards by offset, message time and twist id", async () => {
       const { nodes: [a] } = await open();
       const key = roomKey(uniqueTenant(), "ticker");
@@ -207,6 +244,98 @@ export function describeHistoryContract(name: string, factory: HistoryContractFa
       const p2 = await a.position(k2);
       const r2 = await a.recover(k2, { offset: 0, epoch: p2.epoch }, 100);
       expect(r2.recovered && ns(r2.messages)).toEqual([101, 102]);
+    });
+
+    it("history - deleteTenant removes the tenant's rooms on every node and touches no other tenant", async () => {
+      const { nodes: [a, b] } = await open();
+      const tenant = uniqueTenant();
+      const lobby = roomKey(tenant, "lobby");
+      const game = roomKey(tenant, "game");
+      // The escaped name of this tenant is a prefix of the other one's.
+      const longer = roomKey(`${tenant}2`, "lobby");
+      const stranger = roomKey(uniqueTenant(), "lobby");
+      await fill(a, lobby, 5);
+      await b.append(game, msg(1), { idempotencyKey: "once" });
+      await fill(b, longer, 3);
+      await fill(a, stranger, 2);
+      await b.position(roomKey(tenant, "empty"));
+      const before = { longer: await a.position(longer), stranger: await b.position(stranger) };
+
+      expect(await a.deleteTenant(tenant)).toBe(2);
+      for (const node of [a, b]) {
+        expect((await node.read(lobby, {})).messages).toEqual([]);
+        expect((await node.read(game, {})).messages).toEqual([]);
+        expect((await node.position(lobby)).offset).toBe(0);
+        expect(await node.position(longer)).toEqual(before.longer);
+        expect(ns((await node.read(longer, {})).messages)).toEqual([1, 2, 3]);
+        expect(await node.position(stranger)).toEqual(before.stranger);
+        expect(ns((await node.read(stranger, {})).messages)).toEqual([1, 2]);
+      }
+      const again = await a.append(game, msg(2), { idempotencyKey: "once" });
+      expect(again).toMatchObject({ offset: 1, duplicate: false });
+      expect(ns([again.message])).toEqual([2]);
+      expect(await b.deleteTenant(tenant)).toBe(1);
+      expect(await b.deleteTenant(uniqueTenant())).toBe(0);
+      expect(ns((await a.read(longer, {})).messages)).toEqual([1, 2, 3]);
+      expect((await a.deleteTenant(5 as unknown as string).catch((e: unknown) => e)) as object).toMatchObject({
+        code: ErrorCode.VALIDATION_ERROR,
+      });
+    });
+
+    it("history - after deleteTenant a room starts at offset 1 in a new epoch, whatever either node remembered", async () => {
+      const { nodes: [a, b] } = await open();
+      const tenant = uniqueTenant();
+      const key = roomKey(tenant, "lobby");
+      const side = roomKey(tenant, "side");
+      await fill(a, key, 3);
+      // Both nodes have read and appended to the rooms, so each may remember their epochs and heads.
+      await b.append(key, msg(4));
+      await a.append(key, msg(5));
+      await fill(b, side, 2);
+      const oldSide = await a.position(side);
+      const old = await b.position(key);
+      expect(old.offset).toBe(5);
+      expect(await a.position(key)).toEqual(old);
+
+      expect(await a.deleteTenant(tenant)).toBe(2);
+      // Appends before anyone read the room again: the node that deleted first, then the other one.
+      const sideFirst = await a.append(side, msg(30));
+      expect(sideFirst.offset).toBe(1);
+      expect(sideFirst.epoch).not.toBe(oldSide.epoch);
+      expect(await b.append(side, msg(31))).toMatchObject({ offset: 2, epoch: sideFirst.epoch });
+      expect(ns((await b.read(side, {})).messages)).toEqual([30, 31]);
+
+      const empty = await b.position(key);
+      expect(empty.offset).toBe(0);
+      expect(empty.epoch).not.toBe(old.epoch);
+      expect(await a.position(key)).toEqual(empty);
+      expect(await b.recover(key, old, 100)).toEqual({ recovered: false, reason: "epoch_mismatch", position: empty });
+
+      const first = await b.append(key, msg(10));
+      expect(first).toMatchObject({ offset: 1, epoch: empty.epoch, duplicate: false });
+      expect(first.message.epoch).toBe(empty.epoch);
+      const second = await a.append(key, msg(11));
+      expect(second).toMatchObject({ offset: 2, epoch: empty.epoch });
+      expect((await b.append(key, msg(12))).offset).toBe(3);
+      const position = { offset: 3, epoch: empty.epoch };
+      for (const node of [a, b]) {
+        expect(await node.position(key)).toEqual(position);
+        const page = await node.read(key, {});
+        expect(ns(page.messages)).toEqual([10, 11, 12]);
+        expect(page.messages.every((m) => m.epoch === empty.epoch)).toBe(true);
+        for (const since of [old, { offset: 1, epoch: old.epoch }]) {
+          expect(await node.recover(key, since, 100)).toEqual({ recovered: false, reason: "epoch_mismatch", position });
+        }
+        const fresh = await node.recover(key, { offset: 1, epoch: empty.epoch }, 100);
+        expect(fresh.recovered && ns(fresh.messages)).toEqual([11, 12]);
+      }
+
+      // A second delete, this time from the other node, again yields a new epoch.
+      expect(await b.deleteTenant(tenant)).toBe(2);
+      const third = await a.append(key, msg(20));
+      expect(third.offset).toBe(1);
+      expect([old.epoch, empty.epoch]).not.toContain(third.epoch);
+      expect(await b.position(key)).toEqual({ offset: 1, epoch: third.epoch });
     });
   });
 }

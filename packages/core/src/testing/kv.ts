@@ -13,10 +13,13 @@ async function rejection(promise: Promise<unknown>): Promise<{ code?: unknown }>
   } catch (error) {
     return error as { code?: unknown };
   }
-  throw new Error("expected the put to be rejected");
+  throw new Error("expected the call to be rejected");
 }
 
-/** The guarantees of `KeyValueStore` (kv/types.ts). Namespaces are `ns_<random hex>`, keys `[a-z0-9/._-]`. */
+/**
+ * The guarantees of `KeyValueStore` (kv/types.ts). Namespaces are `ns_<random hex>` (with `/`-separated parts in the
+ * `deleteNamespaces` tests), keys `[a-z0-9/._-]`.
+ */
 export function describeKeyValueContract(name: string, factory: KeyValueContractFactory, options: ContractOptions = {}): void {
   describe(`KeyValueStore contract: ${name}`, () => {
     const ctx = new SuiteContext<ContractFixture<KeyValueStore>, ContractEnv>(factory, options);
@@ -108,6 +111,58 @@ export function describeKeyValueContract(name: string, factory: KeyValueContract
       expect(await a.delete(n2, "k")).toBe(true);
       expect((await a.get(n1, "k"))?.revision).toBe(2);
       expect((await a.list(n1)).map((e) => e.key)).toEqual(["k"]);
+    });
+
+    it("kv - deleteNamespaces deletes every key of the namespaces under a prefix and nothing else", async () => {
+      const { nodes: [a, b] } = await open();
+      const root = namespace();
+      const one = `${root}/op.store/acme/one`;
+      const two = `${root}/op.store/acme/two`;
+      // Namespaces that share the start of the prefix but not all of it.
+      const sibling = `${root}/op.store/acme2/one`;
+      const parent = `${root}/op.store/acme`;
+      const stranger = namespace();
+      for (const key of ["a", "b", "c/1"]) await a.put(one, key, json(key));
+      await a.put(one, "a", json("a2"));
+      await a.delete(one, "b");
+      await b.put(two, "x", json("x"));
+      await b.put(sibling, "a", json("sibling"));
+      await b.put(parent, "a", json("parent"));
+      await a.put(stranger, "a", json("stranger"));
+
+      expect(await a.deleteNamespaces(`${root}/op.store/acme/`)).toBe(3);
+      for (const node of [a, b]) {
+        expect(await node.get(one, "a")).toBeUndefined();
+        expect(await node.get(one, "c/1")).toBeUndefined();
+        expect(await node.get(two, "x")).toBeUndefined();
+        expect(await node.list(one)).toEqual([]);
+        expect(await node.list(two)).toEqual([]);
+        expect(parse((await node.get(sibling, "a"))!.value)).toBe("sibling");
+        expect(parse((await node.get(parent, "a"))!.value)).toBe("parent");
+        expect((await node.get(stranger, "a"))?.revision).toBe(1);
+      }
+      expect(await b.deleteNamespaces(`${root}/op.store/acme/`)).toBe(0);
+      expect(await b.deleteNamespaces(namespace())).toBe(0);
+      for (const prefix of ["", 7 as unknown as string]) {
+        expect((await rejection(a.deleteNamespaces(prefix))).code).toBe(ErrorCode.VALIDATION_ERROR);
+      }
+    });
+
+    it("kv - deleteNamespaces with a whole namespace name; revisions of deleted keys are never reused", async () => {
+      const { nodes: [a, b] } = await open();
+      const rooms = `${namespace()}/arqon.rooms/acme`;
+      await a.put(rooms, "lobby", json(1));
+      await a.put(rooms, "lobby", json(2));
+      const before = (await a.get(rooms, "lobby"))!.revision;
+      await a.put(rooms, "game", json(1));
+      expect(await b.deleteNamespaces(rooms)).toBe(2);
+      expect(await a.list(rooms)).toEqual([]);
+      expect((await rejection(a.put(rooms, "lobby", json("stale"), { ifRevision: before }))).code).toBe(ErrorCode.CONFLICT);
+      const revision = await a.put(rooms, "lobby", json(3), { ifRevision: 0 });
+      expect(revision).toBeGreaterThan(before);
+      expect(await b.get(rooms, "lobby")).toMatchObject({ key: "lobby", revision });
+      expect((await b.list(rooms)).map((e) => e.key)).toEqual(["lobby"]);
+      expect(await b.put(rooms, "lobby", json(4), { ifRevision: revision })).toBeGreaterThan(revision);
     });
   });
 }

@@ -171,5 +171,65 @@ export function describeRoomStateContract(name: string, factory: RoomStateContra
       expect(view(await a.get(k2))).toEqual(['mode="x"@1']);
       expect(view(await a.at(k2, { revision: 2 }))).toEqual(['mode="x"@1']);
     });
+
+    it("state - deleteTenant removes the tenant's rooms and logs on every node and touches no other tenant", async () => {
+      const { nodes: [a, b] } = await open();
+      const tenant = uniqueTenant();
+      const game = roomKey(tenant, "game");
+      const chat = roomKey(tenant, "chat");
+      // The escaped name of this tenant is a prefix of the other one's.
+      const longer = roomKey(`${tenant}2`, "game");
+      const stranger = roomKey(uniqueTenant(), "game");
+      await a.set(game, { key: "mode", value: json("one") });
+      await a.set(game, { key: "mode", value: json("two") });
+      await a.set(game, { key: "score", value: json(1) });
+      await b.set(chat, { key: "topic", value: json("hi") });
+      await b.set(chat, { key: "topic", deleted: true });
+      await b.set(longer, { key: "mode", value: json("kept") });
+      await a.set(stranger, { key: "mode", value: json("kept too") });
+
+      expect(await a.deleteTenant(tenant)).toBe(2);
+      for (const node of [a, b]) {
+        expect(await node.get(game)).toEqual([]);
+        expect(await node.get(chat)).toEqual([]);
+        expect(await node.at(game, { revision: 2 })).toEqual([]);
+        expect(view(await node.get(longer))).toEqual(['mode="kept"@1']);
+        expect(view(await node.at(longer, { revision: 1 }))).toEqual(['mode="kept"@1']);
+        expect(view(await node.get(stranger))).toEqual(['mode="kept too"@1']);
+      }
+      expect(await b.deleteTenant(uniqueTenant())).toBe(0);
+      expect((await rejection(b.deleteTenant(5 as unknown as string))).code).toBe(ErrorCode.VALIDATION_ERROR);
+    });
+
+    it("state - after deleteTenant versions keep climbing, so a compare-and-set from before the delete never succeeds", async () => {
+      const { nodes: [a, b] } = await open();
+      const tenant = uniqueTenant();
+      const game = roomKey(tenant, "game");
+      await a.set(game, { key: "mode", value: json(1) });
+      await a.set(game, { key: "mode", value: json(2) });
+      await a.set(game, { key: "mode", value: json(3) });
+      await a.set(game, { key: "score", value: json(0) });
+      expect(await b.deleteTenant(tenant)).toBe(1);
+
+      expect((await rejection(a.set(game, { key: "mode", value: json("stale"), ifVersion: 3 }))).code).toBe(
+        ErrorCode.STATE_CONFLICT,
+      );
+      const mode = await b.set(game, { key: "mode", value: json("new"), ifVersion: 0 });
+      const version = mode.version!;
+      expect(version).toBeGreaterThan(3);
+      const score = await a.set(game, { key: "score", value: json(1) });
+      expect(score.version).toBeGreaterThan(3);
+      const fresh = await a.set(roomKey(tenant, "fresh"), { key: "score", value: json(2) });
+      expect(fresh.version).toBeGreaterThan(3);
+      expect((await rejection(a.set(game, { key: "score", value: json(9), ifVersion: 1 }))).code).toBe(ErrorCode.STATE_CONFLICT);
+      expect((await b.set(game, { key: "mode", value: json("next"), ifVersion: version })).version).toBe(version + 1);
+      // The room's write log starts again: revision 1 is the first write after the delete.
+      expect(view(await b.at(game, { revision: 1 }))).toEqual([`mode="new"@${version}`]);
+      expect(view(await a.get(game))).toEqual([`mode="next"@${version + 1}`, `score=1@${score.version}`]);
+
+      expect(await a.deleteTenant(tenant)).toBe(2);
+      const again = await b.set(game, { key: "mode", value: json("again") });
+      expect(again.version).toBeGreaterThan(version + 1);
+    });
   });
 }

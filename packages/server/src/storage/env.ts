@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import { mkdirSync } from "node:fs";
-import { open, type Database, type RootDatabase } from "lmdb";
+import { open, type Database, type Key, type RootDatabase } from "lmdb";
 import { BackendUnavailableError } from "@arqon/core";
 
 /**
@@ -42,10 +42,12 @@ export const DB = {
   historyMessages: "history.messages",
   historyDedupe: "history.dedupe",
   historyExpiry: "history.dedupe-expiry",
+  historyTenants: "history.tenants",
   stateRooms: "state.rooms",
   stateEntries: "state.entries",
   stateLog: "state.log",
   stateBase: "state.base",
+  stateTenants: "state.tenants",
   kvEntries: "kv.entries",
   kvTombstones: "kv.tombstones",
 } as const;
@@ -89,7 +91,7 @@ export class StorageEnv {
     return new StorageEnv(root, path, storeId, options.durability ?? "commit");
   }
 
-  openDB<V, K extends import("lmdb").Key>(name: (typeof DB)[keyof typeof DB]): Database<V, K> {
+  openDB<V, K extends Key>(name: (typeof DB)[keyof typeof DB]): Database<V, K> {
     return this.root.openDB<V, K>({ name });
   }
 
@@ -117,6 +119,29 @@ export class StorageEnv {
 export function plainBytes(value: Uint8Array | undefined): Uint8Array | undefined {
   if (value === undefined) return undefined;
   return Object.getPrototypeOf(value) === Uint8Array.prototype ? value : new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+}
+
+/**
+ * Every key of `db` that starts with `prefix`, in key order, read inside the current transaction. The keys are
+ * collected before the caller removes any, so removing while scanning is never an issue.
+ */
+export function keysWithPrefix(db: Database<unknown, string>, prefix: string): string[] {
+  const out: string[] = [];
+  for (const key of db.getKeys({ start: prefix })) {
+    if (!key.startsWith(prefix)) break;
+    out.push(key);
+  }
+  return out;
+}
+
+/** Every `[id, ...]` key of `db` whose first element is `id`, collected before the caller removes any. */
+export function keysOf<K extends [string, ...Key[]]>(db: Database<unknown, K>, id: string): K[] {
+  const out: K[] = [];
+  for (const key of db.getKeys({ start: [id] as unknown as K })) {
+    if (key[0] !== id) break;
+    out.push(key);
+  }
+  return out;
 }
 
 /** Keys longer than this many UTF-8 bytes are stored under their SHA-256 (LMDB keys are at most 1978 bytes). */

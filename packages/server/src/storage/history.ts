@@ -1,6 +1,10 @@
 import type { Database } from "lmdb";
+import { randomBytes } from "node:crypto";
 import {
+  ArqonError,
   BackendUnavailableError,
+  ErrorCode,
+  escapeToken,
   HEADER_TIMESTAMP,
   HEADER_TWIST_ID,
   parseRoomKey,
@@ -16,7 +20,7 @@ import {
   type RetentionPolicy,
   type RoomKey,
 } from "@arqon/core";
-import { DB, keyPart, plainBytes, wallClock, type StorageClock, type StorageEnv } from "./env.js";
+import { DB, keyPart, keysOf, keysWithPrefix, plainBytes, wallClock, type StorageClock, type StorageEnv } from "./env.js";
 import { assertRecoveryOffset, recoveryRefusal } from "@arqon/core/internal";
 
 export const DEFAULT_HISTORY_MAX_MESSAGES = 1000;
@@ -29,7 +33,10 @@ export const DEFAULT_SWEEP_INTERVAL_MS = 10_000;
 const SWEEP_ROOMS = 1_000;
 const SWEEP_KEYS = 10_000;
 
-/** Retention for the rooms whose name matches `pattern` (core's `roomMatches`: `*` one segment, `**` anything). */
+/**
+ * Retention for the rooms whose name matches `pattern` (core's `roomMatches`: `*` one segment, `**` anything):
+ * `maxMessages`, `maxAgeMs` and `maxBytes` as in core's `RetentionPolicy`.
+ */
 export interface RetentionRule extends RetentionPolicy {
   pattern: string;
 }
@@ -71,6 +78,11 @@ interface RoomRecord {
   last: number;
   /** Oldest offset still stored (`last + 1` when none is). */
   first: number;
+  /**
+   * Sum of the payload lengths of the stored messages, kept only while the room's policy has a byte bound (absent
+   * otherwise, and then counted afresh when a byte bound applies again).
+   */
+  bytes?: number;
 }
 
 interface DedupeRecord {
@@ -86,9 +98,12 @@ type ExpiryKey = [number, string, string];
 interface Policy {
   maxMessages: number;
   maxAgeMs: number;
+  maxBytes: number;
 }
 
 interface Ring {
+  /** Epoch of the messages: a ring of another epoch (the room was deleted since) is never used. */
+  epoch: string;
   /** Offset of `items[0]`. */
   start: number;
   items: StoredMessage[];
@@ -127,6 +142,10 @@ function roomHash(key: string): string {
   return (h >>> 0).toString(36);
 }
 
+function payloadBytes(item: StoredMessage | undefined): number {
+  return item?.frame.payload?.length ?? 0;
+}
+
 function closed(): BackendUnavailableError {
   return new BackendUnavailableError("history store is closed");
 }
@@ -138,7 +157,11 @@ function closed(): BackendUnavailableError {
  *   several store instances on one directory) get gapless distinct offsets in call order, and a failed commit leaves
  *   no gap behind.
  * - A room's epoch is `<store id>-<room hash>`, where the store id is drawn when the database is created and stored
- *   in it: it survives restarts and kill -9, and a lost or deleted data directory yields new epochs.
+ *   in it: it survives restarts and kill -9, and a lost or deleted data directory yields new epochs. Once a tenant
+ *   was deleted (`deleteTenant`), its rooms' epochs also carry a generation drawn at each delete, so they differ from
+ *   every epoch the rooms had before.
+ * - Retention by count and bytes is applied in the append transaction, by age at append, on every read and by the
+ *   sweep.
  * - `append` resolves after the commit is durable (see `Durability`), so an acknowledged message survives a kill.
  * - Idempotency keys are stored with the message in the same transaction and expire after the dedupe window; they
  *   hold across restarts.
@@ -151,6 +174,8 @@ export class LmdbHistoryStore implements HistoryStore {
   readonly #messages: Database<StoredMessage, MessageKey>;
   readonly #dedupe: Database<DedupeRecord, DedupeKey>;
   readonly #expiry: Database<true, ExpiryKey>;
+  /** Per escaped tenant: the generation its rooms' epochs carry since the tenant's last delete. */
+  readonly #tenants: Database<string, string>;
   readonly #retention: RetentionConfig;
   readonly #policies = new Map<string, Policy>();
   readonly #rings = new Map<string, Ring>();
@@ -170,6 +195,7 @@ export class LmdbHistoryStore implements HistoryStore {
     this.#messages = env.openDB(DB.historyMessages);
     this.#dedupe = env.openDB(DB.historyDedupe);
     this.#expiry = env.openDB(DB.historyExpiry);
+    this.#tenants = env.openDB(DB.historyTenants);
     this.#retention = options.retention ?? [];
     this.#ringSize = Math.max(0, options.ringSize ?? DEFAULT_RING_SIZE);
     this.#maxCachedRooms = Math.max(1, options.maxCachedRooms ?? 10_000);
@@ -180,17 +206,23 @@ export class LmdbHistoryStore implements HistoryStore {
     }, options.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS);
   }
 
-  /** The retention applied to `key` (first matching rule, else the defaults). */
+  /**
+   * The retention applied to `key` (first matching rule, else the defaults). Rules are resolved once per room; a
+   * function is asked every time (it may change its answer, e.g. when a tenant's limits change) and should be cheap.
+   */
   policy(key: RoomKey): Required<RetentionPolicy> {
-    let policy = this.#policies.get(key);
+    let policy = typeof this.#retention === "function" ? undefined : this.#policies.get(key);
     if (policy === undefined) {
       const chosen = this.#choose(key);
       policy = {
         maxMessages: Math.max(0, chosen?.maxMessages ?? DEFAULT_HISTORY_MAX_MESSAGES),
         maxAgeMs: Math.max(0, chosen?.maxAgeMs ?? DEFAULT_HISTORY_MAX_AGE_MS),
+        maxBytes: Math.max(0, chosen?.maxBytes ?? 0),
       };
-      if (this.#policies.size >= 100_000) this.#policies.clear();
-      this.#policies.set(key, policy);
+      if (typeof this.#retention !== "function") {
+        if (this.#policies.size >= 100_000) this.#policies.clear();
+        this.#policies.set(key, policy);
+      }
     }
     return policy;
   }
@@ -209,7 +241,15 @@ export class LmdbHistoryStore implements HistoryStore {
   }
 
   #record(key: RoomKey): RoomRecord {
-    return this.#rooms.get(key) ?? { epoch: `${this.#env.storeId}-${roomHash(key)}`, last: 0, first: 1 };
+    return this.#rooms.get(key) ?? { epoch: this.#firstEpoch(key), last: 0, first: 1, bytes: 0 };
+  }
+
+  /** The epoch of a room without a stored row (never appended to, or deleted with its tenant). */
+  #firstEpoch(key: RoomKey): string {
+    const base = `${this.#env.storeId}-${roomHash(key)}`;
+    const dot = key.indexOf(".");
+    const generation = dot < 0 ? undefined : this.#tenants.get(key.slice(0, dot));
+    return generation === undefined ? base : `${base}-${generation}`;
   }
 
   async append(key: RoomKey, message: Frame, options?: AppendOptions): Promise<AppendResult> {
@@ -230,45 +270,77 @@ export class LmdbHistoryStore implements HistoryStore {
       const offset = record.last + 1;
       const frame: Frame = { ...base, offset, epoch: record.epoch };
       const stored: StoredMessage = { at: now, time: messageTime(frame, now), frame };
+      let bytes: number | undefined;
+      if (policy.maxBytes > 0 && policy.maxMessages > 0) {
+        bytes = (record.bytes ?? this.#storedBytes(key, record.first, record.last)) + payloadBytes(stored);
+      }
       if (policy.maxMessages > 0) this.#messages.put([key, offset], stored);
-      const first = this.#trim(key, { ...record, last: offset }, policy, now);
-      this.#rooms.put(key, { epoch: record.epoch, last: offset, first });
+      const trimmed = this.#trim(key, { ...record, last: offset, bytes }, policy, now);
+      this.#rooms.put(key, this.#row(record.epoch, offset, trimmed));
       if (idem !== undefined) {
         const expiresAt = now + windowMs;
         this.#dedupe.put([key, idem], { offset, expiresAt, frame });
         this.#expiry.put([expiresAt, key, idem], true);
       }
-      return { duplicate: false as const, offset, frame, stored, first };
+      return { duplicate: false as const, offset, frame, stored, first: trimmed };
     });
     if (result.duplicate) {
       const frame = restoreFrame(result.frame);
       return { message: frame, offset: result.offset, epoch: frame.epoch!, duplicate: true };
     }
-    this.#remember(key, result.offset, result.stored, result.first, policy);
+    this.#remember(key, result.offset, result.stored, result.first.first, policy);
     return { message: result.frame, offset: result.offset, epoch: result.frame.epoch!, duplicate: false };
   }
 
-  /** Inside a write transaction: deletes what retention drops, returns the new oldest stored offset. */
-  #trim(key: RoomKey, record: RoomRecord, policy: Policy, now: number): number {
+  #row(epoch: string, last: number, trimmed: { first: number; bytes: number | undefined }): RoomRecord {
+    const row: RoomRecord = { epoch, last, first: trimmed.first };
+    if (trimmed.bytes !== undefined) row.bytes = trimmed.bytes;
+    return row;
+  }
+
+  /** Inside a transaction: the payload bytes of the stored messages `from..to`. */
+  #storedBytes(key: RoomKey, from: number, to: number): number {
+    let bytes = 0;
+    if (from > to) return bytes;
+    for (const { value } of this.#messages.getRange({ start: [key, from], end: [key, to + 1] })) bytes += payloadBytes(value);
+    return bytes;
+  }
+
+  /**
+   * Inside a write transaction: deletes what retention drops; returns the new oldest stored offset and the payload
+   * bytes left (tracked only when `record.bytes` is set, which the caller does when the policy has a byte bound).
+   * The newest message is never dropped by the count or byte bound.
+   */
+  #trim(key: RoomKey, record: RoomRecord, policy: Policy, now: number): { first: number; bytes: number | undefined } {
     let first = record.first;
+    let bytes = policy.maxBytes > 0 ? record.bytes : undefined;
+    const drop = (offset: number, item?: StoredMessage): void => {
+      if (bytes !== undefined) bytes -= payloadBytes(item ?? this.#messages.get([key, offset]));
+      this.#messages.remove([key, offset]);
+    };
     const keepFrom = Math.max(first, record.last + 1 - policy.maxMessages);
-    for (; first < keepFrom; first++) this.#messages.remove([key, first]);
+    for (; first < keepFrom; first++) drop(first);
     if (policy.maxAgeMs > 0) {
       const cutoff = now - policy.maxAgeMs;
       for (; first <= record.last; first++) {
         const item = this.#messages.get([key, first]);
         if (item !== undefined && item.at > cutoff) break;
-        this.#messages.remove([key, first]);
+        drop(first, item);
       }
     }
-    return first;
+    if (bytes !== undefined) {
+      for (; first < record.last && bytes > policy.maxBytes; first++) drop(first);
+      if (first > record.last) bytes = 0;
+    }
+    return { first, bytes };
   }
 
   #remember(key: RoomKey, offset: number, stored: StoredMessage, first: number, policy: Policy): void {
     if (this.#ringSize === 0 || policy.maxMessages === 0) return;
+    const epoch = stored.frame.epoch!;
     let ring = this.#rings.get(key);
-    if (ring === undefined || ring.start + ring.items.length !== offset) {
-      ring = { start: offset, items: [] };
+    if (ring === undefined || ring.epoch !== epoch || ring.start + ring.items.length !== offset) {
+      ring = { epoch, start: offset, items: [] };
     } else {
       this.#rings.delete(key);
     }
@@ -282,9 +354,15 @@ export class LmdbHistoryStore implements HistoryStore {
     if (this.#rings.size > this.#maxCachedRooms) this.#rings.delete(this.#rings.keys().next().value!);
   }
 
-  /** The stored message at `offset`, from the ring when it has it. */
-  #item(key: RoomKey, offset: number): StoredMessage | undefined {
+  /** The ring of `key` when it holds messages of `epoch` (the room's current one). */
+  #ring(key: RoomKey, epoch: string): Ring | undefined {
     const ring = this.#rings.get(key);
+    return ring !== undefined && ring.epoch === epoch ? ring : undefined;
+  }
+
+  /** The stored message at `offset`, from the ring when it has it. */
+  #item(key: RoomKey, epoch: string, offset: number): StoredMessage | undefined {
+    const ring = this.#ring(key, epoch);
     if (ring !== undefined && offset >= ring.start && offset < ring.start + ring.items.length) {
       return ring.items[offset - ring.start];
     }
@@ -299,7 +377,7 @@ export class LmdbHistoryStore implements HistoryStore {
     if (policy.maxAgeMs > 0) {
       const cutoff = now - policy.maxAgeMs;
       for (; first <= record.last; first++) {
-        const item = this.#item(key, first);
+        const item = this.#item(key, record.epoch, first);
         if (item !== undefined && item.at > cutoff) break;
       }
     }
@@ -307,10 +385,16 @@ export class LmdbHistoryStore implements HistoryStore {
   }
 
   /** Messages `from..to` (inclusive, all kept), ascending or descending, passed through `accept` until `limit`. */
-  #range(key: RoomKey, from: number, to: number, reverse: boolean, limit: number, accept: (m: StoredMessage) => boolean): Frame[] {
+  #range(
+    key: RoomKey,
+    epoch: string,
+    span: { from: number; to: number; reverse: boolean; limit: number },
+    accept: (m: StoredMessage) => boolean,
+  ): Frame[] {
+    const { from, to, reverse, limit } = span;
     const out: Frame[] = [];
     if (from > to || limit <= 0) return out;
-    const ring = this.#rings.get(key);
+    const ring = this.#ring(key, epoch);
     if (ring !== undefined && from >= ring.start && to < ring.start + ring.items.length) {
       const step = reverse ? -1 : 1;
       for (let o = reverse ? to : from; o >= from && o <= to && out.length < limit; o += step) {
@@ -345,7 +429,7 @@ export class LmdbHistoryStore implements HistoryStore {
     const fromTs = query.fromTs || undefined;
     const toTs = query.toTs || undefined;
     const twist = query.twistId || undefined;
-    const messages = this.#range(key, from, to, query.reverse === true, limit, (m) => {
+    const messages = this.#range(key, record.epoch, { from, to, reverse: query.reverse === true, limit }, (m) => {
       if (fromTs !== undefined && m.time < fromTs) return false;
       if (toTs !== undefined && m.time > toTs) return false;
       if (twist !== undefined && m.frame.headers?.[HEADER_TWIST_ID] !== twist) return false;
@@ -363,7 +447,8 @@ export class LmdbHistoryStore implements HistoryStore {
     const refusal = recoveryRefusal(since, position, oldest, maxMessages);
     if (refusal) return { recovered: false, reason: refusal, position };
     const missed = record.last - since.offset;
-    const messages = this.#range(key, since.offset + 1, record.last, false, missed, () => true);
+    const span = { from: since.offset + 1, to: record.last, reverse: false, limit: missed };
+    const messages = this.#range(key, record.epoch, span, () => true);
     if (messages.length !== missed) {
       // Retention removed messages between reading the room row and the range: report it, never a gap.
       return { recovered: false, reason: "retention_exceeded", position };
@@ -405,10 +490,38 @@ export class LmdbHistoryStore implements HistoryStore {
       for (const room of aged) {
         const record = this.#rooms.get(room);
         if (record === undefined) continue;
-        const first = this.#trim(room, record, this.policy(room), now);
-        if (first !== record.first) this.#rooms.put(room, { ...record, first });
+        const trimmed = this.#trim(room, record, this.policy(room), now);
+        if (trimmed.first !== record.first) this.#rooms.put(room, this.#row(record.epoch, record.last, trimmed));
       }
     });
+  }
+
+  /**
+   * Removes every room of `tenant` in one write transaction (messages, room rows, idempotency keys) and draws the
+   * tenant a new epoch generation. Rings of other store instances on the same directory are never used for the new
+   * epoch (a ring is tied to the epoch of its messages).
+   */
+  async deleteTenant(tenant: string): Promise<number> {
+    if (this.#closed) throw closed();
+    if (typeof tenant !== "string") {
+      throw new ArqonError(ErrorCode.VALIDATION_ERROR, "tenant must be a string", { detail: { field: "tenant" } });
+    }
+    const token = escapeToken(tenant);
+    const generation = randomBytes(6).toString("hex");
+    const removed = await this.#env.write(() => {
+      const rooms = keysWithPrefix(this.#rooms, token + ".");
+      for (const room of rooms) {
+        for (const key of keysOf(this.#messages, room)) this.#messages.remove(key);
+        for (const key of keysOf(this.#dedupe, room)) this.#dedupe.remove(key);
+        this.#rooms.remove(room);
+      }
+      // Expiry rows of the removed idempotency keys stay until the sweep reaches them; it removes only what they name.
+      this.#tenants.put(token, generation);
+      return rooms;
+    });
+    for (const room of removed) this.#rings.delete(room);
+    for (const room of this.#rings.keys()) if (room.startsWith(token + ".")) this.#rings.delete(room);
+    return removed.length;
   }
 
   async close(): Promise<void> {

@@ -45,7 +45,8 @@ function entry(key: string, row: Row): KvEntry {
 /**
  * Key-value storage in LMDB. Revisions count per key and keep counting across a delete (a tombstone row keeps the
  * last revision); `ifRevision: 0` succeeds only when the key does not exist. Compare-and-set is checked inside the
- * write transaction. `list` returns keys in UTF-8 byte order (= code point order).
+ * write transaction. `list` returns keys in UTF-8 byte order (= code point order). `deleteNamespaces` turns every
+ * matching row into a tombstone in one write transaction, as `delete` does.
  */
 export class LmdbKeyValueStore implements KeyValueStore {
   readonly #env: StorageEnv;
@@ -115,6 +116,25 @@ export class LmdbKeyValueStore implements KeyValueStore {
       out.push(entry(k[1], value));
     }
     return out;
+  }
+
+  async deleteNamespaces(prefix: string): Promise<number> {
+    if (this.#closed) throw closed();
+    if (typeof prefix !== "string" || prefix === "") {
+      throw new ArqonError(ErrorCode.VALIDATION_ERROR, "prefix must be a non-empty string", { detail: { field: "prefix" } });
+    }
+    return this.#env.write(() => {
+      const matched: { key: RowKey; revision: number }[] = [];
+      for (const { key, value } of this.#rows.getRange({ start: [prefix, ""] })) {
+        if (!key[0].startsWith(prefix)) break;
+        matched.push({ key, revision: value.revision });
+      }
+      for (const { key, revision } of matched) {
+        this.#rows.remove(key);
+        this.#tombstones.put(key, revision + 1);
+      }
+      return matched.length;
+    });
   }
 
   async close(): Promise<void> {

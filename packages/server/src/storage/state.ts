@@ -3,6 +3,7 @@ import {
   ArqonError,
   BackendUnavailableError,
   ErrorCode,
+  escapeToken,
   StateConflictError,
   type RoomKey,
   type RoomStateStore,
@@ -11,7 +12,7 @@ import {
   type StateWrite,
   type Unsubscribe,
 } from "@arqon/core";
-import { DB, plainBytes, wallClock, type StorageClock, type StorageEnv } from "./env.js";
+import { DB, keysOf, keysWithPrefix, plainBytes, wallClock, type StorageClock, type StorageEnv } from "./env.js";
 
 export const DEFAULT_STATE_LOG_ENTRIES = 10_000;
 
@@ -35,6 +36,8 @@ interface RoomRow {
   baseRevision: number;
   /** `updatedAt` of write `baseRevision` (0 when none is folded). */
   baseAt: number;
+  /** Version a key never written in this room continues from (set when the room's tenant was deleted before). */
+  floor?: number;
 }
 
 type EntryKey = [string, string];
@@ -72,6 +75,8 @@ const rethrow = (error: unknown): void => {
  * Semantics match `MemoryRoomStateStore`: live keys in ascending key order; `ifVersion: 0` matches a key never written
  * or deleted; deleting an absent key changes nothing. Compare-and-set is checked inside the write transaction, so it
  * is atomic. Watchers of this instance see each applied write once, in commit order, after it is durable.
+ * `deleteTenant` keeps one number per deleted tenant (the highest key version its rooms reached), which new keys of
+ * that tenant's rooms continue from.
  */
 export class LmdbRoomStateStore implements RoomStateStore {
   readonly #env: StorageEnv;
@@ -79,6 +84,8 @@ export class LmdbRoomStateStore implements RoomStateStore {
   readonly #entries: Database<StateEntry, EntryKey>;
   readonly #log: Database<StateEntry, LogKey>;
   readonly #base: Database<StateEntry, EntryKey>;
+  /** Per escaped tenant: the highest key version any deleted room of the tenant reached. */
+  readonly #floors: Database<number, string>;
   readonly #maxLog: number;
   readonly #clock: StorageClock;
   readonly #onHandlerError: (error: unknown) => void;
@@ -95,6 +102,7 @@ export class LmdbRoomStateStore implements RoomStateStore {
     this.#entries = env.openDB(DB.stateEntries);
     this.#log = env.openDB(DB.stateLog);
     this.#base = env.openDB(DB.stateBase);
+    this.#floors = env.openDB(DB.stateTenants);
     this.#maxLog = Math.max(2, options.maxLogEntries ?? DEFAULT_STATE_LOG_ENTRIES);
     this.#clock = options.clock ?? wallClock;
     this.#onHandlerError = options.onHandlerError ?? rethrow;
@@ -122,7 +130,9 @@ export class LmdbRoomStateStore implements RoomStateStore {
     try {
       outcome = await this.#env.write((): Outcome => {
         const current = this.#entries.get([key, name]);
-        const version = current?.version ?? 0;
+        const stored = this.#rooms.get(key);
+        const floor = stored !== undefined ? (stored.floor ?? 0) : this.#tenantFloor(key);
+        const version = current?.version ?? floor;
         const exists = current !== undefined && !current.deleted;
         if (write.ifVersion !== undefined) {
           const ok = write.ifVersion === 0 ? !exists : exists && write.ifVersion === version;
@@ -133,7 +143,7 @@ export class LmdbRoomStateStore implements RoomStateStore {
         if (write.deleted) entry.deleted = true;
         else entry.value = value;
         if (write.updatedBy !== undefined && write.updatedBy !== "") entry.updatedBy = write.updatedBy;
-        const row = this.#rooms.get(key) ?? { revision: 0, baseRevision: 0, baseAt: 0 };
+        const row: RoomRow = stored ?? { revision: 0, baseRevision: 0, baseAt: 0, ...(floor > 0 ? { floor } : {}) };
         const revision = row.revision + 1;
         this.#entries.put([key, name], entry);
         this.#log.put([key, revision], entry);
@@ -153,6 +163,11 @@ export class LmdbRoomStateStore implements RoomStateStore {
     return entry;
   }
 
+  #tenantFloor(key: RoomKey): number {
+    const dot = key.indexOf(".");
+    return dot < 0 ? 0 : (this.#floors.get(key.slice(0, dot)) ?? 0);
+  }
+
   /** Inside a write transaction: folds the oldest half of an overlong log into the snapshot. */
   #compact(key: RoomKey, row: RoomRow): RoomRow {
     if (row.revision - row.baseRevision <= this.#maxLog) return row;
@@ -165,7 +180,7 @@ export class LmdbRoomStateStore implements RoomStateStore {
       this.#log.remove([key, r]);
       baseAt = entry.updatedAt ?? baseAt;
     }
-    return { revision: row.revision, baseRevision: row.baseRevision + folded, baseAt };
+    return { ...row, baseRevision: row.baseRevision + folded, baseAt };
   }
 
   #announce(seq: number, event: { key: RoomKey; entry: StateEntry } | undefined): void {
@@ -231,6 +246,30 @@ export class LmdbRoomStateStore implements RoomStateStore {
     return () => {
       this.#watchers = this.#watchers.filter((w) => w !== handler);
     };
+  }
+
+  async deleteTenant(tenant: string): Promise<number> {
+    if (this.#closed) throw closed();
+    if (typeof tenant !== "string") {
+      throw new ArqonError(ErrorCode.VALIDATION_ERROR, "tenant must be a string", { detail: { field: "tenant" } });
+    }
+    const token = escapeToken(tenant);
+    return this.#env.write(() => {
+      const rooms = keysWithPrefix(this.#rooms, token + ".");
+      let floor = this.#floors.get(token) ?? 0;
+      for (const room of rooms) {
+        for (const { key, value } of this.#entries.getRange({ start: [room] })) {
+          if (key[0] !== room) break;
+          floor = Math.max(floor, value.version ?? 0);
+        }
+        for (const key of keysOf(this.#entries, room)) this.#entries.remove(key);
+        for (const key of keysOf(this.#log, room)) this.#log.remove(key);
+        for (const key of keysOf(this.#base, room)) this.#base.remove(key);
+        this.#rooms.remove(room);
+      }
+      if (floor > 0) this.#floors.put(token, floor);
+      return rooms.length;
+    });
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,14 @@
+import { ArqonError, ErrorCode } from "../errors.js";
+import { escapeToken } from "../room/names.js";
+
+/**
+ * The start every room key of `tenant` has and no room key of another tenant has: `roomKey(tenant, room)` is
+ * `<escapeToken(tenant)>.<escapeToken(room)>` and an escaped token never contains `.`. Rejects a non-string with
+ * VALIDATION_ERROR.
+ */
+export function tenantKeyPrefix(tenant: unknown): string {
+  if (typeof tenant !== "string") {
+    throw new ArqonError(ErrorCode.VALIDATION_ERROR, "tenant must be a string", { detail: { field: "tenant" } });
+  }
+  return escapeToken(tenant) + ".";
+}
