@@ -84,9 +84,9 @@ export const CASIL_DEFAULTS = {
   transportRedaction: false,
 };
 
-const globList = { type: "array", maxItems: 256, items: { type: "string", minLength: 1, maxLength: 256 } };
-const pathList = { type: "array", items: { enum: INSPECTION_PATHS }, uniqueItems: true };
-const specProperties = {
+export const globList = { type: "array", maxItems: 256, items: { type: "string", minLength: 1, maxLength: 256 } };
+export const pathList = { type: "array", items: { enum: INSPECTION_PATHS }, uniqueItems: true };
+export const specProperties = {
   mode: { enum: ["monitor", "enforce"] },
   defaultDecision: { enum: ["allow", "block"] },
   scope: { type: "object", additionalProperties: false, properties: { include: globList, exclude: globList } },

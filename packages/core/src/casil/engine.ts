@@ -84,6 +84,8 @@ export interface CasilAuditRecord {
   payload?: string;
   /** True when NEVER_LOG_PAYLOAD_FOR matched the room. */
   payloadOmitted?: boolean;
+  /** True when a tenant layer (not the operator's baseline) made the record; `policyVersion` is then the layer's. */
+  layer?: boolean;
 }
 
 export interface CasilShadowDifference {
@@ -103,10 +105,28 @@ export interface CasilEvaluation {
   shadow?: { decision: Decision; verdict?: CasilVerdict; differs: boolean };
 }
 
+/** Per-call options of `inspect` and `evaluate`. */
+export interface CasilInspectOptions {
+  /**
+   * Evaluate the policy that applies as if its mode were "enforce" (a tenant layer asked for it): decisions change
+   * traffic, telemetry and audit records say mode "enforce". A policy already in enforce mode is unaffected.
+   * @default false
+   */
+  enforce?: boolean;
+}
+
 export interface CasilEngineConfig {
   /** The policy document (object, or JSON/YAML text). @default {} (defaults + env) */
   policy?: CasilPolicyDocument | string;
-  /** Env layer under the document (see casilConfigFromEnv); pass process.env on the server. @default {} */
+  /**
+   * The policy is a tenant layer (see casilLayerSpec): env variables are ignored, `enabled`, `tenants` and `shadow`
+   * are refused, and the built-ins the baseline already runs for every tenant are skipped unless the layer sets them:
+   * the size check runs only when `maxPayloadBytes` is set, the probable-secret scan only when
+   * `blockOnProbableSecret` is true. Audit records carry `layer: true`.
+   * @default false
+   */
+  layer?: boolean;
+  /** Env layer under the document (see casilConfigFromEnv); pass process.env on the server. Ignored for layers. @default {} */
   env?: Record<string, string | undefined>;
   /** The version stamped on decisions. @default 1 */
   version?: number;
@@ -125,9 +145,10 @@ export interface CasilEngine extends Inspector {
   readonly enabled: boolean;
   /** The effective document (env layer combined with the policy document). */
   readonly document: CasilPolicyDocument;
-  inspect(input: InspectionInput): Decision | Promise<Decision>;
+  /** Decides for one input; without options it allocates nothing beyond what the policies found. */
+  inspect(input: InspectionInput, options?: CasilInspectOptions): Decision | Promise<Decision>;
   /** Like inspect, with the verdict, classification and shadow outcome. Records telemetry and audit the same way. */
-  evaluate(input: InspectionInput): CasilEvaluation | Promise<CasilEvaluation>;
+  evaluate(input: InspectionInput, options?: CasilInspectOptions): CasilEvaluation | Promise<CasilEvaluation>;
   /** The live settings for a tenant (tenant override over global over env over defaults). */
   settingsFor(tenant: string): ResolvedCasilSettings;
   /** Counter snapshot (decisions by tenant, mode, decision, reason; shadow differences; wasm outcomes). */
@@ -164,6 +185,12 @@ interface CompiledPolicy {
   blockPatterns: Array<{ name: string; re: RegExp }>;
   schemas: Array<{ glob: string; validate: ValidateFunction }>;
   wasm: Array<{ name: string; rooms?: string[]; paths?: Set<InspectionPath> }>;
+  /** Whether the size check runs (always in a baseline; in a layer only when it sets maxPayloadBytes). */
+  checkSize: boolean;
+  /** Whether the probable-secret scan runs (always in a baseline; in a layer only with blockOnProbableSecret: true). */
+  scanSecrets: boolean;
+  /** Whether any regex policy needs the decoded text. */
+  needsText: boolean;
   allow: Decision;
 }
 
@@ -177,7 +204,7 @@ function compileRegex(source: string, flags: string, where: string, global: bool
   return new RegExp(source, flags + (global ? "g" : ""));
 }
 
-function compilePolicy(spec: CasilPolicySpec, where: string, ajv: () => Ajv, wasmHost: CasilWasmHost | undefined, version: number): CompiledPolicy {
+function compilePolicy(spec: CasilPolicySpec, where: string, ajv: () => Ajv, wasmHost: CasilWasmHost | undefined, version: number, layer: boolean): CompiledPolicy {
   const include = spec.scope?.include ?? [...CASIL_DEFAULTS.include];
   const exclude = spec.scope?.exclude ?? [...CASIL_DEFAULTS.exclude];
   const redactionPaths = (spec.redactionPaths ?? []).map((p, i) => {
@@ -207,6 +234,8 @@ function compilePolicy(spec: CasilPolicySpec, where: string, ajv: () => Ajv, was
   });
   const paths = spec.paths ?? [...INSPECTION_PATHS];
   const mode = spec.mode ?? CASIL_DEFAULTS.mode;
+  const checkSize = !layer || spec.maxPayloadBytes !== undefined;
+  const scanSecrets = !layer || spec.blockOnProbableSecret === true;
   const settings: ResolvedCasilSettings = {
     mode,
     defaultDecision: spec.defaultDecision ?? CASIL_DEFAULTS.defaultDecision,
@@ -214,7 +243,7 @@ function compilePolicy(spec: CasilPolicySpec, where: string, ajv: () => Ajv, was
     exclude,
     maxInspectBytes: spec.maxInspectBytes ?? CASIL_DEFAULTS.maxInspectBytes,
     maxPayloadBytes: spec.maxPayloadBytes ?? CASIL_DEFAULTS.maxPayloadBytes,
-    blockOnProbableSecret: spec.blockOnProbableSecret ?? CASIL_DEFAULTS.blockOnProbableSecret,
+    blockOnProbableSecret: layer ? scanSecrets : (spec.blockOnProbableSecret ?? CASIL_DEFAULTS.blockOnProbableSecret),
     transportRedaction: spec.transportRedaction ?? CASIL_DEFAULTS.transportRedaction,
     redactionPaths: spec.redactionPaths ?? [],
     redactionPatterns: spec.redactionPatterns ?? [],
@@ -235,6 +264,9 @@ function compilePolicy(spec: CasilPolicySpec, where: string, ajv: () => Ajv, was
     blockPatterns,
     schemas,
     wasm,
+    checkSize,
+    scanSecrets,
+    needsText: scanSecrets || blockPatterns.length > 0,
     allow: Object.freeze({ action: "allow", policyVersion: version }) as Decision,
   };
 }
@@ -271,6 +303,8 @@ function isCasilCommand(input: InspectionInput): boolean {
   return input.path === "command" && typeof input.command === "string" && input.command.startsWith("op.casil.");
 }
 
+const NO_HITS: ReturnType<typeof findSecrets> = [];
+
 interface Pending {
   verdict: CasilVerdict;
   wasm: CompiledPolicy["wasm"];
@@ -284,7 +318,7 @@ function runBuiltins(policy: CompiledPolicy, input: InspectionInput): Pending {
   const kind: CasilKind = input.payloadFormat === "binary" ? "binary" : bytes === 0 ? "empty" : "json";
   const c: CasilClassification = { kind, risk: "none", flags: [], bytes };
   const none: CompiledPolicy["wasm"] = [];
-  if (bytes > s.maxPayloadBytes) {
+  if (policy.checkSize && bytes > s.maxPayloadBytes) {
     c.flags.push("oversize_payload");
     return { verdict: block(c, ErrorCode.CASIL_POLICY_OVERSIZE, `payload of ${bytes} bytes exceeds the policy limit of ${s.maxPayloadBytes}`, "medium"), wasm: none };
   }
@@ -294,7 +328,7 @@ function runBuiltins(policy: CompiledPolicy, input: InspectionInput): Pending {
     c.flags.push("partially_inspected");
     raise(c, "low");
   }
-  const text = utf8Decode(partial ? payload.subarray(0, s.maxInspectBytes) : payload);
+  const text = policy.needsText ? utf8Decode(partial ? payload.subarray(0, s.maxInspectBytes) : payload) : "";
   let tree: unknown;
   let treeParsed = false;
   const parseTree = (): unknown => {
@@ -322,7 +356,7 @@ function runBuiltins(policy: CompiledPolicy, input: InspectionInput): Pending {
     }
   }
   let maskSecrets = false;
-  const hits = findSecrets(text, !s.blockOnProbableSecret);
+  const hits = policy.scanSecrets ? findSecrets(text, !s.blockOnProbableSecret) : NO_HITS;
   if (hits.length > 0) {
     const kinds = [...new Set(hits.map((h) => h.kind))];
     c.secretKinds = kinds;
@@ -424,13 +458,20 @@ interface CompiledDocument {
   tenants: Map<string, CompiledPolicy>;
 }
 
-function compileDocument(doc: CasilPolicySpec & { tenants?: Record<string, CasilPolicySpec> }, where: string, ajv: () => Ajv, host: CasilWasmHost | undefined, version: number): CompiledDocument {
+function compileDocument(
+  doc: CasilPolicySpec & { tenants?: Record<string, CasilPolicySpec> },
+  where: string,
+  ajv: () => Ajv,
+  host: CasilWasmHost | undefined,
+  version: number,
+  layer: boolean,
+): CompiledDocument {
   const { tenants, ...global } = doc as CasilPolicyDocument;
   delete (global as CasilPolicyDocument).shadow;
   delete (global as CasilPolicyDocument).enabled;
-  const compiled: CompiledDocument = { global: compilePolicy(global, where, ajv, host, version), tenants: new Map() };
+  const compiled: CompiledDocument = { global: compilePolicy(global, where, ajv, host, version, layer), tenants: new Map() };
   for (const [tenant, spec] of Object.entries(tenants ?? {})) {
-    compiled.tenants.set(tenant, compilePolicy(mergeSpec<CasilPolicySpec>(global, spec), `${where}.tenants.${tenant}`, ajv, host, version));
+    compiled.tenants.set(tenant, compilePolicy(mergeSpec<CasilPolicySpec>(global, spec), `${where}.tenants.${tenant}`, ajv, host, version, layer));
   }
   return compiled;
 }
@@ -442,12 +483,18 @@ function compileDocument(doc: CasilPolicySpec & { tenants?: Record<string, Casil
  */
 export function createCasilEngine(config: CasilEngineConfig = {}): CasilEngine {
   const version = config.version ?? 1;
+  const layer = config.layer === true;
   const doc = typeof config.policy === "string" ? parseCasilPolicy(config.policy) : validateCasilDocument(config.policy ?? {});
-  const document = combineCasilConfig(casilConfigFromEnv(config.env ?? {}), doc);
+  if (layer) {
+    for (const field of ["enabled", "tenants", "shadow"] as const) {
+      if (doc[field] !== undefined) throw casilValidationError(`layer: "${field}" is not allowed in a tenant layer`, { path: `layer.${field}` });
+    }
+  }
+  const document = layer ? doc : combineCasilConfig(casilConfigFromEnv(config.env ?? {}), doc);
   const enabled = document.enabled ?? true;
   let ajvInstance: Ajv | undefined;
   const ajv = (): Ajv => (ajvInstance ??= new Ajv({ allErrors: false, strict: false, strictSchema: true, validateFormats: false }));
-  const live = compileDocument(document, "policy", ajv, config.wasm, version);
+  const live = compileDocument(document, layer ? "layer" : "policy", ajv, config.wasm, version, layer);
   const shadowDoc = document.shadow;
   let shadow: CompiledDocument | undefined;
   if (shadowDoc) {
@@ -457,7 +504,7 @@ export function createCasilEngine(config: CasilEngineConfig = {}): CasilEngine {
     const tenantNames = new Set([...Object.keys(liveTenants ?? {}), ...Object.keys(shadowTenants ?? {})]);
     merged.tenants = {};
     for (const t of tenantNames) merged.tenants[t] = mergeSpec<CasilPolicySpec>(liveTenants?.[t] ?? {}, shadowTenants?.[t]);
-    shadow = compileDocument(merged, "policy.shadow", ajv, config.wasm, version);
+    shadow = compileDocument(merged, "policy.shadow", ajv, config.wasm, version, false);
   }
   const telemetry = config.telemetry ?? new CasilTelemetry();
   const host = config.wasm;
@@ -465,11 +512,11 @@ export function createCasilEngine(config: CasilEngineConfig = {}): CasilEngine {
 
   const policyOf = (compiled: CompiledDocument, tenant: string): CompiledPolicy => compiled.tenants.get(tenant) ?? compiled.global;
 
-  function decide(policy: CompiledPolicy, verdict: CasilVerdict): Decision {
+  function decide(policy: CompiledPolicy, verdict: CasilVerdict, mode: CasilMode): Decision {
     if (verdict.action === "allow") {
       return verdict.classification.flags.length === 0 ? policy.allow : { action: "allow", flags: verdict.classification.flags, policyVersion: version };
     }
-    if (policy.mode === "monitor") return { action: "allow", flags: [...verdict.classification.flags, `monitor_would_${verdict.action}`], policyVersion: version };
+    if (mode === "monitor") return { action: "allow", flags: [...verdict.classification.flags, `monitor_would_${verdict.action}`], policyVersion: version };
     if (verdict.action === "block") {
       return { action: "block", reasonCode: verdict.reasonCode!, message: verdict.message!, flags: verdict.classification.flags, policyVersion: version };
     }
@@ -477,8 +524,8 @@ export function createCasilEngine(config: CasilEngineConfig = {}): CasilEngine {
     return { action: "redact", payload: verdict.redacted!, reasonCode: verdict.reasonCode!, flags: verdict.classification.flags, policyVersion: version };
   }
 
-  function record(input: InspectionInput, policy: CompiledPolicy, verdict: CasilVerdict, decision: Decision): void {
-    telemetry.record(input.tenant, policy.mode, verdict.action, verdict.reasonCode ?? "");
+  function record(input: InspectionInput, policy: CompiledPolicy, verdict: CasilVerdict, decision: Decision, mode: CasilMode): void {
+    telemetry.record(input.tenant, mode, verdict.action, verdict.reasonCode ?? "");
     if (verdict.action === "allow" || !config.audit) return;
     const omit = anyGlob(policy.settings.neverLogPayloadFor, input.room);
     const c = verdict.classification;
@@ -486,7 +533,7 @@ export function createCasilEngine(config: CasilEngineConfig = {}): CasilEngine {
       event: verdict.action === "block" ? "casil.block" : "casil.redact",
       time: new Date().toISOString(),
       enforced: decision.action !== "allow",
-      mode: policy.mode,
+      mode,
       policyVersion: version,
       tenant: input.tenant,
       path: input.path,
@@ -502,6 +549,7 @@ export function createCasilEngine(config: CasilEngineConfig = {}): CasilEngine {
     if (verdict.message) entry.message = verdict.message;
     if (omit) entry.payloadOmitted = true;
     else entry.payload = excerptOf(input, verdict);
+    if (layer) entry.layer = true;
     try {
       config.audit(entry);
     } catch {
@@ -516,8 +564,8 @@ export function createCasilEngine(config: CasilEngineConfig = {}): CasilEngine {
     return runWasm(host!, pending, input.payload, telemetry);
   }
 
-  function finishShadow(input: InspectionInput, liveDecision: Decision, shadowPolicy: CompiledPolicy, sv: CasilVerdict | undefined): NonNullable<CasilEvaluation["shadow"]> {
-    const sd = sv ? decide(shadowPolicy, sv) : shadowPolicy.allow;
+  function finishShadow(input: InspectionInput, liveDecision: Decision, shadowPolicy: CompiledPolicy, sv: CasilVerdict | undefined, forced: boolean): NonNullable<CasilEvaluation["shadow"]> {
+    const sd = sv ? decide(shadowPolicy, sv, forced ? "enforce" : shadowPolicy.mode) : shadowPolicy.allow;
     const reasonOf = (d: Decision): string | undefined => (d.action === "allow" ? undefined : d.reasonCode);
     const differs = sd.action !== liveDecision.action || reasonOf(sd) !== reasonOf(liveDecision);
     if (differs) {
@@ -537,17 +585,19 @@ export function createCasilEngine(config: CasilEngineConfig = {}): CasilEngine {
     return { decision: sd, verdict: sv, differs };
   }
 
-  function evaluate(input: InspectionInput): CasilEvaluation | Promise<CasilEvaluation> {
-    if (!enabled) return { decision: disabled, mode: live.global.mode };
+  function evaluate(input: InspectionInput, options?: CasilInspectOptions): CasilEvaluation | Promise<CasilEvaluation> {
+    const forced = options !== undefined && options.enforce === true;
+    if (!enabled) return { decision: disabled, mode: forced ? "enforce" : live.global.mode };
     const policy = policyOf(live, input.tenant);
+    const mode: CasilMode = forced ? "enforce" : policy.mode;
     const v = verdictOf(policy, input);
     const finish = (verdict: CasilVerdict | undefined): CasilEvaluation | Promise<CasilEvaluation> => {
       let decision: Decision;
       if (verdict) {
-        decision = decide(policy, verdict);
-        record(input, policy, verdict, decision);
+        decision = decide(policy, verdict, mode);
+        record(input, policy, verdict, decision, mode);
       } else decision = policy.allow;
-      const result: CasilEvaluation = { decision, verdict, mode: policy.mode };
+      const result: CasilEvaluation = { decision, verdict, mode };
       if (!shadow) return result;
       const shadowPolicy = policyOf(shadow, input.tenant);
       let sv: CasilVerdict | Promise<CasilVerdict> | undefined;
@@ -558,11 +608,11 @@ export function createCasilEngine(config: CasilEngineConfig = {}): CasilEngine {
       }
       if (sv instanceof Promise) {
         return sv.then(
-          (resolved) => ({ ...result, shadow: finishShadow(input, decision, shadowPolicy, resolved) }),
+          (resolved) => ({ ...result, shadow: finishShadow(input, decision, shadowPolicy, resolved, forced) }),
           () => result,
         );
       }
-      result.shadow = finishShadow(input, decision, shadowPolicy, sv);
+      result.shadow = finishShadow(input, decision, shadowPolicy, sv, forced);
       return result;
     };
     return v instanceof Promise ? v.then(finish) : finish(v);
@@ -573,21 +623,22 @@ export function createCasilEngine(config: CasilEngineConfig = {}): CasilEngine {
     enabled,
     document,
     telemetry,
-    inspect(input) {
+    inspect(input, options) {
       if (!enabled) return disabled;
       if (!shadow) {
         // Hot path: no evaluation object unless something was found.
         const policy = policyOf(live, input.tenant);
         const v = verdictOf(policy, input);
         if (v === undefined) return policy.allow;
+        const mode: CasilMode = options !== undefined && options.enforce === true ? "enforce" : policy.mode;
         const finish = (verdict: CasilVerdict): Decision => {
-          const decision = decide(policy, verdict);
-          record(input, policy, verdict, decision);
+          const decision = decide(policy, verdict, mode);
+          record(input, policy, verdict, decision, mode);
           return decision;
         };
         return v instanceof Promise ? v.then(finish) : finish(v);
       }
-      const e = evaluate(input);
+      const e = evaluate(input, options);
       return e instanceof Promise ? e.then((r) => r.decision) : e.decision;
     },
     evaluate,

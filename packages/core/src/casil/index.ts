@@ -6,6 +6,7 @@ export {
   createCasilEngine,
   type CasilEngine,
   type CasilEngineConfig,
+  type CasilInspectOptions,
   type CasilEvaluation,
   type CasilVerdict,
   type CasilClassification,
@@ -35,6 +36,17 @@ export {
   type CasilPatternRule,
   type CasilWasmRule,
 } from "./config.js";
+export {
+  validateCasilLayer,
+  parseCasilLayer,
+  casilLayerSpec,
+  casilLayerModules,
+  MAX_LAYER_BYTES,
+  DEFAULT_LAYER_WASM_MODULE_BYTES,
+  type CasilLayerDocument,
+  type CasilLayerWasmRule,
+  type CasilLayerLimits,
+} from "./layer.js";
 export { CasilTelemetry, type CasilAction, type CasilDecisionCount, type CasilStatsSnapshot } from "./telemetry.js";
 export { regexProblem, MAX_PATTERN_LENGTH } from "./regex-safety.js";
 export { findSecrets, luhnValid, type SecretKind, type SecretHit } from "./secrets.js";

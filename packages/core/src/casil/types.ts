@@ -16,10 +16,14 @@ export interface InspectionInput {
   command?: string;
 }
 
+/**
+ * What an inspector decided. `policyVersion` is the version of the operator's policy (the baseline) that decided;
+ * `layerVersion` is set when the tenant's own CASIL layer was evaluated too (server: LayeredCasil).
+ */
 export type Decision =
-  | { action: "allow"; flags?: string[]; policyVersion?: number }
-  | { action: "redact"; payload: Uint8Array; reasonCode: string; flags?: string[]; policyVersion?: number }
-  | { action: "block"; reasonCode: string; message: string; flags?: string[]; policyVersion?: number };
+  | { action: "allow"; flags?: string[]; policyVersion?: number; layerVersion?: number }
+  | { action: "redact"; payload: Uint8Array; reasonCode: string; flags?: string[]; policyVersion?: number; layerVersion?: number }
+  | { action: "block"; reasonCode: string; message: string; flags?: string[]; policyVersion?: number; layerVersion?: number };
 
 /**
  * The CASIL hook: the gateway calls `inspect` on every inbound path before routing, storing or delivering.

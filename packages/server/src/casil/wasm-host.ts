@@ -1,7 +1,7 @@
 import { performance } from "node:perf_hooks";
 import { Worker } from "node:worker_threads";
 import { ArqonError, ErrorCode, type CasilWasmHost, type CasilWasmResult } from "@arqon/core";
-import { checkWasmPolicyModule } from "./wasm-module.js";
+import { MAX_WASM_MODULE_BYTES, checkWasmPolicyModule } from "./wasm-module.js";
 
 export interface WasmPolicyHostOptions {
   /** Time budget of one call; past it the worker is terminated and the call is a fail-closed error. @default 25 */
@@ -14,6 +14,14 @@ export interface WasmPolicyHostOptions {
   maxQueue?: number;
   /** How long a call may wait for a free worker before it fails closed. @default 500 */
   queueTimeoutMs?: number;
+  /**
+   * Calls accepted per second (a token bucket holding one second's worth); calls beyond it resolve at once as
+   * `{ verdict: "error", error: "rate_limited" }` (the engine blocks with CASIL_INTERNAL_ERROR, flag `wasm_rate_limited`)
+   * and never wait in the queue. @default unlimited
+   */
+  callsPerSecond?: number;
+  /** Largest module `load` accepts, in bytes. @default 8388608 (MAX_WASM_MODULE_BYTES) */
+  maxModuleBytes?: number;
 }
 
 // The worker runs plain JavaScript (eval), so the same code serves the TypeScript sources and the built package.
@@ -92,6 +100,10 @@ export class WasmPolicyHost implements CasilWasmHost {
   readonly maxMemoryPages: number;
   private readonly maxQueue: number;
   private readonly queueTimeoutMs: number;
+  readonly maxModuleBytes: number;
+  readonly callsPerSecond: number | undefined;
+  private tokens = 0;
+  private refilledAt = 0;
   private readonly modules = new Map<string, { module: WebAssembly.Module; hasReason: boolean }>();
   private readonly slots: Slot[] = [];
   private readonly queue: Call[] = [];
@@ -105,6 +117,13 @@ export class WasmPolicyHost implements CasilWasmHost {
     this.maxMemoryPages = options.maxMemoryPages ?? 256;
     this.maxQueue = options.maxQueue ?? 1024;
     this.queueTimeoutMs = options.queueTimeoutMs ?? 500;
+    this.maxModuleBytes = Math.min(options.maxModuleBytes ?? MAX_WASM_MODULE_BYTES, MAX_WASM_MODULE_BYTES);
+    if (options.callsPerSecond !== undefined) {
+      if (!(options.callsPerSecond > 0)) throw new RangeError("callsPerSecond must be positive");
+      this.callsPerSecond = options.callsPerSecond;
+      this.tokens = Math.max(1, options.callsPerSecond);
+      this.refilledAt = performance.now();
+    }
     const count = Math.max(1, options.workers ?? 1);
     for (let i = 0; i < count; i++) this.slots.push(this.spawn());
   }
@@ -112,6 +131,9 @@ export class WasmPolicyHost implements CasilWasmHost {
   /** Validates (ABI, memory cap) and loads or replaces a policy in every worker. Throws VALIDATION_ERROR. */
   async load(name: string, bytes: Uint8Array): Promise<void> {
     if (this.closed) throw new Error("Wasm policy host is closed");
+    if (bytes.length > this.maxModuleBytes) {
+      throw new ArqonError(ErrorCode.VALIDATION_ERROR, `Wasm policy "${name}": module is larger than ${this.maxModuleBytes} bytes`, { detail: { policy: name, limit: this.maxModuleBytes } });
+    }
     const info = checkWasmPolicyModule(name, bytes, this.maxMemoryPages);
     const previous = this.modules.get(name);
     // Registered first so that a worker replaced meanwhile loads it too.
@@ -140,6 +162,9 @@ export class WasmPolicyHost implements CasilWasmHost {
 
   evaluate(name: string, payload: Uint8Array): Promise<CasilWasmResult> {
     if (this.closed || !this.modules.has(name)) return Promise.resolve({ verdict: "error", error: "unavailable", reason: `Wasm policy "${name}" is not loaded` });
+    if (this.callsPerSecond !== undefined && !this.takeToken()) {
+      return Promise.resolve({ verdict: "error", error: "rate_limited", reason: `over the budget of ${this.callsPerSecond} Wasm calls per second` });
+    }
     return new Promise((resolve) => {
       const call: Call = { id: this.nextId++, name, payload, started: performance.now(), resolve };
       const idle = this.slots.find((s) => s.ready && !s.busy);
@@ -173,6 +198,16 @@ export class WasmPolicyHost implements CasilWasmHost {
         await slot.worker.terminate();
       }),
     );
+  }
+
+  private takeToken(): boolean {
+    const rate = this.callsPerSecond!;
+    const now = performance.now();
+    this.tokens = Math.min(Math.max(1, rate), this.tokens + ((now - this.refilledAt) * rate) / 1000);
+    this.refilledAt = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
   }
 
   private spawn(): Slot {

@@ -1,0 +1,47 @@
+import { Counter, Gauge, type Registry } from "prom-client";
+import type { LayeredCasil } from "./layers.js";
+
+/**
+ * Exposes the tenant layers' own counters on a Prometheus registry, read at scrape time (the baseline's stay with
+ * registerCasilMetrics): `arqon_casil_layer_decisions_total{tenant,mode,decision,reason}` (decisions the tenant's
+ * layer made; in monitor mode what enforce would have done), `arqon_casil_layer_wasm_calls_total{tenant,policy,outcome}`
+ * and `arqon_casil_layers` (tenants with a layer). Returns a function that removes them.
+ */
+export function registerCasilLayerMetrics(registry: Registry, layered: LayeredCasil): () => void {
+  const registers = [registry];
+  const decisions = new Counter({
+    name: "arqon_casil_layer_decisions_total",
+    help: "Decisions made by tenant CASIL layers, by tenant, mode, decision and reason code",
+    labelNames: ["tenant", "mode", "decision", "reason"],
+    registers,
+    collect() {
+      this.reset();
+      for (const { stats } of layered.layerStats()) {
+        for (const d of stats.decisions) this.inc({ tenant: d.tenant, mode: d.mode, decision: d.decision, reason: d.reason }, d.count);
+      }
+    },
+  });
+  const wasm = new Counter({
+    name: "arqon_casil_layer_wasm_calls_total",
+    help: "Wasm calls of tenant CASIL layers by tenant, policy and outcome (allow, deny, trap, timeout, rate_limited, ...)",
+    labelNames: ["tenant", "policy", "outcome"],
+    registers,
+    collect() {
+      this.reset();
+      for (const { tenant, stats } of layered.layerStats()) {
+        for (const w of stats.wasm) this.inc({ tenant, policy: w.policy, outcome: w.outcome }, w.count);
+      }
+    },
+  });
+  const layers = new Gauge({
+    name: "arqon_casil_layers",
+    help: "Tenants with a CASIL layer on this server",
+    registers,
+    collect() {
+      this.set(layered.summaries().length);
+    },
+  });
+  return () => {
+    for (const name of [decisions, wasm, layers].map((m) => (m as unknown as { name: string }).name)) registry.removeSingleMetric(name);
+  };
+}
