@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
-import type { AuthOptions, LimitOptions, PresenceOptions, TenantLimitOptions } from "@arqon/server";
+import type { AuthOptions, LimitOptions, PresenceOptions, TenancyMode, TenantLimits } from "@arqon/server";
 
 /** A usage or configuration problem: printed without a stack, exit code 2. */
 export class CliError extends Error {
@@ -21,7 +21,17 @@ export interface ConfigFile {
   logFormat?: "pretty" | "json";
   auth?: Omit<AuthOptions, "publicKeys" | "dev"> & { publicKeys?: string[] };
   limits?: LimitOptions;
-  tenantLimits?: Record<string, TenantLimitOptions>;
+  tenantLimits?: Record<string, TenantLimits>;
+  /** Limits of every tenant unless its record or `tenantLimits` says otherwise. */
+  tenantDefaults?: TenantLimits;
+  /** Operator keys (prefer ARQON_OPERATOR_KEY: a config file is easier to leak than the environment). */
+  operatorKeys?: string[];
+  /** Tokens that may read /status and /metrics only. */
+  scrapeTokens?: string[];
+  /** "open" (default) or "registered". */
+  tenancy?: TenancyMode;
+  /** Signs node-to-node control messages (at least 32 characters, the same on every node). */
+  clusterKey?: string;
   presence?: PresenceOptions;
   allowedOrigins?: string[];
   perMessageDeflate?: boolean | { threshold?: number };
@@ -36,7 +46,7 @@ export interface ConfigFile {
   /** When an acknowledged write is durable: "commit" (survives a process kill, default) or "flush" (fsync). */
   durability?: "flush" | "commit";
   /** Per-room history retention, first matching pattern wins: `[{ "pattern": "ticker:*", "maxMessages": 100 }]`. */
-  retention?: Array<{ pattern: string; maxMessages?: number; maxAgeMs?: number }>;
+  retention?: Array<{ pattern: string; maxMessages?: number; maxAgeMs?: number; maxBytes?: number }>;
 }
 
 export const DEFAULT_CONFIG_FILE = "arqon.config.json";

@@ -28,3 +28,30 @@ export function loadOrCreateDevKey(dataDir: string): { key: DevKey; file: string
   chmodSync(file, 0o600);
   return { key, file, created: true };
 }
+
+export const DEV_OPERATOR_KEY_FILE = "operator-key";
+
+/**
+ * The local development operator key in `<dataDir>/operator-key` (mode 0600), created on first use: dev mode's
+ * credential for the server API, /status and /metrics. The CLI's operator commands read it when ARQON_OPERATOR_KEY
+ * is not set.
+ */
+export function loadOrCreateDevOperatorKey(dataDir: string): { key: string; file: string; created: boolean } {
+  const file = path.join(dataDir, DEV_OPERATOR_KEY_FILE);
+  if (existsSync(file)) {
+    const key = readFileSync(file, "utf8").trim();
+    if (key.length < 24) throw new Error(`${file} is not a valid operator key (delete it to create a new one)`);
+    return { key, file, created: false };
+  }
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const key = `arqon-op-${randomBytes(24).toString("base64url")}`;
+  writeFileSync(file, `${key}\n`, { mode: 0o600, flag: "wx" });
+  chmodSync(file, 0o600);
+  return { key, file, created: true };
+}
+
+/** The dev operator key under `dataDir`, if one was created (the CLI's fallback for ARQON_OPERATOR_KEY). */
+export function readDevOperatorKey(dataDir: string): string | undefined {
+  const file = path.join(dataDir, DEV_OPERATOR_KEY_FILE);
+  return existsSync(file) ? readFileSync(file, "utf8").trim() || undefined : undefined;
+}

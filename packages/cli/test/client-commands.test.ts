@@ -23,10 +23,11 @@ async function until(predicate: () => boolean, timeoutMs = 5000): Promise<void> 
 }
 
 describe("cli - client commands against a real gateway", () => {
-  it("status - prints the gateway's /status", async () => {
-    gw = await startGateway();
+  it("status - prints the gateway's /status with the operator key", async () => {
+    const key = "client-commands-operator-key-0123456789";
+    gw = await startGateway({ operatorKeys: [key] });
     const c = capture();
-    expect(await run(["status", "--url", gw.url, "--json"], c.io)).toBe(0);
+    expect(await run(["status", "--url", gw.url, "--json"], c.io, { env: { ARQON_OPERATOR_KEY: key } })).toBe(0);
     const status = JSON.parse(c.out[0]!);
     expect(status).toHaveProperty("connections");
     expect(status.uptimeMs).toBeGreaterThanOrEqual(0);

@@ -67,7 +67,7 @@ describe("arqon serve - CASIL and operators", () => {
     expect(ack.type).toBe("ack");
     const got = await admin.request({ type: "command", command: "op.casil.get" });
     expect(got.status).toBe("ok");
-    expect(parseJsonBytes(got.payload!)).toMatchObject({ mode: "monitor" });
+    expect(parseJsonBytes(got.payload!)).toMatchObject({ baseline: { mode: "monitor" } });
     // The standard operators are there too.
     const put = await admin.request({ type: "command", command: "op.store.put", args: jsonBytes({ key: "k", value: 1 }) });
     expect(put.status).toBe("ok");

@@ -10,6 +10,7 @@ import { mintToken, TestClient } from "@arqon/server/testing";
 import { describeWithNats, startNatsServer } from "@arqon/nats/testing";
 
 const SECRET = "serve-cluster-secret-0123456789abcdef";
+const OPERATOR_KEY = "serve-cluster-operator-key-0123456789";
 const root = fileURLToPath(new URL("../../..", import.meta.url));
 const cli = path.join(root, "packages/cli/src/cli.ts");
 
@@ -24,7 +25,7 @@ describeWithNats("arqon serve --nats / --workers", () => {
     const dir = mkdtempSync(path.join(tmpdir(), "arqon-cluster-"));
     const child = spawn(process.execPath, ["--conditions=arqon-source", "--import", "tsx", cli, "serve", "--port", "0", "--data-dir", dir, ...args], {
       cwd: root,
-      env: { ...process.env, ARQON_JWT_SECRET: SECRET, ARQON_LOG_LEVEL: "warn", ARQON_LOG_FORMAT: "json" },
+      env: { ...process.env, ARQON_JWT_SECRET: SECRET, ARQON_OPERATOR_KEY: OPERATOR_KEY, ARQON_LOG_LEVEL: "warn", ARQON_LOG_FORMAT: "json" },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "";
@@ -87,7 +88,7 @@ describeWithNats("arqon serve --nats / --workers", () => {
       expect(got).toEqual([1, 2, 3, 4, 5]);
     }
 
-    const status = (await (await fetch(url.replace("ws://", "http://").replace(/\/ws$/, "/status"))).json()) as Record<string, unknown>;
+    const status = (await (await fetch(url.replace("ws://", "http://").replace(/\/ws$/, "/status"), { headers: { authorization: `Bearer ${OPERATOR_KEY}` } })).json()) as Record<string, unknown>;
     expect(status).toMatchObject({ status: "ok", cluster: { name: "nats", state: "connected" }, storage: { backend: "nats-jetstream" } });
   });
 

@@ -15,6 +15,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const cliEntry = path.join(here, "../src/cli.ts");
 const tsx = createRequire(import.meta.url).resolve("tsx");
 const SECRET = "restart-test-secret-restart-test-0123";
+const OPERATOR_KEY = "serve-restart-operator-key-0123456789";
 
 const dirs: string[] = [];
 const children: ChildProcess[] = [];
@@ -56,7 +57,7 @@ function serve(cwd: string, port: number, extra: string[] = []): Promise<Serve> 
     const proc = spawn(
       process.execPath,
       ["--conditions=arqon-source", "--import", tsx, cliEntry, "serve", "--port", String(port), "--jwt-secret", SECRET, ...extra],
-      { cwd, env: { ...process.env, ARQON_LOG_LEVEL: "warn", ARQON_LOG_FORMAT: "json" }, stdio: ["ignore", "pipe", "pipe"] },
+      { cwd, env: { ...process.env, ARQON_LOG_LEVEL: "warn", ARQON_LOG_FORMAT: "json", ARQON_OPERATOR_KEY: OPERATOR_KEY }, stdio: ["ignore", "pipe", "pipe"] },
     );
     children.push(proc);
     let out = "";
@@ -115,7 +116,7 @@ describe("arqon serve - durable history across kill -9", () => {
     const port = await freePort();
     const first = await serve(cwd, port, ["--data-dir", dataDir]);
     expect(first.out).toContain(path.join(dataDir, "data"));
-    const status = (await (await fetch(`${first.httpUrl}/status`)).json()) as { storage: unknown; backends: { history: string } };
+    const status = (await (await fetch(`${first.httpUrl}/status`, { headers: { authorization: `Bearer ${OPERATOR_KEY}` } })).json()) as { storage: unknown; backends: { history: string } };
     expect(status.storage).toEqual({ backend: "lmdb", durable: true });
     expect(status.backends.history).toBe("LmdbHistoryStore");
 
@@ -159,7 +160,7 @@ describe("arqon serve - durable history across kill -9", () => {
     const port = await freePort();
     const first = await serve(cwd, port, ["--memory"]);
     expect(first.out).toContain("in memory");
-    const status = (await (await fetch(`${first.httpUrl}/status`)).json()) as { storage: unknown };
+    const status = (await (await fetch(`${first.httpUrl}/status`, { headers: { authorization: `Bearer ${OPERATOR_KEY}` } })).json()) as { storage: unknown };
     expect(status.storage).toEqual({ backend: "memory", durable: false });
     const writer = await connect(first.url, "writer");
     const acks = await publishAll(writer, "orders", 1, 5);

@@ -14,7 +14,17 @@ import { omegaOperator, type OmegaOptions } from "./omega.js";
 import { storeOperator, type StoreOperatorOptions } from "./store.js";
 import { webhookOperator, type WebhookOperatorOptions } from "./webhook.js";
 
-export type { Operator, OperatorHost, OperatorHandler, OperatorCommandContext, OperatorPublishResult } from "./host.js";
+export type {
+  Operator,
+  OperatorHost,
+  OperatorHandler,
+  OperatorCommandContext,
+  OperatorCommandOptions,
+  OperatorAccess,
+  OperatorTenantLimits,
+  OperatorUsageDelta,
+  OperatorPublishResult,
+} from "./host.js";
 export { storeOperator, type StoreOperatorOptions } from "./store.js";
 export { cronOperator, type CronOperatorOptions, type CronSchedule } from "./cron.js";
 export { webhookOperator, type WebhookOperatorOptions } from "./webhook.js";

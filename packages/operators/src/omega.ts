@@ -66,7 +66,8 @@ export function omegaOperator(host: OperatorHost, options: OmegaOptions = {}): O
   const maxSubstrates = options.maxSubstrates ?? 64;
   const substrates = new Map<string, Map<string, Substrate>>();
   const events = new Map<string, OmegaEvent[]>();
-  let seq = 0;
+  /** Event numbers count per tenant: one tenant never learns how busy another is. */
+  const seqs = new Map<string, number>();
 
   const substratesOf = (tenant: string) => {
     let m = substrates.get(tenant);
@@ -112,7 +113,9 @@ export function omegaOperator(host: OperatorHost, options: OmegaOptions = {}): O
         const args = argsObject(ctx.args);
         const substrate = str(args, "substrate", { pattern: NAME_RE });
         if (!substratesOf(ctx.tenant).has(substrate)) throw new ArqonError(ErrorCode.NOT_FOUND, `no substrate "${substrate}"`);
-        const event: OmegaEvent = { seq: ++seq, substrate, event: str(args, "event", { pattern: NAME_RE }), data: args.data ?? null, at: now() };
+        const seq = (seqs.get(ctx.tenant) ?? 0) + 1;
+        seqs.set(ctx.tenant, seq);
+        const event: OmegaEvent = { seq, substrate, event: str(args, "event", { pattern: NAME_RE }), data: args.data ?? null, at: now() };
         const list = eventsOf(ctx.tenant);
         list.push(event);
         if (list.length > maxEvents) list.splice(0, list.length - maxEvents);
@@ -128,9 +131,15 @@ export function omegaOperator(host: OperatorHost, options: OmegaOptions = {}): O
       return { events: list.slice(-limit) };
     }),
   ];
+  const offRemoved = host.onTenantRemoved?.((tenant) => {
+    substrates.delete(tenant);
+    events.delete(tenant);
+    seqs.delete(tenant);
+  });
   return {
     async close() {
       for (const f of off) f();
+      offRemoved?.();
     },
   };
 }

@@ -17,8 +17,10 @@ export interface WebhookOperatorOptions {
   retryBaseMs?: number;
   /** Deliveries queued per hook; past it the oldest is dropped and counted. @default 1000 */
   maxQueue?: number;
-  /** Hooks per tenant. @default 20 */
+  /** Hooks per tenant when the host has no tenant limits (else the tenant's `maxWebhooks`). @default 20 */
   maxPerTenant?: number;
+  /** Bytes queued for one tenant's hooks when the host has no tenant limits (else `webhookQueueBytes`). @default 16777216 */
+  maxQueueBytesPerTenant?: number;
 }
 
 interface HookDefinition {
@@ -32,7 +34,7 @@ interface HookDefinition {
 
 interface Hook {
   def: HookDefinition;
-  queue: Frame[];
+  queue: Array<{ frame: Frame; bytes: number }>;
   sending: boolean;
   delivered: number;
   failed: number;
@@ -64,7 +66,9 @@ function bodyOf(frame: Frame): string {
 /**
  * op.webhook: turns room messages into HTTP POSTs. Each hook delivers its room's messages in order, one request at a
  * time, with a timeout, bounded retries and a bounded queue; with a `secret`, each request carries
- * `x-arqon-signature: sha256=<hex HMAC of the body>`. Verbs: register (admin), remove (admin), list.
+ * `x-arqon-signature: sha256=<hex HMAC of the body>`. Verbs: register, remove and list, all admin-only (a hook's URL
+ * and whether it is signed are the tenant admin's business). A tenant's hooks are bounded in number (`maxWebhooks`)
+ * and in the bytes waiting for delivery, all its hooks together (`webhookQueueBytes`).
  */
 export async function webhookOperator(host: OperatorHost, options: WebhookOperatorOptions = {}): Promise<Operator> {
   const names = ["op.webhook.register", "op.webhook.remove", "op.webhook.list"];
@@ -78,7 +82,13 @@ export async function webhookOperator(host: OperatorHost, options: WebhookOperat
   const attempts = options.attempts ?? 3;
   const retryBaseMs = options.retryBaseMs ?? 200;
   const maxQueue = options.maxQueue ?? 1000;
-  const maxPerTenant = options.maxPerTenant ?? 20;
+  const limitsOf = (tenant: string) => {
+    const l = host.tenantLimits?.(tenant);
+    return { hooks: l?.maxWebhooks ?? options.maxPerTenant ?? 20, queueBytes: l?.webhookQueueBytes ?? options.maxQueueBytesPerTenant ?? 16 * 1024 * 1024 };
+  };
+  /** Bytes of deliveries queued per tenant, all its hooks together. */
+  const queuedBytes = new Map<string, number>();
+  const account = (tenant: string, delta: number) => queuedBytes.set(tenant, Math.max(0, (queuedBytes.get(tenant) ?? 0) + delta));
   const hooks = new Map<string, Hook>();
   const id = (tenant: string, name: string) => `${tenant}/${name}`;
 
@@ -103,7 +113,8 @@ export async function webhookOperator(host: OperatorHost, options: WebhookOperat
     if (hook.sending) return;
     hook.sending = true;
     while (hook.queue.length > 0 && !hook.closed) {
-      const frame = hook.queue.shift()!;
+      const { frame, bytes } = hook.queue.shift()!;
+      account(hook.def.tenant, -bytes);
       try {
         await post(hook, frame);
         hook.delivered++;
@@ -118,11 +129,19 @@ export async function webhookOperator(host: OperatorHost, options: WebhookOperat
   async function start(def: HookDefinition): Promise<Hook> {
     const hook: Hook = { def, queue: [], sending: false, delivered: 0, failed: 0, dropped: 0, closed: false, unsubscribe: async () => undefined };
     hook.unsubscribe = await subscribe!(def.tenant, def.room, (frame) => {
-      if (hook.queue.length >= maxQueue) {
-        hook.queue.shift();
+      const bytes = frame.payload?.length ?? 0;
+      const limit = limitsOf(def.tenant).queueBytes;
+      // Past the count or the tenant's bytes, the oldest waiting delivery of this hook makes room (counted as dropped).
+      while (hook.queue.length > 0 && (hook.queue.length >= maxQueue || (queuedBytes.get(def.tenant) ?? 0) + bytes > limit)) {
+        account(def.tenant, -hook.queue.shift()!.bytes);
         hook.dropped++;
       }
-      hook.queue.push(frame);
+      if (bytes > limit) {
+        hook.dropped++;
+        return;
+      }
+      hook.queue.push({ frame, bytes });
+      account(def.tenant, bytes);
       void drain(hook);
     });
     return hook;
@@ -130,6 +149,7 @@ export async function webhookOperator(host: OperatorHost, options: WebhookOperat
 
   async function stop(hook: Hook): Promise<void> {
     hook.closed = true;
+    for (const q of hook.queue) account(hook.def.tenant, -q.bytes);
     hook.queue.length = 0;
     await hook.unsubscribe();
   }
@@ -159,14 +179,17 @@ export async function webhookOperator(host: OperatorHost, options: WebhookOperat
         if (args.secret !== undefined) def.secret = str(args, "secret", { max: 256 });
         const key = id(ctx.tenant, name);
         const ofTenant = [...hooks.values()].filter((h) => h.def.tenant === ctx.tenant).length;
-        if (!hooks.has(key) && ofTenant >= maxPerTenant) throw new ArqonError(ErrorCode.VALIDATION_ERROR, `at most ${maxPerTenant} webhooks per tenant`);
+        const max = limitsOf(ctx.tenant).hooks;
+        if (!hooks.has(key) && ofTenant >= max) {
+          throw new ArqonError(ErrorCode.QUOTA_EXCEEDED, `at most ${max} webhooks per tenant`, { detail: { quota: "maxWebhooks", limit: max } });
+        }
         await host.kv.put(NAMESPACE, key, jsonBytes(def));
         const previous = hooks.get(key);
         if (previous) await stop(previous);
         hooks.set(key, await start(def));
         return { name, room, url: def.url, signed: def.secret !== undefined };
       },
-      { adminOnly: true, description: "POST a room's messages to a URL: {name, room, url, secret?}" },
+      { access: "admin", description: "POST a room's messages to a URL: {name, room, url, secret?}" },
     ),
     host.registerCommand(
       "op.webhook.remove",
@@ -180,28 +203,42 @@ export async function webhookOperator(host: OperatorHost, options: WebhookOperat
         await host.kv.delete(NAMESPACE, key);
         return { name, removed: true };
       },
-      { adminOnly: true, description: "remove a webhook: {name}" },
+      { access: "admin", description: "remove a webhook: {name}" },
     ),
-    host.registerCommand("op.webhook.list", (ctx) => ({
-      webhooks: [...hooks.values()]
-        .filter((h) => h.def.tenant === ctx.tenant)
-        .map((h) => ({
-          name: h.def.name,
-          room: h.def.room,
-          url: h.def.url,
-          signed: h.def.secret !== undefined,
-          delivered: h.delivered,
-          failed: h.failed,
-          dropped: h.dropped,
-          queued: h.queue.length,
-          lastError: h.lastError,
-        })),
-    })),
+    host.registerCommand(
+      "op.webhook.list",
+      (ctx) => ({
+        webhooks: [...hooks.values()]
+          .filter((h) => h.def.tenant === ctx.tenant)
+          .map((h) => ({
+            name: h.def.name,
+            room: h.def.room,
+            url: h.def.url,
+            signed: h.def.secret !== undefined,
+            delivered: h.delivered,
+            failed: h.failed,
+            dropped: h.dropped,
+            queued: h.queue.length,
+            lastError: h.lastError,
+          })),
+      }),
+      { access: "admin", audit: false, description: "this tenant's webhooks (URLs and queue state: admin only)" },
+    ),
   ];
+  const offRemoved = host.onTenantRemoved?.(async (tenant) => {
+    for (const [key, hook] of [...hooks]) {
+      if (hook.def.tenant !== tenant) continue;
+      hooks.delete(key);
+      await stop(hook);
+    }
+    queuedBytes.delete(tenant);
+    for (const stored of await host.kv.list(NAMESPACE, { prefix: `${tenant}/`, limit: 100_000 })) await host.kv.delete(NAMESPACE, stored.key);
+  });
 
   return {
     async close() {
       for (const f of off) f();
+      offRemoved?.();
       await Promise.all([...hooks.values()].map(stop));
       hooks.clear();
     },

@@ -62,8 +62,8 @@ describe("operators - op.store", () => {
 });
 
 describe("operators - op.cron", () => {
-  it("cron - an admin schedules messages into a room; others may list but not schedule", async () => {
-    gw = await startGateway();
+  it("cron - an admin schedules messages into a room; others may neither list nor schedule", async () => {
+    gw = await startGateway({ tenantDefaults: { cronRatePerSecond: 100 } });
     ops = await cronOperator(gw.server, { minIntervalMs: 50 });
     const admin = await gw.client({ sub: "root", role: "admin" });
     const bob = await gw.client({ sub: "bob" });
@@ -84,11 +84,34 @@ describe("operators - op.cron", () => {
     // Offsets keep counting without gaps: operator output takes the same path as any publish.
     expect(ticks[1]!.offset! - ticks[0]!.offset!).toBe(1);
 
-    const list = await command(bob, "op.cron.list");
+    expect((await command(bob, "op.cron.list")).error?.code).toBe("AUTHORIZATION_ERROR");
+    const list = await command(admin, "op.cron.list");
     expect((payloadOf(list) as { schedules: { name: string; runs: number }[] }).schedules[0]).toMatchObject({ name: "t" });
 
     expect((await command(admin, "op.cron.cancel", { name: "t" })).status).toBe("ok");
     expect((await command(admin, "op.cron.cancel", { name: "t" })).error?.code).toBe("NOT_FOUND");
+  });
+
+  it("cron - a tenant's schedules are bounded in number, summed rate and payload size (ARQ_QUOTA_EXCEEDED, PAYLOAD_TOO_LARGE)", async () => {
+    gw = await startGateway({ tenantLimits: { acme: { maxCronJobs: 2, cronRatePerSecond: 1, maxMessageBytes: 1024 } } });
+    ops = await cronOperator(gw.server, { minIntervalMs: 50 });
+    const admin = await gw.client({ role: "admin" });
+    const other = await gw.client({ role: "admin", tenant: "other" });
+    const schedule = (client: typeof admin, args: Record<string, unknown>) => command(client, "op.cron.schedule", { room: "r", payload: 1, ...args });
+    const big = await schedule(admin, { name: "big", payload: "x".repeat(2000), everyMs: 60_000 });
+    expect(big.error?.code).toBe("ARQ_PAYLOAD_TOO_LARGE");
+    expect((await schedule(admin, { name: "fast", everyMs: 500 })).error).toMatchObject({ code: "ARQ_QUOTA_EXCEEDED" });
+    // Every second at seconds 0-4 of each minute: its fastest rate is 1/s, which with another schedule passes 1/s.
+    expect((await schedule(admin, { name: "burst", cron: "0-4 * * * * *" })).status).toBe("ok");
+    expect((await schedule(admin, { name: "slow", everyMs: 60_000 })).error?.code).toBe("ARQ_QUOTA_EXCEEDED");
+    expect((await command(admin, "op.cron.cancel", { name: "burst" })).status).toBe("ok");
+    expect((await schedule(admin, { name: "a", everyMs: 60_000 })).status).toBe("ok");
+    expect((await schedule(admin, { name: "b", everyMs: 60_000 })).status).toBe("ok");
+    const third = await schedule(admin, { name: "c", everyMs: 60_000 });
+    expect(third.error).toMatchObject({ code: "ARQ_QUOTA_EXCEEDED", message: "at most 2 schedules per tenant" });
+    // Replacing one of the two is not a third; another tenant has its own (default) limits.
+    expect((await schedule(admin, { name: "a", everyMs: 30_000 })).status).toBe("ok");
+    expect((await schedule(other, { name: "c", everyMs: 60_000 })).status).toBe("ok");
   });
 
   it("cron - schedules kept in the store resume when the operator starts again", async () => {

@@ -83,7 +83,7 @@ describe("operators - op.webhook", () => {
     expect(hook.received.map((r) => (r.body.payload as { n: number }).n)).not.toContain(99);
   });
 
-  it("webhook - failed deliveries are retried, counted, and non-admins cannot register", async () => {
+  it("webhook - failed deliveries are retried, counted, and non-admins can neither register nor list", async () => {
     const hook = await startTarget(2);
     gw = await startGateway();
     op = await webhookOperator(gw.server, { retryBaseMs: 5, attempts: 3 });
@@ -94,7 +94,8 @@ describe("operators - op.webhook", () => {
     expect((await command(admin, "op.webhook.register", { name: "h", room: "r", url: hook.url })).status).toBe("ok");
     await admin.publish("r", "once");
     await hook.waitFor(1);
-    const list = await command(user, "op.webhook.list");
+    expect((await command(user, "op.webhook.list")).error?.code).toBe("AUTHORIZATION_ERROR");
+    const list = await command(admin, "op.webhook.list");
     const text = new TextDecoder().decode(list.payload);
     expect(JSON.parse(text).webhooks[0]).toMatchObject({ name: "h", delivered: 1, failed: 0 });
     expect((await command(admin, "op.webhook.remove", { name: "h" })).status).toBe("ok");

@@ -13,6 +13,8 @@ export interface Capabilities {
   pub?: string[];
   /** Rooms whose presence the holder may see (member lists and join/leave events). */
   presence?: string[];
+  /** op.store namespaces the holder may read and write (the default namespace is "default"). */
+  store?: string[];
 }
 
 export type Capability = keyof Capabilities;
@@ -105,7 +107,7 @@ function parseCaps(value: unknown): Capabilities | undefined {
     throw new AuthError(ErrorCode.AUTH_INVALID, "capabilities claim must be an object of room pattern lists");
   }
   const caps: Capabilities = {};
-  for (const action of ["sub", "pub", "presence"] as const) {
+  for (const action of ["sub", "pub", "presence", "store"] as const) {
     const list = (value as Record<string, unknown>)[action];
     if (list === undefined) continue;
     if (!Array.isArray(list) || list.some((p) => typeof p !== "string") || list.length > 256) {
@@ -335,12 +337,15 @@ export function createAuthenticator(options: AuthOptions): Authenticator {
   };
 }
 
-/** Whether `auth` may perform `action` on `room`: admins always; without a caps claim, every room of the tenant. */
-export function can(auth: AuthContext, action: Capability, room: string): boolean {
+/**
+ * Whether `auth` may perform `action` on `resource` (a room, or a store namespace for "store"): admins always;
+ * without a caps claim, everything of the tenant; with one, only what a pattern of that action matches.
+ */
+export function can(auth: AuthContext, action: Capability, resource: string): boolean {
   if (auth.admin || auth.caps === undefined) return true;
   const patterns = auth.caps[action];
   if (!patterns) return false;
-  for (let i = 0; i < patterns.length; i++) if (roomMatches(patterns[i]!, room)) return true;
+  for (let i = 0; i < patterns.length; i++) if (roomMatches(patterns[i]!, resource)) return true;
   return false;
 }
 

@@ -1,10 +1,13 @@
 import { ArqonError, ErrorCode, jsonBytes, parseJsonBytes, type Frame, type KeyValueStore } from "@arqon/core";
 import type { Logger } from "pino";
 import type { AuthContext } from "./auth.js";
+import { actorOf, authorizeCommand, type CommandAccess } from "./authority.js";
+import type { AuditLog } from "./audit.js";
 import type { Connection } from "./connection.js";
-import type { Gateway } from "./gateway.js";
-import { inspectOrThrow } from "./inspect.js";
+import type { HandlerContext } from "./context.js";
+import type { TenantUsage } from "./quota.js";
 import type { PublishResult } from "./rooms.js";
+import type { ResolvedTenantLimits } from "./tenants.js";
 
 /** What a command handler gets: the caller, its parsed arguments, and the server facilities it may use. */
 export interface CommandContext {
@@ -21,10 +24,14 @@ export interface CommandContext {
   /** The caller's full auth context, for capability checks (`can(ctx.auth, "sub", room)`). */
   auth: AuthContext;
   clientId: string;
-  /** Publishes into the caller's tenant (inspected like any server publish). */
+  /** Publishes into the caller's tenant (inspected like any server publish, within the tenant's limits). */
   publish(room: string, payload: unknown): Promise<PublishResult>;
   kv: KeyValueStore;
   logger: Logger;
+  /** The limits of the caller's tenant. */
+  limits: ResolvedTenantLimits;
+  /** Charges the caller's tenant usage counters (op.store keys and bytes) within its limits: ARQ_QUOTA_EXCEEDED beyond. */
+  chargeUsage(delta: Partial<TenantUsage>): Promise<TenantUsage>;
 }
 
 /**
@@ -35,19 +42,31 @@ export interface CommandContext {
 export type CommandHandler = (ctx: CommandContext) => unknown;
 
 export interface CommandOptions {
-  /** Only tokens with role "admin" may run it; others get AUTHORIZATION_ERROR. @default false */
+  /**
+   * Who may run it (checked before the arguments are inspected and the handler runs; others get
+   * AUTHORIZATION_ERROR). See `CommandAccess`. @default "member", or "admin" with `adminOnly`
+   */
+  access?: CommandAccess;
+  /** Shorthand for `access: "admin"`. @default false */
   adminOnly?: boolean;
+  /** Write an audit record for every call (who, tenant, command, target, result). @default true for admin commands */
+  audit?: boolean;
   description?: string;
 }
 
 interface Registered {
   handler: CommandHandler;
-  adminOnly: boolean;
+  access: CommandAccess;
+  audit: boolean;
   description?: string;
   disabled?: string;
 }
 
 const COMMAND_RE = /^[a-z][a-z0-9_-]*(\.[a-z0-9_-]+){1,3}$/;
+
+function accessName(access: CommandAccess): string {
+  return typeof access === "string" ? access : `capability:${access.capability}`;
+}
 
 /** The command registry: `op.<name>.<verb>` → handler. Operators fill it; the gateway routes `command` frames to it. */
 export class CommandRegistry {
@@ -57,7 +76,8 @@ export class CommandRegistry {
   register(name: string, handler: CommandHandler, options: CommandOptions = {}): () => void {
     if (!COMMAND_RE.test(name)) throw new ArqonError(ErrorCode.VALIDATION_ERROR, `command name "${name}" must look like "op.<name>.<verb>"`);
     if (this.commands.has(name)) throw new ArqonError(ErrorCode.VALIDATION_ERROR, `command "${name}" is already registered`);
-    const entry: Registered = { handler, adminOnly: options.adminOnly ?? false, description: options.description };
+    const access = options.access ?? (options.adminOnly ? "admin" : "member");
+    const entry: Registered = { handler, access, audit: options.audit ?? access === "admin", description: options.description };
     this.commands.set(name, entry);
     return () => {
       if (this.commands.get(name) === entry) this.commands.delete(name);
@@ -68,7 +88,7 @@ export class CommandRegistry {
   disable(name: string, reason = "feature disabled"): void {
     const entry = this.commands.get(name);
     if (entry) entry.disabled = reason;
-    else this.commands.set(name, { handler: () => undefined, adminOnly: false, disabled: reason });
+    else this.commands.set(name, { handler: () => undefined, access: "member", audit: false, disabled: reason });
   }
 
   enable(name: string): void {
@@ -80,8 +100,14 @@ export class CommandRegistry {
     return this.commands.has(name);
   }
 
-  list(): Array<{ name: string; adminOnly: boolean; description?: string; disabled: boolean }> {
-    return [...this.commands].map(([name, e]) => ({ name, adminOnly: e.adminOnly, description: e.description, disabled: !!e.disabled }));
+  list(): Array<{ name: string; access: string; adminOnly: boolean; description?: string; disabled: boolean }> {
+    return [...this.commands].map(([name, e]) => ({
+      name,
+      access: accessName(e.access),
+      adminOnly: e.access === "admin",
+      description: e.description,
+      disabled: !!e.disabled,
+    }));
   }
 
   get(name: string): Registered | undefined {
@@ -95,53 +121,92 @@ function respondError(conn: Connection, frame: Frame, code: string, message: str
   conn.send(reply);
 }
 
-/** Routes one `command` frame: lookup, admin check, CASIL on the args, handler, `response`. */
-export async function handleCommand(gw: Gateway, conn: Connection, frame: Frame): Promise<void> {
+/** What routing a command needs besides the handler context. */
+export interface CommandDeps {
+  registry: CommandRegistry;
+  audit: AuditLog;
+  /** Publishes into `tenant` on behalf of `sender` (the server publish path). */
+  publish(tenant: string, room: string, payload: unknown, sender: string): Promise<PublishResult>;
+  chargeUsage(tenant: string, delta: Partial<TenantUsage>): Promise<TenantUsage>;
+}
+
+function targetOf(args: unknown, frameRoom: string | undefined): string | undefined {
+  const fields = typeof args === "object" && args !== null && !Array.isArray(args) ? (args as Record<string, unknown>) : {};
+  for (const name of ["name", "key", "room"]) if (typeof fields[name] === "string") return fields[name] as string;
+  return frameRoom;
+}
+
+/**
+ * Routes one `command` frame: lookup, the access check (authority.ts: one place for every command), CASIL on the
+ * args, handler, `response`; admin commands leave an audit record whatever their outcome.
+ */
+export async function handleCommand(ctx: HandlerContext, deps: CommandDeps, conn: Connection, frame: Frame): Promise<void> {
   const name = frame.command!;
-  const entry = gw.commands.get(name);
+  const entry = deps.registry.get(name);
   if (!entry) return respondError(conn, frame, ErrorCode.NOT_FOUND, `unknown command "${name}"`);
   if (entry.disabled) return respondError(conn, frame, ErrorCode.FEATURE_DISABLED, entry.disabled);
-  if (entry.adminOnly && !conn.auth.admin) return respondError(conn, frame, ErrorCode.AUTHORIZATION_ERROR, `"${name}" is admin-only`);
   let args: unknown;
   if (frame.args !== undefined) {
-    // A block throws: the caller gets an error frame with the reason code, the handler never runs.
-    const { payload } = await inspectOrThrow(
-      gw.inspector,
-      { tenant: conn.tenant, room: frame.room, path: "command", subject: conn.auth.sub, payload: frame.args, command: name },
-      gw.logger,
-    );
     try {
-      args = parseJsonBytes(payload);
+      args = parseJsonBytes(frame.args);
     } catch {
       return respondError(conn, frame, ErrorCode.VALIDATION_ERROR, "args must be JSON");
     }
   }
+  const auth = conn.auth;
   const tenant = conn.tenant;
-  const ctx: CommandContext = {
+  let result: unknown;
+  try {
+    authorizeCommand(auth, name, entry.access, args, frame.room);
+  } catch (err) {
+    if (entry.audit) void record(deps, conn, name, args, frame.room, (err as ArqonError).code);
+    return respondError(conn, frame, (err as ArqonError).code, (err as ArqonError).message);
+  }
+  if (frame.args !== undefined) {
+    // A block throws: the caller gets an error frame with the reason code, the handler never runs.
+    const { payload } = await ctx.inspect({ tenant, room: frame.room, path: "command", subject: auth.sub, payload: frame.args, command: name });
+    if (payload !== frame.args) args = parseJsonBytes(payload);
+  }
+  const command: CommandContext = {
     command: name,
     args,
     requestId: frame.requestId,
     room: frame.room,
     tenant,
-    sub: conn.auth.sub,
-    role: conn.auth.role,
-    admin: conn.auth.admin,
-    auth: conn.auth,
+    sub: auth.sub,
+    role: auth.role,
+    admin: auth.admin,
+    auth,
     clientId: conn.id,
-    publish: (room, payload) => gw.publishJson(tenant, room, payload, conn.auth.sub),
-    kv: gw.backends.kv,
-    logger: gw.logger,
+    publish: (room, payload) => deps.publish(tenant, room, payload, auth.sub),
+    kv: ctx.backends.kv,
+    logger: ctx.logger,
+    limits: ctx.tenants.runtime(tenant).limits,
+    chargeUsage: (delta) => deps.chargeUsage(tenant, delta),
   };
-  let result: unknown;
   try {
-    result = await entry.handler(ctx);
+    result = await entry.handler(command);
   } catch (err) {
+    const code = err instanceof ArqonError ? err.code : ErrorCode.INTERNAL_ERROR;
+    if (entry.audit) void record(deps, conn, name, args, frame.room, code);
     if (err instanceof ArqonError) return respondError(conn, frame, err.code, err.message);
-    gw.logger.error({ err, command: name }, "command failed");
+    ctx.logger.error({ err, command: name }, "command failed");
     return respondError(conn, frame, ErrorCode.INTERNAL_ERROR, "command failed");
   }
+  if (entry.audit) void record(deps, conn, name, args, frame.room, "ok");
   const reply: Frame = { type: "response", command: name, status: "ok" };
   if (result !== undefined) reply.payload = jsonBytes(result);
   if (frame.requestId) reply.requestId = frame.requestId;
   conn.send(reply);
+}
+
+function record(deps: CommandDeps, conn: Connection, name: string, args: unknown, room: string | undefined, result: string): Promise<void> {
+  const target = targetOf(args, room);
+  return deps.audit.record({
+    actor: actorOf({ kind: "tenant", auth: conn.auth }),
+    tenant: conn.tenant,
+    action: name,
+    ...(target !== undefined ? { target } : {}),
+    result,
+  });
 }

@@ -1,6 +1,8 @@
 import type { Logger } from "pino";
 import type { Bus, ControlPlane, HistoryStore, Inspector, KeyValueStore, Limits, PresenceStore, RoomStateStore } from "@arqon/core";
 import type { AuthOptions } from "./auth.js";
+import type { CasilController } from "./casil/controller.js";
+import type { TenancyMode, TenantLimits } from "./tenants.js";
 
 /** The port `arqon serve` listens on when none is configured. */
 export const DEFAULT_PORT = 9100;
@@ -59,13 +61,6 @@ export interface LimitOptions {
   dedupeWindowMs?: number;
 }
 
-/** Per-tenant overrides of connection and publish limits. */
-export interface TenantLimitOptions {
-  maxConnections?: number;
-  publishRatePerSecond?: number;
-  publishBurst?: number;
-}
-
 export interface PresenceOptions {
   /**
    * Churn window. The first change in a quiet room is sent at once as presence_join/presence_leave; further changes
@@ -95,8 +90,30 @@ export interface ArqonServerOptions {
   /** Host `listen()` binds when called without one. @default "127.0.0.1" */
   host?: string;
   limits?: LimitOptions;
-  /** Per-tenant overrides, by tenant id. */
-  tenantLimits?: Record<string, TenantLimitOptions>;
+  /**
+   * Keys of the operator, the people who run the server (each at least 24 characters; compared in constant time,
+   * never logged). They authenticate the server HTTP API (`Authorization: Bearer <key>` or `X-API-Key`): tenants,
+   * limits, the CASIL baseline, kick, revoke. A token is never an operator, whatever its claims. Without any key the
+   * operator API answers 401. @default []
+   */
+  operatorKeys?: string[];
+  /** Tokens that may read `/status` and `/metrics` only (a Prometheus scrape). @default [] */
+  scrapeTokens?: string[];
+  /**
+   * "open": any valid tenant claim may connect; "registered": only tenants the operator created (others get HTTP
+   * 403 ARQ_TENANT_UNKNOWN before the upgrade). @default "open"
+   */
+  tenancy?: TenancyMode;
+  /** Limits of every tenant unless its record or `tenantLimits` says otherwise (see `TenantLimits` for the built-in defaults). */
+  tenantDefaults?: TenantLimits;
+  /** Per-tenant limits from configuration, by tenant id (a tenant record's own limits win over them). */
+  tenantLimits?: Record<string, TenantLimits>;
+  /**
+   * Signs and verifies the control-plane messages nodes send each other (tenant changes, kicks, revocations, CASIL
+   * reloads); at least 32 bytes, the same on every node. @default derived from `auth.secret` (required with a
+   * `controlPlane` when tokens are verified with public keys)
+   */
+  clusterKey?: string | Uint8Array;
   presenceOptions?: PresenceOptions;
   /**
    * Allowed `Origin` values (exact, e.g. "https://app.example.com", or "*"). A browser upgrade from any other origin
@@ -115,6 +132,13 @@ export interface ArqonServerOptions {
   kv?: KeyValueStore;
   /** The CASIL hook, called on every inbound content path. @default allowAll */
   inspector?: Inspector;
+  /**
+   * CASIL with tenant layers: the controller holds the operator's baseline; the server adds one layer per tenant
+   * (kept in `kv`, shared by every node), serves `op.casil.get` / `op.casil.reload` to tenant admins and the CASIL
+   * routes of the server API, carries reloads to the other nodes, and exposes the counters on `/metrics`. Replaces
+   * `inspector` (give one or the other). The server closes the controller.
+   */
+  casil?: CasilController;
   /** A pino logger. @default pino at level "info" (or ARQON_LOG_LEVEL) */
   logger?: Logger;
   /** Server version reported in welcome and /version. @default the @arqon/server package version */

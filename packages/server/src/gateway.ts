@@ -1,4 +1,4 @@
-import { randomBytes, randomFillSync } from "node:crypto";
+import { randomFillSync } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
@@ -11,7 +11,7 @@ import {
   PROTOCOL_VERSION,
   createDelta,
   decodeFrame,
-  jsonBytes,
+  type InspectionInput,
   type Bus,
   type ControlPlane,
   type Frame,
@@ -22,25 +22,22 @@ import {
   type RoomStateStore,
 } from "@arqon/core";
 import { AuthError, extractToken, offeredProtocols, type AuthContext, type Authenticator } from "./auth.js";
-import {
-  SUBPROTOCOL_JSON,
-  SUBPROTOCOL_PROTO,
-  wireLimits,
-  type ArqonServerOptions,
-  type ResolvedLimits,
-  type TenantLimitOptions,
-} from "./config.js";
+import { authorizeFrame } from "./authority.js";
+import { SUBPROTOCOL_JSON, SUBPROTOCOL_PROTO, wireLimits, type ArqonServerOptions, type ResolvedLimits } from "./config.js";
 import { Connection, type WireCodec } from "./connection.js";
+import type { EndReason, HandlerContext } from "./context.js";
 import { Fanout } from "./fanout.js";
 import { parseTarget, queryParam, rejectUpgrade } from "./http-util.js";
-import { ConnectionCounter, TokenBucket } from "./limits.js";
+import { inspectOrThrow } from "./inspect.js";
+import { ConnectionCounter } from "./limits.js";
 import type { ServerMetrics } from "./metrics.js";
-import type { CommandRegistry } from "./commands.js";
-import { handleCommand } from "./commands.js";
+import { handleCommand, type CommandDeps, type CommandRegistry } from "./commands.js";
 import { PresenceManager } from "./presence.js";
+import type { ConnectionQuota, RoomRegistry } from "./quota.js";
 import { registerHistoryCommands } from "./history-commands.js";
-import { handleHistory, handlePublish, handleSubscribe, handleUnsubscribe, leaveRoom, serverPublish, type PublishResult } from "./rooms.js";
+import { handleHistory, handlePublish, handleSubscribe, handleUnsubscribe, leaveRoom } from "./rooms.js";
 import { handleStateGet, handleStateSet, watchState } from "./state.js";
+import type { RevocationRule, TenantRegistry } from "./tenants.js";
 
 export interface Backends {
   bus: Bus;
@@ -67,14 +64,23 @@ function onHandshakeSocketError(this: Duplex): void {
   this.destroy();
 }
 
-/** A socket closed between verification and the WebSocket's creation: its pending slot is released. */
+/** A socket closed between verification and the WebSocket's creation: its pending slots are released. */
 function onEarlyClose(this: UpgradingSocket): void {
   const ctx = this[kUpgrade];
-  if (ctx) ctx.gateway.releaseUpgradeSlot(ctx.ip);
+  if (ctx) ctx.gateway.releaseUpgradeSlot(ctx.ip, ctx.auth.tenant);
 }
 
-/** Why a connection ended, for its presence leave and logs. */
-type EndReason = "disconnect" | "timeout" | "slow_consumer" | "expired" | "shutdown" | "abuse";
+/** What the gateway needs besides its options and backends: the tenant machinery built by createArqonServer. */
+export interface TenancyDeps {
+  tenants: TenantRegistry;
+  rooms: RoomRegistry;
+  quota: ConnectionQuota;
+  commandDeps: Omit<CommandDeps, "registry">;
+  /** Resolves once the tenants, revocations and CASIL layers were loaded; upgrades wait for it. */
+  ready: Promise<void>;
+  /** This node's id (message ids, control messages, connection leases). */
+  nodeId: string;
+}
 
 const kConnection = Symbol("arqon.connection");
 const kGateway = Symbol("arqon.gateway");
@@ -128,15 +134,18 @@ export class Gateway {
   readonly wss: WebSocketServer;
   readonly path: string;
   readonly version: string;
-  readonly nodeId = randomBytes(6).toString("base64url");
+  readonly nodeId: string;
   readonly startedAt = Date.now();
   /** Per room, the bus publish of the newest append started on this node (see `inOrder` in rooms.ts). */
   readonly publishOrder = new Map<string, Promise<void>>();
+  /** What the frame and command handlers get (context.ts). */
+  readonly ctx: HandlerContext;
   inspector: Inspector;
   shuttingDown = false;
+  private loaded = false;
   private readonly ipCounter = new ConnectionCounter();
   private pendingUpgrades = 0;
-  private readonly tenantBuckets = new Map<string, TokenBucket>();
+  private readonly commandDeps: CommandDeps;
   private readonly sweepTimer: NodeJS.Timeout;
   private readonly unwatch: Array<() => void> = [];
   private readonly endReasons = new WeakMap<Connection, EndReason>();
@@ -153,8 +162,15 @@ export class Gateway {
     readonly metrics: ServerMetrics,
     readonly logger: Logger,
     version: string,
+    readonly tenancy: TenancyDeps,
   ) {
     this.inspector = inspector;
+    this.nodeId = tenancy.nodeId;
+    void tenancy.ready.then(
+      () => (this.loaded = true),
+      () => undefined,
+    );
+    this.commandDeps = { ...tenancy.commandDeps, registry: commands };
     this.path = options.path ?? "/ws";
     this.version = version;
     const deflate = options.perMessageDeflate;
@@ -173,7 +189,25 @@ export class Gateway {
       handleProtocols: (_protocols, req) => (req as UpgradeRequest)[kUpgrade]?.protocol ?? false,
     });
     this.wss.on("error", (err) => this.logger.error({ err }, "websocket server error"));
-    this.presenceManager = new PresenceManager(this);
+    const deps = {
+      limits,
+      backends,
+      fanout: this.fanout,
+      logger,
+      inspect: (input: InspectionInput) => inspectOrThrow(this.inspector, input, logger),
+    };
+    this.presenceManager = new PresenceManager(deps, options.presenceOptions);
+    this.ctx = {
+      ...deps,
+      presence: this.presenceManager,
+      tenants: tenancy.tenants,
+      rooms: tenancy.rooms,
+      metrics,
+      publishOrder: this.publishOrder,
+      nextMessageId: () => this.nextMessageId(),
+      sendError: (conn, requestId, code, message, retryable) => this.sendError(conn, requestId, code, message, retryable),
+      closeConnection: (conn, code, message, reason) => this.closeConnection(conn, code, message, reason),
+    };
     this.unwatch.push(
       backends.bus.onEnvelope((key, envelope) => {
         try {
@@ -183,37 +217,15 @@ export class Gateway {
         }
       }),
     );
-    this.unwatch.push(watchState(this));
-    registerHistoryCommands(this);
+    this.unwatch.push(watchState(this.ctx));
+    registerHistoryCommands(commands, this.ctx);
     const sweepMs = Math.max(20, Math.min(1000, Math.floor(Math.min(limits.pingIntervalMs, limits.pongTimeoutMs) / 4)));
     this.sweepTimer = setInterval(() => this.sweep(), sweepMs);
     this.sweepTimer.unref();
   }
 
-  /** Publishes a JSON value as the server (or a command on behalf of `sender`). */
-  publishJson(tenant: string, room: string, value: unknown, sender?: string): Promise<PublishResult> {
-    return serverPublish(this, tenant, room, jsonBytes(value), sender ? { sender } : {});
-  }
-
   nextMessageId(): string {
     return `${this.nodeId}-${(++this.messageCounter).toString(36)}`;
-  }
-
-  tenantLimits(tenant: string): TenantLimitOptions {
-    return this.options.tenantLimits?.[tenant] ?? {};
-  }
-
-  /** The tenant-wide publish bucket, or undefined when the tenant's publish rate is unbounded. */
-  tenantBucket(tenant: string): TokenBucket | undefined {
-    const override = this.tenantLimits(tenant);
-    const rate = override.publishRatePerSecond ?? this.limits.tenantPublishRatePerSecond;
-    if (!rate) return undefined;
-    let bucket = this.tenantBuckets.get(tenant);
-    if (!bucket) {
-      bucket = new TokenBucket(rate, override.publishBurst ?? (this.limits.tenantPublishBurst || rate * 2));
-      this.tenantBuckets.set(tenant, bucket);
-    }
-    return bucket;
   }
 
   // ---- upgrade -------------------------------------------------------------------------------------------------
@@ -228,9 +240,10 @@ export class Gateway {
   }
 
   /** @internal An upgrade that passed verification ended before its WebSocket existed. */
-  releaseUpgradeSlot(ip: string): void {
+  releaseUpgradeSlot(ip: string, tenant: string): void {
     this.pendingUpgrades--;
     this.ipCounter.decrement(ip);
+    this.tenancy.quota.release(tenant);
   }
 
   private reject(socket: Duplex, status: number, code: string, message: string, headers?: Record<string, string>): void {
@@ -266,6 +279,7 @@ export class Gateway {
     this.ipCounter.increment(ip);
     this.pendingUpgrades++;
     let handedOver = false;
+    let quotaTenant: string | undefined;
     try {
       let auth: AuthContext;
       try {
@@ -275,12 +289,27 @@ export class Gateway {
         const challenge = e.code === ErrorCode.AUTH_MISSING ? 'Bearer realm="arqon"' : `Bearer realm="arqon", error="invalid_token"`;
         return this.reject(socket, 401, e.code, e.message, { "www-authenticate": challenge });
       }
+      if (!this.loaded) await this.tenancy.ready;
       if (socket.destroyed) return;
       if (this.shuttingDown) return this.reject(socket, 503, ErrorCode.SHUTTING_DOWN, "server is shutting down");
-      const tenantMax = this.tenantLimits(auth.tenant).maxConnections ?? this.limits.maxConnectionsPerTenant;
-      if ((this.byTenant.get(auth.tenant)?.size ?? 0) >= tenantMax) {
-        return this.reject(socket, 429, ErrorCode.TOO_MANY_CONNECTIONS, "tenant connection limit reached", { "retry-after": "5" });
+      const tenants = this.tenancy.tenants;
+      const refusal = tenants.refusal(auth.tenant);
+      if (refusal) return this.reject(socket, 403, refusal.code, refusal.message);
+      if (tenants.revocationOf(auth)) {
+        return this.reject(socket, 401, ErrorCode.AUTH_REVOKED, "token revoked", { "www-authenticate": 'Bearer realm="arqon", error="invalid_token"' });
       }
+      let admitted = this.tenancy.quota.acquire(auth.tenant, tenants.runtime(auth.tenant).limits.maxConnections);
+      if (admitted !== true && admitted !== false) {
+        try {
+          admitted = await admitted;
+        } catch (err) {
+          this.logger.warn({ err, tenant: auth.tenant }, "connection quota unavailable");
+          return this.reject(socket, 503, ErrorCode.BACKEND_UNAVAILABLE, "connection quota unavailable", { "retry-after": "5" });
+        }
+      }
+      if (!admitted) return this.reject(socket, 429, ErrorCode.TOO_MANY_CONNECTIONS, "tenant connection limit reached", { "retry-after": "5" });
+      quotaTenant = auth.tenant;
+      if (socket.destroyed) return;
       const offered = offeredProtocols(req);
       const firstArqon = offered.find((p) => p === SUBPROTOCOL_JSON || p === SUBPROTOCOL_PROTO);
       const codec: WireCodec =
@@ -319,6 +348,7 @@ export class Gateway {
       if (!handedOver) {
         this.pendingUpgrades--;
         this.ipCounter.decrement(ip);
+        if (quotaTenant !== undefined) this.tenancy.quota.release(quotaTenant);
       }
     }
   }
@@ -366,6 +396,7 @@ export class Gateway {
     if (!this.connections.delete(conn)) return;
     conn.closing = true;
     this.ipCounter.decrement(conn.ip);
+    this.tenancy.quota.release(conn.tenant);
     const set = this.byTenant.get(conn.tenant);
     if (set) {
       set.delete(conn);
@@ -382,7 +413,7 @@ export class Gateway {
   private async endSubscriptions(conn: Connection, reason: string): Promise<void> {
     const subs = [...conn.subscriptions.values()];
     conn.subscriptions.clear();
-    await Promise.all(subs.map((sub) => leaveRoom(this, sub, reason)));
+    await Promise.all(subs.map((sub) => leaveRoom(this.ctx, sub, reason)));
   }
 
   /** Closes a connection with a code (the peer sees it after everything already written). */
@@ -493,26 +524,29 @@ export class Gateway {
   }
 
   private async dispatch(conn: Connection, frame: Frame): Promise<void> {
+    // The room capability check of every frame, in one place (authority.ts); commands check their own access.
+    authorizeFrame(conn.auth, frame);
+    const ctx = this.ctx;
     switch (frame.type) {
       case "subscribe":
-        return handleSubscribe(this, conn, frame);
+        return handleSubscribe(ctx, conn, frame);
       case "unsubscribe":
-        return handleUnsubscribe(this, conn, frame);
+        return handleUnsubscribe(ctx, conn, frame);
       case "publish":
-        return handlePublish(this, conn, frame);
+        return handlePublish(ctx, conn, frame);
       case "history":
-        return handleHistory(this, conn, frame);
+        return handleHistory(ctx, conn, frame);
       case "presence_list":
         return this.presenceManager.handleList(conn, frame);
       case "presence_set":
         return this.presenceManager.handleSet(conn, frame);
       case "state_get":
-        return handleStateGet(this, conn, frame);
+        return handleStateGet(ctx, conn, frame);
       case "state_set":
-        return handleStateSet(this, conn, frame);
+        return handleStateSet(ctx, conn, frame);
       case "command":
         // Commands may be slow (webhooks, stores); they do not hold up the connection's other frames.
-        void handleCommand(this, conn, frame).catch((err: unknown) => this.replyFailure(conn, frame.requestId, err));
+        void handleCommand(ctx, this.commandDeps, conn, frame).catch((err: unknown) => this.replyFailure(conn, frame.requestId, err));
         return;
       case "auth":
         return this.handleAuth(conn, frame);
@@ -540,11 +574,31 @@ export class Gateway {
     if (next.sub !== conn.auth.sub || next.tenant !== conn.auth.tenant) {
       return this.sendError(conn, frame.requestId, ErrorCode.AUTH_MISMATCH, "a refreshed token must have the same sub and tenant");
     }
+    if (this.tenancy.tenants.revocationOf(next)) return this.sendError(conn, frame.requestId, ErrorCode.AUTH_REVOKED, "token revoked");
     conn.auth = next;
     const reply: Frame = { type: "auth_ok" };
     if (frame.requestId) reply.requestId = frame.requestId;
     if (next.expiresAt !== undefined) reply.expiresAt = next.expiresAt;
     conn.send(reply);
+  }
+
+  // ---- tenant actions ------------------------------------------------------------------------------------------
+
+  /** Closes this node's connections of `tenant` that `match` selects; resolves to how many. */
+  closeTenantConnections(tenant: string, match: (conn: Connection) => boolean, code: number, message: string, reason: EndReason): number {
+    let closed = 0;
+    for (const conn of [...(this.byTenant.get(tenant) ?? [])]) {
+      if (conn.closing || !match(conn)) continue;
+      this.closeConnection(conn, code, message, reason);
+      closed++;
+    }
+    return closed;
+  }
+
+  /** Closes (4500) this node's live connections whose token a revocation rule now refuses. */
+  applyRevocations(tenant: string, rules: readonly RevocationRule[]): number {
+    if (rules.length === 0) return 0;
+    return this.closeTenantConnections(tenant, (conn) => this.tenancy.tenants.revocationOf(conn.auth) !== undefined, CloseCode.AUTH_INVALID, "token revoked", "revoked");
   }
 
   // ---- shutdown ----------------------------------------------------------------------------------------------

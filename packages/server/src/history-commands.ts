@@ -9,9 +9,8 @@ import {
   type Frame,
   type HistoryQuery,
 } from "@arqon/core";
-import { can } from "./auth.js";
-import type { CommandContext } from "./commands.js";
-import type { Gateway } from "./gateway.js";
+import type { CommandContext, CommandRegistry } from "./commands.js";
+import type { HandlerContext } from "./context.js";
 
 /** Commands the gateway serves itself for reading room history (names kept from the earlier system). */
 export const HISTORY_COMMANDS = ["op.history.get", "op.history.replay"] as const;
@@ -58,13 +57,15 @@ function bool(args: Args, name: string): boolean {
   return value;
 }
 
-/** The room to read: `args.room`, else the command frame's `room`; the caller must be allowed to subscribe to it. */
+/**
+ * The room to read: `args.room`, else the command frame's `room`. The registry checked the caller's `sub`
+ * capability for it before the handler ran (access `{ capability: "sub", resource: "room" }`).
+ */
 function readableRoom(ctx: CommandContext, args: Args): string {
   const room = args.room ?? ctx.room;
   if (typeof room !== "string") throw invalid("room is required");
   const problem = roomNameProblem(room);
   if (problem) throw invalid(problem);
-  if (!can(ctx.auth, "sub", room)) throw new ArqonError(ErrorCode.AUTHORIZATION_ERROR, `not allowed to read history of room "${room}"`);
   return room;
 }
 
@@ -105,10 +106,10 @@ export function toCommandMessage(frame: Frame): HistoryCommandMessage {
  * room's newest offset and `next_offset` (present when the page is full) is where the next page in the same
  * direction starts (`from_offset` forwards, `to_offset` backwards).
  */
-async function historyGet(gw: Gateway, ctx: CommandContext): Promise<unknown> {
+async function historyGet(server: HandlerContext, ctx: CommandContext): Promise<unknown> {
   const args = argsOf(ctx);
   const room = readableRoom(ctx, args);
-  const limit = Math.min(uint(args, "limit") || gw.limits.maxHistoryPage, gw.limits.maxHistoryPage);
+  const limit = Math.min(uint(args, "limit") || server.limits.maxHistoryPage, server.limits.maxHistoryPage);
   const query: HistoryQuery = { limit };
   const fromOffset = uint(args, "from_offset");
   const toOffset = uint(args, "to_offset");
@@ -121,7 +122,7 @@ async function historyGet(gw: Gateway, ctx: CommandContext): Promise<unknown> {
   if (toTs) query.toTs = toTs;
   if (twistId) query.twistId = twistId;
   if (bool(args, "reverse")) query.reverse = true;
-  const page = await gw.backends.history.read(roomKey(ctx.tenant, room), query);
+  const page = await server.backends.history.read(roomKey(ctx.tenant, room), query);
   const result: Record<string, unknown> = {
     room,
     epoch: page.position.epoch,
@@ -145,19 +146,19 @@ async function historyGet(gw: Gateway, ctx: CommandContext): Promise<unknown> {
  * messages that may fall into it were trimmed by retention (the oldest kept message is not older than `from_ts` and
  * earlier ones are gone), or the offsets it found are not consecutive.
  */
-async function historyReplay(gw: Gateway, ctx: CommandContext): Promise<unknown> {
+async function historyReplay(server: HandlerContext, ctx: CommandContext): Promise<unknown> {
   const args = argsOf(ctx);
   const room = readableRoom(ctx, args);
   const fromTs = uint(args, "from_ts") ?? 0;
   const toTs = uint(args, "to_ts");
   if (toTs !== undefined && toTs < fromTs) throw invalid("to_ts must not be before from_ts");
   const strict = bool(args, "strict_sequence");
-  const limit = Math.min(uint(args, "limit") || gw.limits.maxHistoryPage, gw.limits.maxHistoryPage);
+  const limit = Math.min(uint(args, "limit") || server.limits.maxHistoryPage, server.limits.maxHistoryPage);
   const key = roomKey(ctx.tenant, room);
   const query: HistoryQuery = { limit: limit + 1 };
   if (fromTs) query.fromTs = fromTs;
   if (toTs) query.toTs = toTs;
-  const page = await gw.backends.history.read(key, query);
+  const page = await server.backends.history.read(key, query);
   const complete = page.messages.length <= limit;
   const messages = complete ? page.messages : page.messages.slice(0, limit);
   if (strict) {
@@ -169,7 +170,7 @@ async function historyReplay(gw: Gateway, ctx: CommandContext): Promise<unknown>
         });
       }
     }
-    const oldest = (await gw.backends.history.read(key, { limit: 1 })).messages[0];
+    const oldest = (await server.backends.history.read(key, { limit: 1 })).messages[0];
     const trimmedUpTo = oldest?.offset !== undefined ? oldest.offset - 1 : page.position.offset;
     if (trimmedUpTo > 0) {
       const oldestTime = oldest ? messageTime(oldest) : undefined;
@@ -198,11 +199,14 @@ function messageTime(frame: Frame): number | undefined {
 }
 
 /** Registers op.history.get and op.history.replay on the gateway's command registry. */
-export function registerHistoryCommands(gw: Gateway): void {
-  gw.commands.register("op.history.get", (ctx) => historyGet(gw, ctx), {
+export function registerHistoryCommands(commands: CommandRegistry, server: HandlerContext): void {
+  const access = { capability: "sub", resource: "room" } as const;
+  commands.register("op.history.get", (ctx) => historyGet(server, ctx), {
+    access,
     description: "one page of a room's history (from_offset, to_offset, limit, reverse, from_ts, to_ts, twist_id)",
   });
-  gw.commands.register("op.history.replay", (ctx) => historyReplay(gw, ctx), {
+  commands.register("op.history.replay", (ctx) => historyReplay(server, ctx), {
+    access,
     description: "a room's messages in a time window (from_ts, to_ts, strict_sequence, limit)",
   });
 }

@@ -1,37 +1,30 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { ArqonError, ErrorCode, PROTOCOL_VERSION, fromBase64, jsonBytes, type PayloadFormat } from "@arqon/core";
-import { AuthError } from "./auth.js";
+import { httpStatusOf, type ServerApi } from "./admin-http.js";
+import { AuthError, type Authenticator } from "./auth.js";
+import { authorizeHttp, resolveHttpPrincipal, type KeySet } from "./authority.js";
 import type { Gateway } from "./gateway.js";
 import { readBody, sendError, sendJson } from "./http-util.js";
 import { serverPublish } from "./rooms.js";
+import type { TenantRegistry } from "./tenants.js";
 
-/** HTTP status for an error code of the publish API. */
-export function httpStatusOf(code: string): number {
-  if (code.startsWith("ARQ_AUTH_")) return 401;
-  if (code.startsWith("CASIL_")) return 422;
-  switch (code) {
-    case ErrorCode.FORBIDDEN:
-      return 403;
-    case ErrorCode.PAYLOAD_TOO_LARGE:
-      return 413;
-    case ErrorCode.RATE_LIMITED:
-      return 429;
-    case ErrorCode.BACKEND_UNAVAILABLE:
-    case ErrorCode.SHUTTING_DOWN:
-      return 503;
-    case ErrorCode.INTERNAL:
-      return 500;
-    default:
-      return 400;
-  }
+export { httpStatusOf } from "./admin-http.js";
+
+/** What the HTTP surface needs. */
+export interface HttpSurface {
+  gw: Gateway;
+  keys: { operator: KeySet; scrape: KeySet };
+  authenticator: Authenticator;
+  tenants: TenantRegistry;
+  api: ServerApi;
 }
 
 function backendName(backend: unknown): string {
   return (backend as { constructor?: { name?: string } } | undefined)?.constructor?.name ?? "unknown";
 }
 
-/** The `/status` document: counts only, no tenant names or subjects. */
-export function statusOf(gw: Gateway): Record<string, unknown> {
+/** The `/status` document: counts, and (`withTenants`) open connections per tenant on this node. */
+export function statusOf(gw: Gateway, withTenants = false): Record<string, unknown> {
   const backend = gw.options.backendStatus?.();
   return {
     status: gw.shuttingDown ? "shutting_down" : backend && backend.state !== "connected" ? "degraded" : "ok",
@@ -51,6 +44,7 @@ export function statusOf(gw: Gateway): Record<string, unknown> {
     },
     storage: gw.options.storageStatus ?? storageGuess(gw),
     ...(backend ? { cluster: backend } : {}),
+    ...(withTenants ? { connectionsByTenant: Object.fromEntries([...gw.byTenant].map(([t, set]) => [t, set.size])) } : {}),
   };
 }
 
@@ -67,12 +61,38 @@ function degraded(gw: Gateway): { name: string; state: string } | undefined {
   return backend && backend.state !== "connected" ? backend : undefined;
 }
 
+/** Answers an authentication or authorization failure of a monitoring route; true when the caller may go on. */
+async function monitorAllowed(http: HttpSurface, req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+  try {
+    authorizeHttp(await resolveHttpPrincipal(req, http.keys, http.authenticator), "monitor");
+    return true;
+  } catch (err) {
+    const e = err instanceof ArqonError ? err : new ArqonError(ErrorCode.INTERNAL, "internal error");
+    const status = httpStatusOf(e.code);
+    sendError(res, status, e.code, e.message, status === 401 ? { "www-authenticate": 'Bearer realm="arqon"' } : {});
+    return false;
+  }
+}
+
 /**
- * Serves the HTTP surface: GET /health, /ready, /version, /status, /metrics and POST /api/publish. Resolves false for
- * any other path so that an embedding application can handle it.
+ * Serves the HTTP surface: GET /health, /ready, /version (open), /status and /metrics (operator key or scrape token),
+ * POST /api/publish and the server API under /api/v1. Resolves false for any other path so that an embedding
+ * application can handle it.
  */
-export async function handleHttp(gw: Gateway, req: IncomingMessage, res: ServerResponse): Promise<boolean> {
-  const path = (req.url ?? "/").split("?")[0];
+export async function handleHttp(http: HttpSurface, req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+  const gw = http.gw;
+  const target = req.url ?? "/";
+  const path = target.split("?")[0]!;
+  if (path.startsWith("/api/v1")) {
+    let url: URL;
+    try {
+      url = new URL(target, "http://localhost");
+    } catch {
+      sendError(res, 400, ErrorCode.HEADER_INVALID, "request target is not a valid URL");
+      return true;
+    }
+    return http.api.handle(req, res, url);
+  }
   const method = req.method ?? "GET";
   const isGet = method === "GET" || method === "HEAD";
   switch (path) {
@@ -94,10 +114,11 @@ export async function handleHttp(gw: Gateway, req: IncomingMessage, res: ServerR
       return true;
     case "/status":
       if (!isGet) break;
-      sendJson(res, 200, statusOf(gw));
+      if (await monitorAllowed(http, req, res)) sendJson(res, 200, statusOf(gw, true));
       return true;
     case "/metrics": {
       if (!isGet) break;
+      if (!(await monitorAllowed(http, req, res))) return true;
       const text = await gw.metrics.registry.metrics();
       res.writeHead(200, { "content-type": gw.metrics.registry.contentType });
       res.end(text);
@@ -108,7 +129,7 @@ export async function handleHttp(gw: Gateway, req: IncomingMessage, res: ServerR
         sendError(res, 405, ErrorCode.VALIDATION_ERROR, "use POST", { allow: "POST" });
         return true;
       }
-      await apiPublish(gw, req, res);
+      await apiPublish(http, req, res);
       return true;
     default:
       return false;
@@ -118,16 +139,16 @@ export async function handleHttp(gw: Gateway, req: IncomingMessage, res: ServerR
 }
 
 /**
- * POST /api/publish with `Authorization: Bearer <token>` of role "admin" or "server" and a JSON body
- * `{"room": "lobby", "payload": <any JSON>, "headers"?: {...}, "idempotencyKey"?: "...", "payloadFormat"?: "binary"}`.
- * Publishes into the token's tenant; answers `{"id", "room", "offset", "epoch"}`.
+ * POST /api/publish with `Authorization: Bearer <token>` of role "admin" or "server" (into the token's tenant), or an
+ * operator key (naming the tenant in the body), and a JSON body `{"tenant"?, "room": "lobby", "payload": <any JSON>,
+ * "headers"?: {...}, "idempotencyKey"?: "...", "payloadFormat"?: "binary"}`. Answers `{"id", "room", "offset", "epoch"}`.
  */
-async function apiPublish(gw: Gateway, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function apiPublish(http: HttpSurface, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const gw = http.gw;
   try {
-    const header = req.headers.authorization;
-    const match = typeof header === "string" ? /^Bearer[ ]+(\S+)\s*$/i.exec(header) : null;
-    const auth = await gw.authenticator.verify(match?.[1]);
-    if (auth.role !== "admin" && auth.role !== "server") {
+    const principal = await resolveHttpPrincipal(req, http.keys, http.authenticator);
+    if (principal.kind === "scrape") throw new ArqonError(ErrorCode.FORBIDDEN, "a scrape token may only read /status and /metrics");
+    if (principal.kind === "tenant" && principal.auth.role !== "admin" && principal.auth.role !== "server") {
       throw new ArqonError(ErrorCode.FORBIDDEN, 'the publish API needs a token with role "admin" or "server"');
     }
     const body = await readBody(req, gw.limits.maxPayloadBytes * 2 + 64 * 1024);
@@ -142,8 +163,20 @@ async function apiPublish(gw: Gateway, req: IncomingMessage, res: ServerResponse
       throw new ArqonError(ErrorCode.FRAME_MALFORMED, "body must be a JSON object");
     }
     const input = parsed as Record<string, unknown>;
-    if (input.tenant !== undefined && input.tenant !== auth.tenant) {
-      throw new ArqonError(ErrorCode.FORBIDDEN, "a token may only publish into its own tenant");
+    let tenant: string;
+    let sender: string;
+    if (principal.kind === "operator") {
+      if (typeof input.tenant !== "string") throw new ArqonError(ErrorCode.FRAME_MISSING_FIELD, 'an operator publish names the "tenant"');
+      tenant = input.tenant;
+      sender = "operator";
+    } else {
+      const auth = principal.auth;
+      if (input.tenant !== undefined && input.tenant !== auth.tenant) {
+        throw new ArqonError(ErrorCode.FORBIDDEN, "a token may only publish into its own tenant");
+      }
+      if (http.tenants.revocationOf(auth)) throw new ArqonError(ErrorCode.AUTH_REVOKED, "token revoked");
+      tenant = auth.tenant;
+      sender = auth.sub;
     }
     if (typeof input.room !== "string") throw new ArqonError(ErrorCode.FRAME_MISSING_FIELD, 'body needs "room"');
     if (!("payload" in input)) throw new ArqonError(ErrorCode.FRAME_MISSING_FIELD, 'body needs "payload"');
@@ -174,11 +207,11 @@ async function apiPublish(gw: Gateway, req: IncomingMessage, res: ServerResponse
     if (input.idempotencyKey !== undefined && typeof input.idempotencyKey !== "string") {
       throw new ArqonError(ErrorCode.FRAME_WRONG_TYPE, "idempotencyKey must be a string");
     }
-    const result = await serverPublish(gw, auth.tenant, input.room, payload, {
+    const result = await serverPublish(gw.ctx, tenant, input.room, payload, {
       payloadFormat: format === "binary" ? "binary" : undefined,
       headers,
       idempotencyKey: input.idempotencyKey as string | undefined,
-      sender: auth.sub,
+      sender,
     });
     sendJson(res, 200, { id: result.id, room: input.room, offset: result.offset, epoch: result.epoch, duplicate: result.duplicate });
   } catch (err) {

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
@@ -14,9 +15,13 @@ import {
   allowAll,
   isValidTenant,
   jsonBytes,
+  parseRoomKey,
   roomKey,
   roomNameProblem,
   type Frame,
+  type CasilPolicyDocument,
+  type RetentionPolicy,
+  type RoomKey,
   type Bus,
   type ControlPlane,
   type HistoryStore,
@@ -27,17 +32,48 @@ import {
   type RoomStateStore,
 } from "@arqon/core";
 import pkg from "../package.json" with { type: "json" };
+import { ServerApi, type ApiRoute } from "./admin-http.js";
+import { AUDIT_RETENTION, AuditLog, isAuditKey, type AuditActor } from "./audit.js";
+import { casilRoutes, registerCasilCommands } from "./casil/commands.js";
+import { LayeredCasil } from "./casil/layers.js";
+import { registerCasilLayerMetrics } from "./casil/layer-metrics.js";
+import { registerCasilMetrics } from "./casil/metrics.js";
 import { createAuthenticator } from "./auth.js";
+import { KeySet } from "./authority.js";
 import { CommandRegistry, type CommandHandler, type CommandOptions } from "./commands.js";
 import { DEFAULT_PORT, resolveLimits, type ArqonServerOptions } from "./config.js";
+import { ClusterControl, clusterKeyOf } from "./control.js";
 import { Gateway, type Backends } from "./gateway.js";
-import { handleHttp, statusOf } from "./http.js";
+import { handleHttp, statusOf, type HttpSurface } from "./http.js";
 import { errorBody, rejectUpgrade, sendError } from "./http-util.js";
 import { ServerMetrics } from "./metrics.js";
+import { LeasedConnectionQuota, LocalConnectionQuota, RoomRegistry, UsageCounter, type TenantUsage } from "./quota.js";
 import { serverPublish, type PublishResult } from "./rooms.js";
+import { TENANT_TOPICS, TenantAdmin } from "./tenant-admin.js";
+import { TenantRegistry, builtinTenantLimits, type ResolvedTenantLimits } from "./tenants.js";
 
 export { DEFAULT_PORT, WS_PATH, SUBPROTOCOL_JSON, SUBPROTOCOL_PROTO, SUBPROTOCOL_BEARER_PREFIX, resolveLimits } from "./config.js";
-export type { ArqonServerOptions, LimitOptions, TenantLimitOptions, PresenceOptions, ResolvedLimits } from "./config.js";
+export type { ArqonServerOptions, LimitOptions, PresenceOptions, ResolvedLimits } from "./config.js";
+export {
+  TenantRegistry,
+  parseTenantLimits,
+  builtinTenantLimits,
+  TENANT_LIMIT_FIELDS,
+  DEFAULT_REVOCATION_TTL_MS,
+  type TenantLimits,
+  type TenantLimitOptions,
+  type ResolvedTenantLimits,
+  type TenantRecord,
+  type TenantStatus,
+  type TenancyMode,
+  type RevocationRule,
+} from "./tenants.js";
+export { TenantAdmin, type TenantView } from "./tenant-admin.js";
+export { AuditLog, AUDIT_ROOM, SERVER_AUDIT_TENANT, type AuditRecord, type AuditActor } from "./audit.js";
+export { KeySet, MIN_KEY_LENGTH, type Principal, type CommandAccess, type HttpAccess } from "./authority.js";
+export { ClusterControl, clusterKeyOf, MIN_CLUSTER_KEY_LENGTH } from "./control.js";
+export { httpStatusOf, type ApiRoute } from "./admin-http.js";
+export type { TenantUsage } from "./quota.js";
 export { createAuthenticator, can, AuthError, signToken, parseTtl } from "./auth.js";
 export type { AuthOptions, AuthContext, Capabilities, Capability, Authenticator, SignTokenOptions } from "./auth.js";
 export { createLogger, type LoggerOptions } from "./logger.js";
@@ -110,7 +146,38 @@ export interface ArqonServer {
   status(): Record<string, unknown>;
   /** Open WebSocket connections. */
   readonly connectionCount: number;
+  /** Resolves once tenants, revocations and CASIL layers are loaded from the stores (`listen()` waits for it). */
+  readonly ready: Promise<void>;
+  /** This server's tenants: records, limits, revocations (as stored, and as this node applies them). */
+  readonly tenants: TenantRegistry;
+  /** Tenant actions of the operator (the server API calls these): create, set, disable, enable, delete, kick, revoke. */
+  readonly admin: TenantAdmin;
+  /** The audit trail. */
+  readonly audit: AuditLog;
+  /** CASIL with its tenant layers, when the server was given `casil`. */
+  readonly casil: LayeredCasil | undefined;
+  /** Node-to-node messages (signed); `rejected` counts forged, stale and replayed ones. */
+  readonly control: ClusterControl;
+  /** The limits in force for a tenant. */
+  tenantLimits(tenant: string): ResolvedTenantLimits;
+  /** Charges a tenant's usage counters (op.store keys and bytes) within its limits; ARQ_QUOTA_EXCEEDED beyond. */
+  chargeUsage(tenant: string, delta: Partial<TenantUsage>): Promise<TenantUsage>;
+  /**
+   * The history retention of a room as the tenant's limits set it, on top of `base` (the store's own rule for the
+   * room). Pass it to the history store: `retention: (key) => server.historyRetention(key, rule(key))`. The audit
+   * trail keeps its own retention (10,000 records, 30 days).
+   */
+  historyRetention(key: RoomKey, base?: RetentionPolicy): RetentionPolicy;
+  /** Called on every node when a tenant is deleted (operators drop its schedules and hooks). Returns an unsubscribe. */
+  onTenantRemoved(listener: (tenant: string) => void | Promise<void>): () => void;
+  /** Adds routes to the server API (`/api/v1/...`). */
+  addApiRoutes(routes: ApiRoute[]): void;
 }
+
+const CASIL_TOPICS = { baseline: "casil.reload", layer: "casil.layer" } as const;
+
+/** The actor of in-process operator calls (audit records name it). */
+export const IN_PROCESS_OPERATOR: AuditActor = { kind: "operator", key: "in-process" };
 
 function isHttpParserError(err: Error & { code?: string }): boolean {
   return typeof err.code === "string" && err.code.startsWith("HPE_");
@@ -141,17 +208,134 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
   const commands = new CommandRegistry();
   // The rooms gauge is read at scrape time, after `gw` exists.
   const metrics: ServerMetrics = new ServerMetrics({ processMetrics: options.processMetrics, rooms: (): number => gw.fanout.rooms.size });
+  const nodeId = randomBytes(6).toString("base64url");
+  const keys = { operator: new KeySet(options.operatorKeys ?? []), scrape: new KeySet(options.scrapeTokens ?? [], "scrape token") };
+  const control = new ClusterControl(backends.controlPlane, clusterKeyOf(options.clusterKey, options.auth.secret), nodeId, logger);
+  const registry = new TenantRegistry({
+    kv: backends.kv,
+    mode: options.tenancy ?? "open",
+    defaults: { ...builtinTenantLimits(limits), ...options.tenantDefaults },
+    configured: options.tenantLimits,
+  });
+  if (registry.mode !== "open" && registry.mode !== "registered") throw new ArqonError(ErrorCode.VALIDATION_ERROR, 'tenancy must be "open" or "registered"');
+  const usage = new UsageCounter(backends.kv);
+  const rooms = new RoomRegistry(
+    backends.kv,
+    usage,
+    async (tenant, room) => {
+      const key = roomKey(tenant, room);
+      const [page, state] = await Promise.all([backends.history.read(key, { limit: 1, reverse: true }), backends.state.get(key)]);
+      return page.messages.length === 0 && state.length === 0;
+    },
+    (tenant, names) => void control.send(TENANT_TOPICS.roomsForget, { tenant, rooms: names }).catch((err: unknown) => logger.warn({ err }, "could not tell the cluster")),
+  );
+  const quota = control.clustered ? new LeasedConnectionQuota(backends.kv, nodeId, logger) : new LocalConnectionQuota();
+  const audit = new AuditLog(backends.history, logger);
+  if (options.casil && options.inspector) throw new ArqonError(ErrorCode.VALIDATION_ERROR, "give casil or inspector, not both");
+  const layered = options.casil
+    ? new LayeredCasil({
+        baseline: options.casil,
+        kv: backends.kv,
+        logger,
+        budgetFor(tenant) {
+          const l = registry.runtime(tenant).limits;
+          return { budgetMs: l.wasmBudgetMs, maxMemoryPages: Math.max(1, Math.floor(l.wasmMaxMemoryBytes / 65536)), callsPerSecond: l.wasmCallsPerSecond };
+        },
+        onChange: (tenant) => void control.send(CASIL_TOPICS.layer, { tenant }).catch((err: unknown) => logger.error({ err }, "could not tell the cluster about a CASIL layer")),
+      })
+    : undefined;
+  const loading: Array<Promise<unknown>> = [registry.load()];
+  if (layered) {
+    loading.push(
+      layered.load().then(({ failed }) => {
+        for (const f of failed) logger.error({ tenant: f.tenant, error: f.error }, "a stored CASIL layer could not be activated; the tenant's traffic is blocked until it is replaced");
+      }),
+    );
+  }
+  const ready = Promise.all(loading).then(() => undefined);
+  ready.catch((err: unknown) => logger.error({ err }, "could not load tenants"));
+  const chargeUsage = (tenant: string, delta: Partial<TenantUsage>): Promise<TenantUsage> => {
+    const l = registry.runtime(tenant).limits;
+    return usage.charge(tenant, delta, { storeKeys: l.maxStoreKeys, storeBytes: l.maxStoreBytes });
+  };
   const gw: Gateway = new Gateway(
     options,
     limits,
     backends,
-    options.inspector ?? allowAll,
+    layered ?? options.inspector ?? allowAll,
     authenticator,
     commands,
     metrics,
     logger,
     options.version ?? pkg.version,
+    {
+      tenants: registry,
+      rooms,
+      quota,
+      ready,
+      nodeId,
+      commandDeps: {
+        audit,
+        chargeUsage,
+        publish: (tenant, room, payload, sender) => serverPublish(gw.ctx, tenant, room, jsonBytes(payload), { sender }),
+      },
+    },
   );
+  commands.register(
+    "op.audit.list",
+    (ctx) => {
+      const args = typeof ctx.args === "object" && ctx.args !== null && !Array.isArray(ctx.args) ? (ctx.args as Record<string, unknown>) : {};
+      const num = (name: string): number | undefined => {
+        const v = args[name];
+        if (v === undefined) return undefined;
+        if (typeof v !== "number") throw new ArqonError(ErrorCode.VALIDATION_ERROR, `"${name}" must be a number`);
+        return v;
+      };
+      return audit.list(ctx.tenant, { limit: num("limit"), before: num("before") });
+    },
+    { access: "admin", audit: false, description: "the tenant's audit trail, newest first: {limit?, before?}" },
+  );
+  const removedListeners = new Set<(tenant: string) => void | Promise<void>>();
+  const admin = new TenantAdmin({
+    gateway: gw,
+    registry,
+    rooms,
+    usage,
+    control,
+    audit,
+    backends,
+    logger,
+    async onRemoved(tenant) {
+      for (const listener of removedListeners) await listener(tenant);
+    },
+    ...(layered ? { onPurge: async (tenant: string) => void (await layered.clearLayer(tenant, { by: "tenant.delete" })) } : {}),
+  });
+  const api = new ServerApi({ admin, registry, audit, keys, authenticator, extra: layered ? casilRoutes(layered, audit) : [] });
+  if (layered) {
+    const baseline = layered.baseline;
+    registerCasilCommands(commands, layered);
+    registerCasilMetrics(metrics.registry, baseline);
+    registerCasilLayerMetrics(metrics.registry, layered);
+    baseline.onReload((event) => {
+      if (event.source === "remote") return;
+      control.send(CASIL_TOPICS.baseline, { document: event.document, version: event.version }).catch((err: unknown) => logger.error({ err }, "could not tell the cluster about a CASIL reload"));
+    });
+    control.on(CASIL_TOPICS.baseline, async (body) => {
+      const { document, version } = body as { document: CasilPolicyDocument; version: number };
+      await baseline.applyRemote(document, version);
+    });
+    control.on(CASIL_TOPICS.layer, async (body) => {
+      await layered.refresh((body as { tenant: string }).tenant);
+    });
+  } else if (!options.inspector) {
+    for (const name of ["op.casil.get", "op.casil.reload"]) commands.disable(name, "CASIL is turned off on this gateway");
+  }
+  const surface: HttpSurface = { gw, keys, authenticator, tenants: registry, api };
+  const revocationSweep = setInterval(() => {
+    registry.sweepRevocations().catch((err: unknown) => logger.warn({ err }, "revocation sweep failed"));
+  }, 60_000);
+  revocationSweep.unref();
+  const tenantOfKey = new Map<RoomKey, string>();
 
   let httpServer: Server | undefined;
   const attached = new Map<Server, (req: IncomingMessage, socket: Duplex, head: Buffer) => void>();
@@ -178,10 +362,11 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
       gw.handleUpgrade(req, socket, head);
     },
     handleRequest(req, res) {
-      return handleHttp(gw, req, res);
+      return handleHttp(surface, req, res);
     },
     async listen(port = options.port ?? DEFAULT_PORT, host = options.host ?? "127.0.0.1") {
       if (httpServer) throw new Error("already listening");
+      await ready;
       const http = options.http ?? {};
       const headersTimeout = http.headersTimeoutMs ?? 10_000;
       const s = createServer({
@@ -199,7 +384,7 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
           sendError(res, 431, ErrorCode.HEADER_INVALID, `more than ${limits.maxHeaderCount} request headers`, { connection: "close" });
           return;
         }
-        handleHttp(gw, req, res).then(
+        handleHttp(surface, req, res).then(
           (handled) => {
             if (!handled) sendError(res, 404, ErrorCode.NOT_FOUND, "not found");
           },
@@ -245,7 +430,7 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
     publish(tenant, room, payload, publishOptions = {}) {
       const binary = payload instanceof Uint8Array;
       const format: PayloadFormat | undefined = binary ? "binary" : undefined;
-      return serverPublish(gw, tenant, room, binary ? payload : jsonBytes(payload), {
+      return serverPublish(gw.ctx, tenant, room, binary ? payload : jsonBytes(payload), {
         payloadFormat: format,
         headers: publishOptions.headers,
         idempotencyKey: publishOptions.idempotencyKey,
@@ -287,6 +472,11 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
         const serverClosed = listening ? new Promise<void>((resolve) => listening.close(() => resolve())) : Promise.resolve();
         listening?.closeIdleConnections();
         await gw.shutdown(options.shutdownTimeoutMs ?? 5000);
+        clearInterval(revocationSweep);
+        admin.close();
+        control.close();
+        await quota.close().catch((err: unknown) => logger.warn({ err }, "could not give back connection leases"));
+        await layered?.close();
         for (const [target, listener] of attached) target.off("upgrade", listener);
         attached.clear();
         listening?.closeAllConnections();
@@ -326,10 +516,44 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
     metrics: metrics.registry,
     logger,
     status() {
-      return statusOf(gw);
+      return statusOf(gw, true);
     },
     get connectionCount() {
       return gw.connections.size;
+    },
+    ready,
+    tenants: registry,
+    admin,
+    audit,
+    control,
+    casil: layered,
+    tenantLimits: (tenant) => registry.runtime(tenant).limits,
+    chargeUsage,
+    historyRetention(key, base = {}) {
+      if (isAuditKey(key)) return AUDIT_RETENTION;
+      let tenant = tenantOfKey.get(key);
+      if (tenant === undefined) {
+        try {
+          tenant = parseRoomKey(key).tenant;
+        } catch {
+          return base;
+        }
+        if (tenantOfKey.size >= 10_000) tenantOfKey.clear();
+        tenantOfKey.set(key, tenant);
+      }
+      const l = registry.runtime(tenant).limits;
+      const out: RetentionPolicy = { ...base };
+      if (l.historyRetentionMs) out.maxAgeMs = l.historyRetentionMs;
+      if (l.historyMaxMessages) out.maxMessages = l.historyMaxMessages;
+      if (l.historyMaxBytes) out.maxBytes = base.maxBytes ? Math.min(base.maxBytes, l.historyMaxBytes) : l.historyMaxBytes;
+      return out;
+    },
+    onTenantRemoved(listener) {
+      removedListeners.add(listener);
+      return () => removedListeners.delete(listener);
+    },
+    addApiRoutes(routes) {
+      api.add(routes);
     },
   };
   return server;

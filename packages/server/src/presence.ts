@@ -1,8 +1,10 @@
 import { ArqonError, ErrorCode, roomKey, roomMatches, type Frame, type Member, type PresenceEvent, type RoomKey } from "@arqon/core";
-import { can } from "./auth.js";
+import type { PresenceOptions } from "./config.js";
 import type { Connection } from "./connection.js";
-import type { Gateway } from "./gateway.js";
-import { inspectOrThrow } from "./inspect.js";
+import type { HandlerContext } from "./context.js";
+
+/** What presence needs from the gateway. */
+export type PresenceDeps = Pick<HandlerContext, "backends" | "fanout" | "logger" | "limits" | "inspect">;
 
 type Kind = "join" | "leave";
 
@@ -61,15 +63,18 @@ export class PresenceManager {
   private readonly unwatch: () => void;
   private readonly flushBound = (key: RoomKey): void => this.flush(key);
 
-  constructor(private readonly gw: Gateway) {
-    this.coalesceMs = gw.options.presenceOptions?.coalesceMs ?? 100;
-    this.perUser = gw.options.presenceOptions?.perUser ?? false;
-    this.disabledRooms = gw.options.presenceOptions?.disabledRooms ?? [];
-    this.unwatch = gw.backends.presence.watch((key, event) => {
+  constructor(
+    private readonly ctx: PresenceDeps,
+    options: PresenceOptions = {},
+  ) {
+    this.coalesceMs = options.coalesceMs ?? 100;
+    this.perUser = options.perUser ?? false;
+    this.disabledRooms = options.disabledRooms ?? [];
+    this.unwatch = ctx.backends.presence.watch((key, event) => {
       try {
         this.onEvent(key, event);
       } catch (err) {
-        gw.logger.error({ err }, "presence event failed");
+        ctx.logger.error({ err }, "presence event failed");
       }
     });
   }
@@ -100,7 +105,7 @@ export class PresenceManager {
     rp.users = new Map();
     rp.clients = new Map();
     rp.loading = [];
-    this.gw.backends.presence.list(key).then(
+    this.ctx.backends.presence.list(key).then(
       (members) => {
         if (this.rooms.get(key) !== rp) return;
         for (const m of members) this.apply(rp, { type: "join", member: m });
@@ -109,7 +114,7 @@ export class PresenceManager {
         for (const event of queued) this.translate(key, rp, event);
       },
       (err: unknown) => {
-        this.gw.logger.warn({ err }, "presence list failed");
+        this.ctx.logger.warn({ err }, "presence list failed");
         rp.loading = null;
       },
     );
@@ -124,14 +129,14 @@ export class PresenceManager {
 
   /** The member list as clients see it (one entry per user in per-user mode). */
   async list(key: RoomKey): Promise<Member[]> {
-    const members = await this.gw.backends.presence.list(key);
+    const members = await this.ctx.backends.presence.list(key);
     return this.perUser ? aggregateByUser(members) : members;
   }
 
   private onEvent(key: RoomKey, event: PresenceEvent): void {
     const rp = this.rooms.get(key);
     if (!rp) return;
-    const local = this.gw.fanout.rooms.get(key);
+    const local = this.ctx.fanout.rooms.get(key);
     if (!local) return;
     if (rp.loading) {
       rp.loading.push(event);
@@ -194,11 +199,11 @@ export class PresenceManager {
   }
 
   private emitOne(key: RoomKey, kind: Kind, member: Member, reason?: string): void {
-    const room = this.gw.fanout.rooms.get(key);
+    const room = this.ctx.fanout.rooms.get(key);
     if (!room || room.presenceViewers === 0) return;
     const frame: Frame = { type: kind === "join" ? "presence_join" : "presence_leave", room: room.room, members: [member] };
     if (reason && kind === "leave") frame.reason = reason;
-    this.gw.fanout.deliver(key, { frame });
+    this.ctx.fanout.deliver(key, { frame });
   }
 
   private flush(key: RoomKey): void {
@@ -208,7 +213,7 @@ export class PresenceManager {
     const batch = rp.batch;
     rp.batch = null;
     rp.lastEmit = Date.now();
-    const room = this.gw.fanout.rooms.get(key);
+    const room = this.ctx.fanout.rooms.get(key);
     if (!batch || batch.size === 0 || !room || room.presenceViewers === 0) return;
     const joined: Member[] = [];
     const left: Member[] = [];
@@ -217,28 +222,23 @@ export class PresenceManager {
     if (joined.length) frame.joined = joined;
     if (left.length) frame.left = left;
     try {
-      this.gw.fanout.deliver(key, { frame });
+      this.ctx.fanout.deliver(key, { frame });
     } catch (err) {
-      this.gw.logger.error({ err }, "presence diff failed");
+      this.ctx.logger.error({ err }, "presence diff failed");
     }
   }
 
   /** Bounds and inspects a connection's presence metadata; returns it (possibly redacted). */
   async checkInfo(conn: Connection, room: string, info: Uint8Array): Promise<Uint8Array> {
     this.requireEnabled(room);
-    const max = this.gw.limits.maxPresenceInfoBytes;
+    const max = this.ctx.limits.maxPresenceInfoBytes;
     if (info.length > max) throw new ArqonError(ErrorCode.PRESENCE_INFO_TOO_LARGE, `presence info exceeds ${max} bytes`);
-    const { payload } = await inspectOrThrow(
-      this.gw.inspector,
-      { tenant: conn.tenant, room, path: "presence", subject: conn.auth.sub, payload: info },
-      this.gw.logger,
-    );
+    const { payload } = await this.ctx.inspect({ tenant: conn.tenant, room, path: "presence", subject: conn.auth.sub, payload: info });
     return payload;
   }
 
   async handleList(conn: Connection, frame: Frame): Promise<void> {
     const room = frame.room!;
-    if (!can(conn.auth, "presence", room)) throw new ArqonError(ErrorCode.FORBIDDEN, `not allowed to see presence of room "${room}"`);
     this.requireEnabled(room);
     const members = await this.list(roomKey(conn.tenant, room));
     const reply: Frame = { type: "presence", room };
@@ -254,7 +254,7 @@ export class PresenceManager {
     const sub = conn.subscriptions.get(key);
     if (!sub || sub.closed) throw new ArqonError(ErrorCode.NOT_SUBSCRIBED, `not subscribed to "${room}"`);
     const info = await this.checkInfo(conn, room, frame.info!.info!);
-    await this.gw.backends.presence.join(key, { clientId: conn.id, userId: conn.auth.sub, info, joinedAt: sub.joinedAt });
+    await this.ctx.backends.presence.join(key, { clientId: conn.id, userId: conn.auth.sub, info, joinedAt: sub.joinedAt });
     sub.inPresence = true;
     const reply: Frame = { type: "ack", room };
     if (frame.requestId) reply.requestId = frame.requestId;

@@ -18,8 +18,7 @@ import {
 } from "@arqon/core";
 import { can } from "./auth.js";
 import type { Connection, Subscription } from "./connection.js";
-import type { Gateway } from "./gateway.js";
-import { inspectOrThrow } from "./inspect.js";
+import type { HandlerContext } from "./context.js";
 
 export interface PublishInput {
   tenant: string;
@@ -50,32 +49,33 @@ export const DEFAULT_TWIST_ID = "main";
 
 const TWIST_ID_RE = /^[A-Za-z0-9_\-.:]{1,64}$/;
 
-function forbidden(action: string, room: string): ArqonError {
-  return new ArqonError(ErrorCode.FORBIDDEN, `not allowed to ${action} room "${room}"`);
-}
-
 /**
- * The one publish path (client frames, the HTTP API and in-process `publish`): inspect, append to history (offset,
- * epoch, idempotency), then hand to the bus. Nothing is stored or delivered when the inspector blocks.
+ * The one publish path (client frames, the HTTP API, in-process `publish` and operators): the tenant's status and
+ * limits (message size; the tenant-wide publish rate for every path but client frames, whose handler took it with the
+ * connection's), inspect, register the room against the tenant's room limit, append to history (offset, epoch,
+ * idempotency), then hand to the bus. Nothing is stored or delivered when any of them refuses.
  */
-export async function publishMessage(gw: Gateway, input: PublishInput): Promise<PublishResult> {
+export async function publishMessage(ctx: HandlerContext, input: PublishInput): Promise<PublishResult> {
   const { tenant, room } = input;
-  if (input.payload.length > gw.limits.maxPayloadBytes) {
-    throw new ArqonError(ErrorCode.PAYLOAD_TOO_LARGE, `payload exceeds ${gw.limits.maxPayloadBytes} bytes`);
+  const refusal = ctx.tenants.refusal(tenant);
+  if (refusal) throw refusal;
+  const tenantLimits = ctx.tenants.runtime(tenant);
+  const maxBytes = Math.min(ctx.limits.maxPayloadBytes, tenantLimits.limits.maxMessageBytes);
+  if (input.payload.length > maxBytes) {
+    throw new ArqonError(ErrorCode.PAYLOAD_TOO_LARGE, `payload exceeds ${maxBytes} bytes`, { detail: { limit: maxBytes } });
   }
-  const { payload, decision } = await inspectOrThrow(
-    gw.inspector,
-    {
-      tenant,
-      room,
-      path: input.path,
-      subject: input.sender,
-      payload: input.payload,
-      payloadFormat: input.payloadFormat,
-      headers: input.headers,
-    },
-    gw.logger,
-  );
+  if (input.path !== "publish" && tenantLimits.publishBucket && !tenantLimits.publishBucket.take()) {
+    throw new ArqonError(ErrorCode.RATE_LIMITED, "the tenant's publish rate is exceeded");
+  }
+  const { payload, decision } = await ctx.inspect({
+    tenant,
+    room,
+    path: input.path,
+    subject: input.sender,
+    payload: input.payload,
+    payloadFormat: input.payloadFormat,
+    headers: input.headers,
+  });
   const twist = input.headers?.[HEADER_TWIST_ID];
   if (twist !== undefined && !TWIST_ID_RE.test(twist)) {
     // Client frames were checked by the codec; this covers the HTTP API and in-process publishes.
@@ -89,7 +89,7 @@ export async function publishMessage(gw: Gateway, input: PublishInput): Promise<
     [HEADER_TIMESTAMP]: String(now),
     [HEADER_TWIST_ID]: twist ?? DEFAULT_TWIST_ID,
   };
-  const message: Frame = { type: "message", id: gw.nextMessageId(), room, payload, headers, timestamp: now };
+  const message: Frame = { type: "message", id: ctx.nextMessageId(), room, payload, headers, timestamp: now };
   if (input.payloadFormat === "binary") message.payloadFormat = "binary";
   if (input.sender) message.sender = input.sender;
   if (decision.action === "redact") {
@@ -98,17 +98,19 @@ export async function publishMessage(gw: Gateway, input: PublishInput): Promise<
     if (decision.policyVersion) message.inspection.policyVersion = decision.policyVersion;
   }
   const key = roomKey(tenant, room);
-  const appending = gw.backends.history.append(
+  const registering = ctx.rooms.ensure(tenant, room, tenantLimits.limits.maxRooms);
+  if (registering) await registering;
+  const appending = ctx.backends.history.append(
     key,
     message,
-    input.idempotencyKey ? { idempotencyKey: input.idempotencyKey, dedupeWindowMs: gw.limits.dedupeWindowMs } : undefined,
+    input.idempotencyKey ? { idempotencyKey: input.idempotencyKey, dedupeWindowMs: ctx.limits.dedupeWindowMs } : undefined,
   );
-  const appended = await inOrder(gw, key, appending, (result) => {
+  const appended = await inOrder(ctx, key, appending, (result) => {
     if (result.duplicate) return Promise.resolve();
     const envelope: Envelope = { frame: result.message };
     if (input.originClientId) envelope.originClientId = input.originClientId;
     if (input.echo) envelope.echo = true;
-    return gw.backends.bus.publish(key, envelope);
+    return ctx.backends.bus.publish(key, envelope);
   });
   const stored = appended.message;
   return { id: stored.id ?? message.id!, offset: appended.offset, epoch: appended.epoch, duplicate: appended.duplicate };
@@ -121,12 +123,12 @@ export async function publishMessage(gw: Gateway, input: PublishInput): Promise<
  * the bus out of offset order, and a subscriber would drop the late one as already seen.
  */
 async function inOrder(
-  gw: Gateway,
+  ctx: HandlerContext,
   key: string,
   appending: Promise<AppendResult>,
   publish: (result: AppendResult) => Promise<void>,
 ): Promise<AppendResult> {
-  const previous = gw.publishOrder.get(key);
+  const previous = ctx.publishOrder.get(key);
   const task = (async () => {
     let result: AppendResult;
     try {
@@ -141,16 +143,16 @@ async function inOrder(
     () => undefined,
     () => undefined,
   );
-  gw.publishOrder.set(key, settled);
+  ctx.publishOrder.set(key, settled);
   void settled.then(() => {
-    if (gw.publishOrder.get(key) === settled) gw.publishOrder.delete(key);
+    if (ctx.publishOrder.get(key) === settled) ctx.publishOrder.delete(key);
   });
   return task;
 }
 
 /** In-process server publish: the tenant and room are checked here, as nothing upstream did. */
 export async function serverPublish(
-  gw: Gateway,
+  ctx: HandlerContext,
   tenant: string,
   room: string,
   payload: Uint8Array,
@@ -165,23 +167,22 @@ export async function serverPublish(
   if (!isValidTenant(tenant)) throw new ArqonError(ErrorCode.TENANT_INVALID, "tenant must be 1-64 characters of letters, digits, _ and -");
   const problem = roomNameProblem(room);
   if (problem) throw new ArqonError(ErrorCode.ROOM_INVALID, problem);
-  return publishMessage(gw, { tenant, room, payload, ...options, path: options.path ?? "server_publish" });
+  return publishMessage(ctx, { tenant, room, payload, ...options, path: options.path ?? "server_publish" });
 }
 
-export async function handlePublish(gw: Gateway, conn: Connection, frame: Frame): Promise<void> {
+export async function handlePublish(ctx: HandlerContext, conn: Connection, frame: Frame): Promise<void> {
   const room = frame.room!;
-  if (!can(conn.auth, "pub", room)) throw forbidden("publish to", room);
   const now = Date.now();
-  const tenantBucket = gw.tenantBucket(conn.tenant);
+  const tenantBucket = ctx.tenants.runtime(conn.tenant).publishBucket;
   if (!conn.bucket.take() || (tenantBucket && !tenantBucket.take())) {
     if (conn.abuse.hit(now)) {
-      gw.sendError(conn, frame.requestId, ErrorCode.RATE_LIMITED, "publish rate exceeded", true);
-      gw.closeConnection(conn, 4002, "publish rate abuse", "abuse");
+      ctx.sendError(conn, frame.requestId, ErrorCode.RATE_LIMITED, "publish rate exceeded", true);
+      ctx.closeConnection(conn, 4002, "publish rate abuse", "abuse");
       return;
     }
     throw new ArqonError(ErrorCode.RATE_LIMITED, "publish rate exceeded");
   }
-  const result = await publishMessage(gw, {
+  const result = await publishMessage(ctx, {
     tenant: conn.tenant,
     room,
     payload: frame.payload!,
@@ -207,18 +208,17 @@ function positionOf(frame: Frame): number | undefined {
  * messages, presence, state) is read and sent, then the buffer is flushed without what the snapshot already covered.
  * So a subscriber sees `subscribed`, the recovered messages, then live messages, with no gap and no duplicate.
  */
-export async function handleSubscribe(gw: Gateway, conn: Connection, frame: Frame): Promise<void> {
+export async function handleSubscribe(ctx: HandlerContext, conn: Connection, frame: Frame): Promise<void> {
   const room = frame.room!;
-  if (!can(conn.auth, "sub", room)) throw forbidden("subscribe to", room);
   const key = roomKey(conn.tenant, room);
   let sub = conn.subscriptions.get(key);
   const fresh = sub === undefined;
-  if (fresh && conn.subscriptions.size >= gw.limits.maxSubscriptions) {
-    throw new ArqonError(ErrorCode.TOO_MANY_SUBSCRIPTIONS, `at most ${gw.limits.maxSubscriptions} subscriptions per connection`);
+  if (fresh && conn.subscriptions.size >= ctx.limits.maxSubscriptions) {
+    throw new ArqonError(ErrorCode.TOO_MANY_SUBSCRIPTIONS, `at most ${ctx.limits.maxSubscriptions} subscriptions per connection`);
   }
   let info = frame.info?.info;
-  if (info !== undefined) info = await gw.presenceManager.checkInfo(conn, room, info);
-  const presenceOn = gw.presenceManager.enabled(room);
+  if (info !== undefined) info = await ctx.presence.checkInfo(conn, room, info);
+  const presenceOn = ctx.presence.enabled(room);
   if (sub === undefined) {
     sub = {
       conn,
@@ -235,15 +235,15 @@ export async function handleSubscribe(gw: Gateway, conn: Connection, frame: Fram
       deltaBase: 0,
     };
     conn.subscriptions.set(key, sub);
-    const { room: local, created } = gw.fanout.add(sub, conn.tenant);
+    const { room: local, created } = ctx.fanout.add(sub, conn.tenant);
     try {
       if (created) {
-        local.ready = gw.backends.bus.subscribe(key);
-        gw.presenceManager.roomCreated(key, room);
+        local.ready = ctx.backends.bus.subscribe(key);
+        ctx.presence.roomCreated(key, room);
       }
       await local.ready;
     } catch (err) {
-      await leaveRoom(gw, sub, "disconnect");
+      await leaveRoom(ctx, sub, "disconnect");
       conn.subscriptions.delete(key);
       throw new ArqonError(ErrorCode.BACKEND_UNAVAILABLE, "could not subscribe on the bus", { cause: err });
     }
@@ -258,10 +258,16 @@ export async function handleSubscribe(gw: Gateway, conn: Connection, frame: Fram
     if (presenceOn && (!sub.inPresence || info !== undefined)) {
       const member: Member = { clientId: conn.id, userId: conn.auth.sub, joinedAt: sub.joinedAt };
       if (info !== undefined) member.info = info;
-      await gw.backends.presence.join(key, member);
+      const maxMembers = ctx.tenants.runtime(conn.tenant).limits.maxPresencePerRoom;
+      if (maxMembers > 0 && !sub.inPresence && (await ctx.backends.presence.list(key)).length >= maxMembers) {
+        throw new ArqonError(ErrorCode.QUOTA_EXCEEDED, `room "${room}" has as many presence members as the tenant allows (limit ${maxMembers})`, {
+          detail: { quota: "maxPresencePerRoom", limit: maxMembers },
+        });
+      }
+      await ctx.backends.presence.join(key, member);
       if (sub.closed) {
         // The connection went away while joining: take the entry back out.
-        await gw.backends.presence.leave(key, conn.id, "disconnect");
+        await ctx.backends.presence.leave(key, conn.id, "disconnect");
         return;
       }
       sub.inPresence = true;
@@ -275,11 +281,11 @@ export async function handleSubscribe(gw: Gateway, conn: Connection, frame: Fram
       const since: Position = { offset: frame.since.offset ?? 0, epoch: frame.since.epoch ?? "" };
       let result: RecoveryResult | undefined;
       try {
-        result = await gw.backends.history.recover(key, since, gw.limits.maxRecoveryMessages);
+        result = await ctx.backends.history.recover(key, since, ctx.limits.maxRecoveryMessages);
       } catch (err) {
         if (err instanceof ArqonError && err.code !== ErrorCode.BACKEND_UNAVAILABLE) throw err;
         // The history store cannot answer: live delivery still works, and the client is told recovery did not happen.
-        gw.logger.warn({ err, room }, "recovery failed: history unavailable");
+        ctx.logger.warn({ err, room }, "recovery failed: history unavailable");
       }
       if (result) {
         position = result.position;
@@ -292,15 +298,15 @@ export async function handleSubscribe(gw: Gateway, conn: Connection, frame: Fram
         reply.reason = "unavailable";
       }
     } else {
-      position = await gw.backends.history.position(key);
+      position = await ctx.backends.history.position(key);
     }
     let covered = position.offset;
     for (const m of recovered) if (m.offset !== undefined && m.offset > covered) covered = m.offset;
     if (position.offset) reply.offset = position.offset;
     if (position.epoch) reply.epoch = position.epoch;
     const [members, state] = await Promise.all([
-      sub.seesPresence ? gw.presenceManager.list(key) : Promise.resolve(undefined),
-      gw.backends.state.get(key),
+      sub.seesPresence ? ctx.presence.list(key) : Promise.resolve(undefined),
+      ctx.backends.state.get(key),
     ]);
     if (members?.length) reply.members = members;
     if (state.length) reply.state = state;
@@ -311,11 +317,11 @@ export async function handleSubscribe(gw: Gateway, conn: Connection, frame: Fram
     // (held in the buffer, or still on their way from a publish that raced with this subscribe) are dropped.
     sub.lastOffset = covered;
     sub.epoch = position.epoch;
-    flushBuffer(gw, sub, position.epoch, covered, state);
+    flushBuffer(ctx, sub, position.epoch, covered, state);
   } catch (err) {
     if (fresh) {
       conn.subscriptions.delete(key);
-      await leaveRoom(gw, sub, "disconnect");
+      await leaveRoom(ctx, sub, "disconnect");
     } else {
       sub.buffer = null;
     }
@@ -323,7 +329,7 @@ export async function handleSubscribe(gw: Gateway, conn: Connection, frame: Fram
   }
 }
 
-function flushBuffer(gw: Gateway, sub: Subscription, epoch: string, covered: number, state: StateEntry[]): void {
+function flushBuffer(ctx: HandlerContext, sub: Subscription, epoch: string, covered: number, state: StateEntry[]): void {
   const buffer = sub.buffer;
   sub.buffer = null;
   if (!buffer) return;
@@ -337,47 +343,46 @@ function flushBuffer(gw: Gateway, sub: Subscription, epoch: string, covered: num
       const entry = frame.state[0]!;
       if ((entry.version ?? 0) <= (versions.get(entry.key) ?? 0)) continue;
     }
-    gw.fanout.deliverOne(sub, envelope);
+    ctx.fanout.deliverOne(sub, envelope);
   }
 }
 
 /** Ends one subscription: local fan-out, bus interest when it was the room's last local subscriber, presence. */
-export async function leaveRoom(gw: Gateway, sub: Subscription, reason: string): Promise<void> {
+export async function leaveRoom(ctx: HandlerContext, sub: Subscription, reason: string): Promise<void> {
   if (sub.closed) return;
   sub.closed = true;
   sub.buffer = null;
-  const emptied = gw.fanout.remove(sub);
+  const emptied = ctx.fanout.remove(sub);
   const tasks: Array<Promise<unknown>> = [];
   if (sub.inPresence) {
     sub.inPresence = false;
-    tasks.push(gw.backends.presence.leave(sub.key, sub.conn.id, reason));
+    tasks.push(ctx.backends.presence.leave(sub.key, sub.conn.id, reason));
   }
   if (emptied) {
-    gw.presenceManager.roomDropped(sub.key);
-    tasks.push(gw.backends.bus.unsubscribe(sub.key));
+    ctx.presence.roomDropped(sub.key);
+    tasks.push(ctx.backends.bus.unsubscribe(sub.key));
   }
   const results = await Promise.allSettled(tasks);
-  for (const r of results) if (r.status === "rejected") gw.logger.warn({ err: r.reason, room: sub.room }, "leave failed");
+  for (const r of results) if (r.status === "rejected") ctx.logger.warn({ err: r.reason, room: sub.room }, "leave failed");
 }
 
-export async function handleUnsubscribe(gw: Gateway, conn: Connection, frame: Frame): Promise<void> {
+export async function handleUnsubscribe(ctx: HandlerContext, conn: Connection, frame: Frame): Promise<void> {
   const room = frame.room!;
   const key = roomKey(conn.tenant, room);
   const sub = conn.subscriptions.get(key);
   if (!sub) throw new ArqonError(ErrorCode.NOT_SUBSCRIBED, `not subscribed to "${room}"`);
   conn.subscriptions.delete(key);
-  await leaveRoom(gw, sub, "unsubscribe");
+  await leaveRoom(ctx, sub, "unsubscribe");
   const reply: Frame = { type: "unsubscribed", room };
   if (frame.requestId) reply.requestId = frame.requestId;
   conn.send(reply);
 }
 
-export async function handleHistory(gw: Gateway, conn: Connection, frame: Frame): Promise<void> {
+export async function handleHistory(ctx: HandlerContext, conn: Connection, frame: Frame): Promise<void> {
   const room = frame.room!;
-  if (!can(conn.auth, "sub", room)) throw forbidden("read history of", room);
   const query = { ...frame.history };
-  query.limit = Math.min(query.limit || gw.limits.maxHistoryPage, gw.limits.maxHistoryPage);
-  const page = await gw.backends.history.read(roomKey(conn.tenant, room), query);
+  query.limit = Math.min(query.limit || ctx.limits.maxHistoryPage, ctx.limits.maxHistoryPage);
+  const page = await ctx.backends.history.read(roomKey(conn.tenant, room), query);
   const reply: Frame = { type: "history_page", room, epoch: page.position.epoch };
   if (page.position.offset) reply.offset = page.position.offset;
   if (page.messages.length) reply.messages = page.messages;

@@ -5,8 +5,8 @@ import { fileURLToPath } from "node:url";
 import { pino } from "pino";
 import { Registry } from "prom-client";
 import { afterEach, describe, expect, it } from "vitest";
-import { ArqonError, ErrorCode, jsonBytes, type Decision, type InspectionInput } from "@arqon/core";
-import { CasilController, casilCommands, createCasilFromEnv, registerCasilMetrics, type CasilReloadEvent } from "../src/casil/index.js";
+import { ArqonError, ErrorCode, MemoryKeyValueStore, jsonBytes, type Decision, type InspectionInput } from "@arqon/core";
+import { CasilController, LayeredCasil, casilCommands, createCasilFromEnv, registerCasilMetrics, type CasilReloadEvent } from "../src/casil/index.js";
 import type { CommandContext } from "../src/commands.js";
 
 const DENY_WORD_WASM = fileURLToPath(new URL("../../../apps/examples/casil-wasm-policy/build/deny-word.wasm", import.meta.url));
@@ -45,6 +45,8 @@ function ctx(admin: boolean, args: unknown, command = "op.casil.reload"): Comman
     publish: () => Promise.reject(new Error("not used")),
     kv: undefined as never,
     logger: pino({ level: "silent" }),
+    limits: undefined as never,
+    chargeUsage: () => Promise.reject(new Error("not used")),
   };
 }
 
@@ -132,22 +134,27 @@ describe("casil controller", () => {
     expect(await c.inspect(input("forbidden"))).toMatchObject({ action: "allow", policyVersion: 4 });
   });
 
-  it("commands - op.casil.reload and op.casil.get are admin-only; reload validates and answers the version", async () => {
-    const c = await controller({ policy: { mode: "monitor" } });
-    const [get, reload] = casilCommands(c);
+  it("commands - op.casil.* are admin commands acting on the caller's layer; the baseline stays the operator's", async () => {
+    const c = await controller({ policy: { mode: "monitor", patterns: [{ name: "operator-rule", pattern: "zzz" }] } });
+    const layered = new LayeredCasil({ baseline: c, kv: new MemoryKeyValueStore() });
+    cleanup.push(() => layered.close());
+    const [get, reload] = casilCommands(layered);
     expect(get!.name).toBe("op.casil.get");
-    expect(get!.options.adminOnly).toBe(true);
-    expect(reload!.options.adminOnly).toBe(true);
-    const refused = await rejection(Promise.resolve().then(() => reload!.handler(ctx(false, { policy: { mode: "enforce" } }))));
-    expect(refused.code).toBe(ErrorCode.AUTHORIZATION_ERROR);
+    expect([get!.options.access, reload!.options.access]).toEqual(["admin", "admin"]);
+    expect(await reload!.handler(ctx(true, { policy: "patterns: [{ name: w, pattern: AKIA }]\n" }))).toMatchObject({ tenant: "acme", version: 1, previousVersion: 0 });
     expect(c.version).toBe(1);
-    expect(await reload!.handler(ctx(true, { policy: "mode: enforce\n" }))).toEqual({ version: 2, previousVersion: 1 });
+    expect(await reload!.handler(ctx(true, { mode: "enforce" }))).toMatchObject({ version: 2, changes: ["mode: unset -> enforce"] });
+    expect(await reload!.handler(ctx(true, { mode: "monitor", dryRun: true }))).toMatchObject({ dryRun: true, version: 3 });
+    expect(layered.layerVersion("acme")).toBe(2);
     const invalid = await rejection(Promise.resolve().then(() => reload!.handler(ctx(true, { policy: { mode: "loud" } }))));
     expect(invalid.code).toBe(ErrorCode.VALIDATION_ERROR);
-    const noPolicy = await rejection(Promise.resolve().then(() => reload!.handler(ctx(true, { mode: "enforce" }))));
-    expect(noPolicy).toMatchObject({ code: ErrorCode.VALIDATION_ERROR, message: 'op.casil.reload needs { "policy": <document object or JSON/YAML text> }' });
-    expect(await get!.handler(ctx(true, undefined, "op.casil.get"))).toMatchObject({ version: 2, enabled: true, mode: "enforce", source: "command", document: { mode: "enforce" } });
-    expect((await rejection(Promise.resolve().then(() => get!.handler(ctx(false, undefined, "op.casil.get"))))).code).toBe(ErrorCode.AUTHORIZATION_ERROR);
+    const none = await rejection(Promise.resolve().then(() => reload!.handler(ctx(true, {}))));
+    expect(none.code).toBe(ErrorCode.VALIDATION_ERROR);
+    const two = await rejection(Promise.resolve().then(() => reload!.handler(ctx(true, { mode: "enforce", policy: {} }))));
+    expect(two.code).toBe(ErrorCode.VALIDATION_ERROR);
+    const view = (await get!.handler(ctx(true, undefined, "op.casil.get"))) as Record<string, unknown>;
+    expect(JSON.stringify(view)).not.toContain("operator-rule");
+    expect(view).toMatchObject({ baseline: { version: 1 }, layer: { version: 2 } });
   });
 
   it("env - off unless enabled or given a file; the env layer sits under the file; bad values are VALIDATION_ERROR", async () => {

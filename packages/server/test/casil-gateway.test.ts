@@ -1,7 +1,7 @@
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { ErrorCode, jsonBytes, roomKey, type Frame } from "@arqon/core";
-import { CasilController, registerCasilCommands, type CasilControllerOptions } from "../src/casil/index.js";
+import { CasilController, type CasilControllerOptions } from "../src/casil/index.js";
 import { payloadOf, startGateway, type TestClient, type TestGateway } from "../src/testing.js";
 
 const DENY_WORD_DIR = fileURLToPath(new URL("../../../apps/examples/casil-wasm-policy/", import.meta.url));
@@ -18,8 +18,7 @@ afterEach(async () => {
 
 async function start(options: CasilControllerOptions): Promise<TestGateway> {
   casil = await CasilController.create(options);
-  gw = await startGateway({ inspector: casil });
-  registerCasilCommands(gw.server, casil);
+  gw = await startGateway({ casil });
   return gw;
 }
 
@@ -105,11 +104,12 @@ describe("casil through a real gateway", () => {
     expect(payloadOf(await bob.next("message", "lobby"))).toEqual(original);
   });
 
-  it("casil e2e - op.casil.reload: non-admin refused, invalid leaves the old policy, monitor to enforce applies to the next message", async () => {
+  it("casil e2e - op.casil.reload: non-admin refused, invalid changes nothing, a tenant's enforce layer blocks for that tenant only", async () => {
     await start({ policy: { mode: "monitor", maxPayloadBytes: 64 } });
     const alice = await gw!.client({ sub: "alice" });
     const admin = await gw!.client({ sub: "root", role: "admin" });
     const bob = await gw!.client({ sub: "bob" });
+    const beta = await gw!.client({ sub: "carol", tenant: "beta" });
     await bob.subscribe("lobby");
     const big = { text: "x".repeat(100) };
     expect((await alice.publish("lobby", big)).type).toBe("ack");
@@ -119,19 +119,22 @@ describe("casil through a real gateway", () => {
     expect(refused).toMatchObject({ type: "response", status: "error", error: { code: ErrorCode.AUTHORIZATION_ERROR } });
     const invalid = await admin.request({ type: "command", command: "op.casil.reload", args: jsonBytes({ policy: "mode: enforce\nmaxPayloadBytes: -1\n" }) });
     expect(invalid).toMatchObject({ type: "response", status: "error", error: { code: ErrorCode.VALIDATION_ERROR } });
-    expect(invalid.error!.message).toMatch(/\/maxPayloadBytes: must be >= 1/);
-    expect(casil!.version).toBe(1);
+    expect(invalid.error!.message).toMatch(/maxPayloadBytes: must be >= 1/);
+    expect(gw!.server.casil!.layerVersion("acme")).toBeUndefined();
     expect((await alice.publish("lobby", big)).type).toBe("ack");
     await bob.next("message", "lobby");
 
-    const ok = await admin.request({ type: "command", command: "op.casil.reload", args: jsonBytes({ policy: { mode: "enforce", maxPayloadBytes: 64, patterns: [{ name: "w", pattern: "AKIA" }] } }) });
+    // The earlier system's patch form: the tenant's traffic goes to enforce, baseline rules included.
+    const ok = await admin.request({ type: "command", command: "op.casil.reload", args: jsonBytes({ mode: "enforce" }) });
     expect(ok).toMatchObject({ type: "response", status: "ok" });
-    expect(payloadOf(ok)).toEqual({ version: 2, previousVersion: 1 });
+    expect(payloadOf(ok)).toMatchObject({ tenant: "acme", version: 1, previousVersion: 0 });
     const nowBlocked = await alice.publish("lobby", big);
     expect(nowBlocked).toMatchObject({ type: "error", error: { code: ErrorCode.CASIL_POLICY_OVERSIZE } });
     await neverDelivered(alice, bob, "lobby");
+    expect((await beta.publish("lobby", big)).type).toBe("ack");
+    expect(casil!.version).toBe(1);
     const got = await admin.request({ type: "command", command: "op.casil.get" });
-    expect(payloadOf(got)).toMatchObject({ version: 2, mode: "enforce", source: "command" });
+    expect(payloadOf(got)).toMatchObject({ baseline: { version: 1, mode: "monitor" }, layer: { version: 1 } });
   });
 
   it("casil e2e - a Wasm policy (the AssemblyScript example) blocks with CASIL_WASM_DENY", async () => {

@@ -94,22 +94,35 @@ describe("gateway CASIL hook", () => {
 });
 
 describe("gateway HTTP surface", () => {
-  it("http - health, ready, version, status and metrics labelled by tenant", async () => {
-    gw = await startGateway();
+  it("http - health, ready, version open; status and metrics labelled by tenant need the operator key or a scrape token", async () => {
+    const operatorKey = "operator-key-for-the-http-surface-test";
+    const scrapeToken = "scrape-token-for-the-http-surface-test";
+    gw = await startGateway({ operatorKeys: [operatorKey], scrapeTokens: [scrapeToken] });
     const alice = await gw.client();
     await alice.subscribe("lobby");
     await alice.publish("lobby", "x", { echo: true });
     await alice.next("message");
     await alice.request({ type: "unsubscribe", room: "nope" });
-    const get = async (path: string) => {
-      const res = await fetch(`${gw!.httpUrl}${path}`);
+    const get = async (path: string, headers: Record<string, string> = { authorization: `Bearer ${operatorKey}` }) => {
+      const res = await fetch(`${gw!.httpUrl}${path}`, { headers });
       return { status: res.status, type: res.headers.get("content-type"), text: await res.text() };
     };
-    expect(JSON.parse((await get("/health")).text)).toEqual({ status: "ok" });
+    for (const path of ["/status", "/metrics"]) {
+      const none = await get(path, {});
+      expect([none.status, JSON.parse(none.text).error.code]).toEqual([401, ErrorCode.AUTH_MISSING]);
+      const wrong = await get(path, { "x-api-key": "not-the-operator-key-at-all-nope" });
+      expect([wrong.status, JSON.parse(wrong.text).error.code]).toEqual([401, ErrorCode.AUTH_INVALID]);
+      const user = await get(path, { authorization: `Bearer ${await gw.token({ role: "admin" })}` });
+      expect([user.status, JSON.parse(user.text).error.code]).toEqual([403, ErrorCode.FORBIDDEN]);
+      expect((await get(path, { authorization: `Bearer ${scrapeToken}` })).status).toBe(200);
+      expect((await get(path, { "x-api-key": operatorKey })).status).toBe(200);
+    }
+    expect(JSON.parse((await get("/health", {})).text)).toEqual({ status: "ok" });
     expect(JSON.parse((await get("/ready")).text)).toEqual({ ready: true });
     expect(JSON.parse((await get("/version")).text)).toMatchObject({ protocol: "1.0" });
     const status = JSON.parse((await get("/status")).text);
     expect(status).toMatchObject({ status: "ok", connections: 1, rooms: 1, tenants: 1, backends: { bus: "MemoryBus", history: "MemoryHistoryStore" } });
+    expect(status.connectionsByTenant).toEqual({ acme: 1 });
     expect(status.uptimeMs).toBeGreaterThanOrEqual(0);
     const metrics = await get("/metrics");
     expect(metrics.type).toContain("text/plain");

@@ -3,13 +3,21 @@ import { parseArgs } from "node:util";
 import WebSocket from "ws";
 import { decodeFrame, encodeJson, jsonBytes, parseJsonBytes, type Frame } from "@arqon/core";
 import type { CliIo } from "../index.js";
-import { CLIENT_FLAGS, wsUrl } from "./client-args.js";
+import { CliError } from "../config.js";
+import { wsUrl } from "./client-args.js";
+import { OPERATOR_FLAGS, OperatorClient, seg, type OperatorContext } from "./operator-client.js";
 
-const HELP = `usage: arqon casil reload --file F [--url URL] [--token JWT] [--json]
-       arqon casil get [--url URL] [--token JWT]
-reload sends the policy file (JSON or YAML) to op.casil.reload; the gateway validates it completely and swaps it
-in, or answers VALIDATION_ERROR and keeps the old policy. get prints the active policy (op.casil.get). Both need an
-admin token (--token or ARQON_TOKEN).`;
+const HELP = `usage: arqon casil reload (--file F | --mode enforce|monitor | --clear) [--dry-run] [--tenant T | --baseline]
+       arqon casil get [--tenant T | --baseline]
+CASIL has two layers: the server's baseline (the operator's: it applies to every tenant and no tenant can weaken it)
+and one layer per tenant (its admin's: more rules, redactions, Wasm modules as base64, or mode enforce for its own
+traffic). reload validates completely and swaps in, or answers VALIDATION_ERROR and changes nothing; --dry-run only
+validates and says what would change; --mode is the earlier system's patch ({"mode":"enforce"}); --clear removes a
+tenant's layer. get prints the baseline's public part and the layer.
+With a token of role "admin" (--token or ARQON_TOKEN) and no --tenant/--baseline, it acts on the token's own tenant
+through op.casil.* on the WebSocket. With an operator key (--operator-key, ARQON_OPERATOR_KEY, or the dev key file)
+it uses the server API: --baseline (the default) or --tenant T.
+  --url URL            ws://host:port/ws or http://host:port (ARQON_URL)`;
 
 const TIMEOUT_MS = 10_000;
 
@@ -64,39 +72,81 @@ async function sendCommand(url: string, token: string | undefined, command: stri
   }
 }
 
-/** `arqon casil reload --file F` and `arqon casil get`. Exit codes: 0 ok, 1 refused or unreachable, 2 usage. */
-export async function casilCommand(argv: readonly string[], io: CliIo = { out: console.log, err: console.error }, env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const { values, positionals } = parseArgs({ args: [...argv], options: { ...CLIENT_FLAGS, file: { type: "string", short: "f" } }, allowPositionals: true, strict: true });
+function describeResult(result: Record<string, unknown>, what: string): string {
+  const changes = Array.isArray(result.changes) && result.changes.length > 0 ? `: ${(result.changes as string[]).join("; ")}` : "";
+  if (result.dryRun) return `dry run: ${what} would become version ${String(result.version)} (is ${String(result.previousVersion)})${changes}`;
+  return `${what} reloaded: version ${String(result.version)} (was ${String(result.previousVersion)})${changes}`;
+}
+
+/** `arqon casil reload` and `arqon casil get`. Exit codes: 0 ok, 1 refused or unreachable, 2 usage. */
+export async function casilCommand(argv: readonly string[], io: CliIo, ctx: OperatorContext): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: [...argv],
+    options: {
+      ...OPERATOR_FLAGS,
+      file: { type: "string", short: "f" },
+      mode: { type: "string" },
+      clear: { type: "boolean" },
+      "dry-run": { type: "boolean" },
+      tenant: { type: "string" },
+      baseline: { type: "boolean" },
+    },
+    allowPositionals: true,
+    strict: true,
+  });
   const [sub] = positionals;
-  if (values.help || (sub !== "reload" && sub !== "get") || (sub === "reload" && !values.file)) {
-    (values.help ? io.out : io.err)(HELP);
-    return values.help ? 0 : 2;
+  if (values.help) {
+    io.out(HELP);
+    return 0;
   }
-  let args: unknown;
+  if (sub !== "reload" && sub !== "get") throw new CliError("casil needs get or reload (see arqon casil --help)");
+  if (values.tenant !== undefined && values.baseline) throw new CliError("give --tenant or --baseline, not both");
+  let args: Record<string, unknown> | undefined;
   if (sub === "reload") {
+    const given = [values.file !== undefined, values.mode !== undefined, values.clear === true].filter(Boolean).length;
+    if (given !== 1) throw new CliError("reload needs exactly one of --file F, --mode enforce|monitor or --clear");
+    if (values.mode !== undefined && values.mode !== "enforce" && values.mode !== "monitor") throw new CliError('--mode must be "enforce" or "monitor"');
+    if (values.clear && values.baseline) throw new CliError("the baseline cannot be cleared");
+    args = {};
+    if (values.file !== undefined) {
+      try {
+        args.policy = await readFile(values.file, "utf8");
+      } catch (err) {
+        io.err(`arqon casil: cannot read ${values.file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+        return 1;
+      }
+    }
+    if (values.mode !== undefined) args.mode = values.mode;
+    if (values.clear) args.clear = true;
+    if (values["dry-run"]) args.dryRun = true;
+  }
+  const token = values.token ?? (values["operator-key"] === undefined && ctx.env.ARQON_OPERATOR_KEY === undefined ? ctx.env.ARQON_TOKEN : undefined);
+  if (token !== undefined && values.tenant === undefined && !values.baseline) {
+    // A tenant admin's own layer, through the WebSocket command.
+    let reply: Frame;
     try {
-      args = { policy: await readFile(values.file as string, "utf8") };
+      reply = await sendCommand(wsUrl(values.url, ctx.env), token, `op.casil.${sub}`, args);
     } catch (err) {
-      io.err(`arqon casil: cannot read ${values.file as string}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      io.err(`arqon casil: ${(err as Error).message}`);
       return 1;
     }
+    if (reply.type === "error" || reply.status === "error") {
+      io.err(`arqon casil: ${reply.error?.code ?? "ERROR"}: ${reply.error?.message ?? ""}`);
+      return 1;
+    }
+    const result = reply.payload ? (parseJsonBytes(reply.payload) as Record<string, unknown>) : {};
+    if (values.json || sub === "get") io.out(JSON.stringify(result, null, values.json ? undefined : 2));
+    else io.out(describeResult(result, `casil layer of tenant ${String(result.tenant)}`));
+    return 0;
   }
-  let reply: Frame;
+  const client = OperatorClient.fromFlags(values, ctx, values.tenant !== undefined ? "tenant-admin" : "operator");
+  const path = values.tenant !== undefined ? `/api/v1/tenants/${seg(values.tenant)}/casil` : "/api/v1/casil/baseline";
   try {
-    reply = await sendCommand(wsUrl(values.url as string | undefined, env), (values.token as string | undefined) ?? env.ARQON_TOKEN, `op.casil.${sub}`, args);
+    const result = await client.request<Record<string, unknown>>(sub === "get" ? "GET" : "PUT", path, args);
+    if (values.json || sub === "get") io.out(JSON.stringify(result, null, values.json ? undefined : 2));
+    else io.out(describeResult(result, values.tenant !== undefined ? `casil layer of tenant ${values.tenant}` : "casil baseline"));
+    return 0;
   } catch (err) {
-    io.err(`arqon casil: ${(err as Error).message}`);
-    return 1;
+    return client.report(io, "casil", err, ctx);
   }
-  if (reply.type === "error" || reply.status === "error") {
-    io.err(`arqon casil: ${reply.error?.code ?? "ERROR"}: ${reply.error?.message ?? ""}`);
-    return 1;
-  }
-  const result = reply.payload ? parseJsonBytes(reply.payload) : undefined;
-  if (values.json || sub === "get") io.out(JSON.stringify(result, null, values.json ? undefined : 2));
-  else {
-    const r = result as { version: number; previousVersion: number };
-    io.out(`casil policy reloaded: version ${r.version} (was ${r.previousVersion})`);
-  }
-  return 0;
 }

@@ -6,8 +6,6 @@ import {
   createArqonServer,
   createCasilFromEnv,
   createLogger,
-  registerCasilCommands,
-  registerCasilMetrics,
   type CasilController,
   openEmbeddedStorage,
   signToken,
@@ -16,13 +14,20 @@ import {
   type EmbeddedStorage,
   type PresenceOptions,
   type RetentionRule,
+  type TenancyMode,
 } from "@arqon/server";
 import { connectNatsBackends, type NatsBackends } from "@arqon/nats";
-import { jsonBytes, parseJsonBytes, type CasilPolicyDocument } from "@arqon/core";
+import {
+  ArqonError,
+  parseRoomKey,
+  roomMatches,
+  type RetentionPolicy,
+  type RoomKey,
+} from "@arqon/core";
 import { omegaOptionsFromEnv, registerStandardOperators, type Operator } from "@arqon/operators";
 import type { CliIo } from "../index.js";
-import { CliError, KEY_OPTIONS, list, parsePort, resolveAuth, type KeyFlags } from "../config.js";
-import { loadOrCreateDevKey } from "../keys.js";
+import { CliError, KEY_OPTIONS, list, parsePort, resolveAuth, type ConfigFile, type KeyFlags } from "../config.js";
+import { loadOrCreateDevKey, loadOrCreateDevOperatorKey } from "../keys.js";
 import type { CommandContext } from "./token.js";
 
 export const SERVE_USAGE = `Usage: arqon serve [options]
@@ -52,6 +57,14 @@ Settings come from flags, then ARQON_* environment variables, then ./arqon.confi
       --nats <url>           join a cluster through NATS (ARQON_NATS_URL; comma-separated seeds): bus, history,
                              presence, room state and op.store live on NATS (JetStream and KV) instead of LMDB
       --workers <n>          run n gateway processes sharing the port, joined through NATS (ARQON_WORKERS; needs --nats)
+      --operator-key <key>   an operator key (at least 24 characters), repeatable (ARQON_OPERATOR_KEY, comma-separated;
+                             config operatorKeys): the credential of the server API (tenants, limits, CASIL baseline,
+                             kick, revoke) and of /status and /metrics. Dev mode creates one in <data-dir>/operator-key
+      --scrape-token <t>     a token that may read /status and /metrics only, repeatable (ARQON_SCRAPE_TOKEN)
+      --tenants <mode>       open (any valid tenant claim connects, the default) or registered (only tenants the
+                             operator created: arqon tenant create) (ARQON_TENANTS; config tenancy)
+      --cluster-key <key>    signs the messages nodes send each other over NATS, the same on every node, at least
+                             32 characters (ARQON_CLUSTER_KEY; config clusterKey; default: derived from the JWT secret)
       --casil-policy <file>  CASIL policy document (JSON or YAML), reloaded when it changes (ARQON_CASIL_POLICY_FILE)
       --no-casil             turn CASIL off (ARQON_CASIL_ENABLED=false); op.casil.* then answers FEATURE_DISABLED
       --no-presence <room>   keep no presence in rooms matching this pattern ("feed/*", "*"), repeatable
@@ -68,7 +81,8 @@ ready token. Stop with Ctrl-C (connections are closed with 1001 "going away").
 
 Config file keys for storage: "storage" ("embedded" | "memory"), "durability" ("commit", the default: acknowledged
 writes survive a process kill; "flush": they also survive a power loss, at about a fifth of the rate), and "retention", per room pattern, first match
-wins, e.g. [{"pattern": "ticker:*", "maxMessages": 100, "maxAgeMs": 60000}] (defaults: 1000 messages, 24 h).`;
+wins, e.g. [{"pattern": "ticker:*", "maxMessages": 100, "maxAgeMs": 60000, "maxBytes": 1048576}] (defaults: 1000 messages,
+24 h, no byte bound; a tenant's limits (arqon tenant set) apply on top).`;
 
 export interface ServeContext extends CommandContext {
   /** Aborting stops the server gracefully (the bin wires SIGINT/SIGTERM to it). */
@@ -113,6 +127,10 @@ export async function serveCommand(argv: readonly string[], io: CliIo, ctx: Serv
       workers: { type: "string" },
       "no-casil": { type: "boolean" },
       "no-presence": { type: "string", multiple: true },
+      "operator-key": { type: "string", multiple: true },
+      "scrape-token": { type: "string", multiple: true },
+      tenants: { type: "string" },
+      "cluster-key": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
     strict: true,
@@ -156,6 +174,7 @@ export async function serveCommand(argv: readonly string[], io: CliIo, ctx: Serv
     auth = { ...auth, secret: dev.key.secret, algorithms: ["HS256"], dev: true };
     devToken = await signToken({ secret: dev.key.secret, sub: "alice", tenant: "dev", ttl: "24h", tenantClaim: auth.tenantClaim });
   }
+  const tenancy = resolveTenancy(values, env, config, resolved.dataDir, resolved.dev);
 
   const natsUrl = values.nats ?? env.ARQON_NATS_URL ?? config.nats;
   const workersText = values.workers ?? env.ARQON_WORKERS ?? (config.workers === undefined ? undefined : String(config.workers));
@@ -173,6 +192,9 @@ export async function serveCommand(argv: readonly string[], io: CliIo, ctx: Serv
   const durability = config.durability ?? "commit";
   if (durability !== "flush" && durability !== "commit") throw new CliError('config "durability" must be "flush" or "commit"');
   const retention = parseRetention(config.retention);
+  // The stores ask for a room's retention when they trim; the server (created below) adds the tenant's limits.
+  const bound: { server?: ArqonServer } = {};
+  const historyRetention = tenantRetention(retention, () => bound.server);
   let storage: EmbeddedStorage | undefined;
   const storageDir = path.join(resolved.dataDir, "data");
   let nats: NatsBackends | undefined;
@@ -182,6 +204,7 @@ export async function serveCommand(argv: readonly string[], io: CliIo, ctx: Serv
         servers: natsUrl.split(",").map((s) => s.trim()),
         name: `arqon-${hostname()}-${process.pid}`,
         replicas: config.natsReplicas ?? 1,
+        history: { retention: historyRetention },
       });
     } catch (err) {
       throw new CliError(`cannot join NATS at ${natsUrl}: ${(err as Error).message}`);
@@ -189,7 +212,7 @@ export async function serveCommand(argv: readonly string[], io: CliIo, ctx: Serv
     nats.onStatus((status) => (status === "connected" ? logger.info({ nats: status }, "NATS connection") : logger.warn({ nats: status }, "NATS connection")));
   } else if (storageKind === "embedded") {
     try {
-      storage = await openEmbeddedStorage({ path: storageDir, retention, durability });
+      storage = await openEmbeddedStorage({ path: storageDir, retention: historyRetention, durability });
     } catch (err) {
       throw new CliError(`cannot open the database in ${storageDir}: ${(err as Error).message} (or run with --memory)`);
     }
@@ -211,7 +234,7 @@ export async function serveCommand(argv: readonly string[], io: CliIo, ctx: Serv
 
   const options: ArqonServerOptions = {
     auth,
-    ...(casil ? { inspector: casil } : {}),
+    ...(casil ? { casil } : {}),
     ...(nats
       ? {
           bus: nats.bus,
@@ -230,6 +253,11 @@ export async function serveCommand(argv: readonly string[], io: CliIo, ctx: Serv
     logger,
     limits: config.limits,
     tenantLimits: config.tenantLimits,
+    tenantDefaults: config.tenantDefaults,
+    operatorKeys: tenancy.operatorKeys,
+    scrapeTokens: tenancy.scrapeTokens,
+    tenancy: tenancy.mode,
+    ...(tenancy.clusterKey ? { clusterKey: tenancy.clusterKey } : {}),
     presenceOptions: presenceOptions(values["no-presence"], env.ARQON_PRESENCE_DISABLED_ROOMS, config.presence),
     allowedOrigins: list(values["allowed-origin"]) ?? list(env.ARQON_ALLOWED_ORIGINS) ?? config.allowedOrigins,
     perMessageDeflate: config.perMessageDeflate,
@@ -241,15 +269,10 @@ export async function serveCommand(argv: readonly string[], io: CliIo, ctx: Serv
     await casil?.close();
     await storage?.close();
     await nats?.close();
+    if (err instanceof ArqonError) throw new CliError(err.message);
     throw err;
   }
-  if (casil && nats) propagateCasilReloads(casil, nats, logger);
-  if (casil) {
-    registerCasilCommands(server, casil);
-    registerCasilMetrics(server.metrics, casil);
-  } else {
-    for (const name of ["op.casil.get", "op.casil.reload"]) server.commands.disable(name, "CASIL is turned off on this gateway");
-  }
+  bound.server = server;
   const operators: Operator = await registerStandardOperators(server, { omega: omegaOptionsFromEnv(env) });
   let address;
   try {
@@ -294,6 +317,11 @@ export async function serveCommand(argv: readonly string[], io: CliIo, ctx: Serv
       `More tokens: npx arqon token --sub bob --tenant dev`,
     );
   }
+  if (tenancy.devOperatorKeyFile) {
+    banner.push(`Operator key (tenants, /status, /metrics): ${tenancy.devOperatorKeyFile}; npx arqon tenant list reads it in dev`);
+  } else if (tenancy.operatorKeys.length === 0) {
+    banner.push("No operator key is configured: the server API answers 401 (set ARQON_OPERATOR_KEY).");
+  }
   if (cluster.isWorker) {
     logger.info({ worker: cluster.worker?.id, url }, "worker listening");
     process.send?.({ arqon: "listening", banner });
@@ -319,20 +347,69 @@ export async function serveCommand(argv: readonly string[], io: CliIo, ctx: Serv
   return 0;
 }
 
-/** Every node applies a CASIL reload made on any node: local reloads are broadcast, remote ones applied. */
-function propagateCasilReloads(casil: CasilController, nats: NatsBackends, logger: ArqonServer["logger"]): void {
-  const topic = "casil.reload";
-  casil.onReload((event) => {
-    if (event.source === "remote") return;
-    nats.controlPlane.broadcast(topic, jsonBytes({ document: event.document, version: event.version })).catch((err: unknown) => {
-      logger.error({ err }, "could not broadcast a CASIL reload to the cluster");
-    });
-  });
-  nats.controlPlane.onBroadcast((t, data) => {
-    if (t !== topic) return;
-    const { document, version } = parseJsonBytes(data) as { document: CasilPolicyDocument; version: number };
-    casil.applyRemote(document, version).catch((err: unknown) => logger.error({ err }, "could not apply a CASIL reload from the cluster"));
-  });
+interface TenancyFlags {
+  "operator-key"?: string[];
+  "scrape-token"?: string[];
+  tenants?: string;
+  "cluster-key"?: string;
+}
+
+/** Operator keys, scrape tokens, tenancy mode and cluster key from flags, then variables, then the config file. */
+function resolveTenancy(
+  flags: TenancyFlags,
+  env: NodeJS.ProcessEnv,
+  config: ConfigFile,
+  dataDir: string,
+  dev: boolean,
+): { operatorKeys: string[]; scrapeTokens: string[]; mode: TenancyMode; clusterKey?: string; devOperatorKeyFile?: string } {
+  const operatorKeys = list(flags["operator-key"]) ?? list(env.ARQON_OPERATOR_KEY) ?? config.operatorKeys ?? [];
+  const scrapeTokens = list(flags["scrape-token"]) ?? list(env.ARQON_SCRAPE_TOKEN) ?? config.scrapeTokens ?? [];
+  for (const key of [...operatorKeys, ...scrapeTokens]) {
+    if (key.length < 24) throw new CliError("operator keys and scrape tokens must be at least 24 characters");
+  }
+  const mode = flags.tenants ?? env.ARQON_TENANTS ?? config.tenancy ?? "open";
+  if (mode !== "open" && mode !== "registered") throw new CliError('--tenants must be "open" or "registered"');
+  const clusterKey = flags["cluster-key"] ?? env.ARQON_CLUSTER_KEY ?? config.clusterKey;
+  if (clusterKey !== undefined && clusterKey.length < 32) throw new CliError("the cluster key must be at least 32 characters");
+  let devOperatorKeyFile: string | undefined;
+  if (dev && operatorKeys.length === 0) {
+    const devKey = loadOrCreateDevOperatorKey(dataDir);
+    operatorKeys.push(devKey.key);
+    devOperatorKeyFile = devKey.file;
+  }
+  return { operatorKeys, scrapeTokens, mode, ...(clusterKey ? { clusterKey } : {}), ...(devOperatorKeyFile ? { devOperatorKeyFile } : {}) };
+}
+
+/**
+ * The stores' retention: the config file's first matching rule for the room, with the tenant's limits on top once
+ * the server exists (`ArqonServer.historyRetention`). Cached per room key for a second, so a changed tenant limit
+ * applies within a second without costing a lookup per append.
+ */
+function tenantRetention(rules: RetentionRule[] | undefined, server: () => ArqonServer | undefined): (key: RoomKey) => RetentionPolicy {
+  const cache = new Map<RoomKey, { at: number; policy: RetentionPolicy }>();
+  return (key) => {
+    const now = Date.now();
+    const hit = cache.get(key);
+    if (hit && now - hit.at < 1000) return hit.policy;
+    let base: RetentionPolicy = {};
+    if (rules?.length) {
+      let room: string = key;
+      try {
+        room = parseRoomKey(key).room;
+      } catch {
+        // not a routing key: match it as it is
+      }
+      const rule = rules.find((r) => roomMatches(r.pattern, room));
+      if (rule) {
+        const { pattern: _pattern, ...policy } = rule;
+        base = policy;
+      }
+    }
+    const policy = server()?.historyRetention(key, base) ?? base;
+    if (cache.size >= 100_000) cache.clear();
+    cache.set(key, { at: now, policy });
+    return policy;
+  };
 }
 
 /**
@@ -409,14 +486,14 @@ async function runPrimary(
 /** Validates the config file's `retention` rules (the stores apply the first rule whose pattern matches the room). */
 function parseRetention(value: unknown): RetentionRule[] | undefined {
   if (value === undefined) return undefined;
-  if (!Array.isArray(value)) throw new CliError('config "retention" must be a list of {pattern, maxMessages, maxAgeMs}');
+  if (!Array.isArray(value)) throw new CliError('config "retention" must be a list of {pattern, maxMessages, maxAgeMs, maxBytes}');
   return value.map((rule: unknown, i) => {
     const r = rule as Record<string, unknown>;
     if (typeof r !== "object" || r === null || typeof r.pattern !== "string" || r.pattern === "") {
       throw new CliError(`config retention[${i}] needs a "pattern" (a room name pattern such as "ticker:*")`);
     }
     const out: RetentionRule = { pattern: r.pattern };
-    for (const field of ["maxMessages", "maxAgeMs"] as const) {
+    for (const field of ["maxMessages", "maxAgeMs", "maxBytes"] as const) {
       const n = r[field];
       if (n === undefined) continue;
       if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 0) throw new CliError(`config retention[${i}].${field} must be a non-negative integer`);

@@ -10,6 +10,7 @@ import {
   validateCasilDocument,
   type CasilAuditRecord,
   type CasilEngine,
+  type CasilInspectOptions,
   type CasilPolicyDocument,
   type CasilShadowDifference,
   type CasilStatsSnapshot,
@@ -106,8 +107,9 @@ export class CasilController implements Inspector {
     return this.active.engine;
   }
 
-  inspect(input: InspectionInput): Decision | Promise<Decision> {
-    return this.active.engine.inspect(input);
+  /** Inspects with the engine active now; `options.enforce` evaluates it as if its mode were enforce (see CasilInspectOptions). */
+  inspect(input: InspectionInput, options?: CasilInspectOptions): Decision | Promise<Decision> {
+    return this.active.engine.inspect(input, options);
   }
 
   /** Counters across every version since start (decisions by tenant, mode, decision, reason; shadow; wasm). */
@@ -139,6 +141,23 @@ export class CasilController implements Inspector {
       this.swap(next, previousVersion);
       return { version: next.engine.version, previousVersion };
     });
+  }
+
+  /**
+   * Validates a policy completely, as `reload` would (Wasm modules loaded into a throwaway pool), and changes
+   * nothing: a dry run. Resolves with the version a reload would give it; throws VALIDATION_ERROR like `reload`.
+   */
+  check(policy: CasilPolicyDocument | string, baseDir?: string): Promise<{ version: number; previousVersion: number }> {
+    return this.serial(async () => {
+      const built = await this.build(policy, this.version + 1, "command", baseDir ?? this.options.baseDir);
+      await built.host?.close();
+      return { version: this.version + 1, previousVersion: this.version };
+    });
+  }
+
+  /** The active policy document (as given, before the env layer). */
+  get document(): CasilPolicyDocument {
+    return this.active.document;
   }
 
   /**

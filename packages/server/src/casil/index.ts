@@ -8,3 +8,18 @@ export { checkWasmPolicyModule, WASM_PAGE_BYTES, MAX_WASM_MODULE_BYTES, type Was
 export { casilCommands, registerCasilCommands, type CasilCommand } from "./commands.js";
 export { registerCasilMetrics } from "./metrics.js";
 export { createCasilFromEnv } from "./env.js";
+export {
+  LayeredCasil,
+  CASIL_LAYER_NAMESPACE,
+  DEFAULT_TENANT_BUDGET,
+  describeLayerChanges,
+  type LayeredCasilOptions,
+  type CasilTenantBudget,
+  type StoredCasilLayer,
+  type CasilLayerWriteOptions,
+  type CasilLayerWriteResult,
+  type CasilLayerPatch,
+  type CasilTenantView,
+  type CasilLayerSummary,
+} from "./layers.js";
+export { registerCasilLayerMetrics } from "./layer-metrics.js";
