@@ -29,11 +29,20 @@ Commands:
   status     show a running gateway's status                  arqon status --url ws://127.0.0.1:9100/ws
   tail       follow a room, printing each message             arqon tail lobby --token $ARQON_TOKEN
   publish    publish one JSON payload into a room             arqon publish lobby '{"text":"hi"}'
-  casil      show or hot-reload the CASIL policy (admin)      arqon casil reload --file policy.yaml
+  casil      show or hot-reload a CASIL layer or the baseline  arqon casil reload --file policy.yaml
+  tenant     manage tenants: records, limits, status          arqon tenant create acme --max-connections 500
+  kick       close a tenant's connections of a user           arqon kick --tenant acme --user mallory
+  revoke     refuse a tenant's tokens; list or lift rules     arqon revoke --tenant acme --user mallory
+  audit      print the audit trail, newest first              arqon audit --tenant acme --limit 20
   version    print the version
 
 Client commands read the gateway URL from --url or ARQON_URL (default ws://127.0.0.1:9100/ws) and the token from
---token or ARQON_TOKEN, e.g. export ARQON_TOKEN=$(npx arqon token --sub me --tenant dev).`;
+--token or ARQON_TOKEN, e.g. export ARQON_TOKEN=$(npx arqon token --sub me --tenant dev).
+
+Operator commands (status, tenant, kick, revoke, audit) call the server API at the same URL (http(s)://host:port
+works too) with the operator key from ARQON_OPERATOR_KEY (or --operator-key), else the dev key that arqon serve
+writes to <ARQON_DATA_DIR or ./.arqon>/operator-key; show, kick, revoke and audit --tenant also take a token with
+role "admin" of that tenant (--token or ARQON_TOKEN).`;
 
 /** An AbortSignal fired by the first SIGINT/SIGTERM; a second one exits at once. */
 function processSignal(): AbortSignal {
@@ -68,7 +77,7 @@ export async function run(argv: readonly string[], io: CliIo = processIo, option
       }
       case "status": {
         const { statusCommand } = await import("./commands/status.js");
-        return await statusCommand(rest, io, ctx.env);
+        return await statusCommand(rest, io, ctx);
       }
       case "tail": {
         const { tailCommand } = await import("./commands/tail.js");
@@ -80,7 +89,23 @@ export async function run(argv: readonly string[], io: CliIo = processIo, option
       }
       case "casil": {
         const { casilCommand } = await import("./commands/casil.js");
-        return await casilCommand(rest, io, ctx.env);
+        return await casilCommand(rest, io, ctx);
+      }
+      case "tenant": {
+        const { tenantCommand } = await import("./commands/tenant.js");
+        return await tenantCommand(rest, io, ctx);
+      }
+      case "kick": {
+        const { kickCommand } = await import("./commands/kick.js");
+        return await kickCommand(rest, io, ctx);
+      }
+      case "revoke": {
+        const { revokeCommand } = await import("./commands/revoke.js");
+        return await revokeCommand(rest, io, ctx);
+      }
+      case "audit": {
+        const { auditCommand } = await import("./commands/audit.js");
+        return await auditCommand(rest, io, ctx);
       }
       case "help":
       case "--help":

@@ -1,28 +1,24 @@
 import type { CliIo } from "../index.js";
 import { parseArgs } from "node:util";
-import { CLIENT_FLAGS, httpBase, wsUrl } from "./client-args.js";
+import { OPERATOR_FLAGS, OPERATOR_FLAGS_HELP, OperatorClient, type OperatorContext } from "./operator-client.js";
 
-const HELP = `usage: arqon status [--url ws://127.0.0.1:9100/ws] [--json]
-Shows a running gateway's /status: connections, rooms, tenants, uptime and backend state.`;
+const HELP = `usage: arqon status [--url http://127.0.0.1:9100] [--json]
+Shows a running gateway's /status: connections, rooms, tenants, uptime and backend state. /status needs an operator
+key (ARQON_OPERATOR_KEY, or the dev key file) or a scrape token (--token).
+${OPERATOR_FLAGS_HELP}`;
 
-export async function statusCommand(argv: readonly string[], io: CliIo, env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const { values } = parseArgs({ args: [...argv], options: CLIENT_FLAGS, allowPositionals: true, strict: true });
+export async function statusCommand(argv: readonly string[], io: CliIo, ctx: OperatorContext = { env: process.env, cwd: process.cwd() }): Promise<number> {
+  const { values } = parseArgs({ args: [...argv], options: OPERATOR_FLAGS, allowPositionals: true, strict: true });
   if (values.help) {
     io.out(HELP);
     return 0;
   }
-  const base = httpBase(wsUrl(values.url as string | undefined, env));
+  const client = OperatorClient.fromFlags(values, ctx, "operator");
   let body: Record<string, unknown>;
   try {
-    const res = await fetch(`${base}/status`, { signal: AbortSignal.timeout(5000) });
-    body = (await res.json()) as Record<string, unknown>;
-    if (!res.ok) {
-      io.err(`arqon status: ${base} answered HTTP ${res.status}`);
-      return 1;
-    }
+    body = await client.request<Record<string, unknown>>("GET", "/status");
   } catch (err) {
-    io.err(`arqon status: cannot reach ${base}: ${(err as Error).message}`);
-    return 1;
+    return client.report(io, "status", err, ctx);
   }
   if (values.json) {
     io.out(JSON.stringify(body));
