@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { CloseCode, ErrorCode, utf8Decode, utf8Encode } from "@arqon/core";
+import { CloseCode, ErrorCode, jsonBytes, utf8Decode, utf8Encode } from "@arqon/core";
 import { connectNatsBackends, type NatsBackends } from "@arqon/nats";
 import { describeWithNats, startNatsServer, type NatsServerHandle } from "@arqon/nats/testing";
-import { startGateway, type TestClient, type TestGateway } from "@arqon/server/testing";
+import { CasilController } from "@arqon/server";
+import { payloadOf, startGateway, type TestClient, type TestGateway } from "@arqon/server/testing";
 
 const SECRET = "cluster-tenancy-secret-0123456789abcdef";
 const KEY = "cluster-tenancy-operator-key-0123456789";
@@ -22,7 +23,7 @@ describeWithNats("tenancy across two gateways on NATS", () => {
   async function node(name: string): Promise<TestGateway> {
     const nb = await connectNatsBackends({ servers: nats.url, name });
     backends.push(nb);
-    return startGateway({ secret: SECRET, operatorKeys: [KEY], ...nb });
+    return startGateway({ secret: SECRET, operatorKeys: [KEY], casil: await CasilController.create({ policy: {} }), ...nb });
   }
 
   beforeAll(async () => {
@@ -109,6 +110,46 @@ describeWithNats("tenancy across two gateways on NATS", () => {
     await api(a, "PATCH", "/api/v1/tenants/t-limit", { limits: { maxMessageBytes: 100 } });
     const ms = await within(1000, async () => (await onB.publish("r", "x".repeat(500))).error?.code === ErrorCode.PAYLOAD_TOO_LARGE);
     timings.push(`limit: node B applies a new limit ${ms.toFixed(1)} ms after the API call on A`);
+  });
+
+  it("casil: tenant A's layer set on node A blocks a word for A's traffic on node B within 1 s; tenant B keeps receiving it; the baseline is untouched", async () => {
+    const aAdmin = await a.client({ tenant: "t-casil-a", sub: "root", role: "admin" });
+    const aUser = await b.client({ tenant: "t-casil-a", sub: "alice" });
+    const bSender = await b.client({ tenant: "t-casil-b", sub: "bob" });
+    const bReader = await a.client({ tenant: "t-casil-b", sub: "carol" });
+    await bReader.subscribe("chat");
+    const reload = await aAdmin.request({
+      type: "command",
+      command: "op.casil.reload",
+      args: jsonBytes({ policy: { mode: "enforce", patterns: [{ name: "no-pineapple", pattern: "pineapple", flags: "i" }] } }),
+    });
+    expect(reload.status).toBe("ok");
+    const ms = await within(1000, async () => (await aUser.publish("chat", { text: "Pineapple pizza" })).error?.code === ErrorCode.CASIL_POLICY_BLOCKED_PATTERN);
+    timings.push(`casil layer: node B enforces tenant A's new layer ${ms.toFixed(1)} ms after the reload on A`);
+    expect((await bSender.publish("chat", { text: "Pineapple pizza" })).type).toBe("ack");
+    expect(payloadOf(await bReader.next("message", "chat"))).toEqual({ text: "Pineapple pizza" });
+    for (const gw of [a, b]) expect(gw.server.casil!.baseline.version).toBe(1);
+    // Tenant A's admin cannot reach the baseline or tenant B with its reload.
+    const sneaky = await aAdmin.request({ type: "command", command: "op.casil.reload", args: jsonBytes({ policy: { tenants: { "t-casil-b": { mode: "enforce" } } } }) });
+    expect(sneaky.error?.code).toBe("AUTHORIZATION_ERROR");
+    // The operator's baseline reload on B reaches A.
+    await api(b, "PUT", "/api/v1/casil/baseline", { policy: { mode: "enforce", patterns: [{ name: "no-durian", pattern: "durian" }] } });
+    const base = await within(1000, async () => (await bReader.publish("chat", { text: "durian" })).error?.code === ErrorCode.CASIL_POLICY_BLOCKED_PATTERN);
+    timings.push(`casil baseline: node A enforces the operator's reload on B ${base.toFixed(1)} ms after it answered`);
+    await api(b, "PUT", "/api/v1/casil/baseline", { policy: {} });
+  });
+
+  it("delete on node B closes the tenant on node A (4503) and removes its data; node A forgets its rooms", async () => {
+    await api(a, "POST", "/api/v1/tenants", { name: "t-gone", limits: { maxRooms: 1 } });
+    const onA = await a.client({ tenant: "t-gone" });
+    expect((await onA.publish("only", { n: 1 })).type).toBe("ack");
+    const { ms, code } = await closedAfter(onA, () => api(b, "DELETE", "/api/v1/tenants/t-gone?confirm=t-gone"));
+    timings.push(`delete: client on A closed ${ms.toFixed(1)} ms after the delete on B answered`);
+    expect(code).toBe(CloseCode.TENANT_DISABLED);
+    // Open mode: the name is usable again, with its room count back at zero on both nodes.
+    await within(1000, async () => a.server.tenants.get("t-gone") === undefined);
+    const again = await a.client({ tenant: "t-gone" });
+    expect(await again.publish("other", { n: 1 })).toMatchObject({ type: "ack", offset: 1 });
   });
 
   it("connections: 40 concurrent upgrades on both nodes for a tenant limited to 10 admit exactly 10, never more; closing frees slots cluster-wide", async () => {
