@@ -175,6 +175,8 @@ export interface ArqonServer {
 }
 
 const CASIL_TOPICS = { baseline: "casil.reload", layer: "casil.layer" } as const;
+/** How often a cluster node re-reads tenants, revocations and CASIL layers from the store. */
+const RESYNC_MS = 30_000;
 
 /** The actor of in-process operator calls (audit records name it). */
 export const IN_PROCESS_OPERATOR: AuditActor = { kind: "operator", key: "in-process" };
@@ -244,15 +246,12 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
         onChange: (tenant) => void control.send(CASIL_TOPICS.layer, { tenant }).catch((err: unknown) => logger.error({ err }, "could not tell the cluster about a CASIL layer")),
       })
     : undefined;
-  const loading: Array<Promise<unknown>> = [registry.load()];
-  if (layered) {
-    loading.push(
-      layered.load().then(({ failed }) => {
-        for (const f of failed) logger.error({ tenant: f.tenant, error: f.error }, "a stored CASIL layer could not be activated; the tenant's traffic is blocked until it is replaced");
-      }),
-    );
-  }
-  const ready = Promise.all(loading).then(() => undefined);
+  // Layers after tenants: a layer's Wasm budget comes from its tenant's limits.
+  const ready = registry.load().then(async () => {
+    if (!layered) return;
+    const { failed } = await layered.load();
+    for (const f of failed) logger.error({ tenant: f.tenant, error: f.error }, "a stored CASIL layer could not be activated; the tenant's traffic is blocked until it is replaced");
+  });
   ready.catch((err: unknown) => logger.error({ err }, "could not load tenants"));
   const chargeUsage = (tenant: string, delta: Partial<TenantUsage>): Promise<TenantUsage> => {
     const l = registry.runtime(tenant).limits;
@@ -335,6 +334,20 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
     registry.sweepRevocations().catch((err: unknown) => logger.warn({ err }, "revocation sweep failed"));
   }, 60_000);
   revocationSweep.unref();
+  // Control messages are at-most-once (NATS core): a node that missed one while NATS was away catches up here.
+  const resync = control.clustered
+    ? setInterval(() => {
+        void (async () => {
+          await ready;
+          for (const tenant of await registry.sync()) {
+            admin.applyStatus(tenant);
+            gw.applyRevocations(tenant, registry.revocations(tenant));
+          }
+          await layered?.load();
+        })().catch((err: unknown) => logger.warn({ err }, "tenant resync failed"));
+      }, RESYNC_MS)
+    : undefined;
+  resync?.unref();
   const tenantOfKey = new Map<RoomKey, string>();
 
   let httpServer: Server | undefined;
@@ -473,6 +486,7 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
         listening?.closeIdleConnections();
         await gw.shutdown(options.shutdownTimeoutMs ?? 5000);
         clearInterval(revocationSweep);
+        clearInterval(resync);
         admin.close();
         control.close();
         await quota.close().catch((err: unknown) => logger.warn({ err }, "could not give back connection leases"));

@@ -98,7 +98,7 @@ export class TenantAdmin {
   }
 
   /** Closes (4503) this node's connections of a tenant that may not connect now. */
-  private applyStatus(tenant: string): number {
+  applyStatus(tenant: string): number {
     const refusal = this.o.registry.refusal(tenant);
     if (!refusal) return 0;
     const message = refusal.code === ErrorCode.TENANT_DISABLED ? "tenant disabled" : "tenant not registered";

@@ -268,6 +268,48 @@ export class TenantRegistry {
     this.runtimes.clear();
   }
 
+  /**
+   * Re-reads every record and rule and adopts what changed (a control message this node missed while NATS was away);
+   * resolves with the tenants whose record or rules changed. Unchanged tenants keep their runtime (and publish bucket).
+   */
+  async sync(): Promise<string[]> {
+    const [entries, ruleEntries] = await Promise.all([this.kv.list(TENANTS_NAMESPACE, { limit: 1_000_000 }), this.kv.list(REVOCATIONS_NAMESPACE, { limit: 1_000_000 })]);
+    const changed = new Set<string>();
+    const seen = new Set<string>();
+    for (const entry of entries) {
+      const record = this.decode(entry.value);
+      if (!record) continue;
+      seen.add(record.name);
+      if (JSON.stringify(this.records.get(record.name)) !== JSON.stringify(record)) {
+        this.records.set(record.name, record);
+        changed.add(record.name);
+      }
+    }
+    for (const name of this.records.keys()) {
+      if (seen.has(name)) continue;
+      this.records.delete(name);
+      changed.add(name);
+    }
+    const now = this.now();
+    const rules = new Map<string, RevocationRule[]>();
+    for (const entry of ruleEntries) {
+      const rule = parseJsonBytes(entry.value) as RevocationRule;
+      if (rule.expiresAt <= now) continue;
+      let list = rules.get(rule.tenant);
+      if (!list) rules.set(rule.tenant, (list = []));
+      list.push(rule);
+    }
+    const ids = (list: readonly RevocationRule[] | undefined) => (list ?? []).map((r) => r.id).sort().join(",");
+    for (const name of new Set([...rules.keys(), ...this.revocationRules.keys()])) {
+      if (ids(rules.get(name)) === ids(this.revocationRules.get(name))) continue;
+      if (rules.has(name)) this.revocationRules.set(name, rules.get(name)!);
+      else this.revocationRules.delete(name);
+      changed.add(name);
+    }
+    for (const name of changed) this.invalidate(name);
+    return [...changed];
+  }
+
   private decode(bytes: Uint8Array): TenantRecord | undefined {
     try {
       const record = parseJsonBytes(bytes) as TenantRecord;

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { CloseCode, ErrorCode, jsonBytes, roomKey } from "@arqon/core";
+import { CloseCode, ErrorCode, MemoryKeyValueStore, jsonBytes, roomKey } from "@arqon/core";
 import { CasilController } from "../src/casil/index.js";
+import { TenantRegistry, builtinTenantLimits } from "../src/tenants.js";
 import { payloadOf, startGateway, type StartGatewayOptions, type TestGateway } from "../src/testing.js";
 
 const KEY = "operator-key-of-the-tenancy-tests-0123";
@@ -255,5 +256,32 @@ describe("tenancy - limits", () => {
     await gw!.server.publish("acme", "news", 2);
     await expect(gw!.server.publish("acme", "news", 3)).rejects.toMatchObject({ code: ErrorCode.RATE_LIMITED });
     expect(payloadOf((await a.request({ type: "history", room: "news" })).messages![1]!)).toBe(2);
+  });
+});
+
+describe("tenancy - registry", () => {
+  it("registry - sync adopts what another node changed (a missed control message) and keeps unchanged runtimes", async () => {
+    const kv = new MemoryKeyValueStore();
+    const defaults = builtinTenantLimits({ maxConnectionsPerTenant: 100, tenantPublishRatePerSecond: 0, tenantPublishBurst: 0, maxPayloadBytes: 1024 });
+    const here = new TenantRegistry({ kv, mode: "open", defaults });
+    const there = new TenantRegistry({ kv, mode: "open", defaults });
+    await there.create("acme", { limits: { publishRatePerSecond: 5 } });
+    await there.create("beta");
+    await here.load();
+    const beta = here.runtime("beta");
+    await there.setStatus("acme", "disabled");
+    await there.revoke("beta", { user: "mallory" }, "test");
+    await there.create("gamma");
+    expect(here.refusal("acme")).toBeUndefined();
+    expect((await here.sync()).sort()).toEqual(["acme", "beta", "gamma"]);
+    expect(here.refusal("acme")?.code).toBe(ErrorCode.TENANT_DISABLED);
+    expect(here.revocations("beta")).toHaveLength(1);
+    expect(await here.sync()).toEqual([]);
+    await there.remove("gamma");
+    expect(await here.sync()).toEqual(["gamma"]);
+    expect(here.runtime("beta")).not.toBe(beta);
+    const kept = here.runtime("beta");
+    await here.sync();
+    expect(here.runtime("beta")).toBe(kept);
   });
 });
