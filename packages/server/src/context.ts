@@ -1,13 +1,22 @@
-import type { Decision, InspectionInput } from "@arqon/core";
+import type { Bus, ControlPlane, Decision, HistoryStore, InspectionInput, KeyValueStore, PresenceStore, RoomStateStore } from "@arqon/core";
 import type { Logger } from "pino";
 import type { ResolvedLimits } from "./config.js";
 import type { Connection } from "./connection.js";
 import type { Fanout } from "./fanout.js";
-import type { Backends } from "./gateway.js";
 import type { ServerMetrics } from "./metrics.js";
 import type { PresenceManager } from "./presence.js";
 import type { RoomRegistry } from "./quota.js";
 import type { TenantRegistry } from "./tenants.js";
+
+/** The stores and the bus a server runs on. */
+export interface Backends {
+  bus: Bus;
+  controlPlane?: ControlPlane;
+  history: HistoryStore;
+  presence: PresenceStore;
+  state: RoomStateStore;
+  kv: KeyValueStore;
+}
 
 /** Why a connection ended, for its presence leave and logs. */
 export type EndReason =

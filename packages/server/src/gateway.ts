@@ -12,20 +12,14 @@ import {
   createDelta,
   decodeFrame,
   type InspectionInput,
-  type Bus,
-  type ControlPlane,
   type Frame,
-  type HistoryStore,
   type Inspector,
-  type KeyValueStore,
-  type PresenceStore,
-  type RoomStateStore,
 } from "@arqon/core";
 import { AuthError, extractToken, offeredProtocols, type AuthContext, type Authenticator } from "./auth.js";
 import { authorizeFrame } from "./authority.js";
 import { SUBPROTOCOL_JSON, SUBPROTOCOL_PROTO, wireLimits, type ArqonServerOptions, type ResolvedLimits } from "./config.js";
 import { Connection, type WireCodec } from "./connection.js";
-import type { EndReason, HandlerContext } from "./context.js";
+import type { Backends, EndReason, HandlerContext } from "./context.js";
 import { Fanout } from "./fanout.js";
 import { parseTarget, queryParam, rejectUpgrade } from "./http-util.js";
 import { inspectOrThrow } from "./inspect.js";
@@ -39,14 +33,7 @@ import { handleHistory, handlePublish, handleSubscribe, handleUnsubscribe, leave
 import { handleStateGet, handleStateSet, watchState } from "./state.js";
 import type { RevocationRule, TenantRegistry } from "./tenants.js";
 
-export interface Backends {
-  bus: Bus;
-  controlPlane?: ControlPlane;
-  history: HistoryStore;
-  presence: PresenceStore;
-  state: RoomStateStore;
-  kv: KeyValueStore;
-}
+export type { Backends } from "./context.js";
 
 interface UpgradeContext {
   auth: AuthContext;
