@@ -137,6 +137,31 @@ describe("casil through a real gateway", () => {
     expect(payloadOf(got)).toMatchObject({ baseline: { version: 1, mode: "monitor" }, layer: { version: 1 } });
   });
 
+  it("casil e2e - two tenants: A's layer enforces and blocks a word, B keeps receiving it; A's reload reaches neither the baseline nor B", async () => {
+    await start({ policy: { mode: "monitor" } });
+    const aAdmin = await gw!.client({ sub: "root", role: "admin", tenant: "a" });
+    const aUser = await gw!.client({ sub: "alice", tenant: "a" });
+    const aReader = await gw!.client({ sub: "anna", tenant: "a" });
+    const bUser = await gw!.client({ sub: "bob", tenant: "b" });
+    const bReader = await gw!.client({ sub: "bea", tenant: "b" });
+    await aReader.subscribe("chat");
+    await bReader.subscribe("chat");
+    const reload = await aAdmin.request({
+      type: "command",
+      command: "op.casil.reload",
+      args: jsonBytes({ policy: { mode: "enforce", patterns: [{ name: "no-pineapple", pattern: "pineapple", flags: "i" }] } }),
+    });
+    expect(payloadOf(reload)).toMatchObject({ tenant: "a", version: 1 });
+    expect((await aUser.publish("chat", { text: "Pineapple pizza" })).error).toMatchObject({ code: ErrorCode.CASIL_POLICY_BLOCKED_PATTERN });
+    await neverDelivered(aUser, aReader, "chat");
+    expect((await bUser.publish("chat", { text: "Pineapple pizza" })).type).toBe("ack");
+    expect(payloadOf(await bReader.next("message", "chat"))).toEqual({ text: "Pineapple pizza" });
+    const reach = await aAdmin.request({ type: "command", command: "op.casil.reload", args: jsonBytes({ policy: { tenants: { b: { mode: "enforce" } } } }) });
+    expect(reach.error?.code).toBe(ErrorCode.AUTHORIZATION_ERROR);
+    expect(casil!.version).toBe(1);
+    expect(gw!.server.casil!.layerVersion("b")).toBeUndefined();
+  });
+
   it("casil e2e - a Wasm policy (the AssemblyScript example) blocks with CASIL_WASM_DENY", async () => {
     await start({ policy: { mode: "enforce", wasm: [{ name: "deny-word", module: "build/deny-word.wasm", rooms: ["chat.*"] }] }, baseDir: DENY_WORD_DIR, wasm: { budgetMs: 200 } });
     const alice = await gw!.client({ sub: "alice" });
