@@ -391,11 +391,6 @@ export class RoomRegistry {
     return freed.length > 0;
   }
 
-  /** The registered rooms of a tenant (for the room count in `arqon tenant show`). */
-  async list(tenant: string, limit = 1000): Promise<string[]> {
-    return (await this.kv.list(roomsNamespace(tenant), { limit })).map((e) => e.key);
-  }
-
   /** Forgets and unregisters every room of a tenant (tenant deletion). */
   async drop(tenant: string): Promise<void> {
     this.known.delete(tenant);
