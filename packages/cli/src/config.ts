@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
-import type { AuthOptions, LimitOptions, PresenceOptions, TenancyMode, TenantLimits } from "@arqon/server";
+import type { AuthOptions, LimitOptions, OutboundOptions, PresenceOptions, TenancyMode, TenantLimits } from "@arqon/server";
 
 /** A usage or configuration problem: printed without a stack, exit code 2. */
 export class CliError extends Error {
@@ -32,6 +32,8 @@ export interface ConfigFile {
   tenancy?: TenancyMode;
   /** Signs node-to-node control messages (at least 32 characters, the same on every node). */
   clusterKey?: string;
+  /** What server-side requests may reach: `{ "allow": ["10.0.0.0/8"], "allowHttp": false, "timeoutMs": 5000 }`. */
+  outbound?: Pick<OutboundOptions, "allow" | "allowHttp" | "timeoutMs" | "maxResponseBytes">;
   presence?: PresenceOptions;
   allowedOrigins?: string[];
   perMessageDeflate?: boolean | { threshold?: number };

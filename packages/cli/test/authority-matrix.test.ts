@@ -81,7 +81,7 @@ describe("authority matrix (docs/security.md)", () => {
   let seq = 0;
 
   beforeAll(async () => {
-    gw = await serveInProcess(["--memory"], { ARQON_JWT_SECRET: SECRET, ARQON_OPERATOR_KEY: KEY, ARQON_OMEGA_ENABLED: "1", ARQON_LOG_LEVEL: "silent" });
+    gw = await serveInProcess(["--memory", "--outbound-allow", "127.0.0.1", "--outbound-allow-http"], { ARQON_JWT_SECRET: SECRET, ARQON_OPERATOR_KEY: KEY, ARQON_OMEGA_ENABLED: "1", ARQON_LOG_LEVEL: "silent" });
     // Webhooks registered by the matrix deliver to this loopback receiver only.
     hookTarget = createServer((req, res) => {
       req.resume();

@@ -1,4 +1,4 @@
-import type { Frame, KeyValueStore } from "@arqon/core";
+import type { Frame, HistoryPage, HistoryQuery, KeyValueStore } from "@arqon/core";
 
 /** The tenant limits operators apply (a structural subset of @arqon/server's ResolvedTenantLimits). */
 export interface OperatorTenantLimits {
@@ -6,7 +6,17 @@ export interface OperatorTenantLimits {
   maxCronJobs: number;
   cronRatePerSecond: number;
   maxWebhooks: number;
-  webhookQueueBytes: number;
+}
+
+/** The server's outbound guard, as operators use it (a structural subset of @arqon/server's OutboundGuard). */
+export interface OperatorOutbound {
+  /** Checks a target (form, then every address its name resolves to); rejects with ARQ_OUTBOUND_FORBIDDEN. */
+  check(url: string): Promise<unknown>;
+  /** Sends one request through the guard; rejects with an error carrying `failure` (a class) when there is no answer. */
+  request(
+    url: string,
+    init: { method?: string; headers?: Record<string, string>; body?: string | Uint8Array; timeoutMs?: number },
+  ): Promise<{ status: number; body: Uint8Array }>;
 }
 
 /** A usage charge (op.store keys and bytes); the host refuses one past the tenant's limits with ARQ_QUOTA_EXCEEDED. */
@@ -69,6 +79,14 @@ export interface OperatorHost {
   readonly kv: KeyValueStore;
   /** Server-side room subscription (messages only); needed by op.webhook. */
   subscribe?(tenant: string, room: string, handler: (frame: Frame) => void): Promise<() => Promise<void>>;
+  /** Reads a page of a tenant's room history; op.webhook delivers from it, so a delivery survives a crash. */
+  readHistory?(tenant: string, room: string, query: HistoryQuery): Promise<HistoryPage>;
+  /** The guard every server-side request goes through (op.webhook never calls fetch itself). */
+  readonly outbound?: OperatorOutbound;
+  /** This node's id: who holds a lease (one cron runner, one deliverer per webhook, per cluster). */
+  readonly nodeId?: string;
+  /** The operator's log: failure details that tenants must not see (they get a failure class). */
+  readonly logger?: { warn(obj: object, msg?: string): void; info(obj: object, msg?: string): void };
   /** The limits of a tenant, when the host has tenants. */
   tenantLimits?(tenant: string): OperatorTenantLimits;
   /** Calls `listener` on every node when a tenant is deleted: operators drop its schedules, hooks and stored entries. */

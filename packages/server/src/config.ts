@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import type { Bus, ControlPlane, HistoryStore, Inspector, KeyValueStore, Limits, PresenceStore, RoomStateStore } from "@arqon/core";
 import type { AuthOptions } from "./auth.js";
 import type { CasilController } from "./casil/controller.js";
+import type { OutboundOptions } from "./outbound.js";
 import type { TenancyMode, TenantLimits } from "./tenants.js";
 
 /** The port `arqon serve` listens on when none is configured. */
@@ -114,6 +115,11 @@ export interface ArqonServerOptions {
    * `controlPlane` when tokens are verified with public keys)
    */
   clusterKey?: string | Uint8Array;
+  /**
+   * What server-side requests (webhook deliveries, proxy hooks) may reach: public HTTPS by default; `allow` lists
+   * internal hosts and CIDRs, `allowHttp` admits http:. See docs/security.md, "Outbound requests".
+   */
+  outbound?: OutboundOptions;
   presenceOptions?: PresenceOptions;
   /**
    * Allowed `Origin` values (exact, e.g. "https://app.example.com", or "*"). A browser upgrade from any other origin

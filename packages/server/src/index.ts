@@ -20,6 +20,8 @@ import {
   roomNameProblem,
   type Frame,
   type CasilPolicyDocument,
+  type HistoryPage,
+  type HistoryQuery,
   type RetentionPolicy,
   type RoomKey,
   type Bus,
@@ -47,6 +49,7 @@ import { Gateway, type Backends } from "./gateway.js";
 import { handleHttp, statusOf, type HttpSurface } from "./http.js";
 import { errorBody, rejectUpgrade, sendError } from "./http-util.js";
 import { ServerMetrics } from "./metrics.js";
+import { OutboundGuard } from "./outbound.js";
 import { LeasedConnectionQuota, LocalConnectionQuota, RoomRegistry, UsageCounter, type TenantUsage } from "./quota.js";
 import { serverPublish, type PublishResult } from "./rooms.js";
 import { TENANT_TOPICS, TenantAdmin } from "./tenant-admin.js";
@@ -73,6 +76,7 @@ export { AuditLog, AUDIT_ROOM, SERVER_AUDIT_TENANT, type AuditRecord, type Audit
 export { KeySet, MIN_KEY_LENGTH, type Principal, type CommandAccess, type HttpAccess } from "./authority.js";
 export { ClusterControl, clusterKeyOf, MIN_CLUSTER_KEY_LENGTH } from "./control.js";
 export { httpStatusOf, type ApiRoute } from "./admin-http.js";
+export { OutboundGuard, OutboundError, type OutboundOptions, type OutboundResponse, type OutboundFailure, type CheckedTarget } from "./outbound.js";
 export type { TenantUsage } from "./quota.js";
 export { createAuthenticator, can, AuthError, signToken, parseTtl } from "./auth.js";
 export type { AuthOptions, AuthContext, Capabilities, Capability, Authenticator, SignTokenOptions } from "./auth.js";
@@ -123,6 +127,12 @@ export interface ArqonServer {
    * frames clients get, in order). Resolves once the bus interest is in place, with a function that ends it.
    */
   subscribe(tenant: string, room: string, handler: (frame: Frame) => void): Promise<() => Promise<void>>;
+  /** One page of a tenant's room history (what the `history` frame reads), for server-side readers such as op.webhook. */
+  readHistory(tenant: string, room: string, query: HistoryQuery): Promise<HistoryPage>;
+  /** The guard every server-side request goes through (webhooks, proxy hooks): see `OutboundOptions`. */
+  readonly outbound: OutboundGuard;
+  /** This node's id (message ids, leases, control messages). */
+  readonly nodeId: string;
   /** Graceful stop: refuse new connections, close every socket with 1001 (going away), drain, close own backends. */
   close(): Promise<void>;
   /** The listening address, once `listen()` resolved. */
@@ -211,6 +221,7 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
   // The rooms gauge is read at scrape time, after `gw` exists.
   const metrics: ServerMetrics = new ServerMetrics({ processMetrics: options.processMetrics, rooms: (): number => gw.fanout.rooms.size });
   const nodeId = randomBytes(6).toString("base64url");
+  const outbound = new OutboundGuard(options.outbound);
   const keys = { operator: new KeySet(options.operatorKeys ?? []), scrape: new KeySet(options.scrapeTokens ?? [], "scrape token") };
   const control = new ClusterControl(backends.controlPlane, clusterKeyOf(options.clusterKey, options.auth.secret), nodeId, logger);
   const registry = new TenantRegistry({
@@ -566,6 +577,14 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
       removedListeners.add(listener);
       return () => removedListeners.delete(listener);
     },
+    readHistory(tenant, room, query) {
+      if (!isValidTenant(tenant)) throw new ArqonError(ErrorCode.TENANT_INVALID, "tenant must be 1-64 characters of letters, digits, _ and -");
+      const problem = roomNameProblem(room);
+      if (problem) throw new ArqonError(ErrorCode.ROOM_INVALID, problem);
+      return backends.history.read(roomKey(tenant, room), query);
+    },
+    outbound,
+    nodeId,
     addApiRoutes(routes) {
       api.add(routes);
     },

@@ -41,8 +41,6 @@ export interface TenantLimits {
   cronRatePerSecond?: number;
   /** op.webhook hooks. @default 20 */
   maxWebhooks?: number;
-  /** Bytes of deliveries queued for the tenant's webhooks (the oldest is dropped beyond). @default 16777216 */
-  webhookQueueBytes?: number;
   /** Time budget of one call of the tenant's Wasm policies, in ms. @default 10 */
   wasmBudgetMs?: number;
   /** Largest memory a tenant's Wasm policy may declare, in bytes (a multiple of 64 KiB). @default 4194304 */
@@ -74,7 +72,6 @@ export const TENANT_LIMIT_FIELDS: Readonly<Record<keyof TenantLimits, number>> =
   maxCronJobs: 100_000,
   cronRatePerSecond: 100_000,
   maxWebhooks: 100_000,
-  webhookQueueBytes: 2 ** 40,
   wasmBudgetMs: 10_000,
   wasmMaxMemoryBytes: 4 * 1024 * 1024 * 1024,
   wasmCallsPerSecond: 10_000_000,
@@ -127,7 +124,6 @@ export function builtinTenantLimits(server: {
     maxCronJobs: 100,
     cronRatePerSecond: 10,
     maxWebhooks: 20,
-    webhookQueueBytes: 16 * 1024 * 1024,
     wasmBudgetMs: 10,
     wasmMaxMemoryBytes: 4 * 1024 * 1024,
     wasmCallsPerSecond: 1000,

@@ -65,6 +65,9 @@ Settings come from flags, then ARQON_* environment variables, then ./arqon.confi
                              operator created: arqon tenant create) (ARQON_TENANTS; config tenancy)
       --cluster-key <key>    signs the messages nodes send each other over NATS, the same on every node, at least
                              32 characters (ARQON_CLUSTER_KEY; config clusterKey; default: derived from the JWT secret)
+      --outbound-allow <h>   a host, address or CIDR that server-side requests (webhooks) may reach although it is not
+                             public, repeatable (ARQON_OUTBOUND_ALLOW, comma-separated; config outbound.allow)
+      --outbound-allow-http  let server-side requests use http:, not only https: (ARQON_OUTBOUND_ALLOW_HTTP=1)
       --casil-policy <file>  CASIL policy document (JSON or YAML), reloaded when it changes (ARQON_CASIL_POLICY_FILE)
       --no-casil             turn CASIL off (ARQON_CASIL_ENABLED=false); op.casil.* then answers FEATURE_DISABLED
       --no-presence <room>   keep no presence in rooms matching this pattern ("feed/*", "*"), repeatable
@@ -131,6 +134,8 @@ export async function serveCommand(argv: readonly string[], io: CliIo, ctx: Serv
       "scrape-token": { type: "string", multiple: true },
       tenants: { type: "string" },
       "cluster-key": { type: "string" },
+      "outbound-allow": { type: "string", multiple: true },
+      "outbound-allow-http": { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
     strict: true,
@@ -258,6 +263,11 @@ export async function serveCommand(argv: readonly string[], io: CliIo, ctx: Serv
     scrapeTokens: tenancy.scrapeTokens,
     tenancy: tenancy.mode,
     ...(tenancy.clusterKey ? { clusterKey: tenancy.clusterKey } : {}),
+    outbound: {
+      ...config.outbound,
+      allow: list(values["outbound-allow"]) ?? list(env.ARQON_OUTBOUND_ALLOW) ?? config.outbound?.allow ?? [],
+      allowHttp: values["outbound-allow-http"] ?? (env.ARQON_OUTBOUND_ALLOW_HTTP ? ["1", "true", "yes"].includes(env.ARQON_OUTBOUND_ALLOW_HTTP.toLowerCase()) : undefined) ?? config.outbound?.allowHttp ?? false,
+    },
     presenceOptions: presenceOptions(values["no-presence"], env.ARQON_PRESENCE_DISABLED_ROOMS, config.presence),
     allowedOrigins: list(values["allowed-origin"]) ?? list(env.ARQON_ALLOWED_ORIGINS) ?? config.allowedOrigins,
     perMessageDeflate: config.perMessageDeflate,

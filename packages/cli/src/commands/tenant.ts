@@ -25,7 +25,6 @@ const LIMIT_FLAGS: Readonly<Record<keyof TenantLimits, { flag: string; kind: Lim
   maxCronJobs: { flag: "max-cron-jobs", kind: "count" },
   cronRatePerSecond: { flag: "cron-rate", kind: "rate" },
   maxWebhooks: { flag: "max-webhooks", kind: "count" },
-  webhookQueueBytes: { flag: "webhook-queue-bytes", kind: "size" },
   wasmBudgetMs: { flag: "wasm-budget", kind: "duration" },
   wasmMaxMemoryBytes: { flag: "wasm-max-memory", kind: "size" },
   wasmCallsPerSecond: { flag: "wasm-calls-per-second", kind: "count" },
@@ -65,7 +64,6 @@ Limit flags (create, set); unset limits take the server's defaults for tenants:
   --max-cron-jobs N            op.cron schedules
   --cron-rate N/s              scheduled publishes per second, all schedules together
   --max-webhooks N             op.webhook hooks
-  --webhook-queue-bytes SIZE   bytes of webhook deliveries queued for the tenant
   --wasm-budget DUR            time budget of one call of the tenant's Wasm policies
   --wasm-max-memory SIZE       largest memory a Wasm policy may declare (a multiple of 64KiB)
   --wasm-calls-per-second N    calls per second of the tenant's Wasm policies
