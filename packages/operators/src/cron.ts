@@ -1,6 +1,8 @@
 import { Cron } from "croner";
 import { ArqonError, ErrorCode, isValidRoomName, jsonBytes, parseJsonBytes } from "@arqon/core";
+import { randomBytes } from "node:crypto";
 import { argsObject, int, str, NAME_RE } from "./args.js";
+import { KvLease } from "./lease.js";
 import type { Operator, OperatorHost } from "./host.js";
 
 export interface CronOperatorOptions {
@@ -10,6 +12,10 @@ export interface CronOperatorOptions {
   maxPerTenant?: number;
   /** Scheduled publishes per second per tenant when the host has no tenant limits (else `cronRatePerSecond`). @default 10 */
   maxRatePerTenant?: number;
+  /** How often the runner renews its lease and picks up schedules registered on other nodes. @default 2000 */
+  syncIntervalMs?: number;
+  /** The runner's lease lasts this long without renewal; another node takes over after it. @default 10000 */
+  leaseTtlMs?: number;
   /** Called when a scheduled publish fails (blocked by CASIL, room invalid, backend down). */
   onError?: (err: unknown, schedule: CronSchedule) => void;
 }
@@ -49,8 +55,11 @@ interface Running {
 
 /**
  * op.cron: publishes a payload into a room on a schedule. Schedules are kept in the host's KeyValueStore (so they
- * survive a restart on a durable store) and run on the node that hosts this operator. Verbs: schedule, cancel and
- * list, all admin-only. Every scheduled message goes through the host's publish path, so CASIL inspects it and the
+ * survive a restart on a durable store, and every node of a cluster sees them on NATS KV). **One node runs them**:
+ * the holder of the runner lease (`op.cron.lease` / `runner`, renewed every `syncIntervalMs`), so each job fires once
+ * per tick across the cluster. A runner that stops renewing (it died, or lost NATS) stops firing at once and another
+ * node takes over when the lease expires (`leaseTtlMs`); ticks that fall into that gap are skipped, not made up
+ * (missed-run policy: skip). Verbs: schedule, cancel and list, all admin-only. Every scheduled message goes through the host's publish path, so CASIL inspects it and the
  * tenant's message size and publish rate apply; a tenant's schedules are bounded in number (`maxCronJobs`), in
  * their summed rate (`cronRatePerSecond`) and in payload size (`maxMessageBytes`).
  */
@@ -64,12 +73,28 @@ export async function cronOperator(host: OperatorHost, options: CronOperatorOpti
       bytes: l?.maxMessageBytes ?? Number.POSITIVE_INFINITY,
     };
   };
+  /** Every schedule, as stored (all nodes). */
+  const schedules = new Map<string, CronSchedule>();
+  /** The ones firing on this node: all of them while it holds the runner lease, none otherwise. */
   const running = new Map<string, Running>();
   const id = (tenant: string, name: string) => `${tenant}/${name}`;
+  const syncIntervalMs = options.syncIntervalMs ?? 2000;
+  const lease = new KvLease({
+    kv: host.kv,
+    namespace: "op.cron.lease",
+    key: "runner",
+    node: host.nodeId ?? `node-${randomBytes(6).toString("base64url")}`,
+    ttlMs: options.leaseTtlMs ?? 10_000,
+  });
+  /** Until when this node may fire: its last successful renewal plus the lease's time to live. */
+  let heldUntil = 0;
+  let closed = false;
 
   function start(schedule: CronSchedule): Running {
     const entry: Running = { schedule, runs: 0, stop: () => undefined };
     const fire = () => {
+      // Fencing: a node that could not renew in time stops firing before anyone else can take over.
+      if (Date.now() >= heldUntil) return;
       entry.runs++;
       host.publish(schedule.tenant, schedule.room, schedule.payload, { sender: "op.cron", path: "operator" }).then(
         () => delete entry.lastError,
@@ -90,11 +115,48 @@ export async function cronOperator(host: OperatorHost, options: CronOperatorOpti
     return entry;
   }
 
-  // Resume stored schedules.
-  for (const stored of await host.kv.list(NAMESPACE, { limit: 10000 })) {
-    const schedule = parseJsonBytes(stored.value) as CronSchedule;
-    running.set(stored.key, start(schedule));
+  function stopAll(): void {
+    for (const r of running.values()) r.stop();
+    running.clear();
   }
+
+  /** Renews (or takes) the runner lease, reads the schedules, and starts or stops timers to match. */
+  async function sync(): Promise<void> {
+    const stored = await host.kv.list(NAMESPACE, { limit: 100_000 });
+    schedules.clear();
+    for (const entry of stored) schedules.set(entry.key, parseJsonBytes(entry.value) as CronSchedule);
+    let holding = false;
+    const asked = Date.now();
+    try {
+      holding = await lease.tryHold();
+    } catch (err) {
+      host.logger?.warn({ err }, "cron lease unavailable; not firing");
+    }
+    if (closed) return;
+    if (!holding) {
+      heldUntil = 0;
+      stopAll();
+      return;
+    }
+    heldUntil = asked + lease.ttlMs;
+    for (const [key, schedule] of schedules) {
+      const current = running.get(key);
+      if (current && JSON.stringify(current.schedule) === JSON.stringify(schedule)) continue;
+      current?.stop();
+      running.set(key, start(schedule));
+    }
+    for (const [key, r] of [...running]) {
+      if (schedules.has(key)) continue;
+      r.stop();
+      running.delete(key);
+    }
+  }
+
+  await sync();
+  const syncTimer = setInterval(() => {
+    if (!closed) sync().catch((err: unknown) => host.logger?.warn({ err }, "cron sync failed"));
+  }, syncIntervalMs);
+  syncTimer.unref?.();
 
   const off = [
     host.registerCommand(
@@ -122,7 +184,8 @@ export async function cronOperator(host: OperatorHost, options: CronOperatorOpti
           schedule.everyMs = int(args, "everyMs", { min: minIntervalMs, max: 7 * 24 * 3600 * 1000 });
         }
         const key = id(ctx.tenant, name);
-        const others = [...running.entries()].filter(([k, r]) => r.schedule.tenant === ctx.tenant && k !== key).map(([, r]) => r.schedule);
+        for (const entry of await host.kv.list(NAMESPACE, { prefix: `${ctx.tenant}/`, limit: 100_000 })) schedules.set(entry.key, parseJsonBytes(entry.value) as CronSchedule);
+        const others = [...schedules.entries()].filter(([k, s]) => s.tenant === ctx.tenant && k !== key).map(([, s]) => s);
         if (others.length >= limits.jobs) {
           throw new ArqonError(ErrorCode.QUOTA_EXCEEDED, `at most ${limits.jobs} schedules per tenant`, { detail: { quota: "maxCronJobs", limit: limits.jobs } });
         }
@@ -133,8 +196,11 @@ export async function cronOperator(host: OperatorHost, options: CronOperatorOpti
           });
         }
         await host.kv.put(NAMESPACE, key, jsonBytes(schedule));
-        running.get(key)?.stop();
-        running.set(key, start(schedule));
+        schedules.set(key, schedule);
+        if (lease.holding && Date.now() < heldUntil) {
+          running.get(key)?.stop();
+          running.set(key, start(schedule));
+        }
         return { name, room, cron: schedule.cron, everyMs: schedule.everyMs };
       },
       { access: "admin", description: "publish on a schedule: {name, room, payload, cron | everyMs}" },
@@ -144,28 +210,22 @@ export async function cronOperator(host: OperatorHost, options: CronOperatorOpti
       async (ctx) => {
         const name = str(argsObject(ctx.args), "name", { pattern: NAME_RE });
         const key = id(ctx.tenant, name);
-        const entry = running.get(key);
-        if (!entry) throw new ArqonError(ErrorCode.NOT_FOUND, `no schedule named "${name}"`);
-        entry.stop();
+        if (!(await host.kv.delete(NAMESPACE, key))) throw new ArqonError(ErrorCode.NOT_FOUND, `no schedule named "${name}"`);
+        schedules.delete(key);
+        running.get(key)?.stop();
         running.delete(key);
-        await host.kv.delete(NAMESPACE, key);
         return { name, cancelled: true };
       },
       { access: "admin", description: "stop a schedule: {name}" },
     ),
     host.registerCommand(
       "op.cron.list",
-      (ctx) => ({
-        schedules: [...running.values()]
-          .filter((r) => r.schedule.tenant === ctx.tenant)
-          .map((r) => ({
-            name: r.schedule.name,
-            room: r.schedule.room,
-            cron: r.schedule.cron,
-            everyMs: r.schedule.everyMs,
-            runs: r.runs,
-            lastError: r.lastError,
-          })),
+      async (ctx) => ({
+        schedules: (await host.kv.list(NAMESPACE, { prefix: `${ctx.tenant}/`, limit: 100_000 })).map((e) => {
+          const s = parseJsonBytes(e.value) as CronSchedule;
+          const r = running.get(e.key);
+          return { name: s.name, room: s.room, cron: s.cron, everyMs: s.everyMs, runningHere: r !== undefined, runs: r?.runs, lastError: r?.lastError };
+        }),
       }),
       { access: "admin", audit: false, description: "this tenant's schedules" },
     ),
@@ -175,6 +235,7 @@ export async function cronOperator(host: OperatorHost, options: CronOperatorOpti
       if (r.schedule.tenant !== tenant) continue;
       r.stop();
       running.delete(key);
+      schedules.delete(key);
     }
     for (const stored of await host.kv.list(NAMESPACE, { prefix: `${tenant}/`, limit: 100_000 })) await host.kv.delete(NAMESPACE, stored.key);
   });
@@ -182,10 +243,12 @@ export async function cronOperator(host: OperatorHost, options: CronOperatorOpti
   return {
     running: () => running.size,
     async close() {
+      closed = true;
+      clearInterval(syncTimer);
       for (const f of off) f();
       offRemoved?.();
-      for (const r of running.values()) r.stop();
-      running.clear();
+      stopAll();
+      await lease.release().catch(() => undefined);
     },
   };
 }
