@@ -85,6 +85,7 @@ export async function cronOperator(host: OperatorHost, options: CronOperatorOpti
     key: "runner",
     node: host.nodeId ?? `node-${randomBytes(6).toString("base64url")}`,
     ttlMs: options.leaseTtlMs ?? 10_000,
+    solo: host.clustered === false,
   });
   /** Until when this node may fire: its last successful renewal plus the lease's time to live. */
   let heldUntil = 0;

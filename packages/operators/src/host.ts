@@ -85,6 +85,8 @@ export interface OperatorHost {
   readonly outbound?: OperatorOutbound;
   /** This node's id: who holds a lease (one cron runner, one deliverer per webhook, per cluster). */
   readonly nodeId?: string;
+  /** Whether other nodes share this host's stores (NATS); false: one process, leases are not needed. */
+  readonly clustered?: boolean;
   /** The operator's log: failure details that tenants must not see (they get a failure class). */
   readonly logger?: { warn(obj: object, msg?: string): void; info(obj: object, msg?: string): void };
   /** The limits of a tenant, when the host has tenants. */

@@ -14,6 +14,11 @@ export interface LeaseOptions {
   node: string;
   /** How long a lease lasts without a renewal. @default 10000 */
   ttlMs?: number;
+  /**
+   * One node only (the host says it is not clustered): the lease is always held and nothing is stored, so a restarted
+   * process does not wait for the lease of its previous life to expire.
+   */
+  solo?: boolean;
   now?: () => number;
 }
 
@@ -40,6 +45,7 @@ export class KvLease {
   }
 
   async tryHold(): Promise<boolean> {
+    if (this.o.solo) return (this.held = true);
     const { kv, namespace, key, node } = this.o;
     try {
       const entry = await kv.get(namespace, key);
@@ -57,7 +63,7 @@ export class KvLease {
 
   /** Gives the lease up (when held), so a successor need not wait for it to expire. */
   async release(): Promise<void> {
-    if (!this.held) return;
+    if (!this.held || this.o.solo) return;
     this.held = false;
     const { kv, namespace, key, node } = this.o;
     const entry = await kv.get(namespace, key);

@@ -384,7 +384,7 @@ export async function webhookOperator(host: OperatorHost, options: WebhookOperat
   async function start(def: HookDefinition): Promise<Hook> {
     const hook: Hook = {
       def,
-      lease: new KvLease({ kv: host.kv, namespace: LEASES, key: key(def.tenant, def.name), node, ttlMs: options.leaseTtlMs }),
+      lease: new KvLease({ kv: host.kv, namespace: LEASES, key: key(def.tenant, def.name), node, ttlMs: options.leaseTtlMs, solo: host.clustered === false }),
       cursor: undefined,
       pumping: false,
       again: false,

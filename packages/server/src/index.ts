@@ -133,6 +133,8 @@ export interface ArqonServer {
   readonly outbound: OutboundGuard;
   /** This node's id (message ids, leases, control messages). */
   readonly nodeId: string;
+  /** Whether this server shares its stores with other nodes (it has a control plane). */
+  readonly clustered: boolean;
   /** Graceful stop: refuse new connections, close every socket with 1001 (going away), drain, close own backends. */
   close(): Promise<void>;
   /** The listening address, once `listen()` resolved. */
@@ -585,6 +587,7 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
     },
     outbound,
     nodeId,
+    clustered: control.clustered,
     addApiRoutes(routes) {
       api.add(routes);
     },
