@@ -59,21 +59,28 @@ async function connect(url: string, jwt: string): Promise<TestClient> {
 }
 
 describe("arqon serve - CASIL and operators", () => {
-  it("serve casil - on by default in monitor mode: a probable secret is recorded, not blocked; op.casil.get answers admins", async () => {
+  it("serve casil - with a configured key on by default in enforce mode (a probable secret is blocked); ARQON_CASIL_MODE=monitor only records; op.casil.get answers admins", async () => {
     const { url, out } = await serve([]);
-    expect(out.join("\n")).toMatch(/CASIL\s+monitor/);
+    expect(out.join("\n")).toMatch(/CASIL\s+enforce/);
     const admin = await connect(url, await token(["--sub", "root", "--tenant", "t1", "--role", "admin"]));
-    const ack = await admin.request({ type: "publish", room: "r", payload: jsonBytes({ key: "AKIAIOSFODNN7EXAMPLE" }) });
-    expect(ack.type).toBe("ack");
+    const blocked = await admin.request({ type: "publish", room: "r", payload: jsonBytes({ key: "AKIAIOSFODNN7EXAMPLE" }) });
+    expect(blocked.error?.code).toBe("CASIL_POLICY_BLOCKED_SECRET");
     const got = await admin.request({ type: "command", command: "op.casil.get" });
     expect(got.status).toBe("ok");
-    expect(parseJsonBytes(got.payload!)).toMatchObject({ baseline: { mode: "monitor" } });
-    // The standard operators are there too.
-    const put = await admin.request({ type: "command", command: "op.store.put", args: jsonBytes({ key: "k", value: 1 }) });
-    expect(put.status).toBe("ok");
-    const omega = await admin.request({ type: "command", command: "op.omega.status" });
-    expect(omega.error?.code).toBe("FEATURE_DISABLED");
+    expect(parseJsonBytes(got.payload!)).toMatchObject({ baseline: { mode: "enforce" } });
     admin.ws.close();
+    const monitor = await serve([], { ARQON_CASIL_MODE: "monitor" });
+    expect(monitor.out.join("\n")).toMatch(/CASIL\s+monitor/);
+    const recorded = await connect(monitor.url, await token(["--sub", "root", "--tenant", "t1", "--role", "admin"]));
+    expect((await recorded.request({ type: "publish", room: "r", payload: jsonBytes({ key: "AKIAIOSFODNN7EXAMPLE" }) })).type).toBe("ack");
+    recorded.ws.close();
+    // The standard operators are there too.
+    const other = await connect(url, await token(["--sub", "root", "--tenant", "t1", "--role", "admin"]));
+    const put = await other.request({ type: "command", command: "op.store.put", args: jsonBytes({ key: "k", value: 1 }) });
+    expect(put.status).toBe("ok");
+    const omega = await other.request({ type: "command", command: "op.omega.status" });
+    expect(omega.error?.code).toBe("FEATURE_DISABLED");
+    other.ws.close();
   });
 
   it("serve casil - a policy file in enforce mode blocks secrets; --no-casil answers FEATURE_DISABLED", async () => {

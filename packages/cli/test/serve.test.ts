@@ -98,6 +98,8 @@ describe("arqon serve", () => {
       const text = s.out.join("\n");
       expect(text).toContain("DEV MODE");
       expect(text).toContain("(created now)");
+      // Dev mode records what CASIL would block; with a configured key it enforces (serve-casil.test.ts).
+      expect(text).toMatch(/CASIL\s+monitor/);
       expect(text).toMatch(/\/health/);
       expect(text).toMatch(/\/metrics/);
       const wscatLine = s.out.find((l) => l.includes("npx wscat -c"))!;

@@ -1,5 +1,5 @@
 import { ArqonError, ErrorCode, jsonBytes, parseJsonBytes } from "@arqon/core";
-import { argsObject, int, str, NAME_RE } from "./args.js";
+import { argsObject, int, str } from "./args.js";
 import type { Operator, OperatorHost } from "./host.js";
 
 export interface StoreOperatorOptions {
@@ -7,7 +7,13 @@ export interface StoreOperatorOptions {
   maxValueBytes?: number;
 }
 
-const KEY_RE = /^[A-Za-z0-9_.:/@=+-]{1,256}$/;
+/**
+ * Keys: 1-256 characters of letters, digits and `_ . : / @ = + -`, used as segments separated by `/` (no empty
+ * segment, no `.` or `..` segment: keys read like paths to people and tools, so none may look like a traversal).
+ */
+const KEY_RE = /^(?!.*(?:^|\/)\.{1,2}(?:\/|$))(?!\/)(?!.*\/\/)(?!.*\/$)[A-Za-z0-9_.:/@=+-]{1,256}$/;
+/** Namespaces: a name (letters, digits, `_ . : -`), never `.` or `..`. */
+const NAMESPACE_RE = /^(?!\.{1,2}$)[A-Za-z0-9_.:-]{1,64}$/;
 
 /** The store namespace a command names (its `namespace` argument, "default" when absent): what the `store` capability covers. */
 function namespaceOf(args: Record<string, unknown>): unknown {
@@ -24,7 +30,7 @@ export function storeOperator(host: OperatorHost, options: StoreOperatorOptions 
   const maxValueBytes = options.maxValueBytes ?? 65536;
   const access = { capability: "store", resource: namespaceOf } as const;
   const ns = (tenant: string, args: Record<string, unknown>) =>
-    `op.store/${tenant}/${args.namespace === undefined ? "default" : str(args, "namespace", { max: 64, pattern: NAME_RE })}`;
+    `op.store/${tenant}/${args.namespace === undefined ? "default" : str(args, "namespace", { max: 64, pattern: NAMESPACE_RE })}`;
   const off = [
     host.registerCommand(
       "op.store.get",

@@ -58,6 +58,14 @@ describe("operators - op.store", () => {
     expect((await command(alice, "op.store.put", { key: "k" })).error?.code).toBe("VALIDATION_ERROR");
     expect((await command(alice, "op.store.put", { key: "k", value: "x".repeat(64) })).error?.code).toBe("VALIDATION_ERROR");
     expect((await command(alice, "op.store.get", [1, 2])).error?.code).toBe("VALIDATION_ERROR");
+    // Keys read like paths: nothing that looks like a traversal, no empty segment; namespaces are names.
+    for (const key of ["../etc/passwd", "a/../b", "./a", "/abs", "a//b", "a/", "x".repeat(257), "a b", "é"]) {
+      expect((await command(alice, "op.store.put", { key, value: 1 })).error?.code, key).toBe("VALIDATION_ERROR");
+    }
+    for (const namespace of ["..", ".", "a/b", ""]) {
+      expect((await command(alice, "op.store.put", { key: "k", value: 1, namespace })).error?.code, namespace).toBe("VALIDATION_ERROR");
+    }
+    expect((await command(alice, "op.store.put", { key: "profile/v1:2", value: 1, namespace: "agents.v2" })).status).toBe("ok");
   });
 });
 

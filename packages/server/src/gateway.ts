@@ -94,6 +94,20 @@ function onSocketClose(this: WebSocket, code: number): void {
 }
 
 /**
+ * The `code` label of `arqon_closes_total`: the codes the gateway and RFC 6455 define, else a range bucket. A close
+ * code is chosen by the peer, so taking it as it came would let one client create a series per code.
+ */
+// 1005: the peer closed without a status code.
+const KNOWN_CLOSE_CODES = new Set<number>([...Object.values(CloseCode), 1005]);
+export function closeCodeLabel(code: number): string {
+  if (KNOWN_CLOSE_CODES.has(code)) return String(code);
+  if (code >= 1000 && code <= 2999) return "other_1000_2999";
+  if (code >= 3000 && code <= 3999) return "other_3000_3999";
+  if (code >= 4000 && code <= 4999) return "other_4000_4999";
+  return "other";
+}
+
+/**
  * Client ids: 16 base64url characters (96 random bits) cut from a pool of random bytes refilled 4 KB at a time, so a
  * handshake does not pay for a CSPRNG call of its own.
  */
@@ -390,7 +404,7 @@ export class Gateway {
       if (set.size === 0) this.byTenant.delete(conn.tenant);
     }
     this.metrics.connections.labels(conn.tenant).dec();
-    this.metrics.closes.inc({ code: String(code) });
+    this.metrics.closes.inc({ code: closeCodeLabel(code) });
     const reason = this.endReasons.get(conn) ?? (this.shuttingDown ? "shutdown" : "disconnect");
     this.logger.debug({ clientId: conn.id, code, reason }, "disconnected");
     await this.endSubscriptions(conn, reason);

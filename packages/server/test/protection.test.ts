@@ -167,3 +167,26 @@ describe("gateway protection", () => {
     expect(pings).toBeGreaterThanOrEqual(3);
   });
 });
+
+describe("metrics - close codes", () => {
+  it("metrics - a peer's own close codes do not become series of their own (bucketed by range)", async () => {
+    const gw = await startGateway({ operatorKeys: ["metrics-close-codes-operator-key-01"] });
+    try {
+      for (let code = 3000; code < 3060; code++) {
+        const c = await gw.client();
+        await c.close(code);
+      }
+      const c = await gw.client();
+      await c.close(1000);
+      const series = async () => {
+        const text = await (await fetch(`${gw.httpUrl}/metrics`, { headers: { authorization: "Bearer metrics-close-codes-operator-key-01" } })).text();
+        return text.split("\n").filter((l) => l.startsWith("arqon_closes_total{")).sort();
+      };
+      const deadline = Date.now() + 5000;
+      while ((await series()).length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(await series()).toEqual(['arqon_closes_total{code="1000"} 1', 'arqon_closes_total{code="other_3000_3999"} 60']);
+    } finally {
+      await gw.close();
+    }
+  });
+});

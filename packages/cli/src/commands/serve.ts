@@ -74,9 +74,9 @@ Settings come from flags, then ARQON_* environment variables, then ./arqon.confi
                              (ARQON_PRESENCE_DISABLED_ROOMS, comma-separated; config presence.disabledRooms):
                              for broadcast rooms, subscribing then writes no member entry anywhere
 
-CASIL inspects every inbound message. Without a policy it runs the default policies (size, probable secrets) in
-monitor mode: it records what it would block and changes nothing; set ARQON_CASIL_MODE=enforce (or a policy
-document with "mode": "enforce") to block. The ARQON_CASIL_* variables are listed in docs/casil.md.
+CASIL inspects every inbound message. Without a policy it runs the default policies (size, probable secrets): in
+enforce mode with a configured key (it blocks), in monitor mode in dev mode (it records what it would block and
+changes nothing); ARQON_CASIL_MODE or a policy document's "mode" chooses otherwise. The start banner says which. The ARQON_CASIL_* variables are listed in docs/casil.md.
 The standard operators (op.store, op.cron, op.webhook; op.omega.* with ARQON_OMEGA_ENABLED=1) are registered.
 
 Without any key configured, serve runs in dev mode: it creates ./.arqon/dev-key.json on first run and prints a
@@ -229,6 +229,8 @@ export async function serveCommand(argv: readonly string[], io: CliIo, ctx: Serv
   if (values["casil-policy"] !== undefined) casilEnv.ARQON_CASIL_POLICY_FILE = path.resolve(ctx.cwd, values["casil-policy"]);
   if (values["no-casil"]) casilEnv.ARQON_CASIL_ENABLED = "false";
   else casilEnv.ARQON_CASIL_ENABLED ??= "true";
+  // With a real key the safety layer blocks by default; dev mode only records (a policy file's mode wins over both).
+  if (!resolved.dev) casilEnv.ARQON_CASIL_MODE ??= "enforce";
   let casil: CasilController | undefined;
   try {
     casil = await createCasilFromEnv(casilEnv, { logger });
