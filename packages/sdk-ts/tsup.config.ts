@@ -2,4 +2,4 @@ import { defineConfig } from "tsup";
 import { arqonTsup } from "../../tsup.shared";
 
 // ESM + CJS for bundlers and Node. The minified browser bundles are built by scripts/browser-bundle.mjs.
-export default defineConfig(arqonTsup({ index: "src/index.ts", protobuf: "src/protobuf.ts" }));
+export default defineConfig(arqonTsup({ index: "src/index.ts", protobuf: "src/protobuf.ts", webhooks: "src/webhooks.ts" }));

@@ -3,6 +3,7 @@
 //   dist/browser/arqon-sdk.min.js           ESM, JSON codec only (no protobufjs)
 //   dist/browser/arqon-sdk.protobuf.min.js  ESM, with the protobuf codec registered
 //   dist/browser/arqon-sdk.iife.min.js      a classic <script>, JSON only, exposing the global `Arqon`
+//   dist/browser/arqon-webhooks.min.js      ESM, verifyWebhook / signWebhook only (Web Crypto, no client)
 // `ws` is replaced by the browser's WebSocket (isomorphic-ws's "browser" entry); @arqon/core is bundled from source.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -38,6 +39,7 @@ export async function bundle(entry, outfile, extra = {}) {
 export const ENTRIES = {
   json: 'export * from "./src/index.ts";',
   protobuf: 'import "./src/protobuf.ts"; export * from "./src/index.ts";',
+  webhooks: 'export * from "./src/webhooks.ts";',
 };
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
@@ -45,7 +47,8 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const json = await bundle(ENTRIES.json, join(out, "arqon-sdk.min.js"));
   const proto = await bundle(ENTRIES.protobuf, join(out, "arqon-sdk.protobuf.min.js"));
   const iife = await bundle(ENTRIES.json, join(out, "arqon-sdk.iife.min.js"), { format: "iife", globalName: "Arqon" });
-  for (const b of [json, proto, iife]) {
+  const webhooks = await bundle(ENTRIES.webhooks, join(out, "arqon-webhooks.min.js"));
+  for (const b of [json, proto, iife, webhooks]) {
     console.log(`${b.outfile.slice(root.length + 1)}: ${b.bytes} bytes, ${b.gzip} bytes gzipped`);
   }
 }

@@ -10,7 +10,7 @@ interface Bundle {
 }
 
 const build = bundle as (entry: string) => Promise<Bundle>;
-const entries = ENTRIES as { json: string; protobuf: string };
+const entries = ENTRIES as { json: string; protobuf: string; webhooks: string };
 
 describe("browser bundle", () => {
   it("bundle - the JSON-only browser bundle carries neither protobufjs nor ws", async () => {
@@ -29,5 +29,20 @@ describe("browser bundle", () => {
     const text = new TextDecoder().decode(b.code);
     expect(["LongBits", "index out of range"].filter((m) => text.includes(m))).toEqual(["LongBits", "index out of range"]);
     expect(b.bytes).toBeGreaterThan((await build(entries.json)).bytes);
+  });
+
+  it("bundle - the webhooks bundle and the JSON bundle import no Node built-in and no ws", async () => {
+    const webhooks = await build(entries.webhooks);
+    const json = await build(entries.json);
+    for (const b of [webhooks, json]) {
+      const text = new TextDecoder().decode(b.code);
+      expect(text.match(/["'`]node:[a-z_/]+["'`]/g) ?? []).toEqual([]);
+      expect(text.match(/\brequire\(/g) ?? []).toEqual([]);
+    }
+    const text = new TextDecoder().decode(webhooks.code);
+    expect(text).toContain("crypto.subtle");
+    // verifyWebhook brings neither the client nor protobufjs along.
+    expect(["LongBits", "WebSocket", "ArqonClient"].filter((m) => text.includes(m))).toEqual([]);
+    expect(webhooks.gzip).toBeLessThan(4000);
   });
 });
