@@ -25,6 +25,9 @@ describe("red team - what one tenant could do to the others, and to the disk", (
       ARQON_OPERATOR_KEY: KEY,
       ARQON_OMEGA_ENABLED: "1",
       ARQON_CASIL_MODE: "enforce",
+      // Reads whole payloads up to 1 MiB, so the quota checks below are reached (past the inspected prefix, enforce
+      // mode would refuse them first with CASIL_POLICY_DEFAULT_BLOCK).
+      ARQON_CASIL_MAX_INSPECT_BYTES: String(1024 * 1024),
       ARQON_LOG_LEVEL: "silent",
     });
   });

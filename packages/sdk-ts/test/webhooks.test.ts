@@ -313,7 +313,8 @@ describe("webhooks - docs", () => {
     const secret = newSecret();
     const tsx = fileURLToPath(new URL("../../../node_modules/.bin/tsx", import.meta.url));
     const child = spawn(tsx, ["--conditions=arqon-source", `${dir}receiver.mts`], {
-      env: { ...process.env, ARQON_WEBHOOK_SECRET: secret, PORT: String(port) },
+      // No colours: under nx, FORCE_COLOR makes console.log colour the numbers.
+      env: { ...process.env, FORCE_COLOR: "0", NO_COLOR: "1", ARQON_WEBHOOK_SECRET: secret, PORT: String(port) },
       stdio: ["ignore", "pipe", "inherit"],
     });
     let out = "";

@@ -83,7 +83,7 @@ describe("casil controller", () => {
     const c = await controller({ policy: { mode: "enforce", maxPayloadBytes: 100 } });
     const bad: Array<[unknown, RegExp]> = [
       ["mode: strict", /\/mode: must be one of/],
-      [{ patterns: [{ name: "evil", pattern: "(a+)+$" }] }, /nested quantifier/],
+      [{ patterns: [{ name: "evil", pattern: "(a)\\1" }] }, /backreferences are not allowed/],
       [{ redactionPaths: ["password"] }, /must start with "\$"/],
       [{ wasm: [{ name: "w", module: "does-not-exist.wasm" }] }, /cannot read .*does-not-exist.wasm: ENOENT/],
       [{ wasm: [{ name: "w" }] }, /"module" \(a \.wasm file\) is required/],

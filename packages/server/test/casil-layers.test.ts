@@ -209,7 +209,7 @@ describe("casil layers", () => {
     await casil.setLayer("acme", { mode: "monitor", patterns: [{ name: "word", pattern: "forbidden" }] });
     const before = { stored: await storedOf(kv, "acme"), view: JSON.stringify(casil.describe("acme")) };
     const attempts: Array<[unknown, string, RegExp | string]> = [
-      [{ patterns: [{ name: "evil", pattern: "(a+)+$" }] }, ErrorCode.VALIDATION_ERROR, /layer\.patterns\[0\] \("evil"\)/],
+      [{ patterns: [{ name: "evil", pattern: "(a)\\1" }] }, ErrorCode.VALIDATION_ERROR, /layer\.patterns\[0\] \("evil"\): backreferences/],
       [{ patterns: [{ name: "big", pattern: "x" }], redactionPatterns: ["y".repeat(800 * 1024)] }, ErrorCode.VALIDATION_ERROR, /larger than 786432 bytes/],
       [`mode: enforce\n# ${"z".repeat(800 * 1024)}`, ErrorCode.VALIDATION_ERROR, /text is larger than 786432 bytes/],
       [{ mode: "enforce", colour: "red" }, ErrorCode.VALIDATION_ERROR, 'invalid CASIL policy: layer: unknown field "colour"'],
@@ -394,7 +394,11 @@ describe("casil layers", () => {
     let hammering = true;
     const acmeDecisions: Decision[] = [];
     const hammer = async (): Promise<void> => {
-      while (hammering) acmeDecisions.push(await casil.inspect(input("acme", { text: "spin" })));
+      while (hammering) {
+        acmeDecisions.push(await casil.inspect(input("acme", { text: "spin" })));
+        // Once the breaker is open the answers come at once: yield so the loop is not a microtask spin.
+        await new Promise((r) => setImmediate(r));
+      }
     };
     const hammers = [hammer(), hammer(), hammer()];
     const busyTimes = await betaFor(1500);
@@ -402,8 +406,14 @@ describe("casil layers", () => {
     hammering = false;
     await Promise.all(hammers);
 
-    expect(acmeDecisions.filter((d) => d.flags?.includes("wasm_timeout")).length).toBeGreaterThanOrEqual(5);
+    // Three timeouts in a row open acme's breaker: every later call fails closed at once, without a worker respawn.
+    const timeouts = acmeDecisions.filter((d) => d.flags?.includes("wasm_timeout")).length;
+    expect(timeouts).toBeGreaterThanOrEqual(3);
+    expect(timeouts).toBeLessThanOrEqual(5);
+    expect(acmeDecisions.filter((d) => d.flags?.includes("wasm_disabled")).length).toBeGreaterThan(100);
     for (const d of acmeDecisions) expect(d).toMatchObject({ action: "block", reasonCode: ErrorCode.CASIL_INTERNAL_ERROR });
+    expect(casil.describe("acme").layer?.wasmBreakers).toEqual([expect.objectContaining({ policy: "spin", state: "open", trips: 1 })]);
+    expect(casil.describe("beta").layer?.wasmBreakers).toEqual([]);
     const detail = `beta median idle ${idle.toFixed(2)} ms, while acme loops ${busy.toFixed(2)} ms over ${busyTimes.length} calls; acme budget ${budgetMs} ms`;
     expect(busy, detail).toBeLessThan(budgetMs);
     expect(busy, detail).toBeLessThan(Math.max(idle * 30, 20));

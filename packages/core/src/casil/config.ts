@@ -30,7 +30,11 @@ export interface CasilWasmRule {
 export interface CasilPolicySpec {
   /** monitor: never changes traffic, records what enforce would do. @default "monitor" */
   mode?: CasilMode;
-  /** The decision when a payload could not be fully inspected (larger than maxInspectBytes). @default "allow" */
+  /**
+   * The decision when a payload could not be fully inspected (larger than maxInspectBytes). Unset, it follows the
+   * mode the policy is evaluated in: "block" in enforce (CASIL_POLICY_DEFAULT_BLOCK), "allow" in monitor.
+   * @default "block" in enforce, "allow" in monitor
+   */
   defaultDecision?: CasilDefaultDecision;
   /** Room globs (`*` one segment, `**` anything); exclude wins. @default { include: ["**"], exclude: [] } */
   scope?: { include?: string[]; exclude?: string[] };
@@ -56,6 +60,21 @@ export interface CasilPolicySpec {
   wasm?: CasilWasmRule[];
   /** Which inbound paths are inspected. @default every path */
   paths?: InspectionPath[];
+  /**
+   * Which fields beside the payload are inspected as text by the secret and pattern policies: header names and values,
+   * the room name, state keys. @default { headers: true, room: true, stateKeys: true }
+   */
+  fields?: CasilFieldOptions;
+}
+
+/** Per-field switches of `CasilPolicySpec.fields`; an unset switch is on. */
+export interface CasilFieldOptions {
+  /** @default true */
+  headers?: boolean;
+  /** @default true */
+  room?: boolean;
+  /** @default true */
+  stateKeys?: boolean;
 }
 
 /** A policy document: the global policy at the top level, per-tenant overrides, an optional shadow policy. */
@@ -75,6 +94,7 @@ export const MAX_WASM_POLICIES = 8;
 
 export const CASIL_DEFAULTS = {
   mode: "monitor" as CasilMode,
+  /** The default decision in monitor mode; in enforce mode an unset `defaultDecision` is "block". */
   defaultDecision: "allow" as CasilDefaultDecision,
   include: ["**"] as readonly string[],
   exclude: [] as readonly string[],
@@ -129,6 +149,11 @@ export const specProperties = {
     },
   },
   paths: pathList,
+  fields: {
+    type: "object",
+    additionalProperties: false,
+    properties: { headers: { type: "boolean" }, room: { type: "boolean" }, stateKeys: { type: "boolean" } },
+  },
 };
 const specSchema = { type: "object", additionalProperties: false, properties: specProperties };
 const tenantsSchema = { type: "object", maxProperties: 10000, additionalProperties: specSchema };
@@ -290,13 +315,15 @@ export function casilConfigFromEnv(env: Record<string, string | undefined>): Cas
   return validateCasilDocument(doc);
 }
 
-/** Field-by-field override: fields set in `over` replace those in `base` (`scope` merges its two lists separately). */
+/** Field-by-field override: fields set in `over` replace those in `base` (`scope` and `fields` merge key by key). */
 export function mergeSpec<T extends CasilPolicySpec>(base: T, over: CasilPolicySpec | undefined): T {
   if (!over) return base;
   const out: Record<string, unknown> = { ...(base as Record<string, unknown>) };
   for (const [key, value] of Object.entries(over)) {
     if (value === undefined) continue;
-    out[key] = key === "scope" ? { ...base.scope, ...(value as CasilPolicySpec["scope"]) } : value;
+    if (key === "scope") out[key] = { ...base.scope, ...(value as CasilPolicySpec["scope"]) };
+    else if (key === "fields") out[key] = { ...base.fields, ...(value as CasilFieldOptions) };
+    else out[key] = value;
   }
   return out as T;
 }

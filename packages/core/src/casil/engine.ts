@@ -12,13 +12,15 @@ import {
   parseCasilPolicy,
   validateCasilDocument,
   type CasilDefaultDecision,
+  type CasilFieldOptions,
   type CasilMode,
   type CasilPolicyDocument,
   type CasilPolicySpec,
 } from "./config.js";
 import { REDACTED, mapStrings, parseJsonPath, redactPath, type PathSegment } from "./json-path.js";
-import { regexProblem } from "./regex-safety.js";
-import { SECRET_FIELD_RE, findSecrets, maskSecretsInText, type SecretKind } from "./secrets.js";
+import { compilePolicyRegex, linearRegExpEngine, type PolicyRegex } from "./regex-safety.js";
+import { schemaProblem } from "./schema-safety.js";
+import { SECRET_FIELD_RE, findSecrets, isSecretFieldName, maskSecretsInText, type SecretHit, type SecretKind } from "./secrets.js";
 import { CasilTelemetry, type CasilAction, type CasilStatsSnapshot } from "./telemetry.js";
 import type { Decision, InspectionInput, InspectionPath, Inspector } from "./types.js";
 
@@ -27,7 +29,7 @@ export interface CasilWasmResult {
   verdict: "allow" | "deny" | "error";
   /** The module's reason for a deny, or what went wrong for an error. */
   reason?: string;
-  /** For errors: "trap", "timeout", "unavailable", ... */
+  /** For errors: "trap", "timeout", "unavailable", "rate_limited", "disabled" (circuit breaker open), ... */
   error?: string;
   elapsedMs?: number;
 }
@@ -44,8 +46,9 @@ export type CasilRisk = "none" | "low" | "medium" | "high" | "critical";
 export interface CasilClassification {
   kind: CasilKind;
   risk: CasilRisk;
-  /** contains_probable_secret, contains_private_key, contains_card_number, oversize_payload, partially_inspected,
-   * matched_pattern, schema_invalid, redacted, wasm_deny, wasm_error, ... */
+  /** contains_probable_secret, contains_private_key, contains_card_number, encoded_secret, oversize_payload,
+   * partially_inspected, partially_redacted, matched_pattern, schema_invalid, redacted, field_header, field_room,
+   * field_state_key, field_not_redactable, inspect_budget_exceeded, wasm_deny, wasm_error, wasm_disabled, ... */
   flags: string[];
   bytes: number;
   secretKinds?: SecretKind[];
@@ -59,6 +62,8 @@ export interface CasilVerdict {
   classification: CasilClassification;
   /** For redact: the redacted payload (delivered only when transportRedaction is on). */
   redacted?: Uint8Array;
+  /** The payload as inspected, when it differs from the input's (trusted command fields removed). */
+  inspected?: Uint8Array;
 }
 
 /** A structured audit record, one per block or redaction (including what monitor mode would have done). */
@@ -137,6 +142,16 @@ export interface CasilEngineConfig {
   onShadowDifference?: (difference: CasilShadowDifference) => void;
   /** Counters to add to (share one across reloads). @default a new one */
   telemetry?: CasilTelemetry;
+  /**
+   * Wall-clock budget of the built-in policies of one inspection (Wasm policies have their own, in the host). Every
+   * step is linear in its input; the engine checks the clock between steps (and between strings and patterns inside
+   * redaction), and an inspection past the budget is a block with CASIL_INTERNAL_ERROR (flag
+   * `inspect_budget_exceeded`) — subject to the mode like any block. One step may overrun the budget before the
+   * check sees it. @default 50
+   */
+  timeBudgetMs?: number;
+  /** Milliseconds clock for the time budget (tests inject one). @default performance.now */
+  clock?: () => number;
 }
 
 /** The CASIL engine: an Inspector configured by a policy document. Immutable; a reload builds a new engine. */
@@ -158,7 +173,10 @@ export interface CasilEngine extends Inspector {
 
 export interface ResolvedCasilSettings {
   mode: CasilMode;
+  /** The effective default decision in this policy's own mode (unset: block in enforce, allow in monitor). */
   defaultDecision: CasilDefaultDecision;
+  /** Whether the document set `defaultDecision` (otherwise it follows the mode an inspection is evaluated in). */
+  defaultDecisionSet: boolean;
   include: string[];
   exclude: string[];
   maxInspectBytes: number;
@@ -172,7 +190,11 @@ export interface ResolvedCasilSettings {
   schemaRooms: string[];
   wasm: string[];
   paths: InspectionPath[];
+  fields: Required<CasilFieldOptions>;
 }
+
+/** What a field (room, header, state key) came to: a block, a match that asks for redaction, or nothing. */
+type FieldFinding = { block: true; reasonCode: string; message: string; flags: string[]; risk: CasilRisk; secretKinds?: SecretKind[] } | { block: false; flags: string[]; redact: true } | null;
 
 interface CompiledPolicy {
   settings: ResolvedCasilSettings;
@@ -181,8 +203,14 @@ interface CompiledPolicy {
   scopeCache: Map<string, boolean>;
   paths: Set<InspectionPath>;
   redactionPaths: PathSegment[][];
-  redactPatterns: RegExp[];
-  blockPatterns: Array<{ name: string; re: RegExp }>;
+  redactPatterns: PolicyRegex[];
+  blockPatterns: Array<{ name: string; re: PolicyRegex }>;
+  /** The document's own defaultDecision; unset follows the evaluation mode. */
+  explicitDefault: CasilDefaultDecision | undefined;
+  /** Whether any policy looks at field text (secrets, block or redaction patterns). */
+  inspectsFields: boolean;
+  /** Room name → its finding (room names repeat; bounded like scopeCache). */
+  roomCache: Map<string, FieldFinding>;
   schemas: Array<{ glob: string; validate: ValidateFunction }>;
   wasm: Array<{ name: string; rooms?: string[]; paths?: Set<InspectionPath> }>;
   /** Whether the size check runs (always in a baseline; in a layer only when it sets maxPayloadBytes). */
@@ -194,14 +222,22 @@ interface CompiledPolicy {
   allow: Decision;
 }
 
+const DEFAULT_TIME_BUDGET_MS = 50;
+const defaultClock = (): number => performance.now();
+
 const SCHEMA_PATHS = new Set<InspectionPath>(["publish", "server_publish", "operator"]);
+
+/** The default decision a policy that does not set one has in `mode`. */
+function defaultFor(mode: CasilMode): CasilDefaultDecision {
+  return mode === "enforce" ? "block" : CASIL_DEFAULTS.defaultDecision;
+}
 const AUDIT_EXCERPT = 512;
 const SCOPE_CACHE_MAX = 4096;
 
-function compileRegex(source: string, flags: string, where: string, global: boolean): RegExp {
-  const problem = regexProblem(source, flags);
-  if (problem) throw casilValidationError(`${where}: ${problem}`, { path: where });
-  return new RegExp(source, flags + (global ? "g" : ""));
+function compileRegex(source: string, flags: string, where: string): PolicyRegex {
+  const re = compilePolicyRegex(source, flags);
+  if (typeof re === "string") throw casilValidationError(`${where}: ${re}`, { path: where });
+  return re;
 }
 
 function compilePolicy(spec: CasilPolicySpec, where: string, ajv: () => Ajv, wasmHost: CasilWasmHost | undefined, version: number, layer: boolean): CompiledPolicy {
@@ -212,15 +248,17 @@ function compilePolicy(spec: CasilPolicySpec, where: string, ajv: () => Ajv, was
     if (typeof parsed === "string") throw casilValidationError(`${where}.redactionPaths[${i}]: ${parsed}`, { path: `${where}.redactionPaths[${i}]` });
     return parsed;
   });
-  const redactPatterns = (spec.redactionPatterns ?? []).map((p, i) => compileRegex(p, "", `${where}.redactionPatterns[${i}]`, true));
+  const redactPatterns = (spec.redactionPatterns ?? []).map((p, i) => compileRegex(p, "", `${where}.redactionPatterns[${i}]`));
   const blockPatterns: CompiledPolicy["blockPatterns"] = [];
   for (const [i, rule] of (spec.patterns ?? []).entries()) {
-    const re = compileRegex(rule.pattern, rule.flags ?? "", `${where}.patterns[${i}] ("${rule.name}")`, (rule.action ?? "block") === "redact");
+    const re = compileRegex(rule.pattern, rule.flags ?? "", `${where}.patterns[${i}] ("${rule.name}")`);
     if ((rule.action ?? "block") === "redact") redactPatterns.push(re);
     else blockPatterns.push({ name: rule.name, re });
   }
   const schemas: CompiledPolicy["schemas"] = [];
   for (const [glob, schema] of Object.entries(spec.schemas ?? {})) {
+    const problem = schemaProblem(schema);
+    if (problem) throw casilValidationError(`${where}.schemas["${glob}"]: ${problem}`, { path: `${where}.schemas` });
     try {
       schemas.push({ glob, validate: ajv().compile(schema) });
     } catch (err) {
@@ -236,9 +274,11 @@ function compilePolicy(spec: CasilPolicySpec, where: string, ajv: () => Ajv, was
   const mode = spec.mode ?? CASIL_DEFAULTS.mode;
   const checkSize = !layer || spec.maxPayloadBytes !== undefined;
   const scanSecrets = !layer || spec.blockOnProbableSecret === true;
+  const fields: Required<CasilFieldOptions> = { headers: spec.fields?.headers ?? true, room: spec.fields?.room ?? true, stateKeys: spec.fields?.stateKeys ?? true };
   const settings: ResolvedCasilSettings = {
     mode,
-    defaultDecision: spec.defaultDecision ?? CASIL_DEFAULTS.defaultDecision,
+    defaultDecision: spec.defaultDecision ?? defaultFor(mode),
+    defaultDecisionSet: spec.defaultDecision !== undefined,
     include,
     exclude,
     maxInspectBytes: spec.maxInspectBytes ?? CASIL_DEFAULTS.maxInspectBytes,
@@ -252,6 +292,7 @@ function compilePolicy(spec: CasilPolicySpec, where: string, ajv: () => Ajv, was
     schemaRooms: schemas.map((s) => s.glob),
     wasm: wasm.map((w) => w.name),
     paths,
+    fields,
   };
   return {
     settings,
@@ -267,6 +308,9 @@ function compilePolicy(spec: CasilPolicySpec, where: string, ajv: () => Ajv, was
     checkSize,
     scanSecrets,
     needsText: scanSecrets || blockPatterns.length > 0,
+    explicitDefault: spec.defaultDecision,
+    inspectsFields: (fields.headers || fields.room || fields.stateKeys) && (scanSecrets || blockPatterns.length > 0 || redactPatterns.length > 0),
+    roomCache: new Map(),
     allow: Object.freeze({ action: "allow", policyVersion: version }) as Decision,
   };
 }
@@ -303,42 +347,176 @@ function isCasilCommand(input: InspectionInput): boolean {
   return input.path === "command" && typeof input.command === "string" && input.command.startsWith("op.casil.");
 }
 
-const NO_HITS: ReturnType<typeof findSecrets> = [];
+const NO_HITS: SecretHit[] = [];
+
+/** Thrown inside the built-ins when the time budget is spent; becomes a fail-closed block. */
+class BudgetExceeded extends Error {
+  constructor(readonly step: string) {
+    super(step);
+  }
+}
+
+/** The clock of one inspection: `check(step)` throws BudgetExceeded once the budget is spent. */
+interface Budget {
+  check(step: string): void;
+}
 
 interface Pending {
   verdict: CasilVerdict;
   wasm: CompiledPolicy["wasm"];
+  /** The payload the policies saw (and Wasm policies get): the input's, minus trusted command fields. */
+  payload: Uint8Array;
 }
 
-/** Runs the built-in policies; returns the verdict, plus the Wasm policies still to run when it is not a block. */
-function runBuiltins(policy: CompiledPolicy, input: InspectionInput): Pending {
+function secretFlags(c: CasilClassification, hits: SecretHit[]): { kinds: SecretKind[]; risk: CasilRisk } {
+  const kinds = [...new Set(hits.map((h) => h.kind))];
+  c.secretKinds = [...new Set([...(c.secretKinds ?? []), ...kinds])];
+  if (!c.flags.includes("contains_probable_secret")) c.flags.push("contains_probable_secret");
+  if (kinds.includes("private_key") && !c.flags.includes("contains_private_key")) c.flags.push("contains_private_key");
+  if (kinds.includes("card_number") && !c.flags.includes("contains_card_number")) c.flags.push("contains_card_number");
+  if (hits.some((h) => h.encoded) && !c.flags.includes("encoded_secret")) c.flags.push("encoded_secret");
+  return { kinds, risk: kinds.includes("private_key") || kinds.includes("aws_secret_key") ? "critical" : "high" };
+}
+
+const FIELD_FLAG = { header: "field_header", room: "field_room", state_key: "field_state_key" } as const;
+type FieldKind = keyof typeof FIELD_FLAG;
+
+/**
+ * Inspects one field's text with the policy's secret and pattern rules. `nameSaysSecret` marks a header whose name
+ * announces a secret (`x-api-key`): a non-empty value is then a password_field hit.
+ */
+function inspectField(policy: CompiledPolicy, kind: FieldKind, label: string, text: string, nameSaysSecret = false): FieldFinding {
   const s = policy.settings;
-  const payload = input.payload;
-  const bytes = payload.length;
+  const flag = FIELD_FLAG[kind];
+  if (text.length > s.maxInspectBytes) text = text.slice(0, s.maxInspectBytes);
+  if (policy.scanSecrets) {
+    const hits = findSecrets(text);
+    if (hits.length === 0 && nameSaysSecret && text.length > 0 && text !== REDACTED) hits.push({ kind: "password_field", index: 0, length: text.length });
+    if (hits.length > 0) {
+      const probe: CasilClassification = { kind: "json", risk: "none", flags: [flag], bytes: 0 };
+      const { kinds, risk } = secretFlags(probe, hits);
+      if (s.blockOnProbableSecret) return { block: true, reasonCode: ErrorCode.CASIL_POLICY_BLOCKED_SECRET, message: `${label} contains a probable secret (${kinds.join(", ")})`, flags: probe.flags, risk, secretKinds: kinds };
+      if (s.transportRedaction) {
+        return { block: true, reasonCode: ErrorCode.CASIL_POLICY_BLOCKED_SECRET, message: `${label} contains a probable secret (${kinds.join(", ")}) and cannot be redacted; blocked`, flags: [...probe.flags, "field_not_redactable"], risk, secretKinds: kinds };
+      }
+      return { block: false, flags: probe.flags, redact: true };
+    }
+  }
+  for (const rule of policy.blockPatterns) {
+    if (rule.re.test(text)) return { block: true, reasonCode: ErrorCode.CASIL_POLICY_BLOCKED_PATTERN, message: `${label} matches blocked pattern "${rule.name}"`, flags: [flag, "matched_pattern"], risk: "high" };
+  }
+  for (const re of policy.redactPatterns) {
+    if (!re.test(text)) continue;
+    if (s.transportRedaction) return { block: true, reasonCode: ErrorCode.CASIL_POLICY_BLOCKED_PATTERN, message: `${label} matches a redaction pattern and cannot be redacted; blocked`, flags: [flag, "field_not_redactable"], risk: "medium" };
+    return { block: false, flags: [flag], redact: true };
+  }
+  return null;
+}
+
+/** The room, header and state-key findings, the first block first; non-block findings only add flags. */
+function inspectFields(policy: CompiledPolicy, input: InspectionInput, c: CasilClassification): CasilVerdict | undefined {
+  const f = policy.settings.fields;
+  const findings: FieldFinding[] = [];
+  if (f.room && input.room !== undefined && input.room !== "") {
+    let finding = policy.roomCache.get(input.room);
+    if (finding === undefined) {
+      finding = inspectField(policy, "room", `room name "${input.room.length > 64 ? input.room.slice(0, 64) + "…" : input.room}"`, input.room);
+      if (policy.roomCache.size >= SCOPE_CACHE_MAX) policy.roomCache.clear();
+      policy.roomCache.set(input.room, finding);
+    }
+    findings.push(finding);
+  }
+  if (f.headers && input.headers) {
+    for (const [name, value] of Object.entries(input.headers)) {
+      if (typeof value !== "string") continue;
+      findings.push(inspectField(policy, "header", `header name "${name.slice(0, 64)}"`, name));
+      findings.push(inspectField(policy, "header", `header "${name.slice(0, 64)}"`, value, isSecretFieldName(name)));
+    }
+  }
+  if (f.stateKeys && typeof input.stateKey === "string") findings.push(inspectField(policy, "state_key", "state key", input.stateKey));
+  const add = (flags: string[]): void => {
+    for (const fl of flags) if (!c.flags.includes(fl)) c.flags.push(fl);
+  };
+  for (const finding of findings) {
+    if (finding?.block) {
+      add(finding.flags);
+      if (finding.secretKinds) c.secretKinds = [...new Set([...(c.secretKinds ?? []), ...finding.secretKinds])];
+      return block(c, finding.reasonCode, finding.message, finding.risk);
+    }
+  }
+  for (const finding of findings) {
+    if (finding) {
+      add(finding.flags);
+      raise(c, "medium");
+    }
+  }
+  return undefined;
+}
+
+/** For commands with trusted fields: the arguments without them, and the removed values. */
+function stripTrusted(input: InspectionInput): { payload: Uint8Array; trusted?: Record<string, unknown>; tree?: Record<string, unknown> } {
+  const names = input.trustedFields;
+  if (input.path !== "command" || !names || names.length === 0 || input.payloadFormat === "binary" || input.payload.length === 0) return { payload: input.payload };
+  let value: unknown;
+  try {
+    value = JSON.parse(utf8Decode(input.payload));
+  } catch {
+    return { payload: input.payload };
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return { payload: input.payload };
+  const tree = value as Record<string, unknown>;
+  const trusted: Record<string, unknown> = {};
+  let found = false;
+  for (const name of names) {
+    if (typeof name === "string" && Object.prototype.hasOwnProperty.call(tree, name)) {
+      trusted[name] = tree[name];
+      delete tree[name];
+      found = true;
+    }
+  }
+  if (!found) return { payload: input.payload };
+  return { payload: utf8Encode(JSON.stringify(tree)), trusted, tree };
+}
+
+/**
+ * Runs the built-in policies; returns the verdict, plus the Wasm policies still to run when it is not a block.
+ * `mode` is the mode the inspection is evaluated in (it decides an unset defaultDecision).
+ */
+function runBuiltins(policy: CompiledPolicy, input: InspectionInput, mode: CasilMode, budget: Budget): Pending {
+  const s = policy.settings;
+  const bytes = input.payload.length;
   const kind: CasilKind = input.payloadFormat === "binary" ? "binary" : bytes === 0 ? "empty" : "json";
   const c: CasilClassification = { kind, risk: "none", flags: [], bytes };
   const none: CompiledPolicy["wasm"] = [];
   if (policy.checkSize && bytes > s.maxPayloadBytes) {
     c.flags.push("oversize_payload");
-    return { verdict: block(c, ErrorCode.CASIL_POLICY_OVERSIZE, `payload of ${bytes} bytes exceeds the policy limit of ${s.maxPayloadBytes}`, "medium"), wasm: none };
+    return { verdict: block(c, ErrorCode.CASIL_POLICY_OVERSIZE, `payload of ${bytes} bytes exceeds the policy limit of ${s.maxPayloadBytes}`, "medium"), wasm: none, payload: input.payload };
   }
-  if (isCasilCommand(input) || bytes === 0) return { verdict: { action: "allow", classification: c }, wasm: none };
-  const partial = bytes > s.maxInspectBytes;
+  if (isCasilCommand(input)) return { verdict: { action: "allow", classification: c }, wasm: none, payload: input.payload };
+  const stripped = stripTrusted(input);
+  const payload = stripped.payload;
+  const fail = (verdict: CasilVerdict): Pending => {
+    if (payload !== input.payload) verdict.inspected = payload;
+    return { verdict, wasm: none, payload };
+  };
+  // Only text scans read a prefix; a policy with none (a bare layer, say) inspects everything it looks at.
+  const partial = policy.needsText && payload.length > s.maxInspectBytes;
   if (partial) {
     c.flags.push("partially_inspected");
     raise(c, "low");
   }
-  const text = policy.needsText ? utf8Decode(partial ? payload.subarray(0, s.maxInspectBytes) : payload) : "";
+  const text = policy.needsText && payload.length > 0 ? utf8Decode(partial ? payload.subarray(0, s.maxInspectBytes) : payload) : "";
   let tree: unknown;
   let treeParsed = false;
   const parseTree = (): unknown => {
     if (!treeParsed) {
       treeParsed = true;
       try {
-        tree = kind === "json" ? JSON.parse(utf8Decode(payload)) : undefined;
+        tree = kind === "json" ? (stripped.tree ?? JSON.parse(utf8Decode(payload))) : undefined;
       } catch {
         tree = undefined;
       }
+      budget.check("parsing the payload");
     }
     return tree;
   };
@@ -346,86 +524,121 @@ function runBuiltins(policy: CompiledPolicy, input: InspectionInput): Pending {
     const key = input.room ?? "";
     const typed = policy.schemas.find((sc) => roomMatches(sc.glob, key));
     if (typed) {
+      if (payload.length > s.maxInspectBytes) {
+        c.flags.push("schema_invalid");
+        return fail(block(c, ErrorCode.CASIL_POLICY_SCHEMA, `room "${key}" is schema-typed: payload of ${bytes} bytes is larger than the ${s.maxInspectBytes} bytes a schema validates`, "low"));
+      }
       const value = parseTree();
-      if (value === undefined || !typed.validate(value)) {
+      const valid = value !== undefined && typed.validate(value);
+      budget.check("schema validation");
+      if (!valid) {
         c.flags.push("schema_invalid");
         const e = typed.validate.errors?.[0];
         const why = value === undefined ? "payload is not JSON" : `${e?.instancePath || "payload"} ${e?.message ?? "is invalid"}`;
-        return { verdict: block(c, ErrorCode.CASIL_POLICY_SCHEMA, `room "${key}" is schema-typed: ${why}`, "low"), wasm: none };
+        return fail(block(c, ErrorCode.CASIL_POLICY_SCHEMA, `room "${key}" is schema-typed: ${why}`, "low"));
       }
     }
   }
   let maskSecrets = false;
-  const hits = policy.scanSecrets ? findSecrets(text, !s.blockOnProbableSecret) : NO_HITS;
+  const hits = policy.scanSecrets && text.length > 0 ? findSecrets(text, !s.blockOnProbableSecret) : NO_HITS;
   if (hits.length > 0) {
-    const kinds = [...new Set(hits.map((h) => h.kind))];
-    c.secretKinds = kinds;
-    c.flags.push("contains_probable_secret");
-    if (kinds.includes("private_key")) c.flags.push("contains_private_key");
-    if (kinds.includes("card_number")) c.flags.push("contains_card_number");
-    const risk: CasilRisk = kinds.includes("private_key") || kinds.includes("aws_secret_key") ? "critical" : "high";
-    if (s.blockOnProbableSecret) {
-      return { verdict: block(c, ErrorCode.CASIL_POLICY_BLOCKED_SECRET, `payload contains a probable secret (${kinds.join(", ")})`, risk), wasm: none };
-    }
+    const { kinds, risk } = secretFlags(c, hits);
+    if (s.blockOnProbableSecret) return fail(block(c, ErrorCode.CASIL_POLICY_BLOCKED_SECRET, `payload contains a probable secret (${kinds.join(", ")})`, risk));
     raise(c, risk);
     maskSecrets = true;
   }
-  for (const rule of policy.blockPatterns) {
-    if (rule.re.test(text)) {
-      c.flags.push("matched_pattern");
-      return { verdict: block(c, ErrorCode.CASIL_POLICY_BLOCKED_PATTERN, `payload matches blocked pattern "${rule.name}"`, "high"), wasm: none };
+  if (text.length > 0) {
+    for (const rule of policy.blockPatterns) {
+      if (rule.re.test(text)) {
+        c.flags.push("matched_pattern");
+        return fail(block(c, ErrorCode.CASIL_POLICY_BLOCKED_PATTERN, `payload matches blocked pattern "${rule.name}"`, "high"));
+      }
+      budget.check(`pattern "${rule.name}"`);
     }
   }
-  if (partial && s.defaultDecision === "block") {
-    return {
-      verdict: block(c, ErrorCode.CASIL_POLICY_DEFAULT_BLOCK, `payload of ${bytes} bytes is larger than the inspected ${s.maxInspectBytes} and the default decision is block`, "low"),
-      wasm: none,
-    };
+  if (policy.inspectsFields) {
+    const fieldBlock = inspectFields(policy, input, c);
+    if (fieldBlock) return fail(fieldBlock);
+  }
+  budget.check("secret and pattern scans");
+  if (partial && (policy.explicitDefault ?? defaultFor(mode)) === "block") {
+    const why = policy.explicitDefault ? "the default decision is block" : "the default decision in enforce mode is block";
+    return fail(block(c, ErrorCode.CASIL_POLICY_DEFAULT_BLOCK, `payload of ${payload.length} bytes is larger than the inspected ${s.maxInspectBytes} and ${why}`, "low"));
   }
   let verdict: CasilVerdict = { action: "allow", classification: c };
   if (kind === "json" && (policy.redactionPaths.length > 0 || policy.redactPatterns.length > 0 || maskSecrets)) {
     const value = parseTree();
     if (value !== undefined) {
       let count = 0;
-      for (const segments of policy.redactionPaths) count += redactPath(value, segments);
-      const root = mapStrings(value, (str, key) => {
-        if (maskSecrets && typeof key === "string" && SECRET_FIELD_RE.test(key) && str !== REDACTED) {
+      for (const segments of policy.redactionPaths) {
+        count += redactPath(value, segments);
+        budget.check("redaction paths");
+      }
+      // Regexes see string values up to maxInspectBytes characters in all; JSON paths and field names see everything.
+      let chars = 0;
+      let skipped = false;
+      const scanText = policy.redactPatterns.length > 0 || maskSecrets;
+      const root = mapStrings(value, (str, field) => {
+        if (maskSecrets && field !== undefined && SECRET_FIELD_RE.test(field) && str !== REDACTED && str !== "") {
           count++;
           return REDACTED;
         }
-        let out = str;
-        for (const re of policy.redactPatterns) {
-          re.lastIndex = 0;
-          if (re.test(out)) {
-            re.lastIndex = 0;
-            out = out.replace(re, REDACTED);
-          }
+        if (!scanText) return str;
+        if (chars + str.length > s.maxInspectBytes) {
+          skipped = true;
+          return str;
         }
+        chars += str.length;
+        let out = str;
+        for (const re of policy.redactPatterns) out = re.replace(out, REDACTED);
         if (maskSecrets) out = maskSecretsInText(out, REDACTED);
         if (out !== str) count++;
+        budget.check("redaction patterns");
         return out;
       });
+      if (skipped) c.flags.push("partially_redacted");
       if (count > 0) {
         c.flags.push("redacted");
         raise(c, "medium");
+        if (stripped.trusted && typeof root === "object" && root !== null) Object.assign(root as Record<string, unknown>, stripped.trusted);
         verdict = { action: "redact", reasonCode: ErrorCode.CASIL_POLICY_REDACTED, message: `${count} value(s) redacted`, classification: c, redacted: utf8Encode(JSON.stringify(root)) };
       }
     }
   } else if (kind === "binary" && (policy.redactionPaths.length > 0 || policy.redactPatterns.length > 0 || maskSecrets)) {
     c.flags.push("redaction_skipped_binary");
   }
-  if (policy.wasm.length === 0) return { verdict, wasm: none };
+  if (payload !== input.payload) verdict.inspected = payload;
+  if (policy.wasm.length === 0) return { verdict, wasm: none, payload };
   const key = input.room ?? "";
   const wasm = policy.wasm.filter((w) => (!w.paths || w.paths.has(input.path)) && (!w.rooms || w.rooms.some((g) => roomMatches(g, key))));
-  return { verdict, wasm };
+  return { verdict, wasm, payload };
 }
 
-async function runWasm(host: CasilWasmHost, pending: Pending, payload: Uint8Array, telemetry: CasilTelemetry): Promise<CasilVerdict> {
+/** Runs the built-ins under the time budget; a spent budget is a fail-closed block (CASIL_INTERNAL_ERROR). */
+function runGuarded(policy: CompiledPolicy, input: InspectionInput, mode: CasilMode, clock: () => number, budgetMs: number): Pending {
+  const start = clock();
+  const budget: Budget = {
+    check(step) {
+      if (clock() - start > budgetMs) throw new BudgetExceeded(step);
+    },
+  };
+  try {
+    return runBuiltins(policy, input, mode, budget);
+  } catch (err) {
+    if (!(err instanceof BudgetExceeded)) throw err;
+    const kind: CasilKind = input.payloadFormat === "binary" ? "binary" : input.payload.length === 0 ? "empty" : "json";
+    const c: CasilClassification = { kind, risk: "none", flags: ["inspect_budget_exceeded"], bytes: input.payload.length };
+    const verdict = block(c, ErrorCode.CASIL_INTERNAL_ERROR, `inspection exceeded its time budget of ${budgetMs} ms (at ${err.step}); blocked`, "medium");
+    return { verdict, wasm: [], payload: input.payload };
+  }
+}
+
+async function runWasm(host: CasilWasmHost, pending: Pending, telemetry: CasilTelemetry): Promise<CasilVerdict> {
   const c = pending.verdict.classification;
   for (const rule of pending.wasm) {
     let result: CasilWasmResult;
     try {
-      result = await host.evaluate(rule.name, payload);
+      result = await host.evaluate(rule.name, pending.payload);
     } catch (err) {
       result = { verdict: "error", error: "host", reason: (err as Error).message };
     }
@@ -441,13 +654,14 @@ async function runWasm(host: CasilWasmHost, pending: Pending, payload: Uint8Arra
     const what = result.error ?? "error";
     telemetry.recordWasm(rule.name, what);
     c.flags.push("wasm_error", `wasm_${what}`);
-    return block(c, ErrorCode.CASIL_INTERNAL_ERROR, `Wasm policy "${rule.name}" failed (${what}); blocked`, "high");
+    const message = what === "disabled" ? `Wasm policy "${rule.name}" is disabled after repeated failures; blocked` : `Wasm policy "${rule.name}" failed (${what}); blocked`;
+    return block(c, ErrorCode.CASIL_INTERNAL_ERROR, message, "high");
   }
   return pending.verdict;
 }
 
 function excerptOf(input: InspectionInput, verdict: CasilVerdict): string {
-  const source = verdict.redacted ?? input.payload;
+  const source = verdict.redacted ?? verdict.inspected ?? input.payload;
   if (input.payloadFormat === "binary") return `<${source.length} binary bytes>`;
   const head = utf8Decode(source.subarray(0, AUDIT_EXCERPT * 4)).slice(0, AUDIT_EXCERPT);
   return maskSecretsInText(head, REDACTED);
@@ -493,7 +707,9 @@ export function createCasilEngine(config: CasilEngineConfig = {}): CasilEngine {
   const document = layer ? doc : combineCasilConfig(casilConfigFromEnv(config.env ?? {}), doc);
   const enabled = document.enabled ?? true;
   let ajvInstance: Ajv | undefined;
-  const ajv = (): Ajv => (ajvInstance ??= new Ajv({ allErrors: false, strict: false, strictSchema: true, validateFormats: false }));
+  // Schema regexes run on the linear-time engine; allowMatchingProperties skips ajv's load-time native-RegExp check.
+  const ajv = (): Ajv =>
+    (ajvInstance ??= new Ajv({ allErrors: false, strict: false, strictSchema: true, validateFormats: false, allowMatchingProperties: true, code: { regExp: linearRegExpEngine } }));
   const live = compileDocument(document, layer ? "layer" : "policy", ajv, config.wasm, version, layer);
   const shadowDoc = document.shadow;
   let shadow: CompiledDocument | undefined;
@@ -508,6 +724,9 @@ export function createCasilEngine(config: CasilEngineConfig = {}): CasilEngine {
   }
   const telemetry = config.telemetry ?? new CasilTelemetry();
   const host = config.wasm;
+  const clock = config.clock ?? defaultClock;
+  const timeBudgetMs = config.timeBudgetMs ?? DEFAULT_TIME_BUDGET_MS;
+  if (!(timeBudgetMs > 0)) throw casilValidationError("timeBudgetMs must be a positive number");
   const disabled: Decision = Object.freeze({ action: "allow", policyVersion: version }) as Decision;
 
   const policyOf = (compiled: CompiledDocument, tenant: string): CompiledPolicy => compiled.tenants.get(tenant) ?? compiled.global;
@@ -557,11 +776,11 @@ export function createCasilEngine(config: CasilEngineConfig = {}): CasilEngine {
     }
   }
 
-  function verdictOf(policy: CompiledPolicy, input: InspectionInput): CasilVerdict | Promise<CasilVerdict> | undefined {
+  function verdictOf(policy: CompiledPolicy, input: InspectionInput, mode: CasilMode): CasilVerdict | Promise<CasilVerdict> | undefined {
     if (!policy.paths.has(input.path) || !inScope(policy, input.room)) return undefined;
-    const pending = runBuiltins(policy, input);
+    const pending = runGuarded(policy, input, mode, clock, timeBudgetMs);
     if (pending.wasm.length === 0 || pending.verdict.action === "block") return pending.verdict;
-    return runWasm(host!, pending, input.payload, telemetry);
+    return runWasm(host!, pending, telemetry);
   }
 
   function finishShadow(input: InspectionInput, liveDecision: Decision, shadowPolicy: CompiledPolicy, sv: CasilVerdict | undefined, forced: boolean): NonNullable<CasilEvaluation["shadow"]> {
@@ -590,7 +809,7 @@ export function createCasilEngine(config: CasilEngineConfig = {}): CasilEngine {
     if (!enabled) return { decision: disabled, mode: forced ? "enforce" : live.global.mode };
     const policy = policyOf(live, input.tenant);
     const mode: CasilMode = forced ? "enforce" : policy.mode;
-    const v = verdictOf(policy, input);
+    const v = verdictOf(policy, input, mode);
     const finish = (verdict: CasilVerdict | undefined): CasilEvaluation | Promise<CasilEvaluation> => {
       let decision: Decision;
       if (verdict) {
@@ -602,7 +821,7 @@ export function createCasilEngine(config: CasilEngineConfig = {}): CasilEngine {
       const shadowPolicy = policyOf(shadow, input.tenant);
       let sv: CasilVerdict | Promise<CasilVerdict> | undefined;
       try {
-        sv = verdictOf(shadowPolicy, { ...input });
+        sv = verdictOf(shadowPolicy, { ...input }, forced ? "enforce" : shadowPolicy.mode);
       } catch {
         sv = undefined;
       }
@@ -628,9 +847,9 @@ export function createCasilEngine(config: CasilEngineConfig = {}): CasilEngine {
       if (!shadow) {
         // Hot path: no evaluation object unless something was found.
         const policy = policyOf(live, input.tenant);
-        const v = verdictOf(policy, input);
-        if (v === undefined) return policy.allow;
         const mode: CasilMode = options !== undefined && options.enforce === true ? "enforce" : policy.mode;
+        const v = verdictOf(policy, input, mode);
+        if (v === undefined) return policy.allow;
         const finish = (verdict: CasilVerdict): Decision => {
           const decision = decide(policy, verdict, mode);
           record(input, policy, verdict, decision, mode);

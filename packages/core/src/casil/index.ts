@@ -48,6 +48,7 @@ export {
   type CasilLayerLimits,
 } from "./layer.js";
 export { CasilTelemetry, type CasilAction, type CasilDecisionCount, type CasilStatsSnapshot } from "./telemetry.js";
-export { regexProblem, MAX_PATTERN_LENGTH } from "./regex-safety.js";
+export { regexProblem, compilePolicyRegex, MAX_PATTERN_LENGTH } from "./regex-safety.js";
+export { schemaProblem } from "./schema-safety.js";
 export { findSecrets, luhnValid, type SecretKind, type SecretHit } from "./secrets.js";
 export { parseJsonPath, redactPath, REDACTED, type PathSegment } from "./json-path.js";

@@ -1,6 +1,7 @@
 /**
  * The JSON-path subset CASIL redaction understands: `$` followed by `.name`, `['name']` / `["name"]`, `[n]`, `.*` /
- * `[*]` (every child) and `..name` / `..*` (recursive descent). Filters and slices are not supported.
+ * `[*]` (every child) and `..name` / `..*` / `..['name']` (descendants), at most MAX_PATH_SEGMENTS segments. Filters,
+ * slices and unions are not supported. Selection has set semantics: a node selected along several routes counts once.
  */
 
 export type PathSegment =
@@ -11,6 +12,8 @@ export type PathSegment =
 
 export const REDACTED = "[REDACTED]";
 const MAX_DEPTH = 128;
+/** Most segments one redaction path may have. */
+export const MAX_PATH_SEGMENTS = 32;
 const NAME_RE = /^[A-Za-z_$][\w$-]*/;
 
 /** Parses a path; returns the segments, or a string saying what is wrong. */
@@ -54,6 +57,7 @@ export function parseJsonPath(path: string): PathSegment[] | string {
     i += bracket[0].length;
   }
   if (segments.length === 0) return `path "${path}" selects the whole payload; name a field`;
+  if (segments.length > MAX_PATH_SEGMENTS) return `path "${path}" has more than ${MAX_PATH_SEGMENTS} segments`;
   return segments;
 }
 
@@ -67,62 +71,114 @@ function hasOwn(o: Container, key: string | number): boolean {
   return Object.prototype.hasOwnProperty.call(o, key);
 }
 
-/** Replaces every value `segments` selects in `root` (mutated) with `mask`; returns how many were replaced. */
-export function redactPath(root: unknown, segments: PathSegment[], mask: unknown = REDACTED): number {
-  let count = 0;
-  const step = (node: unknown, i: number, depth: number): void => {
-    if (!isContainer(node) || depth > MAX_DEPTH) return;
-    const seg = segments[i]!;
-    const last = i === segments.length - 1;
-    const at = (key: string | number): void => {
-      const c = node as Record<string | number, unknown>;
-      if (last) {
-        c[key] = mask;
-        count++;
-      } else step(c[key], i + 1, depth + 1);
-    };
-    switch (seg.type) {
-      case "child":
-        if (!Array.isArray(node) && hasOwn(node, seg.name)) at(seg.name);
-        break;
-      case "index":
-        if (Array.isArray(node) && seg.index < node.length) at(seg.index);
-        break;
-      case "wildcard":
-        for (const key of Array.isArray(node) ? node.keys() : Object.keys(node)) at(key);
-        break;
-      case "descend": {
-        const visit = (n: unknown, d: number): void => {
-          if (!isContainer(n) || d > MAX_DEPTH) return;
-          const keys = Array.isArray(n) ? [...n.keys()] : Object.keys(n);
-          for (const key of keys) {
-            const c = n as Record<string | number, unknown>;
-            const matches = seg.name === undefined || (!Array.isArray(n) && key === seg.name);
-            if (matches) {
-              if (last) {
-                c[key] = mask;
-                count++;
-                continue;
-              }
-              step(c[key], i + 1, d + 1);
-            }
-            visit(c[key], d + 1);
-          }
-        };
-        visit(node, depth);
-        break;
-      }
+interface Node {
+  node: Container;
+  depth: number;
+}
+
+/** The containers a non-final segment selects from `frontier`, each once. */
+function stepNodes(frontier: Node[], seg: PathSegment): Node[] {
+  const next: Node[] = [];
+  const seen = new Set<Container>();
+  const add = (value: unknown, depth: number): void => {
+    if (isContainer(value) && depth <= MAX_DEPTH && !seen.has(value)) {
+      seen.add(value);
+      next.push({ node: value, depth });
     }
   };
-  step(root, 0, 0);
+  if (seg.type !== "descend") {
+    for (const { node, depth } of frontier) {
+      const c = node as Record<string | number, unknown>;
+      if (seg.type === "child") {
+        if (!Array.isArray(node) && hasOwn(node, seg.name)) add(c[seg.name], depth + 1);
+      } else if (seg.type === "index") {
+        if (Array.isArray(node) && seg.index < node.length) add(c[seg.index], depth + 1);
+      } else for (const key of Array.isArray(node) ? node.keys() : Object.keys(node)) add(c[key], depth + 1);
+    }
+    return next;
+  }
+  // Descendant segment: every container under the frontier is visited once, however many frontier nodes it is under.
+  const visited = new Set<Container>();
+  const stack: Node[] = [];
+  for (const start of frontier) {
+    stack.push(start);
+    while (stack.length > 0) {
+      const { node, depth } = stack.pop()!;
+      if (visited.has(node)) continue;
+      visited.add(node);
+      const c = node as Record<string | number, unknown>;
+      const keys = Array.isArray(node) ? [...node.keys()] : Object.keys(node);
+      for (const key of keys) {
+        const child = c[key];
+        if (seg.name === undefined || (!Array.isArray(node) && key === seg.name)) add(child, depth + 1);
+        if (isContainer(child) && depth + 1 <= MAX_DEPTH) stack.push({ node: child, depth: depth + 1 });
+      }
+    }
+  }
+  return next;
+}
+
+/**
+ * Replaces every value `segments` selects in `root` (mutated) with `mask`; returns how many were replaced. Each
+ * segment is applied to the set of nodes the previous ones selected (each node once), so the cost is
+ * O(segments × nodes) whatever the path: a descendant segment visits every node under its frontier once. A value
+ * that is masked is not searched further. Nesting deeper than 128 is not followed.
+ */
+export function redactPath(root: unknown, segments: PathSegment[], mask: unknown = REDACTED): number {
+  if (!isContainer(root) || segments.length === 0) return 0;
+  let frontier: Node[] = [{ node: root, depth: 0 }];
+  for (let i = 0; i < segments.length - 1 && frontier.length > 0; i++) frontier = stepNodes(frontier, segments[i]!);
+  const seg = segments[segments.length - 1]!;
+  let count = 0;
+  const put = (c: Container, key: string | number): void => {
+    (c as Record<string | number, unknown>)[key] = mask;
+    count++;
+  };
+  if (seg.type !== "descend") {
+    for (const { node } of frontier) {
+      if (seg.type === "child") {
+        if (!Array.isArray(node) && hasOwn(node, seg.name)) put(node, seg.name);
+      } else if (seg.type === "index") {
+        if (Array.isArray(node) && seg.index < node.length) put(node, seg.index);
+      } else for (const key of Array.isArray(node) ? [...node.keys()] : Object.keys(node)) put(node, key);
+    }
+    return count;
+  }
+  const visited = new Set<Container>();
+  const stack: Node[] = [];
+  for (const start of frontier) {
+    stack.push(start);
+    while (stack.length > 0) {
+      const { node, depth } = stack.pop()!;
+      if (visited.has(node)) continue;
+      visited.add(node);
+      const c = node as Record<string | number, unknown>;
+      for (const key of Array.isArray(node) ? [...node.keys()] : Object.keys(node)) {
+        if (seg.name === undefined || (!Array.isArray(node) && key === seg.name)) {
+          put(node, key);
+          continue;
+        }
+        const child = c[key];
+        if (isContainer(child) && depth + 1 <= MAX_DEPTH) stack.push({ node: child, depth: depth + 1 });
+      }
+    }
+  }
   return count;
 }
 
-/** Applies `fn` to every string in `root` (object keys excluded), replacing it in place; returns the new root. */
-export function mapStrings(root: unknown, fn: (s: string, key: string | number | undefined) => string, depth = 0, key?: string | number): unknown {
-  if (typeof root === "string") return fn(root, key);
+/**
+ * Applies `fn` to every string in `root` (object keys excluded), replacing it in place; returns the new root. `field`
+ * is the name of the object field holding the string — for strings inside arrays, the field holding the array
+ * (`{"password": ["x"]}` gives "password"), undefined at the top level.
+ */
+export function mapStrings(root: unknown, fn: (s: string, field: string | undefined) => string, depth = 0, field?: string): unknown {
+  if (typeof root === "string") return fn(root, field);
   if (!isContainer(root) || depth > MAX_DEPTH) return root;
-  const c = root as Record<string | number, unknown>;
-  for (const k of Array.isArray(root) ? [...root.keys()] : Object.keys(root)) c[k] = mapStrings(c[k], fn, depth + 1, k);
+  if (Array.isArray(root)) {
+    for (let i = 0; i < root.length; i++) root[i] = mapStrings(root[i], fn, depth + 1, field);
+    return root;
+  }
+  const c = root as Record<string, unknown>;
+  for (const k of Object.keys(root)) c[k] = mapStrings(c[k], fn, depth + 1, k);
   return root;
 }

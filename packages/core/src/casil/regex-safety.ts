@@ -1,129 +1,106 @@
+import { RE2JS } from "re2js";
+
 /**
- * Load-time check that a custom CASIL regex cannot backtrack catastrophically. The rule (documented in docs/casil.md):
+ * Policy regexes (custom `patterns`, `redactionPatterns`, JSON-Schema `pattern` / `patternProperties`) run on RE2JS,
+ * a linear-time engine: matching costs O(text length × program size) whatever the pattern, so no pattern can
+ * backtrack catastrophically. Load-time checks (documented in docs/casil.md, "Regex safety"):
  *
- * - star height at most 1: a quantifier that repeats (`*`, `+`, `{n,}`, `{n,m}` with m > 1) may not apply to a group
- *   that itself contains a repeating quantifier — `(a+)+`, `(a*)*`, `(?:\w+\s?)*`, `(a{1,5}){2,}` are refused;
- * - a repeated group may not hold two identical alternatives (`(a|a)*`);
- * - no backreferences (`\1`, `\k<name>`): they are not regular and can force exponential search;
- * - at most {@link MAX_PATTERN_LENGTH} characters, and it must compile.
+ * - at most {@link MAX_PATTERN_LENGTH} characters, flags only `i`, `m`, `s`, `u`;
+ * - no backreferences (`\1`, `\k<name>`: not regular, RE2 has none) and no lookaheads (RE2 has none; captureless
+ *   lookbehinds are supported, in linear time);
+ * - it compiles under RE2 and its program has at most {@link MAX_PROGRAM_SIZE} instructions, which bounds the cost
+ *   per input character.
  *
- * Inputs are further bounded at run time: a pattern only ever sees the first `maxInspectBytes` of a payload.
+ * Patterns are written in JavaScript syntax and translated (`(?<name>…)`, `\u{…}`, `\cX`); RE2's classes are ASCII
+ * (`\d`, `\w`, `\s`, `\b`) and `.` excludes only `\n`.
  */
 
 export const MAX_PATTERN_LENGTH = 512;
+/** Largest RE2 program (instructions) a policy regex may compile to. */
+export const MAX_PROGRAM_SIZE = 400;
 
-interface GroupFrame {
-  start: number;
-  containsRepeat: boolean;
-  bars: number[];
+/** A compiled policy regex. Stateless: no `lastIndex`, safe to share. */
+export interface PolicyRegex {
+  readonly source: string;
+  /** Whether the pattern matches anywhere in `text`. */
+  test(text: string): boolean;
+  /** `text` with every match replaced by `mask` (inserted literally). */
+  replace(text: string, mask: string): string;
 }
 
-interface Atom {
-  containsRepeat: boolean;
-  /** For groups: the source of each top-level alternative. */
-  alternatives?: string[];
-}
+const FLAG_BITS: Record<string, number> = { i: RE2JS.CASE_INSENSITIVE, m: RE2JS.MULTILINE, s: RE2JS.DOTALL, u: 0 };
 
-/** Returns why `source` is refused, or undefined when it is acceptable. */
-export function regexProblem(source: string, flags = ""): string | undefined {
-  if (typeof source !== "string" || source.length === 0) return "pattern is empty";
-  if (source.length > MAX_PATTERN_LENGTH) return `pattern is longer than ${MAX_PATTERN_LENGTH} characters`;
-  if (!/^[imsuy]*$/.test(flags) || new Set(flags).size !== flags.length) return `flags "${flags}" are not allowed (use i, m, s, u)`;
-  try {
-    new RegExp(source, flags);
-  } catch (err) {
-    return `pattern does not compile: ${(err as Error).message}`;
-  }
-  const stack: GroupFrame[] = [{ start: 0, containsRepeat: false, bars: [] }];
-  let last: Atom | undefined;
-  let i = 0;
-  const n = source.length;
-  while (i < n) {
-    const ch = source[i]!;
-    const top = stack[stack.length - 1]!;
+/** Finds a backreference or lookahead outside character classes; escaped backslashes are skipped. */
+function unsupportedSyntax(source: string): string | undefined {
+  let inClass = false;
+  for (let i = 0; i < source.length; i++) {
+    const ch = source[i];
     if (ch === "\\") {
       const next = source[i + 1] ?? "";
-      if (/[1-9]/.test(next) || next === "k") return "backreferences are not allowed";
-      i += 2;
-      if ((next === "p" || next === "P" || next === "u") && source[i] === "{") {
-        const close = source.indexOf("}", i);
-        i = close < 0 ? n : close + 1;
-      }
-      last = { containsRepeat: false };
-      continue;
-    }
-    if (ch === "[") {
-      i++;
-      if (source[i] === "^") i++;
-      if (source[i] === "]") i++;
-      while (i < n && source[i] !== "]") i += source[i] === "\\" ? 2 : 1;
-      i++;
-      last = { containsRepeat: false };
-      continue;
-    }
-    if (ch === "(") {
-      let j = i + 1;
-      if (source[j] === "?") {
-        j++;
-        if (source[j] === "<" && source[j + 1] !== "=" && source[j + 1] !== "!") {
-          const close = source.indexOf(">", j);
-          j = close < 0 ? n : close + 1;
-        } else if (source[j] === "<") j += 2;
-        else j++;
-      }
-      stack.push({ start: j, containsRepeat: false, bars: [] });
-      last = undefined;
-      i = j;
-      continue;
-    }
-    if (ch === ")") {
-      if (stack.length === 1) return "unbalanced parenthesis";
-      const frame = stack.pop()!;
-      const cuts = [frame.start - 1, ...frame.bars, i];
-      const alternatives: string[] = [];
-      for (let k = 0; k + 1 < cuts.length; k++) alternatives.push(source.slice(cuts[k]! + 1, cuts[k + 1]));
-      last = { containsRepeat: frame.containsRepeat, alternatives };
-      stack[stack.length - 1]!.containsRepeat ||= frame.containsRepeat;
+      if (!inClass && (/[1-9]/.test(next) || next === "k")) return "backreferences are not allowed";
       i++;
       continue;
     }
-    if (ch === "|") {
-      top.bars.push(i);
-      last = undefined;
-      i++;
+    if (inClass) {
+      if (ch === "]") inClass = false;
       continue;
     }
-    const quant = readQuantifier(source, i);
-    if (quant) {
-      if (last) {
-        if (quant.repeats && last.containsRepeat) {
-          return `nested quantifier near position ${i}: a repeated group may not contain a repeated part (star height > 1)`;
-        }
-        if (quant.repeats && last.alternatives && new Set(last.alternatives).size !== last.alternatives.length) {
-          return `repeated group near position ${i} has identical alternatives`;
-        }
-        if (quant.repeats) top.containsRepeat = true;
-      }
-      last = undefined;
-      i = quant.end;
-      if (source[i] === "?") i++;
-      continue;
+    if (ch === "[") inClass = true;
+    else if (ch === "(" && source[i + 1] === "?" && (source[i + 2] === "=" || source[i + 2] === "!")) {
+      return "lookaheads are not supported (the linear-time engine has none)";
     }
-    last = { containsRepeat: false };
-    i++;
   }
-  if (stack.length !== 1) return "unbalanced parenthesis";
   return undefined;
 }
 
-function readQuantifier(source: string, i: number): { repeats: boolean; end: number } | undefined {
-  const ch = source[i];
-  if (ch === "*" || ch === "+") return { repeats: true, end: i + 1 };
-  if (ch === "?") return { repeats: false, end: i + 1 };
-  if (ch !== "{") return undefined;
-  const m = /^\{(\d+)(,(\d*))?\}/.exec(source.slice(i, i + 24));
-  if (!m) return undefined;
-  const min = Number(m[1]);
-  const max = m[2] === undefined ? min : m[3] === "" ? Infinity : Number(m[3]);
-  return { repeats: max > 1, end: i + m[0].length };
+function compileOrProblem(source: string, flags: string): RE2JS | string {
+  if (typeof source !== "string" || source.length === 0) return "pattern is empty";
+  if (source.length > MAX_PATTERN_LENGTH) return `pattern is longer than ${MAX_PATTERN_LENGTH} characters`;
+  if (typeof flags !== "string" || !/^[imsu]*$/.test(flags) || new Set(flags).size !== flags.length) return `flags "${String(flags)}" are not allowed (use i, m, s, u)`;
+  const syntax = unsupportedSyntax(source);
+  if (syntax) return syntax;
+  let bits = RE2JS.LOOKBEHINDS;
+  for (const f of flags) bits |= FLAG_BITS[f]!;
+  let re: RE2JS;
+  try {
+    re = RE2JS.compile(RE2JS.translateRegExp(source) as string, bits);
+  } catch (err) {
+    return `pattern does not compile: ${(err as Error).message}`;
+  }
+  const size = re.programSize();
+  if (size > MAX_PROGRAM_SIZE) return `pattern compiles to ${size} instructions, more than ${MAX_PROGRAM_SIZE} (simplify it or lower its repeat counts)`;
+  return re;
 }
+
+/** Returns why `source` is refused, or undefined when it is acceptable (see the module comment for the rules). */
+export function regexProblem(source: string, flags = ""): string | undefined {
+  const result = compileOrProblem(source, flags);
+  return typeof result === "string" ? result : undefined;
+}
+
+/** Compiles a policy regex on the linear-time engine; returns a reason string instead when it is refused. */
+export function compilePolicyRegex(source: string, flags = ""): PolicyRegex | string {
+  const re = compileOrProblem(source, flags);
+  if (typeof re === "string") return re;
+  return {
+    source,
+    test: (text: string) => re.test(text),
+    replace: (text: string, mask: string) => (re.test(text) ? re.matcher(text).replaceAll(() => mask) : text),
+  };
+}
+
+/**
+ * The regex engine ajv compiles JSON-Schema `pattern` and `patternProperties` with (its `code.regExp` option): the
+ * same linear-time engine and checks as policy regexes; a refused pattern throws, so the schema is refused at load.
+ * Schema patterns are Unicode-aware whatever ajv's `u` argument says.
+ */
+export const linearRegExpEngine: ((pattern: string, u: string) => { test(s: string): boolean }) & { code: string } = Object.assign(
+  (pattern: string): { test(s: string): boolean; toString(): string } => {
+    const re = compilePolicyRegex(pattern);
+    if (typeof re === "string") throw new Error(`pattern "${pattern}": ${re}`);
+    // ajv keys its compiled patterns by toString(): it must differ per pattern.
+    return { test: (s: string) => re.test(s), toString: () => `/${pattern}/re2` };
+  },
+  // Only used by ajv's standalone code generation, which CASIL never runs.
+  { code: "casilLinearRegExp" },
+);

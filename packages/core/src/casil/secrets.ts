@@ -1,18 +1,32 @@
+import { RE2JS } from "re2js";
+import { utf8Decode } from "../codec/bytes.js";
+
 /**
- * Probable-secret detection: precompiled regexes over the payload text (first `maxInspectBytes` only), a Luhn check
- * for card numbers. "Probable" because a regex cannot know; the detectors aim at tokens with recognisable shapes
- * (provider prefixes, PEM armour, JWT structure) and fields whose name says they hold a secret.
+ * Probable-secret detection over a text (the first `maxInspectBytes` of a payload, a header value, a room name, a
+ * state key). "Probable" because a pattern cannot know; the detectors aim at tokens with recognisable shapes
+ * (provider prefixes, PEM armour, JWT structure, credentials in URLs), fields whose name says they hold a secret
+ * (string values and arrays of strings), card numbers with a valid Luhn checksum, and the same inside long base64 /
+ * base64url tokens, which are decoded (bounded, see MAX_ENCODED_TOKENS) and scanned when they decode to text.
+ *
+ * Cost: linear in the text. Token and field shapes run on RE2JS (linear-time); the only V8 regexes are a
+ * quantifier-free name hint and a single-class run scanner, both O(text × pattern length); cards are a hand-written
+ * single pass.
  */
 
 export type SecretKind =
   | "aws_access_key"
   | "aws_secret_key"
   | "github_token"
+  | "gitlab_token"
   | "slack_token"
   | "stripe_key"
   | "google_api_key"
+  | "npm_token"
+  | "sendgrid_key"
+  | "ai_api_key"
   | "jwt"
   | "private_key"
+  | "url_credentials"
   | "password_field"
   | "card_number";
 
@@ -20,37 +34,79 @@ export interface SecretHit {
   kind: SecretKind;
   index: number;
   length: number;
+  /** The secret was found inside a base64 / base64url token; index and length are the token's. */
+  encoded?: true;
 }
 
-// Token shapes, case-sensitive. Group order must match TOKEN_KINDS.
-const TOKEN_KINDS: SecretKind[] = ["aws_access_key", "github_token", "slack_token", "stripe_key", "google_api_key", "jwt", "private_key", "card_number"];
-const TOKEN_RE = new RegExp(
+// Token shapes, case-sensitive, one capture group per kind in TOKEN_KINDS order.
+const TOKEN_KINDS: SecretKind[] = [
+  "aws_access_key",
+  "github_token",
+  "gitlab_token",
+  "slack_token",
+  "stripe_key",
+  "google_api_key",
+  "npm_token",
+  "sendgrid_key",
+  "ai_api_key",
+  "jwt",
+  "private_key",
+  "url_credentials",
+];
+const TOKEN_RE = RE2JS.compile(
   [
-    /\b((?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16})\b/.source,
-    /\b((?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})/.source,
-    /\b(xox[abposr]-[A-Za-z0-9-]{10,}|https:\/\/hooks\.slack\.com\/services\/[A-Za-z0-9/]{20,})/.source,
-    /\b((?:sk|rk)_live_[0-9A-Za-z]{20,})/.source,
-    /\b(AIza[0-9A-Za-z_-]{35})/.source,
-    /\b(eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})/.source,
-    /(-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY-----)/.source,
-    /(?<![\w.+-])((?:4\d{3}|5[1-5]\d{2}|2[2-7]\d{2}|3[47]\d{2}|6(?:011|5\d{2}))(?:[ -]?\d){9,15})(?![\w])/.source,
+    String.raw`\b((?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16})\b`,
+    String.raw`\b(gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})`,
+    String.raw`\b(glpat-[A-Za-z0-9_-]{20,})`,
+    String.raw`\b(xox[abposr]-[A-Za-z0-9-]{10,}|https://hooks\.slack\.com/services/[A-Za-z0-9/]{20,})`,
+    String.raw`\b([sr]k_live_[0-9A-Za-z]{20,})`,
+    String.raw`\b(AIza[0-9A-Za-z_-]{35})`,
+    String.raw`\b(npm_[A-Za-z0-9]{36})\b`,
+    String.raw`\b(SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43})`,
+    String.raw`\b(sk-ant-[a-z0-9]{2,10}-[A-Za-z0-9_-]{40,}|sk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{40,}|sk-[A-Za-z0-9]{48})`,
+    String.raw`\b(eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})`,
+    String.raw`(-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY-----)`,
+    // scheme://user:password@host — a credential in a URL (the password part must be non-empty).
+    String.raw`\b([A-Za-z][A-Za-z0-9+.-]{1,20}://[^\s/:@"'<>]{1,128}:[^\s/@"'<>]{1,256}@[A-Za-z0-9.-]+)`,
   ].join("|"),
-  "g",
 );
 
-// Field names that announce a secret (JSON `"password": "..."`, form/query `password=...`), case-insensitive.
+// Field names that announce a secret (JSON `"password": "..."` or `["..."]`, form/query `password=...`).
 const FIELD_NAMES = "password|passwd|pwd|passphrase|secret|client_secret|api_?key|apikey|access_?token|auth_?token|refresh_?token|private_?key";
-const FIELD_RE = new RegExp(
+/** Quantifier-free hint (V8, linear): the field detectors run only when a name could be present. */
+/**
+ * Quantifier-free literal hint (V8, linear): every token shape above starts with or contains one of these, so the
+ * RE2 scan runs only on texts that could hold a token (most messages hold none).
+ */
+const TOKEN_HINT = /AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA|gh[pousr]_|github_pat_|glpat-|xox[abposr]-|hooks\.slack\.com|[sr]k_live_|AIza|npm_|SG\.|sk-|eyJ|-----BEGIN|:\/\//;
+const FIELD_HINT = /pass|pwd|secret|api_?key|apikey|access_?token|auth_?token|refresh_?token|private_?key/i;
+const FIELD_RE = RE2JS.compile(
   [
-    `"(?:${FIELD_NAMES})"\\s*:\\s*"(?!\\[REDACTED\\]")(?:[^"\\\\]|\\\\.)+"`,
-    `\\b(?:${FIELD_NAMES})=[^&\\s"]+`,
-    /aws_?secret_?access_?key"?\s*[:=]\s*"?[A-Za-z0-9/+=]{40}/.source,
+    `"(?:${FIELD_NAMES})"\\s*:\\s*"((?:[^"\\\\]|\\\\.)*)"`,
+    `"(?:${FIELD_NAMES})"\\s*:\\s*\\[((?:\\s*"(?:[^"\\\\]|\\\\.)*"\\s*,?)+)`,
+    `\\b(?:${FIELD_NAMES})=([^&\\s"]+)`,
+    String.raw`(aws_?secret_?access_?key"?\s*[:=]\s*"?[A-Za-z0-9/+=]{40})`,
   ].join("|"),
-  "gi",
+  RE2JS.CASE_INSENSITIVE,
 );
+const REDACTED_VALUE = "[REDACTED]";
 
 /** Field names whose value the redactor masks in JSON trees when secrets are redacted rather than blocked. */
 export const SECRET_FIELD_RE = new RegExp(`^(?:${FIELD_NAMES}|aws_?secret_?access_?key)$`, "i");
+
+/** Whether a header or field name says its value is a secret (`x-api-key` and `api_key` alike). */
+export function isSecretFieldName(name: string): boolean {
+  if (name.length > 64) return false;
+  const normal = name.toLowerCase().replace(/-/g, "_");
+  return SECRET_FIELD_RE.test(normal) || SECRET_FIELD_RE.test(normal.replace(/^x_/, ""));
+}
+
+/** Shortest base64 / base64url run that is decoded and scanned. */
+const MIN_ENCODED_RUN = 20;
+/** At most this many base64 tokens of one text are decoded and scanned. */
+export const MAX_ENCODED_TOKENS = 32;
+/** Of each token, at most this many characters (3 KiB decoded) are decoded and scanned. */
+export const MAX_ENCODED_CHARS = 4096;
 
 /** The Luhn checksum over the digits of `text` (separators ignored); true when valid. */
 export function luhnValid(digits: string): boolean {
@@ -68,36 +124,199 @@ export function luhnValid(digits: string): boolean {
   return sum % 10 === 0;
 }
 
-function cardOk(match: string): boolean {
-  const digits = match.replace(/[ -]/g, "");
-  return digits.length >= 13 && digits.length <= 19 && luhnValid(digits);
+const isDigit = (c: number): boolean => c >= 48 && c <= 57;
+const isWord = (c: number): boolean => isDigit(c) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95;
+/** Characters that may not precede a card number (a word character, `.`, `+`, `-`). */
+const blocksCardStart = (c: number): boolean => isWord(c) || c === 46 || c === 43 || c === 45;
+
+function issuerPrefix(d: string): boolean {
+  const two = Number(d.slice(0, 2));
+  if (d[0] === "4") return true;
+  if (two >= 51 && two <= 55) return true;
+  if (two >= 22 && two <= 27) return true;
+  if (two === 34 || two === 37) return true;
+  return d.startsWith("6011") || d.startsWith("65");
+}
+
+/**
+ * Card numbers: 13-19 digits with single spaces or dashes between digits, a known issuer prefix, not preceded by a
+ * word character, `.`, `+` or `-`, not followed by a word character, with a valid Luhn checksum. One pass: after a
+ * candidate the scan resumes at its end.
+ */
+function findCards(text: string, hits: SecretHit[], all: boolean): void {
+  const n = text.length;
+  let i = 0;
+  while (i < n) {
+    const c = text.charCodeAt(i);
+    if (!isDigit(c) || (i > 0 && blocksCardStart(text.charCodeAt(i - 1)))) {
+      i++;
+      continue;
+    }
+    // Collect up to 19 digits, remembering where each digit ends.
+    let digits = "";
+    const ends: number[] = [];
+    let j = i;
+    while (j < n && digits.length < 19) {
+      const d = text.charCodeAt(j);
+      if (isDigit(d)) {
+        digits += text[j];
+        ends.push(j + 1);
+        j++;
+        continue;
+      }
+      if ((d === 32 || d === 45) && j + 1 < n && isDigit(text.charCodeAt(j + 1)) && digits.length > 0) {
+        j++;
+        continue;
+      }
+      break;
+    }
+    if (digits.length >= 13 && issuerPrefix(digits)) {
+      // The longest length whose next character is not a word character (as a greedy regex with a lookahead);
+      // after it, Luhn-valid or not, the scan resumes at its end.
+      let next = ends[ends.length - 1]!;
+      for (let len = digits.length; len >= 13; len--) {
+        const end = ends[len - 1]!;
+        if (end < n && isWord(text.charCodeAt(end))) continue;
+        if (luhnValid(digits.slice(0, len))) {
+          hits.push({ kind: "card_number", index: i, length: end - i });
+          if (!all) return;
+        }
+        next = end;
+        break;
+      }
+      i = next;
+      continue;
+    }
+    // Not a candidate: skip the rest of this run of digits (no card starts after a digit).
+    i = ends[ends.length - 1]!;
+  }
+}
+
+function fieldValueHit(value: string): boolean {
+  return value.length > 0 && value !== REDACTED_VALUE;
+}
+
+/** Whether the string elements of a matched array run hold a real value (non-empty, not "[REDACTED]"). */
+function arrayHasValue(run: string): boolean {
+  let i = 0;
+  while (i < run.length) {
+    const open = run.indexOf('"', i);
+    if (open < 0) return false;
+    let j = open + 1;
+    let value = "";
+    while (j < run.length && run[j] !== '"') {
+      if (run[j] === "\\") {
+        value += run.slice(j, j + 2);
+        j += 2;
+      } else value += run[j++];
+    }
+    if (fieldValueHit(value)) return true;
+    i = j + 1;
+  }
+  return false;
+}
+
+const B64_VALUES = new Int16Array(128).fill(-1);
+for (const [i, ch] of [..."ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"].entries()) B64_VALUES[ch.charCodeAt(0)] = i;
+B64_VALUES[43] = B64_VALUES[45] = 62; // + -
+B64_VALUES[47] = B64_VALUES[95] = 63; // / _
+
+/** Decodes base64 or base64url (either alphabet, padding ignored); stops at the first character of neither. */
+function decodeBase64Loose(token: string): Uint8Array {
+  const out = new Uint8Array(Math.floor((token.length * 3) / 4));
+  let acc = 0;
+  let bits = 0;
+  let o = 0;
+  for (let i = 0; i < token.length; i++) {
+    const c = token.charCodeAt(i);
+    const v = c < 128 ? B64_VALUES[c]! : -1;
+    if (v < 0) break;
+    acc = ((acc << 6) | v) & 0xffffff;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out[o++] = (acc >> bits) & 0xff;
+    }
+  }
+  return out.subarray(0, o);
+}
+
+/** Mostly printable ASCII (at least 90%): text worth scanning, as opposed to images and other binary data. */
+function looksLikeText(bytes: Uint8Array): boolean {
+  let printable = 0;
+  for (const b of bytes) if ((b >= 0x20 && b <= 0x7e) || b === 9 || b === 10 || b === 13) printable++;
+  return printable >= bytes.length * 0.9;
+}
+
+function findEncoded(text: string, hits: SecretHit[], all: boolean): void {
+  // One pass over the text: runs of base64 / base64url characters of at least MIN_ENCODED_RUN.
+  const n = text.length;
+  let tokens = 0;
+  let i = 0;
+  while (i < n && tokens < MAX_ENCODED_TOKENS) {
+    const c = text.charCodeAt(i);
+    if (c >= 128 || B64_VALUES[c]! < 0) {
+      i++;
+      continue;
+    }
+    let j = i + 1;
+    while (j < n) {
+      const d = text.charCodeAt(j);
+      if (d >= 128 || B64_VALUES[d]! < 0) break;
+      j++;
+    }
+    const start = i;
+    i = j;
+    if (j - start < MIN_ENCODED_RUN) continue;
+    tokens++;
+    const bytes = decodeBase64Loose(text.slice(start, Math.min(j, start + MAX_ENCODED_CHARS)));
+    if (bytes.length < 12 || !looksLikeText(bytes)) continue;
+    const inner: SecretHit[] = [];
+    scan(utf8Decode(bytes), inner, false, false);
+    if (inner.length > 0) {
+      let end = j;
+      while (end < n && end < j + 2 && text.charCodeAt(end) === 61) end++; // "=" padding
+      hits.push({ kind: inner[0]!.kind, index: start, length: end - start, encoded: true });
+      if (!all) return;
+    }
+  }
+}
+
+function scan(text: string, hits: SecretHit[], all: boolean, decode: boolean): void {
+  if (TOKEN_HINT.test(text) && TOKEN_RE.test(text)) {
+    for (const m of TOKEN_RE.matchAll(text)) {
+      let g = 1;
+      while (m[g] === undefined) g++;
+      hits.push({ kind: TOKEN_KINDS[g - 1]!, index: m.index ?? 0, length: m[0].length });
+      if (!all) return;
+    }
+  }
+  if (FIELD_HINT.test(text) && FIELD_RE.test(text)) {
+    for (const m of FIELD_RE.matchAll(text)) {
+      const aws = m[4] !== undefined;
+      const real = aws || (m[1] !== undefined ? fieldValueHit(m[1]) : m[2] !== undefined ? arrayHasValue(m[2]) : m[3] !== undefined);
+      if (!real) continue;
+      hits.push({ kind: aws ? "aws_secret_key" : "password_field", index: m.index ?? 0, length: m[0].length });
+      if (!all) return;
+    }
+  }
+  findCards(text, hits, all);
+  if (!all && hits.length > 0) return;
+  if (decode) findEncoded(text, hits, all);
 }
 
 /**
  * Finds probable secrets in `text`. With `all` false it stops at the first hit (the blocking hot path); with `all`
- * true it returns every hit (for masking).
+ * true it returns every hit (for masking). Linear in `text`; base64 tokens are decoded at most MAX_ENCODED_TOKENS
+ * times, MAX_ENCODED_CHARS each, one level deep.
  */
 export function findSecrets(text: string, all = false): SecretHit[] {
   const hits: SecretHit[] = [];
-  TOKEN_RE.lastIndex = 0;
-  for (let m = TOKEN_RE.exec(text); m; m = TOKEN_RE.exec(text)) {
-    let g = 1;
-    while (m[g] === undefined) g++;
-    const kind = TOKEN_KINDS[g - 1]!;
-    if (kind === "card_number" && !cardOk(m[g]!)) continue;
-    hits.push({ kind, index: m.index, length: m[0].length });
-    if (!all) return hits;
-  }
-  FIELD_RE.lastIndex = 0;
-  for (let m = FIELD_RE.exec(text); m; m = FIELD_RE.exec(text)) {
-    const kind: SecretKind = /^"?aws/i.test(m[0]) ? "aws_secret_key" : "password_field";
-    hits.push({ kind, index: m.index, length: m[0].length });
-    if (!all) return hits;
-  }
+  scan(text, hits, all, true);
   return hits;
 }
 
-/** Replaces every probable secret in a plain string with `mask` (value detectors only; field names need a tree). */
+/** Replaces every probable secret in a plain string with `mask` (a base64 token holding one is masked whole). */
 export function maskSecretsInText(text: string, mask: string): string {
   const hits = findSecrets(text, true);
   if (hits.length === 0) return text;
