@@ -52,6 +52,8 @@ export interface OperatorCommandOptions {
   /** Audit every call (default: admin commands). */
   audit?: boolean;
   description?: string;
+  /** Argument fields CASIL does not inspect (a designated secret the caller supplies, e.g. a webhook's signing secret). */
+  trustedFields?: readonly string[];
 }
 
 export type OperatorHandler = (ctx: OperatorCommandContext) => unknown;

@@ -52,6 +52,11 @@ export interface CommandOptions {
   /** Write an audit record for every call (who, tenant, command, target, result). @default true for admin commands */
   audit?: boolean;
   description?: string;
+  /**
+   * Top-level argument fields that are not content and are not inspected by CASIL (a designated secret such as
+   * `secret` of `op.webhook.register`); the other arguments are. Set only by the code that registers the command.
+   */
+  trustedFields?: readonly string[];
 }
 
 interface Registered {
@@ -59,6 +64,7 @@ interface Registered {
   access: CommandAccess;
   audit: boolean;
   description?: string;
+  trustedFields?: readonly string[];
   disabled?: string;
 }
 
@@ -78,6 +84,7 @@ export class CommandRegistry {
     if (this.commands.has(name)) throw new ArqonError(ErrorCode.VALIDATION_ERROR, `command "${name}" is already registered`);
     const access = options.access ?? (options.adminOnly ? "admin" : "member");
     const entry: Registered = { handler, access, audit: options.audit ?? access === "admin", description: options.description };
+    if (options.trustedFields?.length) entry.trustedFields = [...options.trustedFields];
     this.commands.set(name, entry);
     return () => {
       if (this.commands.get(name) === entry) this.commands.delete(name);
@@ -164,7 +171,7 @@ export async function handleCommand(ctx: HandlerContext, deps: CommandDeps, conn
   }
   if (frame.args !== undefined) {
     // A block throws: the caller gets an error frame with the reason code, the handler never runs.
-    const { payload } = await ctx.inspect({ tenant, room: frame.room, path: "command", subject: auth.sub, payload: frame.args, command: name });
+    const { payload } = await ctx.inspect({ tenant, room: frame.room, path: "command", subject: auth.sub, payload: frame.args, command: name, trustedFields: entry.trustedFields });
     if (payload !== frame.args) args = parseJsonBytes(payload);
   }
   const command: CommandContext = {

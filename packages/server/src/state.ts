@@ -76,7 +76,7 @@ export async function handleStateSet(ctx: HandlerContext, conn: Connection, fram
       if (entry.value!.length > ctx.limits.maxPayloadBytes) {
         throw new ArqonError(ErrorCode.PAYLOAD_TOO_LARGE, `state value exceeds ${ctx.limits.maxPayloadBytes} bytes`);
       }
-      const { payload } = await ctx.inspect({ tenant: conn.tenant, room, path: "state", subject: conn.auth.sub, payload: entry.value! });
+      const { payload } = await ctx.inspect({ tenant: conn.tenant, room, path: "state", subject: conn.auth.sub, payload: entry.value!, stateKey: entry.key });
       write.value = payload;
     }
     if (entry.ifVersion !== undefined) write.ifVersion = entry.ifVersion;

@@ -3,7 +3,8 @@ import { performance } from "node:perf_hooks";
 import { afterEach, describe, expect, it } from "vitest";
 import { ArqonError, ErrorCode, createCasilEngine, jsonBytes, utf8Encode } from "@arqon/core";
 import { WasmPolicyHost } from "../src/casil/index.js";
-import { ALLOW, DENY_WORD_WASM, GROW_100_PAGES, LOOP_FOREVER, TRAP_ON_4_BYTES, policyModule } from "./casil-wasm-modules.js";
+import { ALLOW, DENY_WORD_WASM, GROW_100_PAGES, LOOP_FOREVER, LOOP_ON_4_BYTES, TRAP_ON_4_BYTES, policyModule } from "./casil-wasm-modules.js";
+import type { WasmBreakerEvent } from "../src/casil/index.js";
 
 async function validationOf(p: Promise<unknown>): Promise<ArqonError> {
   const err = await p.then(
@@ -68,6 +69,57 @@ describe("casil wasm host", () => {
     expect(host.restarts).toBe(1);
     // The replacement worker has every module again.
     expect(await host.evaluate("ok", utf8Encode("x"))).toMatchObject({ verdict: "allow" });
+  });
+
+  it("wasm - circuit breaker: three timeouts in a row disable a policy, calls then fail at once; a trial call after the cooldown brings it back", async () => {
+    const events: WasmBreakerEvent[] = [];
+    host = new WasmPolicyHost({ budgetMs: 30, breakerThreshold: 3, breakerCooldownMs: 300, onBreaker: (e) => events.push(e) });
+    await host.load("sometimes", policyModule({ memory: { min: 1, max: 1 }, inspect: LOOP_ON_4_BYTES }));
+    await host.load("other", policyModule({ memory: { min: 1, max: 1 }, inspect: ALLOW }));
+    const spin = utf8Encode("spin");
+    const fine = utf8Encode("fine!");
+    // Two timeouts, then a call that runs to its end: the count starts again.
+    for (let i = 0; i < 2; i++) expect(await host.evaluate("sometimes", spin)).toMatchObject({ error: "timeout" });
+    expect(await host.evaluate("sometimes", fine)).toMatchObject({ verdict: "allow" });
+    expect(host.breakers()).toEqual([]);
+    for (let i = 0; i < 3; i++) expect(await host.evaluate("sometimes", spin)).toMatchObject({ error: "timeout" });
+    expect(events).toEqual([expect.objectContaining({ policy: "sometimes", state: "open", failures: 3 })]);
+    const restarts = host.restarts;
+    const t0 = performance.now();
+    const refused = await host.evaluate("sometimes", fine);
+    expect(performance.now() - t0).toBeLessThan(20);
+    expect(refused).toMatchObject({ verdict: "error", error: "disabled" });
+    expect((refused as { reason?: string }).reason).toMatch(/disabled after 3 timeouts in a row/);
+    expect(host.restarts).toBe(restarts);
+    expect(host.breakers()).toEqual([expect.objectContaining({ policy: "sometimes", state: "open", consecutiveFailures: 3, trips: 1 })]);
+    // Other policies on the same host are not affected.
+    expect(await host.evaluate("other", spin)).toMatchObject({ verdict: "allow" });
+    // After the cooldown one trial call goes through; it times out, so the breaker opens again at once.
+    await new Promise((r) => setTimeout(r, 320));
+    expect(host.breakers()[0]!.state).toBe("half_open");
+    const trial = host.evaluate("sometimes", spin);
+    expect(await host.evaluate("sometimes", fine)).toMatchObject({ error: "disabled" });
+    expect(await trial).toMatchObject({ error: "timeout" });
+    expect(host.breakers()[0]).toMatchObject({ state: "open", trips: 2 });
+    // The next trial runs to its end: closed again, and every call is evaluated.
+    await new Promise((r) => setTimeout(r, 320));
+    expect(await host.evaluate("sometimes", fine)).toMatchObject({ verdict: "allow" });
+    expect(events.map((e) => e.state)).toEqual(["open", "open", "closed"]);
+    expect(host.breakers()).toEqual([expect.objectContaining({ state: "closed", consecutiveFailures: 0, trips: 2 })]);
+    // Loading the module again (a reload) starts from a clean breaker.
+    await host.load("sometimes", policyModule({ memory: { min: 1, max: 1 }, inspect: LOOP_ON_4_BYTES }));
+    expect(host.breakers()).toEqual([]);
+  });
+
+  it("wasm - through the engine a disabled policy is a fail-closed block flagged wasm_disabled", async () => {
+    host = new WasmPolicyHost({ budgetMs: 20, breakerThreshold: 1, breakerCooldownMs: 60_000 });
+    await host.load("spin", policyModule({ memory: { min: 1, max: 1 }, inspect: LOOP_FOREVER }));
+    const engine = createCasilEngine({ policy: { mode: "enforce", wasm: [{ name: "spin" }] }, wasm: host });
+    const first = await engine.inspect({ tenant: "t", room: "r", path: "publish", payload: jsonBytes({ a: 1 }) });
+    expect(first).toMatchObject({ action: "block", reasonCode: ErrorCode.CASIL_INTERNAL_ERROR, flags: expect.arrayContaining(["wasm_timeout"]) });
+    const second = await engine.inspect({ tenant: "t", room: "r", path: "publish", payload: jsonBytes({ a: 1 }) });
+    expect(second).toMatchObject({ action: "block", reasonCode: ErrorCode.CASIL_INTERNAL_ERROR, flags: expect.arrayContaining(["wasm_disabled"]) });
+    expect(engine.stats().wasm).toEqual(expect.arrayContaining([{ policy: "spin", outcome: "timeout", count: 1 }, { policy: "spin", outcome: "disabled", count: 1 }]));
   });
 
   it("wasm - memory: a maximum over the cap and a missing maximum are refused at load; growing past the maximum traps", async () => {

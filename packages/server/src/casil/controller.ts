@@ -18,7 +18,7 @@ import {
   type InspectionInput,
   type Inspector,
 } from "@arqon/core";
-import { WasmPolicyHost, type WasmPolicyHostOptions } from "./wasm-host.js";
+import { WasmPolicyHost, type WasmBreakerStatus, type WasmPolicyHostOptions } from "./wasm-host.js";
 
 /** The logging surface the controller uses (pino's Logger fits). */
 export interface CasilLogger {
@@ -130,7 +130,13 @@ export class CasilController implements Inspector {
       document,
       effective: global,
       wasm: host?.names ?? [],
+      wasmBreakers: host?.breakers() ?? [],
     };
+  }
+
+  /** The active policy's Wasm breakers that are open or have failures (for metrics). */
+  wasmBreakers(): WasmBreakerStatus[] {
+    return this.active.host?.breakers() ?? [];
   }
 
   /** Validates and swaps in a new policy; resolves with the new version. Reloads run one at a time, in call order. */
@@ -270,7 +276,13 @@ export class CasilController implements Inspector {
     const rules = wasmRules(document);
     let host: WasmPolicyHost | undefined;
     if (rules.length > 0) {
-      host = new WasmPolicyHost(this.options.wasm);
+      host = new WasmPolicyHost({
+        ...this.options.wasm,
+        onBreaker: (e) => {
+          this.options.logger?.warn({ version, casilWasmBreaker: e }, e.state === "open" ? "casil Wasm policy disabled after repeated timeouts" : "casil Wasm policy enabled again");
+          this.options.wasm?.onBreaker?.(e);
+        },
+      });
       try {
         const loaded = new Map<string, string>();
         for (const rule of rules) {

@@ -3,7 +3,7 @@
  * the op.casil.* commands and Prometheus counters. The lead re-exports this from @arqon/server's index.
  */
 export { CasilController, type CasilControllerOptions, type CasilReloadEvent, type CasilReloadSource, type CasilLogger } from "./controller.js";
-export { WasmPolicyHost, type WasmPolicyHostOptions } from "./wasm-host.js";
+export { WasmPolicyHost, type WasmPolicyHostOptions, type WasmBreakerEvent, type WasmBreakerStatus } from "./wasm-host.js";
 export { checkWasmPolicyModule, WASM_PAGE_BYTES, MAX_WASM_MODULE_BYTES, type WasmModuleInfo } from "./wasm-module.js";
 export { casilCommands, registerCasilCommands, type CasilCommand } from "./commands.js";
 export { registerCasilMetrics } from "./metrics.js";

@@ -5,7 +5,7 @@ import type { LayeredCasil } from "./layers.js";
  * Exposes the tenant layers' own counters on a Prometheus registry, read at scrape time (the baseline's stay with
  * registerCasilMetrics): `arqon_casil_layer_decisions_total{tenant,mode,decision,reason}` (decisions the tenant's
  * layer made; in monitor mode what enforce would have done), `arqon_casil_layer_wasm_calls_total{tenant,policy,outcome}`
- * and `arqon_casil_layers` (tenants with a layer). Returns a function that removes them.
+ * `arqon_casil_layer_wasm_disabled{tenant,policy}` (circuit breaker) and `arqon_casil_layers` (tenants with a layer). Returns a function that removes them.
  */
 export function registerCasilLayerMetrics(registry: Registry, layered: LayeredCasil): () => void {
   const registers = [registry];
@@ -33,6 +33,16 @@ export function registerCasilLayerMetrics(registry: Registry, layered: LayeredCa
       }
     },
   });
+  const disabled = new Gauge({
+    name: "arqon_casil_layer_wasm_disabled",
+    help: "Wasm policies of tenant layers disabled by the circuit breaker (1 open, 0.5 half open)",
+    labelNames: ["tenant", "policy"],
+    registers,
+    collect() {
+      this.reset();
+      for (const b of layered.wasmBreakers()) if (b.state !== "closed") this.set({ tenant: b.tenant, policy: b.policy }, b.state === "open" ? 1 : 0.5);
+    },
+  });
   const layers = new Gauge({
     name: "arqon_casil_layers",
     help: "Tenants with a CASIL layer on this server",
@@ -42,6 +52,6 @@ export function registerCasilLayerMetrics(registry: Registry, layered: LayeredCa
     },
   });
   return () => {
-    for (const name of [decisions, wasm, layers].map((m) => (m as unknown as { name: string }).name)) registry.removeSingleMetric(name);
+    for (const name of [decisions, wasm, disabled, layers].map((m) => (m as unknown as { name: string }).name)) registry.removeSingleMetric(name);
   };
 }

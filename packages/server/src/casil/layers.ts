@@ -25,7 +25,7 @@ import {
   type KvEntry,
 } from "@arqon/core";
 import type { CasilController, CasilLogger } from "./controller.js";
-import { WasmPolicyHost } from "./wasm-host.js";
+import { WasmPolicyHost, type WasmBreakerStatus } from "./wasm-host.js";
 
 /** The key-value namespace tenant layers live in; the key is the tenant. */
 export const CASIL_LAYER_NAMESPACE = "arqon.casil.layers";
@@ -40,9 +40,20 @@ export interface CasilTenantBudget {
   callsPerSecond: number;
   /** Largest decoded module. @default 262144 (256 KiB) */
   maxModuleBytes: number;
+  /** Timeouts in a row that disable a policy (circuit breaker; its calls then fail closed at once). @default 3 */
+  breakerThreshold: number;
+  /** How long a disabled policy stays disabled before one trial call. @default 30000 */
+  breakerCooldownMs: number;
 }
 
-export const DEFAULT_TENANT_BUDGET: Readonly<CasilTenantBudget> = Object.freeze({ budgetMs: 10, maxMemoryPages: 64, callsPerSecond: 1000, maxModuleBytes: 256 * 1024 });
+export const DEFAULT_TENANT_BUDGET: Readonly<CasilTenantBudget> = Object.freeze({
+  budgetMs: 10,
+  maxMemoryPages: 64,
+  callsPerSecond: 1000,
+  maxModuleBytes: 256 * 1024,
+  breakerThreshold: 3,
+  breakerCooldownMs: 30_000,
+});
 
 export interface LayeredCasilOptions {
   /** The operator's policy: applies to every tenant, no layer can weaken it. Closed by `close()`. */
@@ -104,6 +115,8 @@ export interface CasilTenantView {
     mode: CasilMode;
     /** The stored layer; each Wasm rule's `wasm` is `{ bytes, sha256 }` instead of the module. */
     document: unknown;
+    /** The layer's Wasm policies whose circuit breaker is open, half open, or counting timeouts. */
+    wasmBreakers: WasmBreakerStatus[];
     /** Set when the stored layer could not be activated: the tenant's inspections then fail closed. */
     error?: string;
   } | null;
@@ -383,6 +396,8 @@ export class LayeredCasil implements Inspector {
             updatedBy: layer.updatedBy,
             mode: layerMode!,
             document: publicDocument(layer.document),
+            // Wasm policies disabled by the circuit breaker (or recovering from it), so the tenant admin sees why.
+            wasmBreakers: layer.kind === "active" ? (layer.host?.breakers() ?? []) : [],
             ...(layer.kind === "broken" ? { error: layer.error } : {}),
           }
         : null,
@@ -393,6 +408,13 @@ export class LayeredCasil implements Inspector {
   /** What the operator sees: everything `CasilController.describe()` answers, plus every tenant's layer in summary. */
   describeBaseline(): Record<string, unknown> & { layers: CasilLayerSummary[] } {
     return { ...this.baseline.describe(), layers: this.summaries() };
+  }
+
+  /** Every tenant layer's Wasm breakers that are open or have failures (for metrics). */
+  wasmBreakers(): Array<{ tenant: string } & WasmBreakerStatus> {
+    const out: Array<{ tenant: string } & WasmBreakerStatus> = [];
+    for (const [tenant, l] of this.layers) if (l.kind === "active" && l.host) for (const b of l.host.breakers()) out.push({ tenant, ...b });
+    return out;
   }
 
   /** Every tenant with a layer, in tenant order. */
@@ -556,7 +578,17 @@ export class LayeredCasil implements Inspector {
       }
       this.wasmSlots.add(tenant);
       const budget = this.budgetOf(tenant);
-      host = new WasmPolicyHost({ budgetMs: budget.budgetMs, maxMemoryPages: budget.maxMemoryPages, callsPerSecond: budget.callsPerSecond, maxModuleBytes: budget.maxModuleBytes, workers: 1 });
+      // One pool per tenant: a tenant's looping policy spends its own worker's time, never another tenant's.
+      host = new WasmPolicyHost({
+        budgetMs: budget.budgetMs,
+        maxMemoryPages: budget.maxMemoryPages,
+        callsPerSecond: budget.callsPerSecond,
+        maxModuleBytes: budget.maxModuleBytes,
+        breakerThreshold: budget.breakerThreshold,
+        breakerCooldownMs: budget.breakerCooldownMs,
+        workers: 1,
+        onBreaker: (e) => this.options.logger?.warn({ tenant, version, casilWasmBreaker: e }, e.state === "open" ? "tenant Wasm policy disabled after repeated timeouts" : "tenant Wasm policy enabled again"),
+      });
     }
     try {
       for (const m of modules) await host!.load(m.name, m.bytes);

@@ -5,7 +5,7 @@ import type { CasilController } from "./controller.js";
  * Exposes a controller's counters on a Prometheus registry (the server's `metrics`), read at scrape time:
  * `arqon_casil_decisions_total{tenant,mode,decision,reason}` (in monitor mode `decision` is what enforce would have
  * done), `arqon_casil_shadow_differences_total{tenant}`, `arqon_casil_wasm_calls_total{policy,outcome}` and
- * `arqon_casil_policy_version`. Returns a function that removes them.
+ * `arqon_casil_policy_version`, `arqon_casil_wasm_disabled{policy}` (circuit breaker). Returns a function that removes them.
  */
 export function registerCasilMetrics(registry: Registry, controller: CasilController): () => void {
   const registers = [registry];
@@ -39,6 +39,16 @@ export function registerCasilMetrics(registry: Registry, controller: CasilContro
       for (const w of controller.stats().wasm) this.inc({ policy: w.policy, outcome: w.outcome }, w.count);
     },
   });
+  const disabled = new Gauge({
+    name: "arqon_casil_wasm_disabled",
+    help: "Wasm policies of the baseline disabled by the circuit breaker (1 open, 0.5 half open: one trial call allowed)",
+    labelNames: ["policy"],
+    registers,
+    collect() {
+      this.reset();
+      for (const b of controller.wasmBreakers()) if (b.state !== "closed") this.set({ policy: b.policy }, b.state === "open" ? 1 : 0.5);
+    },
+  });
   const version = new Gauge({
     name: "arqon_casil_policy_version",
     help: "Version of the active CASIL policy",
@@ -48,6 +58,6 @@ export function registerCasilMetrics(registry: Registry, controller: CasilContro
     },
   });
   return () => {
-    for (const name of [decisions, shadow, wasm, version].map((m) => (m as unknown as { name: string }).name)) registry.removeSingleMetric(name);
+    for (const name of [decisions, shadow, wasm, disabled, version].map((m) => (m as unknown as { name: string }).name)) registry.removeSingleMetric(name);
   };
 }

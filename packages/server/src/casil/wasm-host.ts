@@ -22,6 +22,47 @@ export interface WasmPolicyHostOptions {
   callsPerSecond?: number;
   /** Largest module `load` accepts, in bytes. @default 8388608 (MAX_WASM_MODULE_BYTES) */
   maxModuleBytes?: number;
+  /**
+   * Circuit breaker: a policy whose calls time out (or crash the worker) this many times in a row is disabled; its
+   * calls resolve at once as `{ verdict: "error", error: "disabled" }` (the engine still fails closed, flag
+   * `wasm_disabled`, but no call waits for a budget or respawns a worker). @default 3
+   */
+  breakerThreshold?: number;
+  /** How long a disabled policy stays disabled before one trial call may close the breaker again. @default 30000 */
+  breakerCooldownMs?: number;
+  /** Told when a policy is disabled (`open`) and when a trial call brings it back (`closed`). */
+  onBreaker?: (event: WasmBreakerEvent) => void;
+}
+
+/** A circuit-breaker change of one Wasm policy. */
+export interface WasmBreakerEvent {
+  policy: string;
+  state: "open" | "closed";
+  /** Consecutive timeouts or crashes that opened it. */
+  failures: number;
+  /** When an open breaker lets a trial call through (ISO time). */
+  retryAt?: string;
+}
+
+/** The breaker of one Wasm policy, as `WasmPolicyHost.breakers()` reports it. */
+export interface WasmBreakerStatus {
+  policy: string;
+  state: "closed" | "open" | "half_open";
+  /** Timeouts or crashes in a row since the last call that ran to its end. */
+  consecutiveFailures: number;
+  /** How many times the breaker opened since the module was loaded. */
+  trips: number;
+  /** For an open breaker: when the next trial call is let through (ISO time). */
+  retryAt?: string;
+}
+
+interface Breaker {
+  failures: number;
+  trips: number;
+  /** performance.now() until which calls are refused; undefined when closed. */
+  openUntil?: number;
+  /** A half-open trial call is running: other calls are still refused. */
+  trial: boolean;
 }
 
 // The worker runs plain JavaScript (eval), so the same code serves the TypeScript sources and the built package.
@@ -105,6 +146,10 @@ export class WasmPolicyHost implements CasilWasmHost {
   private tokens = 0;
   private refilledAt = 0;
   private readonly modules = new Map<string, { module: WebAssembly.Module; hasReason: boolean }>();
+  private readonly breakerThreshold: number;
+  private readonly breakerCooldownMs: number;
+  private readonly onBreaker: ((event: WasmBreakerEvent) => void) | undefined;
+  private readonly breakerOf = new Map<string, Breaker>();
   private readonly slots: Slot[] = [];
   private readonly queue: Call[] = [];
   private nextId = 1;
@@ -118,6 +163,9 @@ export class WasmPolicyHost implements CasilWasmHost {
     this.maxQueue = options.maxQueue ?? 1024;
     this.queueTimeoutMs = options.queueTimeoutMs ?? 500;
     this.maxModuleBytes = Math.min(options.maxModuleBytes ?? MAX_WASM_MODULE_BYTES, MAX_WASM_MODULE_BYTES);
+    this.breakerThreshold = Math.max(1, Math.floor(options.breakerThreshold ?? 3));
+    this.breakerCooldownMs = Math.max(0, options.breakerCooldownMs ?? 30_000);
+    this.onBreaker = options.onBreaker;
     if (options.callsPerSecond !== undefined) {
       if (!(options.callsPerSecond > 0)) throw new RangeError("callsPerSecond must be positive");
       this.callsPerSecond = options.callsPerSecond;
@@ -136,6 +184,8 @@ export class WasmPolicyHost implements CasilWasmHost {
     }
     const info = checkWasmPolicyModule(name, bytes, this.maxMemoryPages);
     const previous = this.modules.get(name);
+    // A new module starts with a closed breaker.
+    this.breakerOf.delete(name);
     // Registered first so that a worker replaced meanwhile loads it too.
     this.modules.set(name, { module: info.module, hasReason: info.hasReason });
     const replies = await Promise.all(this.slots.map((slot) => this.loadInto(slot, name, info.module)));
@@ -160,12 +210,38 @@ export class WasmPolicyHost implements CasilWasmHost {
     return [...this.modules.keys()];
   }
 
+  /** Every policy whose breaker is not plainly closed with no failure, in name order. */
+  breakers(): WasmBreakerStatus[] {
+    const now = performance.now();
+    return [...this.breakerOf]
+      .filter(([, b]) => b.failures > 0 || b.trips > 0 || b.openUntil !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([policy, b]) => {
+        const state = b.openUntil === undefined ? "closed" : b.trial || now >= b.openUntil ? "half_open" : "open";
+        const status: WasmBreakerStatus = { policy, state, consecutiveFailures: b.failures, trips: b.trips };
+        if (b.openUntil !== undefined) status.retryAt = isoAt(b.openUntil);
+        return status;
+      });
+  }
+
   evaluate(name: string, payload: Uint8Array): Promise<CasilWasmResult> {
     if (this.closed || !this.modules.has(name)) return Promise.resolve({ verdict: "error", error: "unavailable", reason: `Wasm policy "${name}" is not loaded` });
+    const breaker = this.breakerOf.get(name);
+    if (breaker?.openUntil !== undefined) {
+      if (breaker.trial || performance.now() < breaker.openUntil) {
+        return Promise.resolve({ verdict: "error", error: "disabled", reason: `Wasm policy "${name}" is disabled after ${breaker.failures} timeouts in a row (retried at ${isoAt(breaker.openUntil)})` });
+      }
+      breaker.trial = true;
+    }
     if (this.callsPerSecond !== undefined && !this.takeToken()) {
+      if (breaker) breaker.trial = false;
       return Promise.resolve({ verdict: "error", error: "rate_limited", reason: `over the budget of ${this.callsPerSecond} Wasm calls per second` });
     }
-    return new Promise((resolve) => {
+    return new Promise<CasilWasmResult>((done) => {
+      const resolve = (result: CasilWasmResult): void => {
+        this.observe(name, result);
+        done(result);
+      };
       const call: Call = { id: this.nextId++, name, payload, started: performance.now(), resolve };
       const idle = this.slots.find((s) => s.ready && !s.busy);
       if (idle) return this.dispatch(idle, call);
@@ -198,6 +274,46 @@ export class WasmPolicyHost implements CasilWasmHost {
         await slot.worker.terminate();
       }),
     );
+  }
+
+  /** Feeds one call's outcome to the policy's breaker: timeouts and crashes count, a call that ran to its end resets. */
+  private observe(name: string, result: CasilWasmResult): void {
+    if (!this.modules.has(name)) return;
+    const failed = result.verdict === "error" && (result.error === "timeout" || result.error === "crashed");
+    const ran = result.verdict !== "error" || result.error === "trap";
+    let b = this.breakerOf.get(name);
+    if (failed) {
+      if (!b) this.breakerOf.set(name, (b = { failures: 0, trips: 0, trial: false }));
+      b.failures++;
+      const reopen = b.trial;
+      b.trial = false;
+      if (reopen || (b.openUntil === undefined && b.failures >= this.breakerThreshold)) {
+        b.trips++;
+        b.openUntil = performance.now() + this.breakerCooldownMs;
+        this.tell({ policy: name, state: "open", failures: b.failures, retryAt: isoAt(b.openUntil) });
+      }
+      return;
+    }
+    if (!b) return;
+    if (ran) {
+      const wasOpen = b.openUntil !== undefined;
+      const failures = b.failures;
+      b.failures = 0;
+      b.trial = false;
+      b.openUntil = undefined;
+      if (wasOpen) this.tell({ policy: name, state: "closed", failures });
+    } else if (b.trial) {
+      // The trial never ran (queue full, host closing): the next call tries again.
+      b.trial = false;
+    }
+  }
+
+  private tell(event: WasmBreakerEvent): void {
+    try {
+      this.onBreaker?.(event);
+    } catch {
+      // A listener's failure is not the policy's.
+    }
   }
 
   private takeToken(): boolean {
@@ -292,4 +408,9 @@ export class WasmPolicyHost implements CasilWasmHost {
       this.dispatch(idle, this.queue.shift()!);
     }
   }
+}
+
+/** A performance.now() instant as wall-clock ISO time. */
+function isoAt(at: number): string {
+  return new Date(Date.now() + (at - performance.now())).toISOString();
 }
