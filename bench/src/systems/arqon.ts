@@ -12,11 +12,12 @@ import type { ClientFactory, ClientHooks, ClientOptions, RunningServer, ServerSt
 
 export const BENCH_TENANT = "bench";
 
-async function startServer(opts: ServerStartOptions): Promise<RunningServer> {
+/** `hmacVerifier`: which code checks the HS256 tokens (`jose` only for the `arqon-json-jose` comparison). */
+async function startServer(opts: ServerStartOptions, hmacVerifier: "builtin" | "jose" = "builtin"): Promise<RunningServer> {
   const { createArqonServer } = await import("@arqon/server");
   const { pino } = await import("pino");
   const server = createArqonServer({
-    auth: { secret: opts.secret, algorithms: ["HS256"] },
+    auth: { secret: opts.secret, algorithms: ["HS256"], hmacVerifier },
     logger: pino({ level: process.env.ARQON_LOG_LEVEL ?? "warn" }),
     limits: {
       maxConnectionsPerIp: 1_000_000,
@@ -120,7 +121,16 @@ export const arqonJson: SystemAdapter = {
   id: "arqon-json",
   label: "ArqonBus (JSON)",
   clientNote: "ws clients, JSON text frames (?codec=json)",
-  startServer,
+  startServer: (opts) => startServer(opts),
+  createClientFactory: makeFactory("json"),
+};
+
+/** `arqon-json` with HS256 tokens verified by jose's `jwtVerify` instead of ours (JWT HMAC comparison, issue 21). */
+export const arqonJsonJose: SystemAdapter = {
+  id: "arqon-json-jose",
+  label: "ArqonBus (JSON, jose HMAC)",
+  clientNote: "ws clients, JSON text frames (?codec=json)",
+  startServer: (opts) => startServer(opts, "jose"),
   createClientFactory: makeFactory("json"),
 };
 
@@ -128,6 +138,6 @@ export const arqonProto: SystemAdapter = {
   id: "arqon-proto",
   label: "ArqonBus (protobuf)",
   clientNote: "ws clients, protobuf binary frames (?codec=protobuf); publishes sent as protobuf",
-  startServer,
+  startServer: (opts) => startServer(opts),
   createClientFactory: makeFactory("protobuf"),
 };

@@ -1,4 +1,4 @@
-import { arqonJson, arqonProto } from "./arqon.js";
+import { arqonJson, arqonJsonJose, arqonProto } from "./arqon.js";
 import { floor, floorArqonJson, floorArqonProto, floorSplit } from "./floor.js";
 import { socketio, socketioRaw } from "./socketio.js";
 import type { SystemAdapter } from "./types.js";
@@ -13,6 +13,7 @@ export const SYSTEMS: Record<string, SystemAdapter> = {
   [floorSplit.id]: floorSplit,
   [floorArqonJson.id]: floorArqonJson,
   [floorArqonProto.id]: floorArqonProto,
+  [arqonJsonJose.id]: arqonJsonJose,
 };
 
 /** Systems in every run unless --systems says otherwise. */

@@ -75,7 +75,10 @@ describe("HS token verification (node:crypto path)", () => {
     expect(await outcome(rawToken({ alg: "HS256", crit: ["exp"], exp: 1 }, JSON.stringify(base())))).toBe(`${ErrorCode.AUTH_INVALID}:token malformed or unverifiable`);
     expect(await outcome(rawToken({ alg: "HS256" }, "[1,2,3]"))).toBe(`${ErrorCode.AUTH_INVALID}:token malformed or unverifiable`);
     expect(await outcome(rawToken({ alg: "HS256" }, "not json"))).toBe(`${ErrorCode.AUTH_INVALID}:token malformed or unverifiable`);
-    expect(await outcome(`${h}.e30=.${s}`)).toBe(`${ErrorCode.AUTH_INVALID}:token malformed or unverifiable`);
+    // A padded segment decodes as jose decodes it (so the signature over it is what is wrong); 4n+1 characters never do.
+    expect(await outcome(`${h}.e30=.${s}`)).toBe(`${ErrorCode.AUTH_INVALID}:token signature invalid`);
+    expect(await outcome(`${h}.e30aa.${s}`)).toBe(`${ErrorCode.AUTH_INVALID}:token malformed or unverifiable`);
+    expect(await outcome(`${h}.e3+0.${s}`)).toBe(`${ErrorCode.AUTH_INVALID}:token malformed or unverifiable`);
     expect(await outcome(`${good}.extra`)).toMatch(new RegExp(`^${ErrorCode.AUTH_INVALID}:`));
   });
 });
