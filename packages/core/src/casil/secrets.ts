@@ -80,6 +80,9 @@ const FIELD_NAMES = "password|passwd|pwd|passphrase|secret|client_secret|api_?ke
  */
 const TOKEN_HINT = /AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA|gh[pousr]_|github_pat_|glpat-|xox[abposr]-|hooks\.slack\.com|[sr]k_live_|AIza|npm_|SG\.|sk-|eyJ|-----BEGIN|:\/\//;
 const FIELD_HINT = /pass|pwd|secret|api_?key|apikey|access_?token|auth_?token|refresh_?token|private_?key/i;
+// A cheap V8 prefilter (linear: each step has one way to match) that skips the card scan on ordinary text.
+/** Thirteen digits with at most one space or dash between two: no card number without it. */
+const CARD_HINT = /\d(?:[ -]?\d){12}/;
 const FIELD_RE = RE2JS.compile(
   [
     `"(?:${FIELD_NAMES})"\\s*:\\s*"((?:[^"\\\\]|\\\\.)*)"`,
@@ -248,35 +251,40 @@ function looksLikeText(bytes: Uint8Array): boolean {
   return printable >= bytes.length * 0.9;
 }
 
+const isB64 = (c: number): boolean => c < 128 && B64_VALUES[c]! >= 0;
+
 function findEncoded(text: string, hits: SecretHit[], all: boolean): void {
-  // One pass over the text: runs of base64 / base64url characters of at least MIN_ENCODED_RUN.
+  // Runs of at least MIN_ENCODED_RUN base64 / base64url characters, found by probing the last character of each
+  // candidate window and scanning back to the last separator: ordinary text is read about one character in three.
   const n = text.length;
+  const last = MIN_ENCODED_RUN - 1;
   let tokens = 0;
-  let i = 0;
-  while (i < n && tokens < MAX_ENCODED_TOKENS) {
-    const c = text.charCodeAt(i);
-    if (c >= 128 || B64_VALUES[c]! < 0) {
-      i++;
+  let start = 0;
+  while (start + last < n && tokens < MAX_ENCODED_TOKENS) {
+    let k = start + last;
+    if (!isB64(text.charCodeAt(k))) {
+      start = k + 1;
       continue;
     }
-    let j = i + 1;
-    while (j < n) {
-      const d = text.charCodeAt(j);
-      if (d >= 128 || B64_VALUES[d]! < 0) break;
-      j++;
+    while (k > start && isB64(text.charCodeAt(k - 1))) k--;
+    if (k > start) {
+      // A separator at k - 1 inside the window: the next candidate starts after it.
+      start = k;
+      continue;
     }
-    const start = i;
-    i = j;
-    if (j - start < MIN_ENCODED_RUN) continue;
+    let j = start + MIN_ENCODED_RUN;
+    while (j < n && isB64(text.charCodeAt(j))) j++;
+    const runStart = start;
+    start = j;
     tokens++;
-    const bytes = decodeBase64Loose(text.slice(start, Math.min(j, start + MAX_ENCODED_CHARS)));
+    const bytes = decodeBase64Loose(text.slice(runStart, Math.min(j, runStart + MAX_ENCODED_CHARS)));
     if (bytes.length < 12 || !looksLikeText(bytes)) continue;
     const inner: SecretHit[] = [];
     scan(utf8Decode(bytes), inner, false, false);
     if (inner.length > 0) {
       let end = j;
       while (end < n && end < j + 2 && text.charCodeAt(end) === 61) end++; // "=" padding
-      hits.push({ kind: inner[0]!.kind, index: start, length: end - start, encoded: true });
+      hits.push({ kind: inner[0]!.kind, index: runStart, length: end - runStart, encoded: true });
       if (!all) return;
     }
   }
@@ -300,7 +308,7 @@ function scan(text: string, hits: SecretHit[], all: boolean, decode: boolean): v
       if (!all) return;
     }
   }
-  findCards(text, hits, all);
+  if (CARD_HINT.test(text)) findCards(text, hits, all);
   if (!all && hits.length > 0) return;
   if (decode) findEncoded(text, hits, all);
 }
