@@ -3,7 +3,7 @@
  * every (ref-expanded) subschema to each data node at most once, so validation costs O(expanded schema × data) —
  * except for recursive schemas (a `$ref` cycle can apply several branches per nesting level: exponential in the
  * payload's depth) and `uniqueItems` (quadratic in the array's length unless its items have a scalar type). The rules
- * (documented in docs/casil.md, "Schema-typed rooms"):
+ * (documented in docs/casil.md, "Schema safety"):
  *
  * - `$ref` only to the schema itself (`#`) or a JSON pointer into it (`#/definitions/x`), and no reference cycle;
  *   no `$id` below the root, no `$anchor`, `$dynamicRef`, `$recursiveRef`;
