@@ -24,6 +24,7 @@ export type SecretKind =
   | "npm_token"
   | "sendgrid_key"
   | "ai_api_key"
+  | "service_token"
   | "jwt"
   | "private_key"
   | "url_credentials"
@@ -49,6 +50,7 @@ const TOKEN_KINDS: SecretKind[] = [
   "npm_token",
   "sendgrid_key",
   "ai_api_key",
+  "service_token",
   "jwt",
   "private_key",
   "url_credentials",
@@ -64,6 +66,8 @@ const TOKEN_RE = RE2JS.compile(
     String.raw`\b(npm_[A-Za-z0-9]{36})\b`,
     String.raw`\b(SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43})`,
     String.raw`\b(sk-ant-[a-z0-9]{2,10}-[A-Za-z0-9_-]{40,}|sk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{40,}|sk-[A-Za-z0-9]{48})`,
+    // Shopify access tokens and shared secrets, Linear API keys.
+    String.raw`\b(shp(?:at|ss|ca|pa)_[a-fA-F0-9]{32}|lin_api_[A-Za-z0-9]{40})\b`,
     String.raw`\b(eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})`,
     String.raw`(-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY-----)`,
     // scheme://user:password@host — a credential in a URL (the password part must be non-empty).
@@ -73,12 +77,12 @@ const TOKEN_RE = RE2JS.compile(
 
 // Field names that announce a secret (JSON `"password": "..."` or `["..."]`, form/query `password=...`).
 const FIELD_NAMES = "password|passwd|pwd|passphrase|secret|client_secret|api_?key|apikey|access_?token|auth_?token|refresh_?token|private_?key";
-/** Quantifier-free hint (V8, linear): the field detectors run only when a name could be present. */
 /**
  * Quantifier-free literal hint (V8, linear): every token shape above starts with or contains one of these, so the
  * RE2 scan runs only on texts that could hold a token (most messages hold none).
  */
-const TOKEN_HINT = /AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA|gh[pousr]_|github_pat_|glpat-|xox[abposr]-|hooks\.slack\.com|[sr]k_live_|AIza|npm_|SG\.|sk-|eyJ|-----BEGIN|:\/\//;
+const TOKEN_HINT = /AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA|gh[pousr]_|github_pat_|glpat-|xox[abposr]-|hooks\.slack\.com|[sr]k_live_|AIza|npm_|SG\.|sk-|shp|lin_api_|eyJ|-----BEGIN|:\/\//;
+/** Quantifier-free hint (V8, linear): the field detectors run only when a name could be present. */
 const FIELD_HINT = /pass|pwd|secret|api_?key|apikey|access_?token|auth_?token|refresh_?token|private_?key/i;
 // A cheap V8 prefilter (linear: each step has one way to match) that skips the card scan on ordinary text.
 /** Thirteen digits with at most one space or dash between two: no card number without it. */
