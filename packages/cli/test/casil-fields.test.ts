@@ -97,6 +97,14 @@ describe("casil - content cannot be moved out of CASIL's reach", () => {
     expect(fine.status).toBe(200);
   });
 
+  it("server API - an embedding app's server.publish and an operator's publish are inspected the same way", async () => {
+    const refusal = (p: Promise<unknown>) => p.then(() => undefined, (e: { code?: string }) => e.code);
+    expect(await refusal(gw.server.publish("acme", "chat", { text: "hi" }, { headers: { "x-note": AWS_KEY } }))).toBe(ErrorCode.CASIL_POLICY_BLOCKED_SECRET);
+    expect(await refusal(gw.server.publish("acme", `r.${AWS_KEY}`, { text: "hi" }))).toBe(ErrorCode.CASIL_POLICY_BLOCKED_SECRET);
+    expect(await refusal(gw.server.publish("acme", "chat", { text: "hi" }, { path: "operator", headers: { "x-note": AWS_KEY } }))).toBe(ErrorCode.CASIL_POLICY_BLOCKED_SECRET);
+    expect((await gw.server.publish("acme", "chat", { text: "hi" }, { headers: { "x-note": "plain" } })).offset).toBeGreaterThan(0);
+  });
+
   it("padding - a secret after 64 KiB of padding is blocked in enforce (CASIL_POLICY_DEFAULT_BLOCK), and so is it over HTTP", async () => {
     const c = await user();
     const padded = { pad: "x".repeat(70 * 1024), key: AWS_KEY };
