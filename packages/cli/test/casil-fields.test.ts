@@ -1,10 +1,10 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { performance } from "node:perf_hooks";
-import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorCode, jsonBytes, parseJsonBytes } from "@arqon/core";
-import { mintToken, TestClient, type TokenClaims } from "@arqon/server/testing";
+import { mintToken, type TestClient, type TokenClaims } from "@arqon/server/testing";
+import { connectClient } from "./helpers/clients.js";
 import { serveInProcess, type ServedGateway } from "./helpers/serve.js";
 
 const SECRET = "casil-fields-secret-casil-fields-0123456";
@@ -40,13 +40,7 @@ describe("casil - content cannot be moved out of CASIL's reach", () => {
     await new Promise((resolve) => receiver?.close(resolve));
   });
 
-  async function connect(claims: TokenClaims): Promise<TestClient> {
-    const token = await mintToken(SECRET, claims);
-    const c = new TestClient(new WebSocket(gw.url, { headers: { authorization: `Bearer ${token}` } }), "json");
-    clients.push(c);
-    c.welcome = await c.next("welcome", undefined, { timeoutMs: 5000 });
-    return c;
-  }
+  const connect = (claims: TokenClaims): Promise<TestClient> => connectClient(gw.url, SECRET, claims, (c) => clients.push(c));
   const user = () => connect({ sub: "u", tenant: "acme", caps: { sub: ["**"], pub: ["**"], presence: ["**"] } });
 
   it("websocket publish - a secret in a header value or a header name is blocked; the room sees nothing", async () => {

@@ -1,10 +1,10 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorCode, jsonBytes, parseJsonBytes, roomKey, type Frame } from "@arqon/core";
-import { mintToken, TestClient, type TokenClaims } from "@arqon/server/testing";
+import type { TestClient, TokenClaims } from "@arqon/server/testing";
+import { connectClient } from "./helpers/clients.js";
 import { serveInProcess, type ServedGateway } from "./helpers/serve.js";
 
 const SECRET = "red-team-secret-red-team-secret-0123456";
@@ -37,13 +37,7 @@ describe("red team - what one tenant could do to the others, and to the disk", (
     rmSync(hostDir, { recursive: true, force: true });
   });
 
-  async function connect(claims: TokenClaims): Promise<TestClient> {
-    const token = await mintToken(SECRET, claims);
-    const c = new TestClient(new WebSocket(gw.url, { headers: { authorization: `Bearer ${token}` } }), "json");
-    clients.push(c);
-    c.welcome = await c.next("welcome", undefined, { timeoutMs: 5000 });
-    return c;
-  }
+  const connect = (claims: TokenClaims): Promise<TestClient> => connectClient(gw.url, SECRET, claims, (c) => clients.push(c));
 
   function command(c: TestClient, name: string, args?: unknown): Promise<Frame> {
     return c.request({ type: "command", command: name, ...(args === undefined ? {} : { args: jsonBytes(args) }) });

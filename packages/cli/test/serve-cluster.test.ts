@@ -3,11 +3,11 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import WebSocket from "ws";
 import { afterEach, expect, it } from "vitest";
 import { jsonBytes, parseJsonBytes, type Frame } from "@arqon/core";
-import { mintToken, TestClient } from "@arqon/server/testing";
+import type { TestClient } from "@arqon/server/testing";
 import { describeWithNats, startNatsServer } from "@arqon/nats/testing";
+import { connectClient } from "./helpers/clients.js";
 
 const SECRET = "serve-cluster-secret-0123456789abcdef";
 const OPERATOR_KEY = "serve-cluster-operator-key-0123456789";
@@ -51,11 +51,7 @@ describeWithNats("arqon serve --nats / --workers", () => {
 
   /** A real ws client (the gateway's TestClient) for `sub`, after its welcome; closed after the test. */
   async function client(url: string, sub: string): Promise<TestClient> {
-    const token = await mintToken(SECRET, { sub, tenant: "acme" });
-    const c = new TestClient(new WebSocket(url, { headers: { authorization: `Bearer ${token}` } }), "json");
-    cleanups.push(async () => void c.ws.close());
-    c.welcome = await c.next("welcome", undefined, { timeoutMs: 10_000 });
-    return c;
+    return connectClient(url, SECRET, { sub, tenant: "acme" }, (c) => cleanups.push(async () => void c.ws.close()), 10_000);
   }
 
   it("serve cluster - two worker processes share the port and the rooms through NATS; /status shows the NATS link", async () => {

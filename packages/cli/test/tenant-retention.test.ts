@@ -1,8 +1,8 @@
-import WebSocket from "ws";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Frame } from "@arqon/core";
 import { describeWithNats, startNatsServer, type NatsServerHandle } from "@arqon/nats/testing";
-import { mintToken, TestClient } from "@arqon/server/testing";
+import type { TestClient } from "@arqon/server/testing";
+import { connectClient } from "./helpers/clients.js";
 import { serveInProcess, type ServedGateway } from "./helpers/serve.js";
 
 const SECRET = "tenant-retention-secret-0123456789abcdef";
@@ -20,11 +20,7 @@ async function serve(argv: string[]): Promise<ServedGateway> {
 }
 
 async function client(gw: ServedGateway, tenant: string): Promise<TestClient> {
-  const token = await mintToken(SECRET, { sub: "alice", tenant });
-  const c = new TestClient(new WebSocket(gw.url, { headers: { authorization: `Bearer ${token}` } }), "json");
-  stops.push(async () => c.ws.terminate());
-  c.welcome = await c.next("welcome", undefined, { timeoutMs: 5000 });
-  return c;
+  return connectClient(gw.url, SECRET, { sub: "alice", tenant }, (c) => stops.push(async () => c.ws.terminate()));
 }
 
 async function setLimits(gw: ServedGateway, tenant: string, limits: Record<string, number>): Promise<void> {

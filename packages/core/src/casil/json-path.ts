@@ -98,6 +98,19 @@ function stepNodes(frontier: Node[], seg: PathSegment): Node[] {
     return next;
   }
   // Descendant segment: every container under the frontier is visited once, however many frontier nodes it is under.
+  forEachDescendant(frontier, seg.name, (node, key, depth) => {
+    add((node as Record<string | number, unknown>)[key], depth + 1);
+    return true;
+  });
+  return next;
+}
+
+/**
+ * Walks every container under `frontier` once (nesting deeper than MAX_DEPTH is not followed) and calls `match` for
+ * each entry a descendant segment named `name` selects (every entry when `name` is undefined); when `match` returns
+ * false that entry is not searched further.
+ */
+function forEachDescendant(frontier: Node[], name: string | undefined, match: (node: Container, key: string | number, depth: number) => boolean): void {
   const visited = new Set<Container>();
   const stack: Node[] = [];
   for (const start of frontier) {
@@ -107,15 +120,13 @@ function stepNodes(frontier: Node[], seg: PathSegment): Node[] {
       if (visited.has(node)) continue;
       visited.add(node);
       const c = node as Record<string | number, unknown>;
-      const keys = Array.isArray(node) ? [...node.keys()] : Object.keys(node);
-      for (const key of keys) {
+      for (const key of Array.isArray(node) ? [...node.keys()] : Object.keys(node)) {
+        if ((name === undefined || (!Array.isArray(node) && key === name)) && !match(node, key, depth)) continue;
         const child = c[key];
-        if (seg.name === undefined || (!Array.isArray(node) && key === seg.name)) add(child, depth + 1);
         if (isContainer(child) && depth + 1 <= MAX_DEPTH) stack.push({ node: child, depth: depth + 1 });
       }
     }
   }
-  return next;
 }
 
 /**
@@ -144,25 +155,11 @@ export function redactPath(root: unknown, segments: PathSegment[], mask: unknown
     }
     return count;
   }
-  const visited = new Set<Container>();
-  const stack: Node[] = [];
-  for (const start of frontier) {
-    stack.push(start);
-    while (stack.length > 0) {
-      const { node, depth } = stack.pop()!;
-      if (visited.has(node)) continue;
-      visited.add(node);
-      const c = node as Record<string | number, unknown>;
-      for (const key of Array.isArray(node) ? [...node.keys()] : Object.keys(node)) {
-        if (seg.name === undefined || (!Array.isArray(node) && key === seg.name)) {
-          put(node, key);
-          continue;
-        }
-        const child = c[key];
-        if (isContainer(child) && depth + 1 <= MAX_DEPTH) stack.push({ node: child, depth: depth + 1 });
-      }
-    }
-  }
+  // A masked value is not searched further.
+  forEachDescendant(frontier, seg.name, (node, key) => {
+    put(node, key);
+    return false;
+  });
   return count;
 }
 
