@@ -13,7 +13,8 @@ export function arqonTsup(entry: Record<string, string>, overrides: Options = {}
     format: ["esm", "cjs"],
     target: "node20",
     platform: "node",
-    dts: { compilerOptions: { customConditions: [] } },
+    // `@internal` members (backend handles such as the LMDB root) are left out of the published declarations.
+    dts: { compilerOptions: { customConditions: [], stripInternal: true } },
     sourcemap: true,
     clean: true,
     shims: true,

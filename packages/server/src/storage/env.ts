@@ -60,6 +60,7 @@ export class StorageEnv {
   #closed = false;
 
   private constructor(
+    /** @internal The LMDB root (its types stay out of the published declarations). */
     readonly root: RootDatabase,
     readonly path: string,
     storeId: string,
@@ -91,6 +92,7 @@ export class StorageEnv {
     return new StorageEnv(root, path, storeId, options.durability ?? "commit");
   }
 
+  /** @internal Opens one of the named databases (LMDB types stay out of the published declarations). */
   openDB<V, K extends Key>(name: (typeof DB)[keyof typeof DB]): Database<V, K> {
     return this.root.openDB<V, K>({ name });
   }
