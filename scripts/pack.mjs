@@ -5,9 +5,10 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, rmSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { PUBLISHABLE_DIRS } from "./packages.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-export const PUBLISHABLE = ["core", "server", "sdk-ts", "nats", "operators", "cli"].map((d) => path.join(root, "packages", d));
+export const PUBLISHABLE = PUBLISHABLE_DIRS.map((d) => path.join(root, d));
 
 export function packAll(outDir) {
   mkdirSync(outDir, { recursive: true });

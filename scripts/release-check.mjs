@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "n
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { PUBLISHABLE_DIRS } from "./packages.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const dir = mkdtempSync(path.join(tmpdir(), "arqon-release-"));
@@ -26,10 +27,10 @@ try {
   run("npx", ["changeset", "version"]);
   run("node", ["scripts/versions.mjs"]);
   run("node", ["scripts/versions.mjs", "--check"]);
-  for (const p of ["core", "server", "sdk-ts", "nats", "operators", "cli"]) {
-    const pkg = JSON.parse(readFileSync(path.join(dir, `packages/${p}/package.json`), "utf8"));
+  for (const p of PUBLISHABLE_DIRS) {
+    const pkg = JSON.parse(readFileSync(path.join(dir, p, "package.json"), "utf8"));
     if (pkg.version !== expected) fail(`${pkg.name} is ${pkg.version}, expected ${expected}`);
-    const log = readFileSync(path.join(dir, `packages/${p}/CHANGELOG.md`), "utf8");
+    const log = readFileSync(path.join(dir, p, "CHANGELOG.md"), "utf8");
     if (!log.includes(`## ${expected}`)) fail(`${pkg.name}'s CHANGELOG.md has no "## ${expected}" entry`);
   }
   const serverLog = readFileSync(path.join(dir, "packages/server/CHANGELOG.md"), "utf8");

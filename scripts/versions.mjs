@@ -5,9 +5,9 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
+import { PUBLISHABLE_DIRS as PACKAGES } from "./packages.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const PACKAGES = ["core", "server", "sdk-ts", "nats", "operators", "cli"].map((d) => `packages/${d}`);
 const WORKSPACES = [...PACKAGES, "bench", "apps/examples/browser-chat", "apps/examples/hello-bot-ts", "apps/examples/casil-wasm-policy"];
 const PYTHON = [
   { file: "packages/sdk-py/pyproject.toml", re: /^version = "([^"]+)"$/m, put: (v) => `version = "${v}"` },

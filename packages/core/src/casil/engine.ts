@@ -175,8 +175,6 @@ export interface ResolvedCasilSettings {
   mode: CasilMode;
   /** The effective default decision in this policy's own mode (unset: block in enforce, allow in monitor). */
   defaultDecision: CasilDefaultDecision;
-  /** Whether the document set `defaultDecision` (otherwise it follows the mode an inspection is evaluated in). */
-  defaultDecisionSet: boolean;
   include: string[];
   exclude: string[];
   maxInspectBytes: number;
@@ -278,7 +276,6 @@ function compilePolicy(spec: CasilPolicySpec, where: string, ajv: () => Ajv, was
   const settings: ResolvedCasilSettings = {
     mode,
     defaultDecision: spec.defaultDecision ?? defaultFor(mode),
-    defaultDecisionSet: spec.defaultDecision !== undefined,
     include,
     exclude,
     maxInspectBytes: spec.maxInspectBytes ?? CASIL_DEFAULTS.maxInspectBytes,
