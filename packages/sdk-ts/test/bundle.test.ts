@@ -13,11 +13,14 @@ const build = bundle as (entry: string) => Promise<Bundle>;
 const entries = ENTRIES as { json: string; protobuf: string; webhooks: string };
 
 describe("browser bundle", () => {
-  it("bundle - the JSON-only browser bundle carries neither protobufjs nor ws", async () => {
+  it("bundle - the JSON-only browser bundle carries neither protobufjs, nor ws, nor the delta encoder", async () => {
     const b = await build(entries.json);
     expect(b.inputs.some((i) => i.includes("isomorphic-ws/browser.js"))).toBe(true);
     expect(b.inputs.some((i) => /node_modules\/ws\//.test(i))).toBe(false);
     const text = new TextDecoder().decode(b.code);
+    // Clients only apply deltas: our decoder is in, the fossil-delta package (encoder and all) is not.
+    expect(text).toContain("checksum mismatch: the delta was made against another base");
+    expect(["unknown delta operator", "insert count exceeds size of delta"].filter((m) => text.includes(m))).toEqual([]);
     // Markers of protobufjs's runtime and of the generated arqon.v1 classes; none may survive tree-shaking.
     const markers = ["LongBits", "index out of range"];
     expect(markers.filter((m) => text.includes(m))).toEqual([]);

@@ -1,10 +1,2 @@
-export {
-  createDelta,
-  applyDelta,
-  DeltaEncoder,
-  DeltaCursor,
-  DeltaDecoder,
-  DEFAULT_MAX_DELTA_OUTPUT_BYTES,
-  type DeltaEncoding,
-  type DeltaEncoderOptions,
-} from "./delta.js";
+export { createDelta, DeltaEncoder, type DeltaEncoding, type DeltaEncoderOptions } from "./encode.js";
+export { applyDelta, DeltaCursor, DeltaDecoder, DEFAULT_MAX_DELTA_OUTPUT_BYTES } from "./delta.js";
