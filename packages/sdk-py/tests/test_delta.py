@@ -97,7 +97,7 @@ async def test_client_rebuilds_delta_messages_before_handlers_see_them() -> None
                     await ws.send(json.dumps({"type": "message", "room": "fx", "offset": i, "epoch": "e", "payload": base64.b64encode(delta).decode(), "payloadFormat": "binary", "delta": True}))
 
     server = await serve(handler, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]  # type: ignore[index]
+    port = next(iter(server.sockets)).getsockname()[1]
     got: List[Message] = []
     errors: List[Any] = []
     try:

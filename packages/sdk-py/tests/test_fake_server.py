@@ -23,7 +23,7 @@ def test_should_reconnect_mirrors_core() -> None:
         assert should_reconnect(code) is False
     for code in (1001, 1006, 1009, 1011, 1012, 1013):
         assert should_reconnect(code) is True
-    assert CloseCode.KICKED == 4504 and CloseCode.SLOW_CONSUMER == 4000
+    assert int(CloseCode.KICKED) == 4504 and int(CloseCode.SLOW_CONSUMER) == 4000
 
 
 class ClosingServer:
@@ -46,7 +46,7 @@ class ClosingServer:
 async def run_client(codes: List[int], **options: Any) -> "tuple[ArqonClient, ClosingServer, List[ClientStatus], Any]":
     fake = ClosingServer(codes)
     server = await serve(fake.handler, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]  # type: ignore[index]
+    port = next(iter(server.sockets)).getsockname()[1]
     client = ArqonClient(f"ws://127.0.0.1:{port}/ws", token="t", backoff_initial=0.05, backoff_max=0.1, **options)
     statuses: List[ClientStatus] = []
     client.on_status(statuses.append)
@@ -101,7 +101,7 @@ async def test_auth_invalid_close_raises_auth_error() -> None:
 async def test_backoff_is_bounded_and_gives_up_after_max_attempts() -> None:
     fake = ClosingServer([4003])
     server = await serve(fake.handler, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]  # type: ignore[index]
+    port = next(iter(server.sockets)).getsockname()[1]
     client = ArqonClient(f"ws://127.0.0.1:{port}/ws", token="t", backoff_initial=0.05, backoff_max=0.2, max_reconnect_attempts=4)
     statuses: List[ClientStatus] = []
     client.on_status(statuses.append)
@@ -135,7 +135,7 @@ async def test_requests_wait_for_the_reconnect() -> None:
             await ws.send(json.dumps({"type": "pong", "requestId": frame["requestId"]}))
 
     server = await serve(handler, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]  # type: ignore[index]
+    port = next(iter(server.sockets)).getsockname()[1]
     client = ArqonClient(f"ws://127.0.0.1:{port}/ws", token="t", backoff_initial=0.2, backoff_max=0.3)
     try:
         await client.connect()
@@ -150,7 +150,7 @@ async def test_requests_wait_for_the_reconnect() -> None:
 async def test_a_request_without_reply_times_out_with_its_code() -> None:
     fake = ClosingServer([])  # welcomes, then never answers
     server = await serve(fake.handler, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]  # type: ignore[index]
+    port = next(iter(server.sockets)).getsockname()[1]
     client = ArqonClient(f"ws://127.0.0.1:{port}/ws", token="t", request_timeout=0.3)
     try:
         await client.connect()
@@ -171,7 +171,7 @@ async def test_a_request_without_reply_times_out_with_its_code() -> None:
 async def test_close_from_inside_a_handler_and_with_handlers_in_flight() -> None:
     fake = ClosingServer([])
     server = await serve(fake.handler, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]  # type: ignore[index]
+    port = next(iter(server.sockets)).getsockname()[1]
     client = ArqonClient(f"ws://127.0.0.1:{port}/ws", token="t")
     reported: List[Any] = []
     loop = asyncio.get_running_loop()
@@ -225,7 +225,7 @@ async def test_a_delta_that_does_not_apply_resubscribes_from_the_last_good_posit
                 await ws.send(json.dumps({"type": "message", "room": room, "offset": 4, "epoch": "e", "payload": {"n": 4}}))
 
     server = await serve(handler, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]  # type: ignore[index]
+    port = next(iter(server.sockets)).getsockname()[1]
     client = ArqonClient(f"ws://127.0.0.1:{port}/ws", token="t")
     got: List[Any] = []
     errors: List[Any] = []
@@ -248,7 +248,7 @@ async def test_a_delta_that_does_not_apply_resubscribes_from_the_last_good_posit
 async def test_a_failing_get_token_is_reported_and_retried() -> None:
     fake = ClosingServer([4003])
     server = await serve(fake.handler, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]  # type: ignore[index]
+    port = next(iter(server.sockets)).getsockname()[1]
     calls: List[int] = []
 
     def get_token() -> str:

@@ -65,6 +65,7 @@ def test_reference_signed_delivery_is_accepted_as_text_and_bytes() -> None:
     assert event == WebhookEvent(id="msg_hook1_e1_7", timestamp=int(headers["webhook-timestamp"]), payload=PAYLOAD)
     assert verify_webhook(secret, headers, BODY.encode("utf-8")) == event
     assert verify_webhook(secret, headers, bytearray(BODY.encode("utf-8"))) == event
+    assert verify_webhook(secret, headers, memoryview(BODY.encode("utf-8"))) == event
 
 
 def test_sign_webhook_is_accepted_by_the_reference_verifier() -> None:

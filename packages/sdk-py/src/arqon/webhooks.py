@@ -100,7 +100,7 @@ class WebhookEvent:
 def verify_webhook(
     secret: Union[WebhookSecret, Sequence[WebhookSecret]],
     headers: Mapping[str, Any],
-    body: Union[bytes, str],
+    body: Union[bytes, bytearray, memoryview, str],
     tolerance: int = DEFAULT_TOLERANCE,
     now: Optional[float] = None,
 ) -> WebhookEvent:
@@ -149,7 +149,7 @@ def sign_webhook(
     secret: Union[WebhookSecret, Sequence[WebhookSecret]],
     *,
     id: str,
-    body: Union[bytes, str],
+    body: Union[bytes, bytearray, memoryview, str],
     timestamp: Optional[int] = None,
 ) -> Dict[str, str]:
     """Sign a delivery: return its ``webhook-id``, ``webhook-timestamp`` (default: now) and ``webhook-signature``
@@ -220,12 +220,12 @@ def _parse_signatures(header: str) -> List[bytes]:
     return digests
 
 
-def _signed_content(msg_id: str, timestamp: int, body: Union[bytes, str]) -> bytes:
+def _signed_content(msg_id: str, timestamp: int, body: Union[bytes, bytearray, memoryview, str]) -> bytes:
     data = body.encode("utf-8") if isinstance(body, str) else bytes(body)
     return f"{msg_id}.{timestamp}.".encode("utf-8") + data
 
 
-def _payload_of(body: Union[bytes, str]) -> Any:
+def _payload_of(body: Union[bytes, bytearray, memoryview, str]) -> Any:
     text = body if isinstance(body, str) else bytes(body).decode("utf-8", errors="replace")
     if text == "":
         return None
