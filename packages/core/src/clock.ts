@@ -5,7 +5,9 @@
 export interface Clock {
   /** Milliseconds since the Unix epoch. */
   now(): number;
+  /** Calls `callback` every `ms` milliseconds until cleared; returns an opaque handle for `clearInterval`. */
   setInterval(callback: () => void, ms: number): unknown;
+  /** Stops the interval behind a handle that this clock's `setInterval` returned. */
   clearInterval(handle: unknown): void;
 }
 

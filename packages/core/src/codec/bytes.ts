@@ -4,10 +4,12 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const strictDecoder = new TextDecoder("utf-8", { fatal: true });
 
+/** The UTF-8 bytes of `text`; lone surrogates become U+FFFD. */
 export function utf8Encode(text: string): Uint8Array {
   return encoder.encode(text);
 }
 
+/** Decodes UTF-8, replacing invalid sequences with U+FFFD (`utf8DecodeStrict` detects them); drops a leading BOM. */
 export function utf8Decode(bytes: Uint8Array): string {
   return decoder.decode(bytes);
 }
@@ -53,6 +55,7 @@ const B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 const B64_INDEX = new Int16Array(128).fill(-1);
 for (let i = 0; i < B64.length; i++) B64_INDEX[B64.charCodeAt(i)] = i;
 
+/** Standard base64 (`+` and `/`, with `=` padding) of `bytes`. */
 export function toBase64(bytes: Uint8Array): string {
   let out = "";
   let i = 0;
@@ -94,6 +97,7 @@ export function fromBase64(text: string): Uint8Array | undefined {
   return out;
 }
 
+/** Whether `a` and `b` hold the same bytes. Not constant-time: do not use it to compare secrets. */
 export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;

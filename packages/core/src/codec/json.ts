@@ -14,7 +14,9 @@ import {
 import type { Codec, DecodeOptions, DecodeResult } from "./types.js";
 import { validateClientFrame } from "./validate.js";
 
+/** Frame size limit the decoders apply when `DecodeOptions.maxBytes` is not given: 1 MiB. */
 export const DEFAULT_MAX_FRAME_BYTES = 1024 * 1024;
+/** JSON nesting limit `decodeJson` applies when `DecodeOptions.maxDepth` is not given: 32 levels. */
 export const DEFAULT_MAX_DEPTH = 32;
 
 const TYPE_NAMES: ReadonlySet<string> = new Set(FRAME_TYPES.slice(1));
@@ -285,6 +287,10 @@ function readHeaders(value: unknown, path: string): Record<string, string> | und
   return count === 0 ? undefined : out;
 }
 
+/**
+ * The JSON face as a {@link Codec}: encodes with `encodeJson`, decodes text with `decodeJson`. Binary input is
+ * answered with `ARQ_FRAME_MALFORMED` (JSON travels in text WebSocket frames).
+ */
 export const jsonCodec: Codec = {
   name: "json",
   encode: encodeJson,

@@ -194,6 +194,10 @@ function readHeaders(value: Record<string, string>, path: string): Record<string
   return out;
 }
 
+/**
+ * The protobuf face as a {@link Codec}: encodes with `encodeProto`, decodes bytes with `decodeProto`. Text input
+ * is answered with `ARQ_FRAME_MALFORMED` (protobuf travels in binary WebSocket frames).
+ */
 export const protobufCodec: Codec = {
   name: "protobuf",
   encode: encodeProto,

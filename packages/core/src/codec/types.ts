@@ -1,6 +1,7 @@
 import type { Frame } from "../frame/types.js";
 import type { FrameError } from "../errors.js";
 
+/** Limits and checks applied while decoding one frame; every field has a default. */
 export interface DecodeOptions {
   /** Frames larger than this are refused with ARQ_FRAME_TOO_LARGE before parsing. @default 1048576 */
   maxBytes?: number;
@@ -15,11 +16,31 @@ export interface DecodeOptions {
 }
 
 /** Decoding never throws: a fault comes back with its code and, when it could be read, the request id. */
-export type DecodeResult = { ok: true; frame: Frame } | { ok: false; error: FrameError; requestId?: string };
+export type DecodeResult =
+  | {
+      /** Decoding succeeded. */
+      ok: true;
+      /** The decoded, canonical frame. */
+      frame: Frame;
+    }
+  | {
+      /** Decoding failed. */
+      ok: false;
+      /** Why, with its code (`ARQ_FRAME_*`, `ARQ_ROOM_INVALID`, ...) and, when known, `detail.field`. */
+      error: FrameError;
+      /** The frame's `requestId`, when it could be read, so the `error` reply can carry it. */
+      requestId?: string;
+    };
 
 /** A wire format. Text WebSocket frames are JSON, binary frames are protobuf. */
 export interface Codec {
+  /** Which wire format this is. */
   readonly name: "json" | "protobuf";
+  /** Encodes a frame: JSON text for "json", protobuf bytes for "protobuf". */
   encode(frame: Frame): string | Uint8Array;
+  /**
+   * Decodes one WebSocket message. Never throws: faults, including input of the other kind (bytes given to the JSON
+   * codec, text to the protobuf one), come back as `{ ok: false }` with a {@link FrameError}.
+   */
   decode(data: string | Uint8Array, options?: DecodeOptions): DecodeResult;
 }

@@ -14,6 +14,7 @@ const NEEDS_ROOM: ReadonlySet<FrameType> = new Set<FrameType>([
   "history",
 ]);
 
+/** Longest state key a client may write, in characters; longer keys get `ARQ_STATE_KEY_INVALID`. */
 export const MAX_STATE_KEY_LENGTH = 128;
 const STATE_KEY_RE = /^[A-Za-z0-9_\-.:/@]+$/;
 const TWIST_ID_RE = /^[A-Za-z0-9_\-.:]{1,64}$/;

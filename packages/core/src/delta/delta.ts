@@ -31,7 +31,12 @@ export class DeltaCursor {
   #last: number | undefined;
 
   /** Chooses what to send for `encoding` and records it as sent. */
-  next(encoding: DeltaEncoding): { payload: Uint8Array; delta: boolean } {
+  next(encoding: DeltaEncoding): {
+    /** What to send as the message's payload: the delta, or the full payload. */
+    payload: Uint8Array;
+    /** Whether `payload` is the delta (send it with `delta: true` and `payloadFormat: "binary"`). */
+    delta: boolean;
+  } {
     const useDelta = encoding.delta !== undefined && encoding.baseSeq !== undefined && this.#last === encoding.baseSeq;
     this.#last = encoding.seq;
     return useDelta ? { payload: encoding.delta!, delta: true } : { payload: encoding.full, delta: false };

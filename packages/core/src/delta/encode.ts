@@ -21,12 +21,15 @@ export interface DeltaEncoding {
   readonly seq: number;
   /** `seq` of the payload `delta` applies to; undefined for a room's first payload. */
   readonly baseSeq: number | undefined;
+  /** The payload itself, as given to `encode`. */
   readonly full: Uint8Array;
   /** Present only when smaller than `full`. */
   readonly delta: Uint8Array | undefined;
+  /** Format of `full`; a delta is only made against a previous payload of the same format. */
   readonly payloadFormat: PayloadFormat;
 }
 
+/** Options of a {@link DeltaEncoder}. */
 export interface DeltaEncoderOptions {
   /** Rooms whose previous payload is kept; the least recently used room is forgotten first. @default 10000 */
   maxRooms?: number;
@@ -83,6 +86,7 @@ export class DeltaEncoder {
     this.#rooms.delete(room);
   }
 
+  /** Number of rooms whose previous payload is currently kept. */
   get size(): number {
     return this.#rooms.size;
   }

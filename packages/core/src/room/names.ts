@@ -4,9 +4,14 @@ import { RoomNameError, ArqonError, ErrorCode } from "../errors.js";
  * A tenant-scoped routing key: `<tenant>.<room>` with both parts escaped so that the key is injective and every key
  * is a valid NATS subject suffix of exactly two tokens. Treat it as opaque outside this module.
  */
-export type RoomKey = string & { readonly __roomKey: unique symbol };
+export type RoomKey = string & {
+  /** Type-level brand only (no such property exists at run time): makes a plain string not assignable to RoomKey. */
+  readonly __roomKey: unique symbol;
+};
 
+/** Longest valid room name, in characters. */
 export const MAX_ROOM_LENGTH = 200;
+/** Longest valid tenant id, in characters. */
 export const MAX_TENANT_LENGTH = 64;
 
 /** Room names: 1-200 characters of letters, digits and `_ - . : @ / = + !`. */
@@ -23,19 +28,23 @@ export function roomNameProblem(room: unknown): string | undefined {
   return undefined;
 }
 
+/** Whether `room` is a valid room name: a string of 1-200 letters, digits and `_ - . : @ / = + !`. */
 export function isValidRoomName(room: unknown): room is string {
   return roomNameProblem(room) === undefined;
 }
 
+/** Throws {@link RoomNameError} (`ARQ_ROOM_INVALID`, saying what is wrong) unless `room` is a valid room name. */
 export function assertRoomName(room: unknown): asserts room is string {
   const problem = roomNameProblem(room);
   if (problem) throw new RoomNameError(problem);
 }
 
+/** Whether `tenant` is a valid tenant id: a string of 1-64 letters, digits, `_` and `-`. */
 export function isValidTenant(tenant: unknown): tenant is string {
   return typeof tenant === "string" && tenant.length > 0 && tenant.length <= MAX_TENANT_LENGTH && TENANT_RE.test(tenant);
 }
 
+/** Throws an {@link ArqonError} with `ARQ_TENANT_INVALID` unless `tenant` is a valid tenant id. */
 export function assertTenant(tenant: unknown): asserts tenant is string {
   if (!isValidTenant(tenant)) {
     throw new ArqonError(ErrorCode.TENANT_INVALID, "tenant must be 1-64 characters of letters, digits, _ and -");
@@ -130,7 +139,16 @@ export function roomKey(tenant: string, room: string): RoomKey {
   return `${escapeToken(tenant)}.${escapeToken(room)}` as RoomKey;
 }
 
-export function parseRoomKey(key: RoomKey | string): { tenant: string; room: string } {
+/**
+ * Splits a routing key made by {@link roomKey} back into its tenant and room. Throws a plain `Error` when `key` is not
+ * exactly two tokens or an escape in it is not one `roomKey` produces.
+ */
+export function parseRoomKey(key: RoomKey | string): {
+  /** The tenant id, unescaped. */
+  tenant: string;
+  /** The room name, unescaped. */
+  room: string;
+} {
   const dot = key.indexOf(".");
   if (dot < 0 || key.indexOf(".", dot + 1) >= 0) throw new Error(`not a room key: "${key}"`);
   return { tenant: unescapeToken(key.slice(0, dot)), room: unescapeToken(key.slice(dot + 1)) };
