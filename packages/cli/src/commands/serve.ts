@@ -1,4 +1,5 @@
 import cluster from "node:cluster";
+import { createServer as createNetServer, type AddressInfo } from "node:net";
 import { hostname } from "node:os";
 import { parseArgs } from "node:util";
 import path from "node:path";
@@ -148,8 +149,12 @@ export async function serveCommand(argv: readonly string[], io: CliIo, ctx: Serv
   const env = ctx.env;
   const resolved = resolveAuth(values as KeyFlags, env, ctx.cwd);
   const config = resolved.config;
+  // A worker listens where its primary says: with --port 0, workers left to choose could each get a port of their own.
+  const workerPort = cluster.isWorker ? env.ARQON_WORKER_PORT : undefined;
   const port =
-    values.port !== undefined
+    workerPort !== undefined
+      ? parsePort(workerPort, "ARQON_WORKER_PORT")
+      : values.port !== undefined
       ? parsePort(values.port, "--port")
       : env.ARQON_PORT
         ? parsePort(env.ARQON_PORT, "ARQON_PORT")
@@ -443,8 +448,10 @@ async function runPrimary(
   // printed after the first one would send every early client to that one process.
   const listening = new Set<number>();
   const restarts: number[] = [];
+  // The primary picks the port once (a free one for --port 0) and hands it to every worker, restarted ones included.
+  const port = where.port === 0 ? await freePort(where.host) : where.port;
   const fork = () => {
-    const worker = cluster.fork({ ARQON_WORKER: "1" });
+    const worker = cluster.fork({ ARQON_WORKER: "1", ARQON_WORKER_PORT: String(port) });
     worker.on("message", (message: { arqon?: string; banner?: string[] }) => {
       if (message?.arqon !== "listening") return;
       listening.add(worker.id);
@@ -467,7 +474,7 @@ async function runPrimary(
     logger.warn({ worker: worker.id, code, signal }, "worker exited; starting another");
     fork();
   });
-  logger.info({ workers, port: where.port, host: where.host, path: where.wsPath }, "starting workers");
+  logger.info({ workers, port, host: where.host, path: where.wsPath }, "starting workers");
   for (let i = 0; i < workers; i++) fork();
   await new Promise<void>((resolve) => {
     if (!ctx.signal) return;
@@ -493,6 +500,18 @@ async function runPrimary(
     ),
   );
   return 0;
+}
+
+/** A port that is free on `host` now: the kernel's pick for port 0, released at once for the workers to share. */
+async function freePort(host: string): Promise<number> {
+  const probe = createNetServer();
+  await new Promise<void>((resolve, reject) => {
+    probe.once("error", reject);
+    probe.listen(0, host, resolve);
+  });
+  const { port } = probe.address() as AddressInfo;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  return port;
 }
 
 /** Validates the config file's `retention` rules (the stores apply the first rule whose pattern matches the room). */
