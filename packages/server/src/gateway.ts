@@ -150,6 +150,8 @@ export class Gateway {
   private readonly sweepTimer: NodeJS.Timeout;
   private readonly unwatch: Array<() => void> = [];
   private readonly endReasons = new WeakMap<Connection, EndReason>();
+  /** The close code the gateway chose for a connection it closed: a slow consumer's socket is cut, so it sees 1006. */
+  private readonly endCodes = new WeakMap<Connection, number>();
   private messageCounter = 0;
   private wireLimitsCache: ReturnType<typeof wireLimits> | undefined;
 
@@ -404,7 +406,7 @@ export class Gateway {
       if (set.size === 0) this.byTenant.delete(conn.tenant);
     }
     this.metrics.connections.labels(conn.tenant).dec();
-    this.metrics.closes.inc({ code: closeCodeLabel(code) });
+    this.metrics.closes.inc({ code: closeCodeLabel(this.endCodes.get(conn) ?? code) });
     const reason = this.endReasons.get(conn) ?? (this.shuttingDown ? "shutdown" : "disconnect");
     this.logger.debug({ clientId: conn.id, code, reason }, "disconnected");
     await this.endSubscriptions(conn, reason);
@@ -421,6 +423,7 @@ export class Gateway {
   closeConnection(conn: Connection, code: number, message: string, reason: EndReason): void {
     if (conn.closing) return;
     this.endReasons.set(conn, reason);
+    this.endCodes.set(conn, code);
     this.logger.info({ clientId: conn.id, tenant: conn.tenant, code, reason }, "closing connection");
     conn.close(code, message, this.options.shutdownTimeoutMs ?? 5000);
     // The socket may take a while to finish closing (a slow consumer reads its backlog first); its presence and

@@ -42,6 +42,27 @@ describe("gateway protection", () => {
     expect(fast.ws.readyState).toBe(fast.ws.OPEN);
   });
 
+  it("slow consumer - one that never reads again is cut after the close timeout and counted as 4000, not 1006", async () => {
+    const operatorKey = "protection-slow-operator-key-0123";
+    gw = await startGateway({ limits: { maxPendingBytes: 256 * 1024 }, shutdownTimeoutMs: 300, operatorKeys: [operatorKey] });
+    const slow = await gw.client({ sub: "slow" });
+    await slow.subscribe("firehose");
+    (slow.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+    const blob = "x".repeat(16 * 1024);
+    const closes = async () => {
+      const text = await (await fetch(`${gw!.httpUrl}/metrics`, { headers: { authorization: `Bearer ${operatorKey}` } })).text();
+      return text.split("\n").filter((l) => l.startsWith("arqon_closes_total{"));
+    };
+    for (let i = 0; i < 800 && (await closes()).length === 0; i++) {
+      await gw.server.publish("acme", "firehose", { i, blob });
+      await yieldTurn();
+    }
+    const deadline = Date.now() + 5000;
+    while ((await closes()).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    // The socket was terminated (its close frame never got through), yet the series names the code the gateway chose.
+    expect(await closes()).toEqual(['arqon_closes_total{code="4000"} 1']);
+  });
+
   it("max payload - a frame over 1 MiB closes that socket with 1009; a control client is unaffected", async () => {
     gw = await startGateway();
     const control = await gw.client({ sub: "control" });
