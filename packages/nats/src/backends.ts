@@ -6,24 +6,43 @@ import { NatsLink, type NatsConnectOptions, type NatsStatus } from "./link.js";
 import { NatsKvPresenceStore, type NatsKvPresenceOptions } from "./presence.js";
 import { NatsKvRoomStateStore, type NatsKvRoomStateOptions } from "./state.js";
 
+/**
+ * Options of {@link connectNatsBackends}: how to reach NATS, plus options per backend (their `link` and `replicas`
+ * are filled in).
+ */
 export interface NatsBackendsOptions extends NatsConnectOptions {
   /** JetStream replicas of the streams and buckets this node creates (3 on a 3-node NATS cluster). @default 1 */
   replicas?: number;
+  /** Options of the NatsBus: subject prefix, reorder window, error reporters. */
   bus?: Omit<NatsBusOptions, "link">;
+  /** Options of the JetStreamHistoryStore: stream, retention, dedupe window, read limit. */
   history?: Omit<JetStreamHistoryOptions, "link" | "replicas">;
+  /** Options of the NatsKvPresenceStore: bucket, lease and timers, node id. */
   presence?: Omit<NatsKvPresenceOptions, "link" | "replicas">;
+  /** Options of the NatsKvRoomStateStore: bucket, kept log length. */
   state?: Omit<NatsKvRoomStateOptions, "link" | "replicas">;
-  kv?: { bucket?: string };
+  /** Options of the NatsKvKeyValueStore. */
+  kv?: {
+    /** The KV bucket's name. @default "ARQON_KV" */
+    bucket?: string;
+  };
 }
 
 /** Every backend a gateway node needs, on one NATS connection. */
 export interface NatsBackends {
+  /** The NATS connection every backend shares (closed by `close()`). */
   link: NatsLink;
+  /** Room traffic between nodes: a NatsBus. */
   bus: Bus;
+  /** Node-wide broadcasts: a NatsControlPlane. */
   controlPlane: ControlPlane;
+  /** Room history on JetStream: a JetStreamHistoryStore. */
   history: HistoryStore;
+  /** Room members on NATS KV: a NatsKvPresenceStore. */
   presence: PresenceStore;
+  /** Room state on NATS KV: a NatsKvRoomStateStore. */
   state: RoomStateStore;
+  /** The server's own records and op.store data on NATS KV: a NatsKvKeyValueStore. */
   kv: KeyValueStore;
   /** "reconnecting" while NATS is unreachable: operations then reject with ARQ_BACKEND_UNAVAILABLE. */
   status(): NatsStatus;

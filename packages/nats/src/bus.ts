@@ -33,7 +33,9 @@ const rethrow: HandlerErrorReporter = (error) => {
   });
 };
 
+/** Options of `new NatsBus(options)`. */
 export interface NatsBusOptions {
+  /** The node's NATS connection. */
   link: NatsLink;
   /** Subject prefix; rooms travel on `<prefix>.<tenant>.<room>`. @default "arqon.room" */
   prefix?: string;
@@ -44,7 +46,7 @@ export interface NatsBusOptions {
    * @default a console warning naming the room key and the error code
    */
   onBadFrame?: (key: RoomKey, error: Error) => void;
-  /** @default rethrow on a microtask */
+  /** Receives what an `onEnvelope` handler throws (the other handlers still run). @default rethrow on a microtask */
   onHandlerError?: HandlerErrorReporter;
   /**
    * Room messages published by different nodes can cross on the way (offset 6 from node B before offset 5 from node
@@ -102,6 +104,11 @@ export class NatsBus implements Bus {
     return [...this.#subs.keys()];
   }
 
+  /**
+   * Registers this node's interest in room `key` (one NATS subscription per key; subscribing again adds none) and
+   * resolves once the NATS server has it, so envelopes published after that reach this node. Rejects with
+   * `BackendUnavailableError` when the bus is closed or NATS is unreachable.
+   */
   async subscribe(key: RoomKey): Promise<void> {
     this.#open();
     const subject = roomSubject(key, this.#prefix);
@@ -120,6 +127,7 @@ export class NatsBus implements Bus {
     }
   }
 
+  /** Drops the interest in `key`, with any of its messages held for reordering; nothing happens if there was none. */
   async unsubscribe(key: RoomKey): Promise<void> {
     const sub = this.#subs.get(key);
     if (sub === undefined) return;
@@ -134,6 +142,11 @@ export class NatsBus implements Bus {
     this.#order.delete(key);
   }
 
+  /**
+   * Sends `envelope` to every node subscribed to `key` (this one too, by NATS's echo). Resolves once NATS took it:
+   * delivery is at most once, without acknowledgement. Rejects with `BackendUnavailableError` when the bus is closed
+   * or NATS is unreachable, and with `PayloadTooLargeError` when the encoded frame exceeds NATS's `max_payload`.
+   */
   async publish(key: RoomKey, envelope: Envelope): Promise<void> {
     this.#open();
     const subject = roomSubject(key, this.#prefix);
@@ -228,6 +241,10 @@ export class NatsBus implements Bus {
     if (this.#closed) throw new BackendUnavailableError("bus is closed");
   }
 
+  /**
+   * Drops every subscription, held message and handler; `subscribe` and `publish` then reject with
+   * `BackendUnavailableError`. Idempotent; the NatsLink stays open.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -238,11 +255,13 @@ export class NatsBus implements Bus {
   }
 }
 
+/** Options of `NatsControlPlane.create(options)`. */
 export interface NatsControlPlaneOptions {
+  /** The node's NATS connection. */
   link: NatsLink;
   /** Broadcasts travel on `<prefix>.<escaped topic>`. @default "arqon.control" */
   prefix?: string;
-  /** @default rethrow on a microtask */
+  /** Receives what an `onBroadcast` handler throws (the other handlers still run). @default rethrow on a microtask */
   onHandlerError?: HandlerErrorReporter;
 }
 
@@ -279,6 +298,10 @@ export class NatsControlPlane implements ControlPlane {
     return plane;
   }
 
+  /**
+   * Sends `data` under `topic` to every node, this one included (at most once, NATS core). Rejects with
+   * `BackendUnavailableError` when the control plane is closed or NATS is unreachable.
+   */
   async broadcast(topic: string, data: Uint8Array): Promise<void> {
     if (this.#closed) throw new BackendUnavailableError("control plane is closed");
     this.#link.guard("control broadcast");
@@ -289,6 +312,10 @@ export class NatsControlPlane implements ControlPlane {
     }
   }
 
+  /**
+   * Calls `handler` with the topic and data of every broadcast received; returns a function that removes it. What it
+   * throws goes to `onHandlerError`.
+   */
   onBroadcast(handler: (topic: string, data: Uint8Array) => void): Unsubscribe {
     this.#handlers = [...this.#handlers, handler];
     return () => {
@@ -313,6 +340,7 @@ export class NatsControlPlane implements ControlPlane {
     }
   }
 
+  /** Unsubscribes and drops the handlers; `broadcast` then rejects. Idempotent; the NatsLink stays open. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;

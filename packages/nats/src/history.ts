@@ -26,7 +26,9 @@ import { isStreamNotFound, isWrongLastSequence, type NatsLink } from "./link.js"
 import { scanSubject, type LogRecord } from "./subject-log.js";
 import { kvToken, roomKvKey, roomSubject, SUBJECT_HISTORY_PREFIX } from "./subjects.js";
 
+/** The JetStream stream {@link JetStreamHistoryStore} keeps room messages in unless `stream` names another. */
 export const DEFAULT_HISTORY_STREAM = "ARQON_HISTORY";
+/** The KV bucket holding each room's epoch unless `epochBucket` names another. */
 export const DEFAULT_EPOCH_BUCKET = "ARQON_HISTORY_EPOCHS";
 /** Header holding a stored message's room offset. */
 export const HEADER_OFFSET = "Arqon-Offset";
@@ -43,15 +45,20 @@ const MAX_APPEND_ATTEMPTS = 200;
 /** Rooms whose epoch and head a node caches; past this the caches start over (they are only shortcuts). */
 const MAX_CACHED_ROOMS = 100_000;
 
+/** Options of `JetStreamHistoryStore.create(options)`. */
 export interface JetStreamHistoryOptions {
+  /** The node's NATS connection. */
   link: NatsLink;
-  /** @default "ARQON_HISTORY" */
+  /** The JetStream stream's name. @default "ARQON_HISTORY" */
   stream?: string;
   /** Messages of room `<tenant>.<room>` are stored on `<prefix>.<tenant>.<room>`. @default "arqon.hist" */
   subjectPrefix?: string;
   /** KV bucket holding each room's epoch. @default "ARQON_HISTORY_EPOCHS" */
   epochBucket?: string;
-  /** Retention for every room, or per room (e.g. by pattern); read each time it applies. */
+  /**
+   * Retention for every room, or per room (e.g. by pattern); read each time it applies. A field left out means
+   * 1000 messages, 24 hours, no byte bound.
+   */
   retention?: RetentionPolicy | ((key: RoomKey) => RetentionPolicy);
   /**
    * Hard cap per room enforced by JetStream itself (`max_msgs_per_subject`), whatever the policy says; a policy above
@@ -61,7 +68,7 @@ export interface JetStreamHistoryOptions {
   streamMaxMessagesPerRoom?: number;
   /** JetStream's `duplicate_window`: how long an idempotency key is remembered (stream-wide). @default 120000 */
   dedupeWindowMs?: number;
-  /** @default 100 */
+  /** The page size of a `read` whose query has no `limit`. @default 100 */
   defaultReadLimit?: number;
   /** JetStream replicas when this call creates the stream and bucket. @default 1 */
   replicas?: number;
@@ -178,7 +185,10 @@ export class JetStreamHistoryStore implements HistoryStore {
   }
 
   /** The stream's configuration as this store creates it. */
-  streamConfig(): Partial<StreamConfig> & { name: string } {
+  streamConfig(): Partial<StreamConfig> & {
+    /** The stream's name (the `stream` option). */
+    name: string;
+  } {
     const dedupe = this.#options.dedupeWindowMs ?? DEFAULT_DEDUPE_WINDOW_MS;
     return {
       name: this.#stream,
@@ -327,6 +337,13 @@ export class JetStreamHistoryStore implements HistoryStore {
     return decoded.ok ? decoded.frame : undefined;
   }
 
+  /**
+   * Stores `message` in room `key` under the next offset (gapless and unique across nodes; one node's appends to a
+   * room keep call order) and resolves once JetStream has acknowledged it. With `idempotencyKey`, a repeat within the
+   * stream's duplicate window is not stored again and resolves with the original (`duplicate: true`; offset 0 when
+   * the original was already trimmed). Rejects with `BackendUnavailableError` when NATS fails or is unreachable, and
+   * with `PayloadTooLargeError` above the NATS server's `max_payload`.
+   */
   append(key: RoomKey, message: Frame, options?: AppendOptions): Promise<AppendResult> {
     try {
       this.#guard();
@@ -472,6 +489,12 @@ export class JetStreamHistoryStore implements HistoryStore {
     this.#link.jsm.streams.purge(this.#stream, { filter: subject, seq: belowSeq }).catch(() => this.#purgedAt.delete(key));
   }
 
+  /**
+   * A page of room `key`'s kept messages: offsets `fromOffset..toOffset` inclusive (0 or absent: unbounded),
+   * ascending, or descending from `toOffset` with `reverse`. `fromTs`/`toTs` bound the message time (epoch ms, the
+   * `x-timestamp` header) inclusively, `twistId` keeps one timeline, and `limit` (default `defaultReadLimit`) caps
+   * the page after filtering. `position` is the room's newest position.
+   */
   async read(key: RoomKey, query: HistoryQuery): Promise<HistoryPage> {
     this.#guard();
     const limit = query.limit !== undefined && query.limit > 0 ? query.limit : this.#defaultReadLimit;
@@ -501,6 +524,11 @@ export class JetStreamHistoryStore implements HistoryStore {
     return { messages, position: { offset: head.offset, epoch } };
   }
 
+  /**
+   * Every message after `since`, in order, when all of them are still kept and there are at most `maxMessages`;
+   * otherwise `recovered: false` with a reason (epoch_mismatch, position_ahead, retention_exceeded, too_many_missed).
+   * Rejects with ARQ_POSITION_INVALID when `since.offset` is not a non-negative integer.
+   */
   async recover(key: RoomKey, since: Position, maxMessages: number): Promise<RecoveryResult> {
     this.#guard();
     if (!Number.isSafeInteger(since.offset) || since.offset < 0) {
@@ -565,10 +593,21 @@ export class JetStreamHistoryStore implements HistoryStore {
   }
 
   /** Stream name, subject prefix and epoch bucket this store uses. */
-  get layout(): { stream: string; subjectPrefix: string; epochBucket: string } {
+  get layout(): {
+    /** The JetStream stream's name. */
+    stream: string;
+    /** Room messages are stored on `<subjectPrefix>.<tenant>.<room>`. */
+    subjectPrefix: string;
+    /** The KV bucket holding the rooms' epochs. */
+    epochBucket: string;
+  } {
     return { stream: this.#stream, subjectPrefix: this.#prefix, epochBucket: this.#epochBucket };
   }
 
+  /**
+   * Stops watching the stream's advisories and the link's status and drops the caches; later calls reject with
+   * `BackendUnavailableError`. The stream, the bucket and the NatsLink are left as they are.
+   */
   async close(): Promise<void> {
     this.#closed = true;
     this.#advisories?.unsubscribe();

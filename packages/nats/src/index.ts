@@ -1,6 +1,8 @@
 /**
  * @arqon/nats — ArqonBus's cluster backend: core's bus and store interfaces on NATS core subjects, JetStream and KV.
  * Start with `connectNatsBackends({ servers })`.
+ *
+ * @module @arqon/nats
  */
 export { NatsLink, type NatsConnectOptions, type NatsStatus } from "./link.js";
 export { NatsBus, NatsControlPlane, HEADER_ORIGIN, HEADER_ECHO } from "./bus.js";

@@ -3,11 +3,14 @@ import { ArqonError, BackendUnavailableError, ErrorCode, type KeyValueStore, typ
 import { isWrongLastSequence, type NatsLink } from "./link.js";
 import { fromKvToken, kvToken } from "./subjects.js";
 
+/** The KV bucket {@link NatsKvKeyValueStore} uses unless `bucket` names another. */
 export const DEFAULT_KV_BUCKET = "ARQON_KV";
 
+/** Options of `NatsKvKeyValueStore.create(options)`. */
 export interface NatsKvKeyValueOptions {
+  /** The node's NATS connection. */
   link: NatsLink;
-  /** @default "ARQON_KV" */
+  /** The KV bucket's name. @default "ARQON_KV" */
   bucket?: string;
   /** JetStream replicas of the bucket when this call creates it. @default 1 */
   replicas?: number;
@@ -102,6 +105,11 @@ export class NatsKvKeyValueStore implements KeyValueStore {
     this.#link.guard("key-value store");
   }
 
+  /**
+   * The live entry of `key` in `namespace` (value, revision, write time), or undefined when it is absent or deleted.
+   * Rejects with VALIDATION_ERROR for an empty namespace or key, and with `BackendUnavailableError` when NATS is
+   * unreachable.
+   */
   async get(namespace: string, key: string): Promise<KvEntry | undefined> {
     this.#guard();
     checkName("namespace", namespace);
@@ -114,6 +122,12 @@ export class NatsKvKeyValueStore implements KeyValueStore {
     }
   }
 
+  /**
+   * Writes `value` and resolves with the key's new revision (one above its last, deletes included). With `ifRevision`
+   * it is a compare-and-set: applied only if the key is live at that revision (0: only if it is absent or deleted),
+   * else it rejects with CONFLICT. Also rejects with CONFLICT when concurrent writes kept winning for 50 attempts,
+   * and with `PayloadTooLargeError` above the NATS server's `max_payload`.
+   */
   async put(namespace: string, key: string, value: Uint8Array, options?: { ifRevision?: number }): Promise<number> {
     this.#guard();
     checkName("namespace", namespace);
@@ -150,6 +164,10 @@ export class NatsKvKeyValueStore implements KeyValueStore {
     }
   }
 
+  /**
+   * Deletes `key` by writing a tombstone one revision later (so a re-created key never repeats a revision); resolves
+   * true if the key was live, false if it was absent or already deleted.
+   */
   async delete(namespace: string, key: string): Promise<boolean> {
     this.#guard();
     checkName("namespace", namespace);
@@ -206,6 +224,10 @@ export class NatsKvKeyValueStore implements KeyValueStore {
     }
   }
 
+  /**
+   * The live entries of `namespace` in ascending key order: only keys that start with `prefix` when given, and at
+   * most `limit` (when > 0). Reads every key name of the namespace first, so cost grows with its size.
+   */
   async list(namespace: string, options: { prefix?: string; limit?: number } = {}): Promise<KvEntry[]> {
     this.#guard();
     checkName("namespace", namespace);
@@ -238,6 +260,7 @@ export class NatsKvKeyValueStore implements KeyValueStore {
     }
   }
 
+  /** Marks the store closed: later calls reject with `BackendUnavailableError`. The bucket and the NatsLink stay. */
   async close(): Promise<void> {
     this.#closed = true;
   }

@@ -3,8 +3,13 @@ import { jetstream, jetstreamManager, JetStreamApiError, type JetStreamClient, t
 import { Kvm } from "@nats-io/kv";
 import { ArqonError, BackendUnavailableError, PayloadTooLargeError } from "@arqon/core";
 
+/**
+ * Whether NATS is reachable: "connected"; "reconnecting" while the connection is down (operations then fail fast
+ * with ARQ_BACKEND_UNAVAILABLE); "closed" for good, after `close()` or when the connection ends.
+ */
 export type NatsStatus = "connected" | "reconnecting" | "closed";
 
+/** How `NatsLink.connect` (and `connectNatsBackends`) reach NATS. */
 export interface NatsConnectOptions {
   /** One URL or several (a NATS cluster's seeds). @default "nats://127.0.0.1:4222" */
   servers?: string | string[];
@@ -36,9 +41,13 @@ export function isWrongLastSequence(error: unknown): boolean {
  * The connection reconnects by itself, forever, until `close()`.
  */
 export class NatsLink {
+  /** The nats.js connection. */
   readonly nc: NatsConnection;
+  /** The JetStream client on `nc` (publishes with acks), with the link's request timeout. */
   readonly js: JetStreamClient;
+  /** The JetStream manager on `nc` (streams, direct gets, purges), with the link's request timeout. */
   readonly jsm: JetStreamManager;
+  /** The KV bucket manager on `js`. */
   readonly kvm: Kvm;
   #status: NatsStatus = "connected";
   readonly #listeners = new Set<(status: NatsStatus) => void>();
@@ -89,6 +98,7 @@ export class NatsLink {
     return new NatsLink(nc, jsm, false, requestTimeoutMs);
   }
 
+  /** "connected", "reconnecting" while NATS is unreachable, or "closed" (final). */
   get status(): NatsStatus {
     return this.#status;
   }
@@ -141,6 +151,10 @@ export class NatsLink {
     return new BackendUnavailableError(`${what}: ${message}`, { cause: error });
   }
 
+  /**
+   * Closes the connection if `connect()` opened it (the status becomes "closed"); a connection given to `wrap()`
+   * is left open and untouched.
+   */
   async close(): Promise<void> {
     if (!this.#owned) return;
     if (!this.nc.isClosed()) await this.nc.close();

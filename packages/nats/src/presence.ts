@@ -17,11 +17,14 @@ import type { HandlerErrorReporter } from "./bus.js";
 import { isWrongLastSequence, type NatsLink } from "./link.js";
 import { kvToken, roomKeyOfKv, roomKvKey } from "./subjects.js";
 
+/** The KV bucket {@link NatsKvPresenceStore} keeps members and node heartbeats in unless `bucket` names another. */
 export const DEFAULT_PRESENCE_BUCKET = "ARQON_PRESENCE";
 
+/** Options of `NatsKvPresenceStore.create(options)`. */
 export interface NatsKvPresenceOptions {
+  /** The node's NATS connection. */
   link: NatsLink;
-  /** @default "ARQON_PRESENCE" */
+  /** The KV bucket's name. @default "ARQON_PRESENCE" */
   bucket?: string;
   /**
    * A node that has not renewed for this long is dead: any live node removes its members (watchers see `leave` with
@@ -37,7 +40,7 @@ export interface NatsKvPresenceOptions {
   nodeId?: string;
   /** JetStream replicas when this call creates the bucket. @default 1 */
   replicas?: number;
-  /** @default rethrow on a microtask */
+  /** Receives what a `watch` handler throws (the other handlers still run). @default rethrow on a microtask */
   onHandlerError?: HandlerErrorReporter;
 }
 
@@ -120,6 +123,7 @@ const SWEEP_CONCURRENCY = 32;
 export class NatsKvPresenceStore implements PresenceStore {
   readonly #link: NatsLink;
   readonly #kv: KV;
+  /** This node's id: the owner its member entries name, and its heartbeat key `n.<nodeId>`. */
   readonly nodeId: string;
   readonly #leaseMs: number;
   readonly #mirror = new Map<string, Mirrored>();
@@ -297,6 +301,11 @@ export class NatsKvPresenceStore implements PresenceStore {
     this.#wrote(await this.#kv.put(kvKey, data));
   }
 
+  /**
+   * Adds this node's member to room `key`, or updates it (an upsert by `clientId`); it lives as long as this node's
+   * lease and is re-asserted after a reconnect. A member without `joinedAt` keeps the stored one (or gets now).
+   * Rejects with ARQ_FRAME_MISSING_FIELD without a `clientId`.
+   */
   async join(key: RoomKey, member: Member): Promise<void> {
     this.#guard();
     const clientId = member.clientId;
@@ -383,6 +392,11 @@ export class NatsKvPresenceStore implements PresenceStore {
     return members.sort((a, b) => (a.joinedAt ?? 0) - (b.joinedAt ?? 0));
   }
 
+  /**
+   * Calls `handler` with every `join` (a new member, or changed user, info or connections) and `leave` (with its
+   * reason, e.g. "expired") in any room, by any node, from now on, in the bucket's order; returns a function that
+   * removes it. What it throws goes to `onHandlerError`.
+   */
   watch(handler: (key: RoomKey, event: PresenceEvent) => void): Unsubscribe {
     this.#watchers = [...this.#watchers, handler];
     return () => {
@@ -443,11 +457,15 @@ export class NatsKvPresenceStore implements PresenceStore {
     clearInterval(this.#sweepTimer);
   }
 
-  /** Members this node holds (what it re-asserts after a reconnect). */
+  /** How many members this node holds (what it re-asserts after a reconnect). */
   get ownMembers(): number {
     return this.#own.size;
   }
 
+  /**
+   * Stops the timers and the watch and drops the watchers. Unless halted or disconnected, deletes this node's
+   * heartbeat key, so that the other nodes expire the members it still held at their next sweep. Idempotent.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;

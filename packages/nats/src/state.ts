@@ -20,17 +20,20 @@ import { isWrongLastSequence, type NatsLink } from "./link.js";
 import { scanSubject } from "./subject-log.js";
 import { kvToken, roomKeyOfKv, roomKvKey } from "./subjects.js";
 
+/** The KV bucket {@link NatsKvRoomStateStore} keeps room state in unless `bucket` names another. */
 export const DEFAULT_STATE_BUCKET = "ARQON_STATE";
 
+/** Options of `NatsKvRoomStateStore.create(options)`. */
 export interface NatsKvRoomStateOptions {
+  /** The node's NATS connection. */
   link: NatsLink;
-  /** @default "ARQON_STATE" */
+  /** The KV bucket's name. @default "ARQON_STATE" */
   bucket?: string;
   /** Writes kept per room for `at` (the bucket's history per key) when this call creates the bucket. @default 1000 */
   maxLogEntries?: number;
   /** JetStream replicas when this call creates the bucket. @default 1 */
   replicas?: number;
-  /** @default rethrow on a microtask */
+  /** Receives what a `watch` handler throws (the other handlers still run). @default rethrow on a microtask */
   onHandlerError?: HandlerErrorReporter;
 }
 
@@ -188,6 +191,7 @@ export class NatsKvRoomStateStore implements RoomStateStore {
     this.#link.guard("room state");
   }
 
+  /** The live entries of room `key`'s map, sorted by key; empty for a room never written. */
   async get(key: RoomKey): Promise<StateEntry[]> {
     this.#guard();
     const kvKey = roomKvKey(key);
@@ -198,6 +202,14 @@ export class NatsKvRoomStateStore implements RoomStateStore {
     }
   }
 
+  /**
+   * Applies one write (a value, or `deleted`) to room `key` and resolves with the entry as stored: one version above
+   * the key's last (deletes count, and so does a deleted tenant's floor). With `ifVersion` it is a compare-and-set
+   * that rejects with `StateConflictError` (ARQ_STATE_CONFLICT) unless the key is live at that version (0: absent).
+   * Deleting an absent key changes nothing and resolves with its tombstone (or version 0). Rejects with
+   * ARQ_STATE_KEY_INVALID for an empty key, `PayloadTooLargeError` when the room's whole map would exceed the NATS
+   * server's `max_payload`, and `BackendUnavailableError` when NATS is unreachable or writers kept colliding.
+   */
   async set(key: RoomKey, write: StateWrite): Promise<StateEntry> {
     this.#guard();
     const kvKey = roomKvKey(key);
@@ -309,6 +321,12 @@ export class NatsKvRoomStateStore implements RoomStateStore {
     throw new BackendUnavailableError(`room state floor of ${token}: too much contention (${MAX_ATTEMPTS} attempts)`);
   }
 
+  /**
+   * Room `key`'s live entries as they were right after its `revision`-th write (0: before any), or after its last
+   * write at or before `timestamp` (epoch ms). Rejects with ARQ_HISTORY_UNAVAILABLE when that point is older than the
+   * kept log (`maxLogEntries` writes), and with ARQ_POSITION_INVALID for a negative or fractional revision or a
+   * timestamp that is not a number.
+   */
   async at(key: RoomKey, point: StatePoint): Promise<StateEntry[]> {
     this.#guard();
     const kvKey = roomKvKey(key);
@@ -354,6 +372,10 @@ export class NatsKvRoomStateStore implements RoomStateStore {
     }
   }
 
+  /**
+   * Calls `handler` with every write applied from now on to any room, by any node, in the order they were applied;
+   * returns a function that removes it. Tenant deletes are not reported. What it throws goes to `onHandlerError`.
+   */
   watch(handler: (key: RoomKey, entry: StateEntry) => void): Unsubscribe {
     this.#watchers = [...this.#watchers, handler];
     return () => {
@@ -361,6 +383,10 @@ export class NatsKvRoomStateStore implements RoomStateStore {
     };
   }
 
+  /**
+   * Stops following the bucket and drops the watchers; later calls reject with `BackendUnavailableError`.
+   * Idempotent; the bucket and the NatsLink are left as they are.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;

@@ -8,6 +8,8 @@
  *   afterAll(() => nats.stop());
  * });
  * ```
+ *
+ * @module @arqon/nats/testing
  */
 import { describe, it } from "vitest";
 import { natsServerBinary, natsServerVersion } from "./testing/server.js";

@@ -5,6 +5,7 @@ import { argsObject, int, str, NAME_RE } from "./args.js";
 import { KvLease } from "./lease.js";
 import type { Operator, OperatorHost } from "./host.js";
 
+/** Options of {@link cronOperator} (op.cron). */
 export interface CronOperatorOptions {
   /** Shortest `everyMs` accepted. @default 1000 */
   minIntervalMs?: number;
@@ -20,15 +21,21 @@ export interface CronOperatorOptions {
   onError?: (err: unknown, schedule: CronSchedule) => void;
 }
 
+/** One op.cron schedule, as stored in the host's key-value store (namespace `op.cron`, key `<tenant>/<name>`). */
 export interface CronSchedule {
+  /** The tenant it belongs to and publishes into. */
   tenant: string;
+  /** Its name, unique within the tenant: 1-64 letters, digits and `_ . : -`. */
   name: string;
+  /** The room it publishes into. */
   room: string;
+  /** The JSON value published at every run. */
   payload: unknown;
   /** A cron expression (5 or 6 fields, croner syntax) ... */
   cron?: string;
   /** ... or a fixed interval. */
   everyMs?: number;
+  /** The `sub` of the admin who scheduled it. */
   createdBy: string;
 }
 
@@ -61,9 +68,13 @@ interface Running {
  * node takes over when the lease expires (`leaseTtlMs`); ticks that fall into that gap are skipped, not made up
  * (missed-run policy: skip). Verbs: schedule, cancel and list, all admin-only. Every scheduled message goes through the host's publish path, so CASIL inspects it and the
  * tenant's message size and publish rate apply; a tenant's schedules are bounded in number (`maxCronJobs`), in
- * their summed rate (`cronRatePerSecond`) and in payload size (`maxMessageBytes`).
+ * their summed rate (`cronRatePerSecond`) and in payload size (`maxMessageBytes`). The operator it resolves with
+ * also has `running()`: how many schedules fire on this node.
  */
-export async function cronOperator(host: OperatorHost, options: CronOperatorOptions = {}): Promise<Operator & { running(): number }> {
+export async function cronOperator(host: OperatorHost, options: CronOperatorOptions = {}): Promise<Operator & {
+  /** How many schedules fire on this node: every schedule while it holds the runner lease, none otherwise. */
+  running(): number;
+}> {
   const minIntervalMs = options.minIntervalMs ?? 1000;
   const limitsOf = (tenant: string) => {
     const l = host.tenantLimits?.(tenant);

@@ -7,6 +7,8 @@
  * const server = createArqonServer({ auth });
  * const operators = await registerStandardOperators(server, { omega: omegaOptionsFromEnv(process.env) });
  * ```
+ *
+ * @module @arqon/operators
  */
 import type { Operator, OperatorHost } from "./host.js";
 import { cronOperator, type CronOperatorOptions } from "./cron.js";
@@ -32,12 +34,18 @@ export { omegaOperator, omegaOptionsFromEnv, OMEGA_COMMANDS, type OmegaOptions }
 
 /** Names of the operators that ship with ArqonBus. */
 export const STANDARD_OPERATORS = ["op.webhook", "op.cron", "op.store", "op.casil", "op.history", "op.omega"] as const;
+/** The name of one operator that ships with ArqonBus. */
 export type StandardOperator = (typeof STANDARD_OPERATORS)[number];
 
+/** Options of {@link registerStandardOperators}, per operator. */
 export interface StandardOperatorOptions {
+  /** Options of op.store, or false to leave it out. */
   store?: StoreOperatorOptions | false;
+  /** Options of op.cron, or false to leave it out. */
   cron?: CronOperatorOptions | false;
+  /** Options of op.webhook, or false to leave it out. */
   webhook?: WebhookOperatorOptions | false;
+  /** Options of op.omega.*, which is always registered: its commands answer FEATURE_DISABLED unless `enabled`. */
   omega?: OmegaOptions;
 }
 

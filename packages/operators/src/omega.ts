@@ -2,6 +2,7 @@ import { ArqonError, ErrorCode } from "@arqon/core";
 import { argsObject, int, str, NAME_RE } from "./args.js";
 import type { Operator, OperatorHost } from "./host.js";
 
+/** Options of {@link omegaOperator} (op.omega.*); {@link omegaOptionsFromEnv} reads some from `ARQON_OMEGA_*`. */
 export interface OmegaOptions {
   /** The Tier-Omega lane is experimental and off unless enabled (ARQON_OMEGA_ENABLED=1). @default false */
   enabled?: boolean;
@@ -11,9 +12,11 @@ export interface OmegaOptions {
   eventTtlMs?: number;
   /** Substrates per tenant. @default 64 */
   maxSubstrates?: number;
+  /** The clock for registration and event times and for their retention, in epoch ms. @default Date.now */
   now?: () => number;
 }
 
+/** The op.omega.* commands; each answers FEATURE_DISABLED while the lane is disabled. */
 export const OMEGA_COMMANDS = [
   "op.omega.status",
   "op.omega.register_substrate",

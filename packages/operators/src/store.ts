@@ -2,6 +2,7 @@ import { ArqonError, ErrorCode, jsonBytes, parseJsonBytes } from "@arqon/core";
 import { argsObject, int, str } from "./args.js";
 import type { Operator, OperatorHost } from "./host.js";
 
+/** Options of {@link storeOperator} (op.store). */
 export interface StoreOperatorOptions {
   /** Largest value accepted, in bytes of JSON. @default 65536 */
   maxValueBytes?: number;

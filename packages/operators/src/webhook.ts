@@ -4,6 +4,7 @@ import { argsObject, int, str, NAME_RE } from "./args.js";
 import type { Operator, OperatorHost, OperatorOutbound } from "./host.js";
 import { KvLease } from "./lease.js";
 
+/** Options of {@link webhookOperator} (op.webhook). */
 export interface WebhookOperatorOptions {
   /** Time one delivery request may take. @default 5000 */
   timeoutMs?: number;
@@ -11,7 +12,7 @@ export interface WebhookOperatorOptions {
   attempts?: number;
   /** Backoff: attempt n waits a random time in [0, min(retryCapMs, retryBaseMs × 2^n)] (full jitter). @default 500 */
   retryBaseMs?: number;
-  /** @default 300000 */
+  /** Upper bound of the backoff delay between two attempts of a delivery, in ms. @default 300000 */
   retryCapMs?: number;
   /** A message older than this when its turn comes goes to the dead letters unsent. @default 86400000 */
   maxAgeMs?: number;
@@ -21,7 +22,7 @@ export interface WebhookOperatorOptions {
   concurrencyPerTenant?: number;
   /** Consecutive failures to one target after which it is left alone for `breakerCooldownMs`. @default 5 */
   breakerThreshold?: number;
-  /** @default 30000 */
+  /** How long an open circuit breaker leaves a target alone, in ms. @default 30000 */
   breakerCooldownMs?: number;
   /** Dead letters kept per hook (the oldest are dropped beyond). @default 1000 */
   maxDeadLetters?: number;

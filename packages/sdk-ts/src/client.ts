@@ -15,8 +15,10 @@ import type {
   WebSocketLike,
 } from "./types.js";
 
+/** The URL `new ArqonClient()` connects to when given none: a gateway on this machine, on the server's default port. */
 export const DEFAULT_URL = "ws://127.0.0.1:9100/ws";
 
+/** Options of `new ArqonClient(url, options)`. `token` or `getToken` is required. */
 export interface ArqonClientOptions {
   /** A JWT. Use `getToken` instead when tokens expire and can be renewed. */
   token?: string;
@@ -45,19 +47,38 @@ export interface ArqonClientOptions {
    * an answer within `timeoutMs` it drops the connection (code 4001) and reconnects. Defaults come from the server's
    * `welcome` limits (pingIntervalMs, pongTimeoutMs), else 25000 and 10000. false disables it.
    */
-  heartbeat?: { intervalMs?: number; timeoutMs?: number } | false;
+  heartbeat?:
+    | {
+        /** Send `ping` after this many ms without any frame from the server. */
+        intervalMs?: number;
+        /** Drop the connection when no frame at all arrives within this many ms after that `ping`. */
+        timeoutMs?: number;
+      }
+    | false;
 }
 
+/** The events an {@link ArqonClient} emits, by name, with the value each listener receives. */
 export interface ClientEvents {
+  /** Every change of `client.status`, with the new status. */
   status: ClientStatus;
-  connecting: { attempt: number };
+  /** An attempt to connect starts: the first one or a reconnect (a token is fetched first when one is needed). */
+  connecting: {
+    /** 0 for the attempt `connect()` starts, else the reconnect attempt number (as in `reconnecting`). */
+    attempt: number;
+  };
+  /** The server welcomed the connection (the first time, or again after a reconnect: see `reconnected`). */
   connected: ConnectedEvent;
+  /** A welcomed connection was lost; `willReconnect` tells whether `reconnecting` or `closed` follows. */
   disconnected: DisconnectedEvent;
+  /** A reconnect attempt is scheduled after a lost connection or a failed attempt. */
   reconnecting: ReconnectingEvent;
   /** Terminal: no further reconnects (close(), a terminal close code, or max attempts). `connect()` starts over. */
   closed: ClosedEvent;
   /** A token was refreshed on the live connection. */
-  token: { expiresAt?: number };
+  token: {
+    /** The new token's expiry (epoch ms) as the server sees it; absent when it does not expire. */
+    expiresAt?: number;
+  };
   /** Failures that belong to no request: undecodable frames, errors without a request id, token refresh failures. */
   error: ArqonError;
 }
@@ -118,6 +139,7 @@ function toBytes(data: unknown): string | Uint8Array | undefined {
  * ```
  */
 export class ArqonClient extends Emitter<ClientEvents> {
+  /** The gateway URL, as given to the constructor (with tokenTransport "query" the token is added per connection). */
   readonly url: string;
   #options: ArqonClientOptions;
   #codec: Codec;
@@ -145,6 +167,11 @@ export class ArqonClient extends Emitter<ClientEvents> {
   #userClosing: Promise<void> | undefined;
   #socketClosed: (() => void) | undefined;
 
+  /**
+   * Creates the client without connecting (call `connect()`). Throws an ArqonError: ARQ_AUTH_MISSING without `token`
+   * and `getToken`, ARQ_CODEC_UNAVAILABLE for `codec: "protobuf"` without `import "@arqon/sdk/protobuf"`, and
+   * ARQ_CLIENT_CLOSED when no WebSocket implementation is available.
+   */
   constructor(url: string = DEFAULT_URL, options: ArqonClientOptions = {}) {
     super();
     this.url = url;

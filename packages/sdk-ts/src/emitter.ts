@@ -1,6 +1,10 @@
-/** A small typed event emitter that works the same in browsers and Node. */
+/** A listener of one event type: called with the event's value. */
 export type Listener<T> = (event: T) => void;
 
+/**
+ * A small typed event emitter that works the same in browsers and Node. `Events` maps each event name to the value
+ * its listeners receive. Listeners run synchronously, in the order they were added.
+ */
 export class Emitter<Events extends { [K in keyof Events]: unknown }> {
   #listeners = new Map<keyof Events, Set<Listener<never>>>();
 
@@ -21,6 +25,10 @@ export class Emitter<Events extends { [K in keyof Events]: unknown }> {
     return off;
   }
 
+  /**
+   * Removes a listener added with `on` (for one added with `once`, call the function `once` returned). Does nothing
+   * when it is not registered.
+   */
   off<K extends keyof Events>(type: K, listener: Listener<Events[K]>): void {
     this.#listeners.get(type)?.delete(listener as Listener<never>);
   }

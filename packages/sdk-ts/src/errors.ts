@@ -36,6 +36,7 @@ export class ArqonRequestError extends ArqonError {
     this.serverRetryable = options?.retryable;
   }
 
+  /** `serverRetryable` when known, else `isRetryable(code)` (true only for a few codes, e.g. ARQ_RATE_LIMITED). */
   override get retryable(): boolean {
     return this.serverRetryable ?? super.retryable;
   }

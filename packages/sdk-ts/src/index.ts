@@ -1,6 +1,8 @@
 /**
  * @arqon/sdk — the ArqonBus client for browsers and Node. JSON only; `import "@arqon/sdk/protobuf"` adds the
  * protobuf codec.
+ *
+ * @module @arqon/sdk
  */
 export { ArqonClient, DEFAULT_URL, type ArqonClientOptions, type ClientEvents } from "./client.js";
 export { Room, RoomPresence, RoomState, type SubscribeOptions, type PublishOptions, type RoomEvents, type PresenceEvents, type StateEvents } from "./room.js";

@@ -19,6 +19,7 @@ export interface RoomHost {
   request(frame: Frame, options?: { timeoutMs?: number; onReply?: (reply: Frame) => void }): Promise<Frame>;
 }
 
+/** Options of `room.subscribe()`; they also apply to the automatic re-subscriptions after a reconnect. */
 export interface SubscribeOptions {
   /** Recover from this position: messages after it are delivered first (see `SubscribedEvent.recovered`). */
   since?: Position;
@@ -28,7 +29,12 @@ export interface SubscribeOptions {
   meta?: unknown;
 }
 
+/** Options of `room.publish()`. */
 export interface PublishOptions {
+  /**
+   * Message headers; the server lowers their names and allows at most 64 (names up to 128 bytes, values up to 4 KiB).
+   * `x-twist-id` puts the message on a named timeline (1-64 letters, digits and `_ - . :`).
+   */
   headers?: Record<string, string>;
   /** Delivered once within the server's dedupe window, however often it is published. */
   idempotencyKey?: string;
@@ -36,21 +42,43 @@ export interface PublishOptions {
   echo?: boolean;
 }
 
+/** The events a {@link Room} emits, by name, with the value each listener receives. */
 export interface RoomEvents {
+  /**
+   * A message of the subscribed room, live or recovered, in offset order; duplicates are dropped and delta payloads
+   * rebuilt first. The handler given to `subscribe` is a listener of this event.
+   */
   message: RoomMessage;
+  /** The server confirmed the subscription: the first time, and again after every reconnect. */
   subscribed: SubscribedEvent;
   /** The subscription ended: by `unsubscribe()` (reason "client") or by the server (its reason, e.g. "forbidden"). */
-  unsubscribed: { room: string; reason: string };
+  unsubscribed: {
+    /** The room's name. */
+    room: string;
+    /** "client" after `unsubscribe()`, else the reason the server gave (possibly empty). */
+    reason: string;
+  };
+  /**
+   * A failure that belongs to no request: a delta that cannot be applied (ARQ_DELTA_INVALID), a payload that is not
+   * JSON, or an automatic re-subscription the server refused after a reconnect (which ends the subscription).
+   */
   error: ArqonError;
 }
 
+/** The events `room.presence` emits, by name, with the value each listener receives. */
 export interface PresenceEvents {
+  /** A member joined the room (one event per member, also for batched `presence_diff` frames). */
   join: PresenceMember;
-  leave: PresenceMember & { reason?: string };
+  /** A member left the room: the member as last known (with its `info`), one event per member. */
+  leave: PresenceMember & {
+    /** Why it left, when the server says: e.g. "expired" when the member's node stopped renewing its presence. */
+    reason?: string;
+  };
   /** Any change of the member list, with the list after it (joins, leaves, a fresh list on (re)subscribe). */
   change: PresenceMember[];
 }
 
+/** The events `room.state` emits, by name, with the value each listener receives. */
 export interface StateEvents {
   /** Entries changed by someone (including this client). */
   change: StateChange[];
@@ -235,7 +263,9 @@ type Waiter = { resolve: (e: SubscribedEvent) => void; reject: (err: unknown) =>
  * reconnects: the client re-subscribes with the last position it saw and reports whether everything was recovered.
  */
 export class Room extends Emitter<RoomEvents> {
+  /** Who is in the room, and this connection's presence metadata. */
   readonly presence: RoomPresence;
+  /** The room's shared key/value map. */
   readonly state: RoomState;
   /** @internal presence metadata restored on re-subscribe */
   _meta: unknown = undefined;
@@ -254,6 +284,7 @@ export class Room extends Emitter<RoomEvents> {
   #everSubscribed = false;
 
   constructor(
+    /** The room's name, as given to `client.room()`. */
     readonly name: string,
     private readonly host: RoomHost,
   ) {

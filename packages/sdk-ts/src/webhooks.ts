@@ -9,6 +9,8 @@
  *
  * Uses Web Crypto (`crypto.subtle`) only, so it runs in Node >= 20 and in browsers (secure contexts) alike; this
  * module imports no Node built-in and is kept out of the main entry: `import { verifyWebhook } from "@arqon/sdk/webhooks"`.
+ *
+ * @module @arqon/sdk/webhooks
  */
 import { ArqonError } from "@arqon/core";
 
@@ -41,6 +43,7 @@ type DeliveryCode = Exclude<WebhookErrorCode, "ARQ_WEBHOOK_SECRET_INVALID" | "AR
  * matches. Nothing about it can be trusted; answer 401 (or 400) and let the sender retry.
  */
 export class WebhookVerificationError extends ArqonError {
+  /** Why the delivery was refused: a {@link WebhookErrorCode} other than the two configuration codes. */
   declare readonly code: DeliveryCode;
 
   constructor(code: DeliveryCode, message: string, options?: ErrorOptions & { detail?: Record<string, unknown> }) {
@@ -51,6 +54,7 @@ export class WebhookVerificationError extends ArqonError {
 
 /** The receiver is misconfigured (a bad secret, no Web Crypto): no delivery can be verified until it is fixed. */
 export class WebhookConfigError extends ArqonError {
+  /** ARQ_WEBHOOK_SECRET_INVALID (a secret that is empty or not `whsec_<base64>`) or ARQ_WEBHOOK_CRYPTO_UNAVAILABLE. */
   declare readonly code: "ARQ_WEBHOOK_SECRET_INVALID" | "ARQ_WEBHOOK_CRYPTO_UNAVAILABLE";
 
   constructor(code: "ARQ_WEBHOOK_SECRET_INVALID" | "ARQ_WEBHOOK_CRYPTO_UNAVAILABLE", message: string, options?: ErrorOptions) {
@@ -71,9 +75,13 @@ export type WebhookSecret = string | Uint8Array;
  * times is combined as HTTP does (values joined with ", ").
  */
 export type WebhookHeadersInit =
-  | { get(name: string): string | null | undefined }
+  | {
+      /** The value of header `name` (asked in lower case), null or undefined when absent. */
+      get(name: string): string | null | undefined;
+    }
   | Readonly<Record<string, string | readonly string[] | undefined>>;
 
+/** Options of {@link verifyWebhook}. */
 export interface VerifyWebhookOptions {
   /**
    * How far, in seconds, `webhook-timestamp` may be from the clock in either direction.
@@ -102,8 +110,11 @@ export interface WebhookEvent<T = unknown> {
  * an interface, so it passes as a {@link WebhookHeadersInit} and spreads into `fetch` headers.
  */
 export type WebhookSignatureHeaders = {
+  /** The delivery's id, as given to {@link signWebhook}. */
   "webhook-id": string;
+  /** The signing time, whole seconds since the epoch, in decimal. */
   "webhook-timestamp": string;
+  /** Space-separated `v1,<base64 of HMAC-SHA256>` entries, one per secret, in the order the secrets were given. */
   "webhook-signature": string;
 };
 

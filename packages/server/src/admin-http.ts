@@ -53,14 +53,33 @@ export interface ApiRequest {
   actor: AuditActor;
 }
 
+/** One route of the server API (`/api/v1/...`), as `ArqonServer.addApiRoutes` takes it. */
 export interface ApiRoute {
+  /** The HTTP method it answers; another method on its path gets 405. */
   method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
   /** e.g. "/api/v1/tenants/:tenant/kick" */
   path: string;
+  /** Who may call it; checked (with the tenant of a `:tenant` parameter) before `handle` runs. */
   access: HttpAccess;
   /** What the matrix in docs/security.md calls it. */
   summary: string;
-  handle(req: ApiRequest): Promise<{ status?: number; body: unknown }> | { status?: number; body: unknown };
+  /**
+   * Answers an authenticated, authorized request; the body is sent as JSON. An ArqonError thrown becomes the error
+   * body with its code's HTTP status (`httpStatusOf`).
+   */
+  handle(req: ApiRequest):
+    | Promise<{
+        /** The HTTP status. @default 200 */
+        status?: number;
+        /** The JSON answer. */
+        body: unknown;
+      }>
+    | {
+        /** The HTTP status. @default 200 */
+        status?: number;
+        /** The JSON answer. */
+        body: unknown;
+      };
 }
 
 interface CompiledRoute extends ApiRoute {

@@ -12,11 +12,27 @@ export const SERVER_AUDIT_TENANT = "$server";
 export const AUDIT_RETENTION = { maxMessages: 10_000, maxAgeMs: 30 * 86_400_000, maxBytes: 0 };
 
 /** Who did it: an operator (by key id, never the key) or a tenant principal. */
-export type AuditActor = { kind: "operator"; key: string } | { kind: "tenant_admin" | "tenant_server" | "user"; tenant: string; sub: string };
+export type AuditActor =
+  | {
+      /** The operator. */
+      kind: "operator";
+      /** The public id of the operator key (`key:` and 8 hex digits of its SHA-256), or a name such as "in-process". */
+      key: string;
+    }
+  | {
+      /** A token of a tenant: an admin (`role: "admin"`), the tenant's backend (`role: "server"`) or a user. */
+      kind: "tenant_admin" | "tenant_server" | "user";
+      /** The token's tenant. */
+      tenant: string;
+      /** The token's `sub`. */
+      sub: string;
+    };
 
 /** One structured audit record. */
 export interface AuditRecord {
+  /** When it was recorded, as an ISO 8601 UTC timestamp. */
   time: string;
+  /** Who did it. */
   actor: AuditActor;
   /** The tenant acted on ("$server" for server-wide actions). */
   tenant: string;
@@ -26,6 +42,7 @@ export interface AuditRecord {
   target?: string;
   /** "ok", or the error code of a refusal. */
   result: string;
+  /** Facts of the action, when it reports any (e.g. the limits set, the connections closed on this node). */
   detail?: Record<string, unknown>;
 }
 
@@ -50,6 +67,10 @@ export class AuditLog {
     private readonly logger: Logger,
   ) {}
 
+  /**
+   * Writes one record, stamped with the current time, to the log and to the trail of `entry.tenant`. Never rejects:
+   * a store failure is logged.
+   */
   async record(entry: Omit<AuditRecord, "time">): Promise<void> {
     const record: AuditRecord = { time: new Date().toISOString(), ...entry };
     this.logger.info({ audit: record }, "audit");
@@ -84,7 +105,20 @@ export class AuditLog {
   }
 
   /** Records of `tenant`, newest first: at most `limit` (1-1000), older than offset `before` when given. */
-  async list(tenant: string, options: { limit?: number; before?: number } = {}): Promise<{ records: Array<AuditRecord & { offset: number }>; next?: number }> {
+  async list(
+    tenant: string,
+    options: { limit?: number; before?: number } = {},
+  ): Promise<{
+    /** The records, newest first. */
+    records: Array<
+      AuditRecord & {
+        /** The record's offset in the trail. */
+        offset: number;
+      }
+    >;
+    /** The `before` of the next, older page; absent when this page is short or reaches the first record. */
+    next?: number;
+  }> {
     const limit = options.limit ?? 100;
     if (!Number.isSafeInteger(limit) || limit < 1 || limit > 1000) throw new ArqonError(ErrorCode.VALIDATION_ERROR, "limit must be 1-1000");
     if (options.before !== undefined && (!Number.isSafeInteger(options.before) || options.before < 1)) {

@@ -17,8 +17,13 @@ export interface Capabilities {
   store?: string[];
 }
 
+/** One action a token's capabilities grant rooms for: "sub", "pub", "presence" or "store" (what `can` checks). */
 export type Capability = keyof Capabilities;
 
+/**
+ * How the gateway verifies bearer tokens. At least one of `secret`, `publicKeys` or `jwksUrl` is required
+ * (`createAuthenticator` throws ARQ_AUTH_INVALID otherwise).
+ */
 export interface AuthOptions {
   /** HMAC secret for HS256/384/512 (a string is taken as its UTF-8 bytes). */
   secret?: string | Uint8Array;
@@ -65,18 +70,25 @@ export interface AuthOptions {
 
 /** Who a connection is: the verified facts of its token. */
 export interface AuthContext {
+  /** The token's `sub` claim (1-256 characters). */
   sub: string;
+  /** The tenant id: the `tenantClaim` claim, or `defaultTenant` when the token has none. */
   tenant: string;
+  /** The `roleClaim` claim, when it is a string. */
   role?: string;
+  /** Whether the role is "admin": capability checks are lifted and admin-only commands allowed. */
   admin: boolean;
+  /** The capabilities claim; undefined when the token has none (every room of the tenant). */
   caps?: Capabilities;
   /** Token expiry, epoch milliseconds; undefined when the token has none. */
   expiresAt?: number;
+  /** The whole verified payload. */
   claims: JWTPayload;
 }
 
 /** An authentication failure with its HTTP status (401) and code. */
 export class AuthError extends ArqonError {
+  /** The HTTP status to answer with: always 401. */
   readonly status: number;
   constructor(code: string, message: string, options?: ErrorOptions) {
     super(code, message, options);
@@ -87,8 +99,15 @@ export class AuthError extends ArqonError {
 
 const MAX_TOKEN_LENGTH = 16 * 1024;
 
+/** Verifies bearer tokens (made by `createAuthenticator`). */
 export interface Authenticator {
+  /**
+   * Verifies a token (algorithm, signature, exp/nbf, iss/aud, then `sub`, tenant and capabilities) and resolves with
+   * who it is. Rejects with an `AuthError`: ARQ_AUTH_MISSING without a token (undefined or ""), ARQ_AUTH_EXPIRED
+   * when it expired, ARQ_AUTH_INVALID for anything else (too long, malformed, bad signature or claims).
+   */
   verify(token: string | undefined): Promise<AuthContext>;
+  /** Whether `AuthOptions.dev` is set (the server then logs a DEV MODE warning). */
   readonly dev: boolean;
 }
 
@@ -286,6 +305,11 @@ function checkCrit(header: Readonly<Record<string, unknown>>): void {
   if (header.b64 !== true) throw malformed();
 }
 
+/**
+ * Builds the token verifier. HS256/384/512 tokens are checked against `secret` (on node:crypto); any other algorithm
+ * goes through jose with the `publicKeys` (matched by `kid`, else by key type) or the JWKS. Throws ARQ_AUTH_INVALID
+ * when there is no secret, public key or JWKS URL, or when `algorithms` contains "none".
+ */
 export function createAuthenticator(options: AuthOptions): Authenticator {
   const secretBytes =
     options.secret === undefined ? undefined : typeof options.secret === "string" ? Buffer.from(options.secret, "utf8") : Buffer.from(options.secret);
@@ -427,12 +451,17 @@ export function extractToken(req: IncomingMessage, query: string): string | unde
   return undefined;
 }
 
+/** What `signToken` signs. */
 export interface SignTokenOptions {
   /** The HMAC secret the gateway verifies with. */
   secret: string | Uint8Array;
+  /** The `sub` claim. */
   sub: string;
+  /** The tenant id, written to the `tenantClaim` claim; must be a valid tenant id (ARQ_TENANT_INVALID otherwise). */
   tenant: string;
+  /** Written as the `role` claim (always under that name). */
   role?: string;
+  /** Written as the `caps` claim (always under that name). */
   caps?: Capabilities;
   /** Lifetime: seconds, or a span like "30m", "1h", "7d". @default "1h" */
   ttl?: string | number;
@@ -440,8 +469,11 @@ export interface SignTokenOptions {
   algorithm?: "HS256" | "HS384" | "HS512";
   /** @default "tenant" */
   tenantClaim?: string;
+  /** The `iss` claim, when set. */
   issuer?: string;
+  /** The `aud` claim, when set. */
   audience?: string;
+  /** Extra claims; the tenant claim, `sub`, `role`, `caps`, `iat`, `exp`, `iss` and `aud` set here win over them. */
   claims?: JWTPayload;
 }
 

@@ -9,7 +9,19 @@ import { AuthError, can, type AuthContext, type Authenticator, type Capability }
  * - a tenant principal is a verified token: `role: "admin"` acts inside its own tenant, `role: "server"` is the
  *   tenant's application backend, anyone else is a user limited by its `caps`.
  */
-export type Principal = { kind: "operator"; keyId: string } | { kind: "tenant"; auth: AuthContext };
+export type Principal =
+  | {
+      /** The operator, authenticated by an operator key. */
+      kind: "operator";
+      /** The public id of the key used (`key:` and 8 hex digits of its SHA-256), never the key. */
+      keyId: string;
+    }
+  | {
+      /** A verified token of a tenant (admin, server or user). */
+      kind: "tenant";
+      /** What the token says. */
+      auth: AuthContext;
+    };
 
 /** The shortest operator key or scrape token accepted: keys are bearer credentials for the whole server. */
 export const MIN_KEY_LENGTH = 24;
@@ -34,6 +46,7 @@ export class KeySet {
     this.ids = this.digests.map((d) => `key:${d.subarray(0, 4).toString("hex")}`);
   }
 
+  /** How many keys are configured. */
   get size(): number {
     return this.digests.length;
   }
@@ -81,7 +94,18 @@ export function authorizeFrame(auth: AuthContext, frame: Frame): void {
  *   `args.room`, else the command frame's `room`; a function reads it from the arguments (e.g. a store namespace).
  *   Admins always pass; a token without a `caps` claim covers every resource of its tenant.
  */
-export type CommandAccess = "member" | "admin" | { capability: Capability; resource: "room" | ((args: Record<string, unknown>) => unknown) };
+export type CommandAccess =
+  | "member"
+  | "admin"
+  | {
+      /** The capability the token needs for the resource. */
+      capability: Capability;
+      /**
+       * The resource checked: "room" (`args.room`, else the frame's `room`), or a function that picks it from the
+       * arguments; when it yields no string the check passes (and the handler refuses the arguments).
+       */
+      resource: "room" | ((args: Record<string, unknown>) => unknown);
+    };
 
 function argsRecord(args: unknown): Record<string, unknown> {
   return typeof args === "object" && args !== null && !Array.isArray(args) ? (args as Record<string, unknown>) : {};

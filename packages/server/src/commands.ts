@@ -15,18 +15,30 @@ export interface CommandContext {
   command: string;
   /** The parsed JSON arguments (undefined when none were sent). */
   args: unknown;
+  /** The `requestId` of the command frame, when it has one (the response carries it back). */
   requestId?: string;
+  /** The `room` of the command frame, when it names one. */
   room?: string;
+  /** The caller's tenant. */
   tenant: string;
+  /** The caller's `sub` claim. */
   sub: string;
+  /** The caller's role claim, when it has one. */
   role?: string;
+  /** Whether the caller is a tenant admin (`role: "admin"`). */
   admin: boolean;
   /** The caller's full auth context, for capability checks (`can(ctx.auth, "sub", room)`). */
   auth: AuthContext;
+  /** The id of the caller's connection. */
   clientId: string;
   /** Publishes into the caller's tenant (inspected like any server publish, within the tenant's limits). */
   publish(room: string, payload: unknown): Promise<PublishResult>;
+  /**
+   * The server's key-value store, shared by every tenant: the handler scopes its keys itself (op.store uses the
+   * namespaces `op.store/<tenant>/<namespace>`, which a tenant's deletion removes).
+   */
   kv: KeyValueStore;
+  /** The server's logger. */
   logger: Logger;
   /** The limits of the caller's tenant. */
   limits: ResolvedTenantLimits;
@@ -41,6 +53,7 @@ export interface CommandContext {
  */
 export type CommandHandler = (ctx: CommandContext) => unknown;
 
+/** How a command is registered: who may run it, whether it is audited, what it says about itself. */
 export interface CommandOptions {
   /**
    * Who may run it (checked before the arguments are inspected and the handler runs; others get
@@ -51,6 +64,7 @@ export interface CommandOptions {
   adminOnly?: boolean;
   /** Write an audit record for every call (who, tenant, command, target, result). @default true for admin commands */
   audit?: boolean;
+  /** A one-line summary of the command and its arguments, shown where commands are listed. */
   description?: string;
   /**
    * Top-level argument fields that are not content and are not inspected by CASIL (a designated secret such as
@@ -98,16 +112,30 @@ export class CommandRegistry {
     else this.commands.set(name, { handler: () => undefined, access: "member", audit: false, disabled: reason });
   }
 
+  /** Undoes `disable`: the command's handler answers again. Does nothing for a name never registered or disabled. */
   enable(name: string): void {
     const entry = this.commands.get(name);
     if (entry) delete entry.disabled;
   }
 
+  /** Whether `name` is registered (a disabled command counts). */
   has(name: string): boolean {
     return this.commands.has(name);
   }
 
-  list(): Array<{ name: string; access: string; adminOnly: boolean; description?: string; disabled: boolean }> {
+  /** Every command known, in registration order. */
+  list(): Array<{
+    /** The command name, e.g. "op.store.get". */
+    name: string;
+    /** Who may run it: "member", "admin" or "capability:<capability>". */
+    access: string;
+    /** Whether only tenant admins may run it. */
+    adminOnly: boolean;
+    /** The description it was registered with. */
+    description?: string;
+    /** Whether it is disabled (answers FEATURE_DISABLED). */
+    disabled: boolean;
+  }> {
     return [...this.commands].map(([name, e]) => ({
       name,
       access: accessName(e.access),
@@ -117,6 +145,7 @@ export class CommandRegistry {
     }));
   }
 
+  /** The registration of `name` (handler, access, audit flag, disabled reason), or undefined when unknown. */
   get(name: string): Registered | undefined {
     return this.commands.get(name);
   }

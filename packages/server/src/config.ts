@@ -13,7 +13,9 @@ export const WS_PATH = "/ws";
 
 /** Subprotocol names: the outbound codec of a connection. The token may ride along as `bearer.<token>`. */
 export const SUBPROTOCOL_JSON = "arqon.v1.json";
+/** The subprotocol that selects the protobuf (binary) outbound codec. */
 export const SUBPROTOCOL_PROTO = "arqon.v1.proto";
+/** Prefix of the subprotocol that carries the token (`bearer.<token>`), for clients that cannot set headers. */
 export const SUBPROTOCOL_BEARER_PREFIX = "bearer.";
 
 /** Per-connection and per-tenant limits. Every field has a safe default. */
@@ -62,6 +64,7 @@ export interface LimitOptions {
   dedupeWindowMs?: number;
 }
 
+/** How presence is kept and announced (`ArqonServerOptions.presenceOptions`). */
 export interface PresenceOptions {
   /**
    * Churn window. The first change in a quiet room is sent at once as presence_join/presence_leave; further changes
@@ -81,6 +84,7 @@ export interface PresenceOptions {
   disabledRooms?: string[];
 }
 
+/** Options of `createArqonServer`. Only `auth` is required. */
 export interface ArqonServerOptions {
   /** Token verification. Required: there is no anonymous mode. */
   auth: AuthOptions;
@@ -90,6 +94,7 @@ export interface ArqonServerOptions {
   port?: number;
   /** Host `listen()` binds when called without one. @default "127.0.0.1" */
   host?: string;
+  /** Per-connection and per-tenant limits; each field unset takes its default (see `LimitOptions`). */
   limits?: LimitOptions;
   /**
    * Keys of the operator, the people who run the server (each at least 24 characters; compared in constant time,
@@ -120,6 +125,7 @@ export interface ArqonServerOptions {
    * internal hosts and CIDRs, `allowHttp` admits http:. See docs/security.md, "Outbound requests".
    */
   outbound?: OutboundOptions;
+  /** Presence coalescing, per-user presence and rooms without presence. */
   presenceOptions?: PresenceOptions;
   /**
    * Allowed `Origin` values (exact, e.g. "https://app.example.com", or "*"). A browser upgrade from any other origin
@@ -128,13 +134,29 @@ export interface ArqonServerOptions {
    */
   allowedOrigins?: string[];
   /** permessage-deflate; off unless enabled. @default false */
-  perMessageDeflate?: boolean | { threshold?: number };
+  perMessageDeflate?:
+    | boolean
+    | {
+        /** Outbound messages smaller than this many bytes are sent uncompressed. @default 1024 */
+        threshold?: number;
+      };
   /** Backends; each defaults to the in-memory implementation from @arqon/core. */
   bus?: Bus;
+  /**
+   * The channel nodes of a cluster send each other control messages on (e.g. NATS). Without one the server is a
+   * single node (`clustered` is false) and there is no in-memory default.
+   */
   controlPlane?: ControlPlane;
+  /** Room history (acks, recovery with `since`, history reads, the audit trail). @default a MemoryHistoryStore */
   history?: HistoryStore;
+  /** Room member lists. @default a MemoryPresenceStore */
   presence?: PresenceStore;
+  /** Room state (the state frames). @default a MemoryRoomStateStore */
   state?: RoomStateStore;
+  /**
+   * Key-value store of the server's own records (tenants, revocations, rooms, usage counters, connection leases in a
+   * cluster, CASIL layers) and of command handlers (`CommandContext.kv`, op.store). @default a MemoryKeyValueStore
+   */
   kv?: KeyValueStore;
   /** The CASIL hook, called on every inbound content path. @default allowAll */
   inspector?: Inspector;
@@ -152,7 +174,22 @@ export interface ArqonServerOptions {
   /** Time `close()` waits for sockets to finish their closing handshake before cutting them. @default 5000 */
   shutdownTimeoutMs?: number;
   /** Node-level HTTP timeouts for `listen()`. @default { headersTimeoutMs: 10000, requestTimeoutMs: 30000 } */
-  http?: { headersTimeoutMs?: number; requestTimeoutMs?: number; keepAliveTimeoutMs?: number; maxBodyBytes?: number };
+  http?: {
+    /** Time a client has to send the complete request headers (Node's `headersTimeout`). @default 10000 */
+    headersTimeoutMs?: number;
+    /**
+     * Time a client has to send a whole request (Node's `requestTimeout`; never below headersTimeoutMs).
+     * @default 30000
+     */
+    requestTimeoutMs?: number;
+    /** How long an idle keep-alive connection is kept open (Node's `keepAliveTimeout`). @default 5000 */
+    keepAliveTimeoutMs?: number;
+    /**
+     * Not read by the server at present: request bodies are bounded by fixed limits (POST /api/publish at
+     * 2 × `maxPayloadBytes` + 64 KiB, the server API at 1 MiB).
+     */
+    maxBodyBytes?: number;
+  };
   /** Collect Node process metrics into the registry too. @default true */
   processMetrics?: boolean;
   /**
@@ -160,17 +197,34 @@ export interface ArqonServerOptions {
    * `{ backend: "lmdb", durable: true }`). @default { backend: "memory", durable: false } when the history store is
    * the in-memory default, else the history store's class name
    */
-  storageStatus?: { backend: string; durable: boolean };
+  storageStatus?: {
+    /** The storage backend's name, e.g. "lmdb" or "memory". */
+    backend: string;
+    /** Whether data survives a restart. */
+    durable: boolean;
+  };
   /**
    * The state of an external backend connection (NATS). /status shows it; while it is not "connected" the node
    * reports degraded: /health says "degraded" (still 200), /ready answers 503, and publishes fail with
    * ARQ_BACKEND_UNAVAILABLE (the stores refuse them).
    */
-  backendStatus?: () => { name: string; state: "connected" | "reconnecting" | "closed"; detail?: Record<string, unknown> };
+  backendStatus?: () => {
+    /** The backend's name, e.g. "nats". */
+    name: string;
+    /** The connection's state; anything but "connected" makes the node degraded. */
+    state: "connected" | "reconnecting" | "closed";
+    /** Extra facts /status shows with it (under `cluster`). */
+    detail?: Record<string, unknown>;
+  };
 }
 
-export type ResolvedLimits = Required<Omit<LimitOptions, "tenantPublishBurst">> & { tenantPublishBurst: number };
+/** `LimitOptions` with every default filled in (what `resolveLimits` returns). */
+export type ResolvedLimits = Required<Omit<LimitOptions, "tenantPublishBurst">> & {
+  /** Publishes a tenant may burst above its rate: the configured value, else 2 × `tenantPublishRatePerSecond`. */
+  tenantPublishBurst: number;
+};
 
+/** Fills in the default of every limit not given (the defaults are listed on `LimitOptions`). Does not validate. */
 export function resolveLimits(limits: LimitOptions = {}): ResolvedLimits {
   const tenantRate = limits.tenantPublishRatePerSecond ?? 0;
   return {

@@ -58,6 +58,7 @@ export class ClusterControl {
   constructor(
     private readonly plane: ControlPlane | undefined,
     private readonly key: Buffer | undefined,
+    /** This node's id: messages it sent itself are ignored. */
     readonly nodeId: string,
     private readonly logger: Logger,
   ) {
@@ -67,6 +68,7 @@ export class ClusterControl {
     this.off = plane?.onBroadcast((topic, data) => this.receive(topic, data));
   }
 
+  /** Whether there is a control plane (other nodes to talk to). */
   get clustered(): boolean {
     return this.plane !== undefined;
   }
@@ -146,6 +148,7 @@ export class ClusterControl {
     }
   }
 
+  /** Stops receiving control messages and drops every handler. */
   close(): void {
     this.off?.();
     this.handlers.clear();

@@ -17,14 +17,21 @@ export const HISTORY_COMMANDS = ["op.history.get", "op.history.replay"] as const
 
 /** One message in a history command response (snake_case, like the arguments). */
 export interface HistoryCommandMessage {
+  /** The message id, when it has one. */
   id?: string;
+  /** Its offset in the room's history. */
   offset: number;
+  /** The epoch of that offset. */
   epoch: string;
+  /** When the server received it, epoch ms. */
   timestamp?: number;
+  /** The publisher's `sub` (or the server's sender name), when known. */
   sender?: string;
+  /** The message headers (`x-timestamp`, `x-twist-id`, ...); absent when there are none. */
   headers?: Record<string, string>;
   /** The JSON value, or base64 text when `payload_format` is "binary". */
   payload?: unknown;
+  /** "binary" when `payload` is base64 (a binary payload, or one that is not valid JSON); absent for JSON. */
   payload_format?: "binary";
 }
 

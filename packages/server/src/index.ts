@@ -1,3 +1,10 @@
+/**
+ * @arqon/server — the ArqonBus WebSocket gateway for Node: JWT auth at the upgrade, tenant-scoped rooms with acks and
+ * recovery, presence, room state, commands, pre-framed fan-out, limits and Prometheus metrics; standalone
+ * (`createArqonServer(options).listen(port)`) or inside an existing HTTP server (`server.attach(httpServer)`).
+ *
+ * @module @arqon/server
+ */
 import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -101,10 +108,13 @@ export * from "./casil/index.js";
 /** The version of @arqon/server (reported in welcome and /version unless overridden). */
 export const SERVER_VERSION: string = pkg.version;
 
+/** Options of `ArqonServer.publish`. */
 export interface PublishOptions {
   /** Which CASIL path inspects it: "operator" for messages operators emit. @default "server_publish" */
   path?: "server_publish" | "operator";
+  /** Message headers; the server sets `x-timestamp`, and `x-twist-id` ("main") when absent. */
   headers?: Record<string, string>;
+  /** A repeat with the same key within `dedupeWindowMs` is answered as a duplicate, not stored or delivered again. */
   idempotencyKey?: string;
   /** Shown to subscribers as the message's `sender`. @default "server" */
   sender?: string;
@@ -141,18 +151,30 @@ export interface ArqonServer {
   readonly address: AddressInfo | null;
   /** `ws://host:port/ws` once listening. */
   readonly url: string | undefined;
+  /**
+   * Registers a command (`op.<name>.<verb>`) that clients run with `command` frames; returns a function that removes
+   * it. Throws VALIDATION_ERROR for a malformed or already registered name.
+   */
   registerCommand(name: string, handler: CommandHandler, options?: CommandOptions): () => void;
+  /** The command registry (`registerCommand` adds to it). */
   readonly commands: CommandRegistry;
+  /** The bus in use (`options.bus`, or the in-memory one the server made). */
   readonly bus: Bus;
+  /** The control plane in use; undefined on a single node. */
   readonly controlPlane: ControlPlane | undefined;
+  /** The history store in use (`options.history`, or the in-memory one). */
   readonly history: HistoryStore;
+  /** The presence store in use (`options.presence`, or the in-memory one). */
   readonly presence: PresenceStore;
+  /** The room state store in use (`options.state`, or the in-memory one). */
   readonly state: RoomStateStore;
+  /** The key-value store in use (`options.kv`, or the in-memory one). */
   readonly kv: KeyValueStore;
   /** The CASIL hook in use; assign to replace it at runtime. */
   inspector: Inspector;
   /** This instance's Prometheus registry. */
   readonly metrics: Registry;
+  /** The server's logger (`options.logger`, or its own pino logger). */
   readonly logger: Logger;
   /** What GET /status answers. */
   status(): Record<string, unknown>;
@@ -197,6 +219,13 @@ function isHttpParserError(err: Error & { code?: string }): boolean {
   return typeof err.code === "string" && err.code.startsWith("HPE_");
 }
 
+/**
+ * Creates a gateway. Backends not given are in-memory ones the server owns (`close()` closes them). Loading tenants,
+ * revocations and CASIL layers from the stores starts at once (see `ready`). Throws when the options do not hold
+ * together: auth without a secret, key or JWKS URL, both `casil` and `inspector`, an unknown `tenancy`, an operator
+ * key or scrape token shorter than 24 characters, a cluster key shorter than 32 bytes, or a `controlPlane` without
+ * a `clusterKey` or `auth.secret` to sign with.
+ */
 export function createArqonServer(options: ArqonServerOptions): ArqonServer {
   const limits = resolveLimits(options.limits);
   const logger = options.logger ?? pino({ name: "arqon", level: process.env.ARQON_LOG_LEVEL ?? "info" });

@@ -15,6 +15,7 @@ export class TokenBucket {
     this.last = now();
   }
 
+  /** Spends `cost` tokens when the bucket holds that many; false (nothing spent) when not. Always true at rate 0. */
   take(cost = 1): boolean {
     if (this.ratePerSecond <= 0) return true;
     const t = this.now();
@@ -30,6 +31,7 @@ export class TokenBucket {
     return false;
   }
 
+  /** Changes the rate and capacity in place; the tokens already held are kept, up to the new capacity. */
   reconfigure(ratePerSecond: number, capacity: number): void {
     this.ratePerSecond = ratePerSecond;
     this.capacity = capacity;

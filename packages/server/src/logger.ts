@@ -1,6 +1,7 @@
 import { pino, type Logger } from "pino";
 import PinoPretty from "pino-pretty";
 
+/** Options of `createLogger`. */
 export interface LoggerOptions {
   /** @default "info" */
   level?: string;

@@ -24,20 +24,36 @@ export interface OutboundOptions {
   /** Response bytes read; the rest is discarded. @default 65536 */
   maxResponseBytes?: number;
   /** Resolves names (tests inject one). @default node:dns lookup with every address */
-  resolve?: (hostname: string) => Promise<Array<{ address: string; family: 4 | 6 }>>;
+  resolve?: (hostname: string) => Promise<
+    Array<{
+      /** An address of the name, as text. */
+      address: string;
+      /** Its IP version. */
+      family: 4 | 6;
+    }>
+  >;
 }
 
 /** A target that passed the guard: the URL, and the addresses it may be reached at. */
 export interface CheckedTarget {
+  /** The parsed URL. */
   url: URL;
   /** The host as the URL normalized it (no brackets). */
   host: string;
-  addresses: Array<{ address: string; family: 4 | 6 }>;
+  /** Every address the name resolved to, each checked (a literal address in the URL: that one). */
+  addresses: Array<{
+    /** The address, as text. */
+    address: string;
+    /** Its IP version. */
+    family: 4 | 6;
+  }>;
 }
 
 /** What a guarded request answered. A 3xx is not followed: it is an answer like any other. */
 export interface OutboundResponse {
+  /** The HTTP status code. */
   status: number;
+  /** The response headers. */
   headers: IncomingHttpHeaders;
   /** At most `maxResponseBytes` of the body. */
   body: Buffer;
@@ -49,8 +65,13 @@ export interface OutboundResponse {
  */
 export type OutboundFailure = "forbidden" | "unresolvable" | "connect" | "timeout" | "http_status" | "redirect";
 
+/**
+ * A server-side request refused or failed: code ARQ_OUTBOUND_FORBIDDEN for "forbidden" and "unresolvable",
+ * ARQ_OUTBOUND_FAILED for the other failures.
+ */
 export class OutboundError extends ArqonError {
   constructor(
+    /** Why, as a class a tenant may be shown. */
     readonly failure: OutboundFailure,
     message: string,
     options?: ErrorOptions & { detail?: Record<string, unknown> },
@@ -134,8 +155,11 @@ async function resolveAll(hostname: string): Promise<Array<{ address: string; fa
  */
 export class OutboundGuard {
   private readonly allow: AllowRule;
+  /** Whether `http:` targets are allowed (`OutboundOptions.allowHttp`). */
   readonly allowHttp: boolean;
+  /** The time one request may take, in ms, unless the request says otherwise (`OutboundOptions.timeoutMs`). */
   readonly timeoutMs: number;
+  /** The most response body bytes read (`OutboundOptions.maxResponseBytes`). */
   readonly maxResponseBytes: number;
   private readonly resolve: NonNullable<OutboundOptions["resolve"]>;
 
@@ -148,7 +172,12 @@ export class OutboundGuard {
   }
 
   /** Checks the URL's form only (scheme, credentials, a literal address): what can be refused without a lookup. */
-  parse(raw: string): { url: URL; host: string } {
+  parse(raw: string): {
+    /** The parsed URL. */
+    url: URL;
+    /** The host as the URL normalized it (lower case, no brackets). */
+    host: string;
+  } {
     let url: URL;
     try {
       url = new URL(raw);

@@ -239,8 +239,11 @@ export const USAGE_NAMESPACE = "arqon.usage";
 
 /** A tenant's counted resources. */
 export interface TenantUsage {
+  /** Rooms that hold data (history or state), counted against `maxRooms`. */
   rooms: number;
+  /** op.store keys, all namespaces together (`maxStoreKeys`). */
   storeKeys: number;
+  /** Bytes of op.store values (`maxStoreBytes`). */
   storeBytes: number;
 }
 

@@ -34,10 +34,15 @@ export interface PublishInput {
   path: InspectionPath;
 }
 
+/** What a publish resolves with: where the message was stored. */
 export interface PublishResult {
+  /** The message id (for a duplicate: the id of the message first stored under the idempotency key). */
   id: string;
+  /** The message's offset in the room's history (from 1, one per message, within an epoch). */
   offset: number;
+  /** The epoch of the room's history the offset belongs to. */
   epoch: string;
+  /** True when the idempotency key was seen within the dedupe window: nothing new was stored or delivered. */
   duplicate: boolean;
 }
 

@@ -9,15 +9,19 @@ import { assertTenantName, type ResolvedTenantLimits, type RevocationRule, type 
 
 /** What `show` answers about one tenant. */
 export interface TenantView {
+  /** The tenant id. */
   name: string;
   /** "unregistered": no record (open mode); the defaults apply. */
   status: TenantRecord["status"] | "unregistered";
+  /** The tenant's record; absent when it has none. */
   record?: TenantRecord;
   /** The limits in force (record over configuration over defaults). */
   limits: ResolvedTenantLimits;
+  /** The tenant's usage counters (cluster-wide when the key-value store is shared). */
   usage: TenantUsage;
   /** Open connections of the tenant on the node that answered. */
   connectionsHere: number;
+  /** The revocation rules in force. */
   revocations: RevocationRule[];
 }
 
@@ -116,10 +120,12 @@ export class TenantAdmin {
     });
   }
 
+  /** Every tenant record, sorted by name (tenants without a record are not listed). */
   list(): TenantRecord[] {
     return this.o.registry.list();
   }
 
+  /** One tenant: record, limits in force, usage, connections here, revocations. TENANT_INVALID for a bad name. */
   async show(name: string): Promise<TenantView> {
     assertTenantName(name);
     const record = this.o.registry.get(name);
@@ -136,6 +142,10 @@ export class TenantAdmin {
     return view;
   }
 
+  /**
+   * Creates a tenant record (`limits` are validated like `parseTenantLimits`; `disabled` creates it disabled).
+   * CONFLICT when the tenant has a record already.
+   */
   create(actor: AuditActor, name: string, input: { limits?: unknown; description?: unknown; disabled?: boolean }): Promise<TenantRecord> {
     return this.audited(actor, "tenant.create", name, async () => {
       const record = await this.o.registry.create(name, input);
@@ -145,6 +155,10 @@ export class TenantAdmin {
     });
   }
 
+  /**
+   * Changes a tenant's limits (merged into the record's; a field given as null goes back to the default) and its
+   * description. NOT_FOUND when the tenant has no record.
+   */
   set(actor: AuditActor, name: string, input: { limits?: unknown; description?: unknown }): Promise<TenantRecord> {
     return this.audited(
       actor,
@@ -160,7 +174,15 @@ export class TenantAdmin {
   }
 
   /** Disables a tenant (creating its record when it has none): every connection closes with 4503, upgrades get 403. */
-  disable(actor: AuditActor, name: string): Promise<{ record: TenantRecord; closedHere: number }> {
+  disable(
+    actor: AuditActor,
+    name: string,
+  ): Promise<{
+    /** The record as it is now. */
+    record: TenantRecord;
+    /** Connections closed on this node (the other nodes close theirs when told). */
+    closedHere: number;
+  }> {
     return this.audited(
       actor,
       "tenant.disable",
@@ -175,6 +197,7 @@ export class TenantAdmin {
     );
   }
 
+  /** Sets a disabled tenant active again. NOT_FOUND when the tenant has no record. */
   enable(actor: AuditActor, name: string): Promise<TenantRecord> {
     return this.audited(actor, "tenant.enable", name, async () => {
       const record = await this.o.registry.setStatus(name, "active");
@@ -188,7 +211,18 @@ export class TenantAdmin {
    * room registry, usage counters, revocations, its record. `confirm` must repeat the tenant's name. Connections are
    * closed (4503) on every node first, and upgrades are refused while the data is removed.
    */
-  delete(actor: AuditActor, name: string, confirm: unknown): Promise<{ rooms: number; stateRooms: number; storeKeys: number }> {
+  delete(
+    actor: AuditActor,
+    name: string,
+    confirm: unknown,
+  ): Promise<{
+    /** Rooms whose history was removed (rooms with at least one message). */
+    rooms: number;
+    /** Rooms whose state was removed (rooms with at least one applied write). */
+    stateRooms: number;
+    /** op.store keys removed. */
+    storeKeys: number;
+  }> {
     // The tenant's own trail goes with its history: the server's trail keeps the deletion.
     return this.o.audit.track(
       actor,
@@ -230,7 +264,14 @@ export class TenantAdmin {
   }
 
   /** Closes (4504) the tenant's connections of `user` (or the one with id `client`, or all) on every node. */
-  kick(actor: AuditActor, tenant: string, input: { user?: unknown; client?: unknown }): Promise<{ closedHere: number }> {
+  kick(
+    actor: AuditActor,
+    tenant: string,
+    input: { user?: unknown; client?: unknown },
+  ): Promise<{
+    /** Connections closed on this node. */
+    closedHere: number;
+  }> {
     const body: KickBody = { tenant };
     return this.audited(
       actor,
@@ -251,7 +292,17 @@ export class TenantAdmin {
   }
 
   /** Adds a revocation rule: matching tokens are refused (401) and live ones closed (4500) on every node. */
-  revoke(actor: AuditActor, tenant: string, input: Record<string, unknown>, by: string): Promise<{ rule: RevocationRule; closedHere: number }> {
+  revoke(
+    actor: AuditActor,
+    tenant: string,
+    input: Record<string, unknown>,
+    by: string,
+  ): Promise<{
+    /** The rule added. */
+    rule: RevocationRule;
+    /** Connections it closed on this node. */
+    closedHere: number;
+  }> {
     return this.audited(
       actor,
       "tenant.revoke",
@@ -266,6 +317,7 @@ export class TenantAdmin {
     );
   }
 
+  /** Lifts a revocation rule on every node; resolves true, or rejects with NOT_FOUND when there is no such rule. */
   unrevoke(actor: AuditActor, tenant: string, id: string): Promise<boolean> {
     return this.audited(actor, "tenant.unrevoke", tenant, async () => {
       const removed = await this.o.registry.unrevoke(tenant, id);
@@ -275,6 +327,7 @@ export class TenantAdmin {
     });
   }
 
+  /** Stops handling the other nodes' tenant messages (the server calls it on close). */
   close(): void {
     for (const off of this.off) off();
   }

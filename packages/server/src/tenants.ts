@@ -52,6 +52,7 @@ export interface TenantLimits {
 /** @deprecated the name of `TenantLimits` before tenants had records. */
 export type TenantLimitOptions = TenantLimits;
 
+/** Every tenant limit with its value in force (record over configuration over the server's defaults). */
 export type ResolvedTenantLimits = Required<TenantLimits>;
 
 /** Every limit field with its upper bound (values are validated as whole numbers from 0 to it). */
@@ -130,16 +131,24 @@ export function builtinTenantLimits(server: {
   };
 }
 
+/** Whether a tenant with a record may act: "disabled" refuses its upgrades (403) and closes its connections (4503). */
 export type TenantStatus = "active" | "disabled";
 
 /** A tenant the operator created (or whose limits or status it set). */
 export interface TenantRecord {
+  /** The tenant id. */
   name: string;
+  /** Whether the tenant may act. */
   status: TenantStatus;
+  /** The limits the record sets (only those; the others come from configuration and defaults). */
   limits: TenantLimits;
+  /** The operator's note about the tenant (1-512 characters). */
   description?: string;
+  /** When the record was created, epoch ms. */
   createdAt: number;
+  /** When the record last changed, epoch ms. */
   updatedAt: number;
+  /** When the tenant was last disabled, epoch ms; absent while it is active. */
   disabledAt?: number;
 }
 
@@ -154,7 +163,9 @@ export type TenancyMode = "open" | "registered";
  * and live connections holding one are closed with 4500, until `expiresAt`.
  */
 export interface RevocationRule {
+  /** The rule's id (random), which lifts it again. */
   id: string;
+  /** The tenant whose tokens it refuses. */
   tenant: string;
   /** Only tokens of this `sub`. */
   user?: string;
@@ -162,8 +173,11 @@ export interface RevocationRule {
   jti?: string;
   /** Only tokens issued (`iat`) before this time, ms; a token without `iat` counts as issued before. */
   before?: number;
+  /** When it was made, epoch ms. */
   createdAt: number;
+  /** When it lapses, epoch ms (then it is dropped). */
   expiresAt: number;
+  /** Who made it, as the caller said (the server API: the `sub` of the admin's token, or the operator key's id). */
   by: string;
 }
 
@@ -227,6 +241,7 @@ export function assertTenantName(name: unknown): asserts name is string {
  * compare-and-set on the stored revision, so two operators changing one tenant at once cannot lose an update.
  */
 export class TenantRegistry {
+  /** Which tenants may connect: any ("open") or only those with a record ("registered"). */
   readonly mode: TenancyMode;
   private readonly kv: KeyValueStore;
   private readonly defaults: ResolvedTenantLimits;
@@ -315,10 +330,12 @@ export class TenantRegistry {
     }
   }
 
+  /** The tenant's record as this node holds it, or undefined when it has none. */
   get(name: string): TenantRecord | undefined {
     return this.records.get(name);
   }
 
+  /** Every record this node holds, sorted by name. */
   list(): TenantRecord[] {
     return [...this.records.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
@@ -433,6 +450,10 @@ export class TenantRegistry {
     });
   }
 
+  /**
+   * Sets the status (stamping `disabledAt` when disabling, removing it when enabling). NOT_FOUND when the tenant has
+   * no record. Closes no connection itself (`TenantAdmin` does).
+   */
   setStatus(name: string, status: TenantStatus): Promise<TenantRecord> {
     return this.update(name, (record) => {
       const next: TenantRecord = { ...record, status };
@@ -463,6 +484,7 @@ export class TenantRegistry {
 
   // ---- revocations ---------------------------------------------------------------------------------------------
 
+  /** The tenant's rules that have not expired, as this node holds them. */
   revocations(name: string): RevocationRule[] {
     const now = this.now();
     return (this.revocationRules.get(name) ?? []).filter((r) => r.expiresAt > now);
@@ -495,6 +517,7 @@ export class TenantRegistry {
     return rule;
   }
 
+  /** Removes a rule by id; resolves whether the store held it. Connections the rule closed stay closed. */
   async unrevoke(name: string, id: string): Promise<boolean> {
     assertTenantName(name);
     const removed = await this.kv.delete(REVOCATIONS_NAMESPACE, `${name}/${id}`);

@@ -7,6 +7,8 @@
  * const alice = await gw.client({ sub: "alice" });
  * await alice.subscribe("lobby");
  * ```
+ *
+ * @module @arqon/server/testing
  */
 import { randomBytes } from "node:crypto";
 import { request, type IncomingHttpHeaders } from "node:http";
@@ -17,17 +19,21 @@ import { decodeFrame, encodeJson, encodeProto, jsonBytes, parseJsonBytes, type F
 import { createArqonServer, type ArqonServer, type ArqonServerOptions } from "./index.js";
 import type { Capabilities } from "./auth.js";
 
+/** Options of `startGateway`: any server option, and `secret` (a given `auth` is used instead of `{ secret }`). */
 export interface StartGatewayOptions extends Partial<ArqonServerOptions> {
   /** HS256 secret the gateway accepts and `token()` signs with. @default random */
   secret?: string;
 }
 
+/** What a minted test token says. */
 export interface TokenClaims {
   /** @default "alice" */
   sub?: string;
   /** @default "acme" */
   tenant?: string;
+  /** The `role` claim ("admin" makes a tenant admin); none when unset. */
   role?: string;
+  /** The `caps` claim; none when unset (every room of the tenant). */
   caps?: Capabilities;
   /** Lifetime in seconds; a negative value mints an already-expired token. @default 3600 */
   ttlSec?: number;
@@ -35,6 +41,7 @@ export interface TokenClaims {
   claims?: JWTPayload;
 }
 
+/** Options of `TestGateway.client`: the claims of the token it mints, or a token, and how it connects. */
 export interface ClientOptions extends TokenClaims {
   /** Use this token instead of minting one. */
   token?: string;
@@ -42,12 +49,15 @@ export interface ClientOptions extends TokenClaims {
   codec?: "json" | "protobuf";
   /** Send frames as protobuf (binary) instead of JSON text. @default same as codec */
   sendCodec?: "json" | "protobuf";
+  /** Extra headers of the upgrade request. */
   headers?: Record<string, string>;
+  /** Subprotocols to offer (a `bearer.<token>` one is added with `tokenIn: "protocol"`). */
   protocols?: string[];
   /** How the token travels. @default "header" */
   tokenIn?: "header" | "query" | "protocol";
 }
 
+/** How long a wait for a frame may take. */
 export interface WaitOptions {
   /** @default 3000 */
   timeoutMs?: number;
@@ -67,16 +77,25 @@ interface Waiter {
 
 /** A real `ws` client that records every frame it receives. */
 export class TestClient implements AsyncDisposable {
+  /** Every frame received, in order (frames a wait returned included). */
   readonly frames: Frame[] = [];
   /** Server frames this client could not decode (should stay empty). */
   readonly decodeErrors: string[] = [];
   private readonly consumed = new Set<Frame>();
   private readonly waiters = new Set<Waiter>();
   private requestCounter = 0;
-  readonly closed: Promise<{ code: number; reason: string }>;
+  /** Resolves when the socket has closed, with the close code and reason. */
+  readonly closed: Promise<{
+    /** The WebSocket close code. */
+    code: number;
+    /** The close reason text. */
+    reason: string;
+  }>;
+  /** The `welcome` frame (set by `TestGateway.client` before it resolves). */
   welcome!: Frame;
 
   constructor(
+    /** The underlying `ws` socket. */
     readonly ws: WebSocket,
     private readonly sendCodec: "json" | "protobuf",
   ) {
@@ -111,6 +130,7 @@ export class TestClient implements AsyncDisposable {
     });
   }
 
+  /** The connection's id, from the welcome frame. */
   get clientId(): string {
     return this.welcome.clientId!;
   }
@@ -172,19 +192,28 @@ export class TestClient implements AsyncDisposable {
     return reply;
   }
 
+  /** Subscribes to `room` (`extra`: more frame fields, e.g. `since`); resolves with `subscribed` or `error`. */
   subscribe(room: string, extra: Partial<Frame> = {}): Promise<Frame> {
     return this.request({ type: "subscribe", room, ...extra });
   }
 
+  /** Publishes a JSON payload to `room` (`extra`: more frame fields); resolves with `ack` or `error`. */
   publish(room: string, payload: unknown, extra: Partial<Frame> = {}): Promise<Frame> {
     return this.request({ type: "publish", room, payload: jsonBytes(payload), ...extra });
   }
 
-  close(code?: number): Promise<{ code: number; reason: string }> {
+  /** Starts the closing handshake (with `code`, when given) and resolves as `closed` does. */
+  close(code?: number): Promise<{
+    /** The WebSocket close code. */
+    code: number;
+    /** The close reason text. */
+    reason: string;
+  }> {
     if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(code);
     return this.closed;
   }
 
+  /** Terminates the socket without a closing handshake, unless it is closed already, and waits until it is. */
   async [Symbol.asyncDispose](): Promise<void> {
     if (this.ws.readyState !== WebSocket.CLOSED) {
       this.ws.terminate();
@@ -193,28 +222,45 @@ export class TestClient implements AsyncDisposable {
   }
 }
 
+/** The HTTP answer to a hand-made upgrade request (`TestGateway.upgrade`). */
 export interface UpgradeResult {
+  /** The HTTP status: 101 when the upgrade succeeded. */
   status: number;
+  /** The response headers. */
   headers: IncomingHttpHeaders;
+  /** The response body ("" for a 101). */
   body: string;
   /** Parsed JSON body, when it is JSON. */
-  json?: { error?: { code: string; message: string } };
+  json?: {
+    /** The refusal, as every HTTP error body carries it. */
+    error?: {
+      /** The error code, e.g. "ARQ_AUTH_MISSING". */
+      code: string;
+      /** What went wrong. */
+      message: string;
+    };
+  };
 }
 
 /** A running test gateway. `await using gw = await startGateway()` closes it (and its clients) at scope end. */
 export interface TestGateway extends AsyncDisposable {
+  /** The server under test. */
   readonly server: ArqonServer;
+  /** The port it listens on (127.0.0.1). */
   readonly port: number;
   /** ws://127.0.0.1:<port>/ws */
   readonly url: string;
   /** http://127.0.0.1:<port> */
   readonly httpUrl: string;
+  /** The HS256 secret tokens are signed with. */
   readonly secret: string;
+  /** Mints a token the gateway accepts (see `TokenClaims` for the defaults). */
   token(claims?: TokenClaims): Promise<string>;
   /** Connects, waits for `welcome`, and returns the client (closed with the gateway). */
   client(options?: ClientOptions): Promise<TestClient>;
   /** Performs an upgrade request by hand and reports the HTTP answer (101 for success). */
   upgrade(options?: { path?: string; headers?: Record<string, string>; rawHeaders?: Array<[string, string]> }): Promise<UpgradeResult>;
+  /** Terminates every client it made, then closes the server. */
   close(): Promise<void>;
 }
 
@@ -232,6 +278,10 @@ export async function mintToken(secret: string, claims: TokenClaims = {}): Promi
     .sign(Buffer.from(secret, "utf8"));
 }
 
+/**
+ * Starts a gateway on 127.0.0.1, port 0 (a free one), with a silent logger (ARQON_TEST_LOG_LEVEL sets its level), no
+ * process metrics and in-memory backends unless `options` says otherwise. Resolves once it listens.
+ */
 export async function startGateway(options: StartGatewayOptions = {}): Promise<TestGateway> {
   const secret = options.secret ?? randomBytes(24).toString("base64url");
   const { secret: _ignored, ...rest } = options;

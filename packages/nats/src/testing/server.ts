@@ -8,6 +8,7 @@ import { join } from "node:path";
 export interface NatsServerHandle {
   /** `nats://127.0.0.1:<port>` */
   readonly url: string;
+  /** The loopback TCP port, chosen free at the first start and kept across restarts. */
   readonly port: number;
   /** JetStream store directory (kept across `restart()`, removed by `stop()`). */
   readonly storeDir: string;
@@ -17,15 +18,17 @@ export interface NatsServerHandle {
   restart(): Promise<void>;
   /** SIGKILL, as a crash: JetStream keeps only what it had synced. Resolves once the process has exited. */
   kill(): Promise<void>;
-  /** Starts a killed or stopped server again (same port, same store). */
+  /** Starts a killed server again (same port, same store); does nothing while it runs, rejects after `stop()`. */
   start(): Promise<void>;
   /** Stops the process and removes the store directory. Idempotent. */
   stop(): Promise<void>;
+  /** `stop()`, for `await using nats = await startNatsServer()`. */
   [Symbol.asyncDispose](): Promise<void>;
 }
 
+/** Options of {@link startNatsServer}. */
 export interface StartNatsServerOptions {
-  /** @default process.env.ARQON_NATS_SERVER ?? "nats-server" */
+  /** The nats-server executable. @default process.env.ARQON_NATS_SERVER ?? "nats-server" */
   binary?: string;
   /** Extra command-line arguments. */
   args?: string[];

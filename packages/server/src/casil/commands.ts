@@ -5,9 +5,13 @@ import { SERVER_AUDIT_TENANT } from "../audit.js";
 import type { CommandContext, CommandHandler, CommandOptions } from "../commands.js";
 import type { CasilLayerWriteResult, LayeredCasil } from "./layers.js";
 
+/** One of the tenant admin's CASIL commands, ready to register (see `casilCommands`). */
 export interface CasilCommand {
+  /** The command name. */
   name: "op.casil.get" | "op.casil.reload";
+  /** Its handler. */
   handler: CommandHandler;
+  /** Its registration options (both are admin-only). */
   options: CommandOptions;
 }
 

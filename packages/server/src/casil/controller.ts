@@ -22,21 +22,33 @@ import { WasmPolicyHost, type WasmBreakerStatus, type WasmPolicyHostOptions } fr
 
 /** The logging surface the controller uses (pino's Logger fits). */
 export interface CasilLogger {
+  /** Logs an informational line (a policy file reloaded). */
   info(obj: object, msg?: string): void;
+  /** Logs a warning (a bad policy file, a Wasm breaker, audit records by default). */
   warn(obj: object, msg?: string): void;
+  /** Logs an error (a reload listener that threw). */
   error(obj: object, msg?: string): void;
 }
 
+/**
+ * What made a policy active: "initial" (`create`), "local" (`reload` by default), "file" (`watchFile`), "command"
+ * (the server API's baseline reload) or "remote" (`applyRemote`, another node's reload).
+ */
 export type CasilReloadSource = "initial" | "local" | "file" | "command" | "remote";
 
+/** What `onReload` listeners get after a policy was swapped in. */
 export interface CasilReloadEvent {
+  /** The version now active. */
   version: number;
+  /** The version it replaced. */
   previousVersion: number;
   /** The document as given (before the env layer is applied). */
   document: CasilPolicyDocument;
+  /** What made it active. */
   source: CasilReloadSource;
 }
 
+/** Options of `CasilController.create`. */
 export interface CasilControllerOptions {
   /** The initial policy document (object, or JSON/YAML text). @default {} */
   policy?: CasilPolicyDocument | string;
@@ -48,7 +60,9 @@ export interface CasilControllerOptions {
   wasm?: WasmPolicyHostOptions;
   /** One record per block and per redaction. @default logged at warn when a logger is given */
   audit?: (record: CasilAuditRecord) => void;
+  /** Called for every inspection where the policy's `shadow` section decides otherwise than the live policy. */
   onShadowDifference?: (difference: CasilShadowDifference) => void;
+  /** Where file reloads, bad policy files, Wasm breaker changes and (by default) audit records are logged. */
   logger?: CasilLogger;
   /** Quiet period after a watched file changes before it is reloaded. @default 100 */
   debounceMs?: number;
@@ -99,10 +113,12 @@ export class CasilController implements Inspector {
     return controller;
   }
 
+  /** The version of the active policy (1 for the initial one). */
   get version(): number {
     return this.active.engine.version;
   }
 
+  /** The engine of the active policy (replaced by every reload). */
   get engine(): CasilEngine {
     return this.active.engine;
   }
@@ -140,7 +156,16 @@ export class CasilController implements Inspector {
   }
 
   /** Validates and swaps in a new policy; resolves with the new version. Reloads run one at a time, in call order. */
-  reload(policy: CasilPolicyDocument | string, source: CasilReloadSource = "local", baseDir?: string): Promise<{ version: number; previousVersion: number }> {
+  reload(
+    policy: CasilPolicyDocument | string,
+    source: CasilReloadSource = "local",
+    baseDir?: string,
+  ): Promise<{
+    /** The version now active. */
+    version: number;
+    /** The version it replaced. */
+    previousVersion: number;
+  }> {
     return this.serial(async () => {
       const previousVersion = this.version;
       const next = await this.build(policy, previousVersion + 1, source, baseDir ?? this.options.baseDir);
@@ -153,7 +178,15 @@ export class CasilController implements Inspector {
    * Validates a policy completely, as `reload` would (Wasm modules loaded into a throwaway pool), and changes
    * nothing: a dry run. Resolves with the version a reload would give it; throws VALIDATION_ERROR like `reload`.
    */
-  check(policy: CasilPolicyDocument | string, baseDir?: string): Promise<{ version: number; previousVersion: number }> {
+  check(
+    policy: CasilPolicyDocument | string,
+    baseDir?: string,
+  ): Promise<{
+    /** The version a reload would give it. */
+    version: number;
+    /** The version active now. */
+    previousVersion: number;
+  }> {
     return this.serial(async () => {
       const built = await this.build(policy, this.version + 1, "command", baseDir ?? this.options.baseDir);
       await built.host?.close();

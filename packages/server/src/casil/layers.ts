@@ -46,6 +46,7 @@ export interface CasilTenantBudget {
   breakerCooldownMs: number;
 }
 
+/** The Wasm budget of a tenant whose `budgetFor` leaves a field unset (the defaults listed on `CasilTenantBudget`). */
 export const DEFAULT_TENANT_BUDGET: Readonly<CasilTenantBudget> = Object.freeze({
   budgetMs: 10,
   maxMemoryPages: 64,
@@ -55,6 +56,7 @@ export const DEFAULT_TENANT_BUDGET: Readonly<CasilTenantBudget> = Object.freeze(
   breakerCooldownMs: 30_000,
 });
 
+/** Options of `LayeredCasil`. */
 export interface LayeredCasilOptions {
   /** The operator's policy: applies to every tenant, no layer can weaken it. Closed by `close()`. */
   baseline: CasilController;
@@ -68,17 +70,23 @@ export interface LayeredCasilOptions {
   onChange?: (tenant: string, version: number) => void;
   /** One record per block and redaction a layer makes (`layer: true`). @default logged at warn when a logger is given */
   audit?: (record: CasilAuditRecord) => void;
+  /** Where layers that cannot be activated, Wasm breaker changes and (by default) audit records are logged. */
   logger?: CasilLogger;
 }
 
 /** A stored layer, as JSON under CASIL_LAYER_NAMESPACE/<tenant>. `document: null` marks a cleared layer. */
 export interface StoredCasilLayer {
+  /** The layer's version: 1 for the first write, +1 for every write after (a clear included). */
   version: number;
+  /** The layer document; null when the layer was cleared. */
   document: CasilLayerDocument | null;
+  /** When it was written, as an ISO 8601 timestamp. */
   updatedAt: string;
+  /** Who wrote it (`CasilLayerWriteOptions.by`). */
   updatedBy: string;
 }
 
+/** How a layer write (`setLayer`, `patchLayer`, `clearLayer`) is made. */
 export interface CasilLayerWriteOptions {
   /** Who changes it (the admin's subject), stored as `updatedBy`. @default "unknown" */
   by?: string;
@@ -88,12 +96,17 @@ export interface CasilLayerWriteOptions {
   ifVersion?: number;
 }
 
+/** What a layer write answers (and what `op.casil.reload` answers). */
 export interface CasilLayerWriteResult {
+  /** Always true: an invalid layer rejects instead. */
   valid: true;
+  /** Whether this was a dry run (nothing stored or swapped). */
   dryRun: boolean;
+  /** The tenant whose layer it is. */
   tenant: string;
   /** The version stored (or, for a dry run, the version it would get). */
   version: number;
+  /** The version stored before (0: no layer yet). */
   previousVersion: number;
   /** What changed, one line per field: "mode: unset -> enforce", "patterns: +1", "layer removed", ... */
   changes: string[];
@@ -101,17 +114,36 @@ export interface CasilLayerWriteResult {
 
 /** The only fields `patchLayer` changes. */
 export interface CasilLayerPatch {
+  /** The layer's mode: "enforce" also makes the baseline enforce for the tenant; "monitor" leaves it alone. */
   mode?: CasilMode;
 }
 
 /** What a tenant admin may see (`describe(tenant)`): the baseline's public part and the tenant's own layer. */
 export interface CasilTenantView {
+  /** The tenant it describes. */
   tenant: string;
-  baseline: { version: number; enabled: boolean; mode: CasilMode; maxPayloadBytes: number; maxInspectBytes: number };
-  layer: {
+  /** The public part of the baseline as it applies to this tenant (never its rules). */
+  baseline: {
+    /** The baseline's version. */
     version: number;
+    /** Whether the baseline inspects at all. */
+    enabled: boolean;
+    /** The baseline's own mode for this tenant (see `effectiveMode` for the one in force). */
+    mode: CasilMode;
+    /** Payloads larger than this many bytes get CASIL_POLICY_OVERSIZE. */
+    maxPayloadBytes: number;
+    /** How many leading bytes of a payload the regex policies (secrets, patterns) scan. */
+    maxInspectBytes: number;
+  };
+  /** The tenant's layer, or null when it has none. */
+  layer: {
+    /** The layer's version. */
+    version: number;
+    /** When it was written, as an ISO 8601 timestamp. */
     updatedAt: string;
+    /** Who wrote it. */
     updatedBy: string;
+    /** The layer's mode ("monitor" when the layer does not set one). */
     mode: CasilMode;
     /** The stored layer; each Wasm rule's `wasm` is `{ bytes, sha256 }` instead of the module. */
     document: unknown;
@@ -121,16 +153,29 @@ export interface CasilTenantView {
     error?: string;
   } | null;
   /** The mode the baseline runs in for this tenant (enforce when the layer says so), and the layer's own mode. */
-  effectiveMode: { baseline: CasilMode; layer: CasilMode | null };
+  effectiveMode: {
+    /** The mode the baseline runs in for this tenant. */
+    baseline: CasilMode;
+    /** The layer's mode; null without a layer. */
+    layer: CasilMode | null;
+  };
 }
 
+/** One tenant's layer as the operator's overview lists it (`describeBaseline`, `summaries`). */
 export interface CasilLayerSummary {
+  /** The tenant. */
   tenant: string;
+  /** The layer's version. */
   version: number;
+  /** The layer's mode ("monitor" when the layer does not set one). */
   mode: CasilMode;
+  /** The names of the layer's loaded Wasm policies (none for a broken layer). */
   wasm: string[];
+  /** When it was written, as an ISO 8601 timestamp. */
   updatedAt: string;
+  /** Who wrote it. */
   updatedBy: string;
+  /** Set when the stored layer could not be activated: the tenant's inspections then fail closed. */
   error?: string;
 }
 
@@ -273,6 +318,7 @@ export function describeLayerChanges(before: CasilLayerDocument | undefined, aft
  * fixed or cleared.
  */
 export class LayeredCasil implements Inspector {
+  /** The operator's baseline policy (`options.baseline`). */
   readonly baseline: CasilController;
   private readonly kv: KeyValueStore;
   private readonly layers = new Map<string, LayerEntry>();
@@ -303,7 +349,17 @@ export class LayeredCasil implements Inspector {
   }
 
   /** Reads every stored layer and activates it (the ones already active at their stored version stay). */
-  async load(): Promise<{ loaded: string[]; failed: Array<{ tenant: string; error: string }> }> {
+  async load(): Promise<{
+    /** Tenants whose layer is active. */
+    loaded: string[];
+    /** Tenants whose stored layer could not be activated (their inspections fail closed), with why. */
+    failed: Array<{
+      /** The tenant. */
+      tenant: string;
+      /** Why its layer could not be activated. */
+      error: string;
+    }>;
+  }> {
     this.assertOpen();
     const entries = await this.kv.list(CASIL_LAYER_NAMESPACE, { limit: LIST_LIMIT });
     const loaded: string[] = [];
@@ -354,7 +410,12 @@ export class LayeredCasil implements Inspector {
    * Re-reads the tenant's stored layer and activates it when its version differs from the active one (another node
    * changed it) or the active one is broken. Resolves with whether anything changed and the active version (0: none).
    */
-  refresh(tenant: string): Promise<{ changed: boolean; version: number }> {
+  refresh(tenant: string): Promise<{
+    /** Whether the active layer changed. */
+    changed: boolean;
+    /** The active layer's version afterwards (0: none). */
+    version: number;
+  }> {
     try {
       assertTenant(tenant);
     } catch (err) {
@@ -406,12 +467,20 @@ export class LayeredCasil implements Inspector {
   }
 
   /** What the operator sees: everything `CasilController.describe()` answers, plus every tenant's layer in summary. */
-  describeBaseline(): Record<string, unknown> & { layers: CasilLayerSummary[] } {
+  describeBaseline(): Record<string, unknown> & {
+    /** Every tenant with a layer, in tenant order (as `summaries()`). */
+    layers: CasilLayerSummary[];
+  } {
     return { ...this.baseline.describe(), layers: this.summaries() };
   }
 
   /** Every tenant layer's Wasm breakers that are open or have failures (for metrics). */
-  wasmBreakers(): Array<{ tenant: string } & WasmBreakerStatus> {
+  wasmBreakers(): Array<
+    {
+      /** The tenant whose layer holds the policy. */
+      tenant: string;
+    } & WasmBreakerStatus
+  > {
     const out: Array<{ tenant: string } & WasmBreakerStatus> = [];
     for (const [tenant, l] of this.layers) if (l.kind === "active" && l.host) for (const b of l.host.breakers()) out.push({ tenant, ...b });
     return out;
@@ -438,7 +507,12 @@ export class LayeredCasil implements Inspector {
   }
 
   /** Each layered tenant's own counters (decisions its layer made, its Wasm calls), kept across its layer versions. */
-  layerStats(): Array<{ tenant: string; stats: CasilStatsSnapshot }> {
+  layerStats(): Array<{
+    /** The tenant. */
+    tenant: string;
+    /** The counters of its layer. */
+    stats: CasilStatsSnapshot;
+  }> {
     return [...this.telemetries].map(([tenant, t]) => ({ tenant, stats: t.snapshot() }));
   }
 

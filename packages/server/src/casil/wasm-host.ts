@@ -3,6 +3,7 @@ import { Worker } from "node:worker_threads";
 import { ArqonError, ErrorCode, type CasilWasmHost, type CasilWasmResult } from "@arqon/core";
 import { MAX_WASM_MODULE_BYTES, checkWasmPolicyModule } from "./wasm-module.js";
 
+/** Options of the Wasm worker pool (`CasilControllerOptions.wasm`). */
 export interface WasmPolicyHostOptions {
   /** Time budget of one call; past it the worker is terminated and the call is a fail-closed error. @default 25 */
   budgetMs?: number;
@@ -36,7 +37,9 @@ export interface WasmPolicyHostOptions {
 
 /** A circuit-breaker change of one Wasm policy. */
 export interface WasmBreakerEvent {
+  /** The Wasm policy's name. */
   policy: string;
+  /** "open": the policy was disabled; "closed": a trial call ran and it is enabled again. */
   state: "open" | "closed";
   /** Consecutive timeouts or crashes that opened it. */
   failures: number;
@@ -46,7 +49,12 @@ export interface WasmBreakerEvent {
 
 /** The breaker of one Wasm policy, as `WasmPolicyHost.breakers()` reports it. */
 export interface WasmBreakerStatus {
+  /** The Wasm policy's name. */
   policy: string;
+  /**
+   * "closed": calls run (listed for its failures or past trips); "open": calls are refused until `retryAt`;
+   * "half_open": the cooldown is over and a trial call may run or is running.
+   */
   state: "closed" | "open" | "half_open";
   /** Timeouts or crashes in a row since the last call that ran to its end. */
   consecutiveFailures: number;
@@ -137,11 +145,15 @@ interface WorkerReply {
  * freshly instantiated modules replaces it. A trap resolves as `error: "trap"` and the module is re-instantiated.
  */
 export class WasmPolicyHost implements CasilWasmHost {
+  /** The time budget of one call, in ms. */
   readonly budgetMs: number;
+  /** The largest declared memory maximum a module may have, in 64 KiB pages. */
   readonly maxMemoryPages: number;
   private readonly maxQueue: number;
   private readonly queueTimeoutMs: number;
+  /** The largest module `load` accepts, in bytes (never above MAX_WASM_MODULE_BYTES). */
   readonly maxModuleBytes: number;
+  /** Calls accepted per second; undefined when unlimited. */
   readonly callsPerSecond: number | undefined;
   private tokens = 0;
   private refilledAt = 0;
@@ -202,10 +214,12 @@ export class WasmPolicyHost implements CasilWasmHost {
     }
   }
 
+  /** Whether a policy of that name is loaded. */
   has(name: string): boolean {
     return this.modules.has(name);
   }
 
+  /** The names of the loaded policies, in the order they were first loaded. */
   get names(): string[] {
     return [...this.modules.keys()];
   }
@@ -224,6 +238,12 @@ export class WasmPolicyHost implements CasilWasmHost {
       });
   }
 
+  /**
+   * Runs policy `name` on `payload` in a free worker (waiting in the queue if none is). Never rejects: resolves with
+   * "allow" (the module returned 0), "deny" (with the module's reason, when it exports one) or an error result:
+   * "unavailable" (not loaded, or the host closed), "disabled" (breaker open), "rate_limited", "saturated" (queue
+   * full or no worker free in time), "timeout", "trap" or "crashed".
+   */
   evaluate(name: string, payload: Uint8Array): Promise<CasilWasmResult> {
     if (this.closed || !this.modules.has(name)) return Promise.resolve({ verdict: "error", error: "unavailable", reason: `Wasm policy "${name}" is not loaded` });
     const breaker = this.breakerOf.get(name);

@@ -52,10 +52,15 @@ class Reader {
   }
 }
 
+/** What `checkWasmPolicyModule` found in a module that passed. */
 export interface WasmModuleInfo {
+  /** The compiled module. */
   module: WebAssembly.Module;
+  /** The initial size of its memory, in 64 KiB pages. */
   minPages: number;
+  /** The declared maximum of its memory, in 64 KiB pages (at most the cap it was checked against). */
   maxPages: number;
+  /** Whether it exports `reason_ptr` and `reason_len`, so a deny can carry its reason. */
   hasReason: boolean;
 }
 

@@ -38,6 +38,7 @@ const SWEEP_KEYS = 10_000;
  * `maxMessages`, `maxAgeMs` and `maxBytes` as in core's `RetentionPolicy`.
  */
 export interface RetentionRule extends RetentionPolicy {
+  /** A room name pattern, matched against the room name without its tenant, e.g. "ticker/*" or "logs/**". */
   pattern: string;
 }
 

@@ -22,6 +22,7 @@ export { LmdbKeyValueStore, MAX_KV_KEY_BYTES, type LmdbKeyValueOptions } from ".
 /** The default data directory under the working directory (`arqon serve --data-dir` / `ARQON_DATA_DIR` override). */
 export const DEFAULT_DATA_DIR = "./.arqon/data";
 
+/** Options of `openEmbeddedStorage`. */
 export interface EmbeddedStorageOptions {
   /** Directory of the LMDB environment; created when missing. */
   path: string;
@@ -29,7 +30,9 @@ export interface EmbeddedStorageOptions {
   retention?: RetentionConfig;
   /** @default "commit" (acknowledged writes survive a kill -9; "flush" also survives a power loss) */
   durability?: Durability;
+  /** Further options of the history store (its retention is `retention`, its clock `clock`). */
   history?: Omit<LmdbHistoryOptions, "retention" | "clock">;
+  /** Further options of the room state store (its clock is `clock`). */
   state?: Omit<LmdbRoomStateOptions, "clock">;
   /** @default wall time */
   clock?: StorageClock;
@@ -37,12 +40,23 @@ export interface EmbeddedStorageOptions {
 
 /** The durable stores of a single-process deployment, on one LMDB environment. */
 export interface EmbeddedStorage {
+  /** Room history. */
   history: LmdbHistoryStore;
+  /** Room state. */
   state: LmdbRoomStateStore;
+  /** The key-value store. */
   kv: LmdbKeyValueStore;
+  /** The LMDB environment the three stores share (`close()` closes it). */
   env: StorageEnv;
   /** The three stores as `createArqonServer` options: `createArqonServer({ auth, ...storage.backends })`. */
-  backends: { history: LmdbHistoryStore; state: LmdbRoomStateStore; kv: LmdbKeyValueStore };
+  backends: {
+    /** The `history` option. */
+    history: LmdbHistoryStore;
+    /** The `state` option. */
+    state: LmdbRoomStateStore;
+    /** The `kv` option. */
+    kv: LmdbKeyValueStore;
+  };
   /** Closes the three stores, waits for pending writes to reach the disk and closes the environment. */
   close(): Promise<void>;
 }
