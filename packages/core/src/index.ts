@@ -2,6 +2,8 @@
  * @arqon/core — the transport-agnostic heart of ArqonBus, identical in browsers and Node: the frame type and its two
  * codecs, room names and tenant-scoped routing keys, error and close codes, the CASIL hook, and the interfaces (with
  * their written guarantees) that every backend implements.
+ *
+ * @module @arqon/core
  */
 export * from "./frame/types.js";
 export * from "./errors.js";

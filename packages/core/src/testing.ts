@@ -9,6 +9,8 @@
  *   return { nodes, cleanup: async () => { await Promise.all(nodes.map((n) => n.close())); } };
  * });
  * ```
+ *
+ * @module @arqon/core/testing
  */
 export { describeBusContract, describeControlPlaneContract } from "./testing/bus.js";
 export type { BusContractFactory, ControlPlaneContractFactory } from "./testing/bus.js";

@@ -106,6 +106,7 @@ export class MemoryBusHub {
   }
 }
 
+/** Options of `new MemoryBus(options)`. */
 export interface MemoryBusOptions {
   /** Nodes sharing a hub see each other's publishes. @default a new hub of its own */
   hub?: MemoryBusHub;
@@ -122,6 +123,7 @@ function closedError(what: string): BackendUnavailableError {
  * mutate them. `publish` resolves after every interested node of the hub ran its handlers.
  */
 export class MemoryBus implements Bus {
+  /** The hub this node delivers through (the one from the options, or its own). */
   readonly hub: MemoryBusHub;
   readonly #keys = new Set<RoomKey>();
   #handlers: readonly EnvelopeHandler[] = [];
@@ -187,15 +189,20 @@ export class MemoryBus implements Bus {
   }
 }
 
+/** Options of `new MemoryControlPlane(options)`. */
 export interface MemoryControlPlaneOptions {
   /** Planes sharing a hub receive each other's broadcasts. @default a new hub of its own */
   hub?: MemoryBusHub;
-  /** @default rethrowHandlerError */
+  /**
+   * Called with any error a handler throws; delivery to the other handlers and planes goes on.
+   * @default rethrowHandlerError
+   */
   onHandlerError?: HandlerErrorReporter;
 }
 
 /** The in-process control plane: every plane of the hub, the sender included, gets each broadcast once, in order. */
 export class MemoryControlPlane implements ControlPlane {
+  /** The hub this plane broadcasts through (the one from the options, or its own). */
   readonly hub: MemoryBusHub;
   #handlers: readonly BroadcastHandler[] = [];
   readonly #onHandlerError: HandlerErrorReporter;

@@ -12,9 +12,11 @@ export interface Envelope {
   encoded?: Uint8Array;
   /** Connection that published it; excluded from delivery on its own node unless `echo` is set. */
   originClientId?: string;
+  /** The publisher asked for its own message (`echo: true`): deliver it to `originClientId` too. */
   echo?: boolean;
 }
 
+/** Removes the handler it was returned for; calling it again does nothing. */
 export type Unsubscribe = () => void;
 
 /**
@@ -30,11 +32,18 @@ export type Unsubscribe = () => void;
  *   it is harmless, and one unsubscribe removes the interest.
  */
 export interface Bus {
+  /** Starts receiving envelopes published to `key` (from every node, this one included); idempotent. */
   subscribe(key: RoomKey): Promise<void>;
+  /** Stops receiving envelopes of `key`; idempotent. */
   unsubscribe(key: RoomKey): Promise<void>;
+  /** Sends `envelope` to every node subscribed to `key`; resolves once the backend accepted it. */
   publish(key: RoomKey, envelope: Envelope): Promise<void>;
   /** Registers the node's handler; returns a function that removes it. */
   onEnvelope(handler: (key: RoomKey, envelope: Envelope) => void): Unsubscribe;
+  /**
+   * Drops every subscription and handler; `subscribe` and `publish` then reject with BackendUnavailableError.
+   * Idempotent.
+   */
   close(): Promise<void>;
 }
 
@@ -43,7 +52,10 @@ export interface Bus {
  * Every node, the sender included, receives every broadcast once, in send order per topic.
  */
 export interface ControlPlane {
+  /** Sends `data` on `topic` to every node, the sender included. */
   broadcast(topic: string, data: Uint8Array): Promise<void>;
+  /** Registers a handler for every broadcast of every topic; returns a function that removes it. */
   onBroadcast(handler: (topic: string, data: Uint8Array) => void): Unsubscribe;
+  /** Stops receiving and drops the handlers; `broadcast` then rejects with BackendUnavailableError. Idempotent. */
   close(): Promise<void>;
 }

@@ -3,12 +3,16 @@ import { parse as parseYaml } from "yaml";
 import { ArqonError, ErrorCode } from "../errors.js";
 import type { InspectionPath } from "./types.js";
 
+/** "monitor" never changes traffic and records what enforce would have done; "enforce" blocks and redacts. */
 export type CasilMode = "monitor" | "enforce";
+/** What happens to a payload that could not be fully inspected (larger than `maxInspectBytes`). */
 export type CasilDefaultDecision = "allow" | "block";
 
 /** A custom regex rule. `block` stops matching content (CASIL_POLICY_BLOCKED_PATTERN); `redact` masks the match. */
 export interface CasilPatternRule {
+  /** Names the rule in block messages and audit records (1-64 characters). */
   name: string;
+  /** The regex, in JavaScript syntax, run on the linear-time engine (see docs/casil.md, "Regex safety"). */
   pattern: string;
   /** Any of i, m, s, u. */
   flags?: string;
@@ -18,7 +22,12 @@ export interface CasilPatternRule {
 
 /** A Wasm policy (the Overseer). `module` is a file path the server host loads (relative to the policy file). */
 export interface CasilWasmRule {
+  /** The policy's name (letters, digits, `_`, `.`, `-`; at most 64), as the Wasm host knows it. */
   name: string;
+  /**
+   * Path of the `.wasm` file the server loads (a relative path resolves against the watched policy file's directory,
+   * else the working directory). Required unless an earlier rule of the same name gives it.
+   */
   module?: string;
   /** Room globs the policy applies to. @default ["**"] */
   rooms?: string[];
@@ -37,7 +46,12 @@ export interface CasilPolicySpec {
    */
   defaultDecision?: CasilDefaultDecision;
   /** Room globs (`*` one segment, `**` anything); exclude wins. @default { include: ["**"], exclude: [] } */
-  scope?: { include?: string[]; exclude?: string[] };
+  scope?: {
+    /** Room globs inspected. @default ["**"] */
+    include?: string[];
+    /** Room globs never inspected, even when included. @default [] */
+    exclude?: string[];
+  };
   /** Only this many leading bytes are scanned by regex policies. @default 65536 */
   maxInspectBytes?: number;
   /** Larger payloads are blocked with CASIL_POLICY_OVERSIZE. @default 1048576 */
@@ -84,23 +98,38 @@ export interface CasilPolicyDocument extends CasilPolicySpec {
   /** Tenant → settings that replace the global ones field by field. */
   tenants?: Record<string, CasilPolicySpec>;
   /** A policy evaluated beside the live one that never changes traffic; it overrides the live document field by field. */
-  shadow?: CasilPolicySpec & { tenants?: Record<string, CasilPolicySpec> };
+  shadow?: CasilPolicySpec & {
+    /** Tenant → shadow settings, merged over the live tenant's settings field by field. */
+    tenants?: Record<string, CasilPolicySpec>;
+  };
 }
 
+/** Every inbound path, in the order a policy's `paths` default lists them. */
 export const INSPECTION_PATHS: readonly InspectionPath[] = ["publish", "server_publish", "presence", "state", "command", "operator"];
+/** Most custom `patterns` (and, separately, `redactionPatterns`) one policy may have. */
 export const MAX_PATTERNS = 32;
+/** Most schema-typed room globs one policy may have. */
 export const MAX_SCHEMAS = 256;
+/** Most Wasm policies one policy (or tenant layer) may name. */
 export const MAX_WASM_POLICIES = 8;
 
+/** What an unset policy field falls back to when neither the document nor the env layer sets it. */
 export const CASIL_DEFAULTS = {
+  /** Monitor: traffic is never changed until a policy says enforce. */
   mode: "monitor" as CasilMode,
   /** The default decision in monitor mode; in enforce mode an unset `defaultDecision` is "block". */
   defaultDecision: "allow" as CasilDefaultDecision,
+  /** Scope includes every room. */
   include: ["**"] as readonly string[],
+  /** Scope excludes no room. */
   exclude: [] as readonly string[],
+  /** Regex policies scan the first 64 KiB. */
   maxInspectBytes: 65536,
+  /** Payloads above 1 MiB are blocked. */
   maxPayloadBytes: 1048576,
+  /** Probable secrets are blocked, not masked. */
   blockOnProbableSecret: true,
+  /** Redaction applies to logs and audit records only. */
   transportRedaction: false,
 };
 

@@ -26,39 +26,63 @@ import type { Decision, InspectionInput, InspectionPath, Inspector } from "./typ
 
 /** What a Wasm policy call came to. `error` covers traps, timeouts and an unavailable module: CASIL fails closed. */
 export interface CasilWasmResult {
+  /** allow: the module let the payload through; deny: it refused it (CASIL_WASM_DENY); error: the call failed. */
   verdict: "allow" | "deny" | "error";
   /** The module's reason for a deny, or what went wrong for an error. */
   reason?: string;
   /** For errors: "trap", "timeout", "unavailable", "rate_limited", "disabled" (circuit breaker open), ... */
   error?: string;
+  /** How long the call took, in milliseconds, when the host measured it. */
   elapsedMs?: number;
 }
 
 /** Runs Wasm policies by name (the server's worker pool implements it; core stays free of Node APIs). */
 export interface CasilWasmHost {
+  /** Whether a module of this name is loaded; an engine whose document names a policy the host lacks is refused. */
   has(name: string): boolean;
+  /**
+   * Runs policy `name` on the payload bytes (UTF-8 JSON text, or the raw bytes of a binary payload). A rejection
+   * counts as an error verdict: the inspection fails closed.
+   */
   evaluate(name: string, payload: Uint8Array): Promise<CasilWasmResult>;
 }
 
+/**
+ * The payload's format as inspected: "binary" for `payloadFormat: "binary"`, "empty" for zero bytes, else "json"
+ * (the declared format; the text is not required to parse).
+ */
 export type CasilKind = "json" | "binary" | "empty";
+/**
+ * How serious the findings of one inspection are, in increasing order. Private keys and AWS secret keys are critical,
+ * other probable secrets and blocked patterns high.
+ */
 export type CasilRisk = "none" | "low" | "medium" | "high" | "critical";
 
+/** What the policies found in one input: its format and size, the highest risk, and flags naming each finding. */
 export interface CasilClassification {
+  /** The payload's format. */
   kind: CasilKind;
+  /** The highest risk any finding raised; "none" when nothing was found. */
   risk: CasilRisk;
   /** contains_probable_secret, contains_private_key, contains_card_number, encoded_secret, oversize_payload,
    * partially_inspected, partially_redacted, matched_pattern, schema_invalid, redacted, field_header, field_room,
    * field_state_key, field_not_redactable, inspect_budget_exceeded, wasm_deny, wasm_error, wasm_disabled, ... */
   flags: string[];
+  /** Size of the input's payload in bytes. */
   bytes: number;
+  /** The kinds of probable secret found, in the payload or a field; undefined when none was. */
   secretKinds?: SecretKind[];
 }
 
 /** What a policy decides for one input, before the mode is applied (monitor turns it into allow). */
 export interface CasilVerdict {
+  /** What the policy decided. */
   action: CasilAction;
+  /** The CASIL_* code of a block or redaction; undefined for allow. */
   reasonCode?: string;
+  /** Human-readable reason of a block or redaction (names the rule, the secret kinds or the limit). */
   message?: string;
+  /** What the policies found. */
   classification: CasilClassification;
   /** For redact: the redacted payload (delivered only when transportRedaction is on). */
   redacted?: Uint8Array;
@@ -68,22 +92,37 @@ export interface CasilVerdict {
 
 /** A structured audit record, one per block or redaction (including what monitor mode would have done). */
 export interface CasilAuditRecord {
+  /** Which kind of decision the record is about. */
   event: "casil.block" | "casil.redact";
+  /** When the decision was made, ISO 8601 (UTC). */
   time: string;
   /** Whether traffic was changed (false in monitor mode, and for log-only redaction). */
   enforced: boolean;
+  /** The mode the inspection ran in. */
   mode: CasilMode;
+  /** Version of the policy that decided. */
   policyVersion: number;
+  /** The input's tenant. */
   tenant: string;
+  /** The input's room, when it had one. */
   room?: string;
+  /** How the content entered. */
   path: InspectionPath;
+  /** The input's subject (token `sub` or operator name), when it had one. */
   subject?: string;
+  /** The command name, for the `command` path. */
   command?: string;
+  /** The CASIL_* code of the block or redaction. */
   reasonCode: string;
+  /** Human-readable reason, as the verdict gave it. */
   message?: string;
+  /** The payload's format. */
   kind: CasilKind;
+  /** The highest risk of the findings. */
   risk: CasilRisk;
+  /** The classification's flags. */
   flags: string[];
+  /** Size of the payload in bytes. */
   bytes: number;
   /** At most 512 characters of the payload with redactions applied and probable secrets masked. */
   payload?: string;
@@ -93,21 +132,50 @@ export interface CasilAuditRecord {
   layer?: boolean;
 }
 
+/** One inspection where the shadow policy's effective decision (action or reason code) differed from the live one. */
 export interface CasilShadowDifference {
+  /** The input's tenant. */
   tenant: string;
+  /** The input's room, when it had one. */
   room?: string;
+  /** How the content entered. */
   path: InspectionPath;
-  live: { action: CasilAction; reasonCode?: string };
-  shadow: { action: CasilAction; reasonCode?: string };
+  /** The decision that was applied. */
+  live: {
+    /** What was applied: the live verdict after its mode (allow in monitor mode and for log-only redaction). */
+    action: CasilAction;
+    /** The decision's reason code; undefined for allow. */
+    reasonCode?: string;
+  };
+  /** The decision the shadow policy would have applied (never applied). */
+  shadow: {
+    /** What the shadow policy decided, after its mode. */
+    action: CasilAction;
+    /** The decision's reason code; undefined for allow. */
+    reasonCode?: string;
+  };
 }
 
 /** The full outcome of one inspection. */
 export interface CasilEvaluation {
+  /** The decision `inspect` would return (the mode applied). */
   decision: Decision;
   /** The live policy's verdict; undefined when the input was out of scope or CASIL is disabled. */
   verdict?: CasilVerdict;
+  /** The mode the inspection ran in ("enforce" when the options forced it). */
   mode: CasilMode;
-  shadow?: { decision: Decision; verdict?: CasilVerdict; differs: boolean };
+  /**
+   * The shadow policy's outcome; undefined when the document has no shadow, CASIL is disabled, or the shadow's
+   * asynchronous (Wasm) evaluation rejected.
+   */
+  shadow?: {
+    /** What the shadow policy would have decided (never applied). */
+    decision: Decision;
+    /** The shadow policy's verdict; undefined when it did not inspect the input (out of its scope or paths). */
+    verdict?: CasilVerdict;
+    /** Whether the shadow decision's action or reason code differs from the live one. */
+    differs: boolean;
+  };
 }
 
 /** Per-call options of `inspect` and `evaluate`. */
@@ -120,6 +188,7 @@ export interface CasilInspectOptions {
   enforce?: boolean;
 }
 
+/** How `createCasilEngine` builds an engine. */
 export interface CasilEngineConfig {
   /** The policy document (object, or JSON/YAML text). @default {} (defaults + env) */
   policy?: CasilPolicyDocument | string;
@@ -139,6 +208,7 @@ export interface CasilEngineConfig {
   wasm?: CasilWasmHost;
   /** Receives an audit record per block and per redaction. */
   audit?: (record: CasilAuditRecord) => void;
+  /** Called for each inspection whose shadow decision differs from the live one; what it throws is ignored. */
   onShadowDifference?: (difference: CasilShadowDifference) => void;
   /** Counters to add to (share one across reloads). @default a new one */
   telemetry?: CasilTelemetry;
@@ -156,7 +226,9 @@ export interface CasilEngineConfig {
 
 /** The CASIL engine: an Inspector configured by a policy document. Immutable; a reload builds a new engine. */
 export interface CasilEngine extends Inspector {
+  /** The version stamped on every decision (`policyVersion`). */
   readonly version: number;
+  /** False when the document or the env kill switch turned CASIL off: every input is then allowed uninspected. */
   readonly enabled: boolean;
   /** The effective document (env layer combined with the policy document). */
   readonly document: CasilPolicyDocument;
@@ -168,26 +240,48 @@ export interface CasilEngine extends Inspector {
   settingsFor(tenant: string): ResolvedCasilSettings;
   /** Counter snapshot (decisions by tenant, mode, decision, reason; shadow differences; wasm outcomes). */
   stats(): CasilStatsSnapshot;
+  /** The counters this engine records to (the config's, shared across reloads, or its own). */
   readonly telemetry: CasilTelemetry;
 }
 
+/** One tenant's effective policy settings, every field resolved (see `CasilPolicySpec` for their meaning). */
 export interface ResolvedCasilSettings {
+  /** The policy's own mode (an `enforce` inspect option can still force enforce per call). */
   mode: CasilMode;
   /** The effective default decision in this policy's own mode (unset: block in enforce, allow in monitor). */
   defaultDecision: CasilDefaultDecision;
+  /** Room globs in scope. */
   include: string[];
+  /** Room globs out of scope; exclude wins over include. */
   exclude: string[];
+  /** Leading bytes the regex policies scan. */
   maxInspectBytes: number;
+  /** Larger payloads are blocked (in a tenant layer only when the layer set it). */
   maxPayloadBytes: number;
+  /** Whether probable secrets are blocked (else masked); in a tenant layer, whether the layer scans for them at all. */
   blockOnProbableSecret: boolean;
+  /** Whether redaction changes what is delivered and stored. */
   transportRedaction: boolean;
+  /** JSON paths redacted, as written in the policy. */
   redactionPaths: string[];
+  /** Redaction regexes, as written in the policy (custom `redact` patterns are listed in `patterns`). */
   redactionPatterns: string[];
+  /** Room globs whose payloads stay out of audit records. */
   neverLogPayloadFor: string[];
-  patterns: Array<{ name: string; action: "block" | "redact" }>;
+  /** The custom pattern rules, without their regexes. */
+  patterns: Array<{
+    /** The rule's name. */
+    name: string;
+    /** What a match does (unset in the policy: block). */
+    action: "block" | "redact";
+  }>;
+  /** Globs of the schema-typed rooms. */
   schemaRooms: string[];
+  /** Names of the Wasm policies. */
   wasm: string[];
+  /** Inbound paths inspected. */
   paths: InspectionPath[];
+  /** Which fields beside the payload are inspected. */
   fields: Required<CasilFieldOptions>;
 }
 

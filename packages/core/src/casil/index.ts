@@ -1,6 +1,8 @@
 /**
  * CASIL, the content-aware safety inspection layer: the policy engine (isomorphic) the gateway calls on every inbound
  * path. The lead re-exports this from @arqon/core's index (`export * from "./casil/index.js"`).
+ *
+ * @packageDocumentation
  */
 export {
   createCasilEngine,

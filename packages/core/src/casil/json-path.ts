@@ -4,12 +4,32 @@
  * slices and unions are not supported. Selection has set semantics: a node selected along several routes counts once.
  */
 
+/** One step of a parsed JSON path, as `parseJsonPath` returns it. */
 export type PathSegment =
-  | { type: "child"; name: string }
-  | { type: "index"; index: number }
-  | { type: "wildcard" }
-  | { type: "descend"; name: string | undefined };
+  | {
+      /** `.name` / `['name']`: the named member of an object. */
+      type: "child";
+      /** The member name. */
+      name: string;
+    }
+  | {
+      /** `[n]`: the n-th element of an array. */
+      type: "index";
+      /** The zero-based array index. */
+      index: number;
+    }
+  | {
+      /** `.*` / `[*]`: every member of an object or element of an array. */
+      type: "wildcard";
+    }
+  | {
+      /** `..name` / `..['name']` / `..*`: a descendant at any depth. */
+      type: "descend";
+      /** The member name to find at any depth; undefined for `..*` (every descendant). */
+      name: string | undefined;
+    };
 
+/** The value that replaces redacted JSON values (and the matches of redaction patterns). */
 export const REDACTED = "[REDACTED]";
 const MAX_DEPTH = 128;
 /** Most segments one redaction path may have. */

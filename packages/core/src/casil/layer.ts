@@ -11,6 +11,7 @@ import type { InspectionPath } from "./types.js";
  * host paths are operator-only.
  */
 export interface CasilLayerWasmRule {
+  /** The policy's name (letters, digits, `_`, `.`, `-`; at most 64); rules of one name must carry the same module. */
   name: string;
   /** The module bytes, standard base64. */
   wasm: string;
@@ -26,9 +27,11 @@ export interface CasilLayerWasmRule {
  * name other tenants, run a shadow policy or name host files.
  */
 export interface CasilLayerDocument extends Omit<CasilPolicySpec, "wasm"> {
+  /** Wasm policies carrying their module bytes (at most MAX_WASM_POLICIES), run after the built-in ones. @default [] */
   wasm?: CasilLayerWasmRule[];
 }
 
+/** Per-tenant bounds `validateCasilLayer` and `parseCasilLayer` enforce beyond the fixed ones. */
 export interface CasilLayerLimits {
   /** Largest decoded Wasm module a layer may carry. @default 262144 (256 KiB) */
   maxWasmModuleBytes?: number;
@@ -195,7 +198,12 @@ export function casilLayerSpec(layer: CasilLayerDocument): CasilPolicySpec {
 }
 
 /** The distinct Wasm modules of a validated layer, decoded, in rule order. */
-export function casilLayerModules(layer: CasilLayerDocument): Array<{ name: string; bytes: Uint8Array }> {
+export function casilLayerModules(layer: CasilLayerDocument): Array<{
+  /** The Wasm policy's name. */
+  name: string;
+  /** The decoded module. */
+  bytes: Uint8Array;
+}> {
   const out: Array<{ name: string; bytes: Uint8Array }> = [];
   const seen = new Set<string>();
   for (const rule of layer.wasm ?? []) {

@@ -15,6 +15,7 @@ import { RE2JS } from "re2js";
  * (`\d`, `\w`, `\s`, `\b`) and `.` excludes only `\n`.
  */
 
+/** Longest policy regex source accepted, in characters. */
 export const MAX_PATTERN_LENGTH = 512;
 /** Largest RE2 program (instructions) a policy regex may compile to. */
 export const MAX_PROGRAM_SIZE = 400;

@@ -14,7 +14,9 @@
  * Regex keywords (`pattern`, `patternProperties`) run on the linear-time engine (see regex-safety.ts).
  */
 
+/** Most subschemas a schema may expand to, every `$ref` counted where it is used (each `enum` value counts as one). */
 export const MAX_SCHEMA_NODES = 1000;
+/** Largest `maxItems` `uniqueItems: true` is accepted with, unless `items` has a scalar `type`. */
 export const MAX_UNIQUE_ITEMS = 256;
 
 const SINGLE = ["additionalItems", "additionalProperties", "contains", "propertyNames", "if", "then", "else", "not", "unevaluatedItems", "unevaluatedProperties"];

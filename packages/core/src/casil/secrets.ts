@@ -13,6 +13,11 @@ import { utf8Decode } from "../codec/bytes.js";
  * single pass.
  */
 
+/**
+ * What a probable secret looks like: a provider's token shape (AWS access key ids, GitHub, GitLab, Slack, Stripe,
+ * Google, npm, SendGrid, AI-provider and other service tokens), a JWT, PEM private-key armour, credentials in a URL, a
+ * value next to a field name that announces a secret (`aws_secret_key`, `password_field`), or a Luhn-valid card number.
+ */
 export type SecretKind =
   | "aws_access_key"
   | "aws_secret_key"
@@ -31,9 +36,13 @@ export type SecretKind =
   | "password_field"
   | "card_number";
 
+/** One probable secret found in a text. */
 export interface SecretHit {
+  /** What was found. */
   kind: SecretKind;
+  /** Where the match starts in the scanned text (UTF-16 code units). */
   index: number;
+  /** Length of the match in UTF-16 code units (for a field-name match, name and value together). */
   length: number;
   /** The secret was found inside a base64 / base64url token; index and length are the token's. */
   encoded?: true;

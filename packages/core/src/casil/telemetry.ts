@@ -1,23 +1,42 @@
 import type { CasilMode } from "./config.js";
 
+/** What a policy decides for one input: let it through, rewrite its payload, or stop it. */
 export type CasilAction = "allow" | "redact" | "block";
 
 /** One counter row: how many inspections of `tenant` in `mode` reached `decision` for `reason` ("" for allow). */
 export interface CasilDecisionCount {
+  /** The tenant inspected ("_other" for tenants beyond the first 10,000 counted). */
   tenant: string;
+  /** The mode the inspection ran in. */
   mode: CasilMode;
   /** What the policy decided (in monitor mode: what enforce would have done; traffic was not changed). */
   decision: CasilAction;
+  /** The reason code of the decision (a CASIL_* error code); "" for a plain allow. */
   reason: string;
+  /** Inspections counted since the telemetry was created. */
   count: number;
 }
 
+/** A copy of every CASIL counter at one moment, as `CasilTelemetry.snapshot()` and `CasilEngine.stats()` return it. */
 export interface CasilStatsSnapshot {
+  /** One row per tenant, mode, decision and reason that occurred at least once. */
   decisions: CasilDecisionCount[];
   /** Inspections where the shadow policy's decision differed from the live one, by tenant. */
-  shadowDifferences: Array<{ tenant: string; count: number }>;
+  shadowDifferences: Array<{
+    /** The tenant whose inspections differed. */
+    tenant: string;
+    /** How many of its inspections differed. */
+    count: number;
+  }>;
   /** Wasm policy calls by policy name and outcome (allow, deny, trap, timeout, error). */
-  wasm: Array<{ policy: string; outcome: string; count: number }>;
+  wasm: Array<{
+    /** The Wasm policy's name. */
+    policy: string;
+    /** "allow", "deny", or the error the host reported ("trap", "timeout", "disabled", ...; "error" when unnamed). */
+    outcome: string;
+    /** How many calls of the policy had this outcome. */
+    count: number;
+  }>;
 }
 
 interface TenantCounters {
@@ -49,12 +68,14 @@ export class CasilTelemetry {
     return c;
   }
 
+  /** Counts one allow without a reason for `tenant` in `mode` (the hot path: no string key is built). */
   recordAllow(tenant: string, mode: CasilMode): void {
     const c = this.countersOf(tenant);
     if (mode === "enforce") c.allowEnforce++;
     else c.allowMonitor++;
   }
 
+  /** Counts one inspection of `tenant` in `mode` that reached `decision` for `reason` ("" for a plain allow). */
   record(tenant: string, mode: CasilMode, decision: CasilAction, reason: string): void {
     if (decision === "allow" && reason === "") return this.recordAllow(tenant, mode);
     const c = this.countersOf(tenant);
@@ -62,15 +83,18 @@ export class CasilTelemetry {
     c.other.set(key, (c.other.get(key) ?? 0) + 1);
   }
 
+  /** Counts one inspection of `tenant` whose shadow decision differed from the live one. */
   recordShadowDifference(tenant: string): void {
     this.shadow.set(tenant, (this.shadow.get(tenant) ?? 0) + 1);
   }
 
+  /** Counts one call of Wasm policy `policy` that ended in `outcome` (allow, deny, or the host's error name). */
   recordWasm(policy: string, outcome: string): void {
     const key = `${policy}\u0000${outcome}`;
     this.wasmCounts.set(key, (this.wasmCounts.get(key) ?? 0) + 1);
   }
 
+  /** A copy of the counters; later inspections do not change it. Rows with a zero count are left out. */
   snapshot(): CasilStatsSnapshot {
     const decisions: CasilDecisionCount[] = [];
     for (const [tenant, c] of this.tenants) {

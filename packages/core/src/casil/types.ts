@@ -9,13 +9,17 @@ export type InspectionPath = "publish" | "server_publish" | "presence" | "state"
  * text moved out of the payload is still seen.
  */
 export interface InspectionInput {
+  /** The tenant the content belongs to; selects the tenant's policy (and, on the server, its layer). */
   tenant: string;
   /** The room the content goes to; inspected as text unless the policy sets `fields.room: false`. */
   room?: string;
+  /** How the content entered; a policy inspects only the paths in its `paths`. */
   path: InspectionPath;
   /** The token's `sub`, or the operator's name. */
   subject?: string;
+  /** The content itself: a message payload, presence info, a state value or command arguments. */
   payload: Uint8Array;
+  /** "binary" payloads are scanned but never rewritten (a redaction is skipped). @default "json" */
   payloadFormat?: PayloadFormat;
   /** The message's headers as the sender gave them; names and values are inspected unless `fields.headers: false`. */
   headers?: Record<string, string>;
@@ -37,9 +41,44 @@ export interface InspectionInput {
  * `layerVersion` is set when the tenant's own CASIL layer was evaluated too (server: LayeredCasil).
  */
 export type Decision =
-  | { action: "allow"; flags?: string[]; policyVersion?: number; layerVersion?: number }
-  | { action: "redact"; payload: Uint8Array; reasonCode: string; flags?: string[]; policyVersion?: number; layerVersion?: number }
-  | { action: "block"; reasonCode: string; message: string; flags?: string[]; policyVersion?: number; layerVersion?: number };
+  | {
+      /** Let the content through unchanged. */
+      action: "allow";
+      /** What the policies found without acting on it (e.g. `monitor_would_block`, `redacted_in_logs`). */
+      flags?: string[];
+      /** Version of the baseline policy that decided; unset when no policy did (ALLOW, `allowAll`). */
+      policyVersion?: number;
+      /** Version of the tenant's layer, when one was evaluated. */
+      layerVersion?: number;
+    }
+  | {
+      /** Deliver and store `payload` instead of the original. */
+      action: "redact";
+      /** The redacted payload. */
+      payload: Uint8Array;
+      /** Why (CASIL_POLICY_REDACTED). */
+      reasonCode: string;
+      /** What the policies found (e.g. `redacted`, `contains_probable_secret`). */
+      flags?: string[];
+      /** Version of the baseline policy that decided. */
+      policyVersion?: number;
+      /** Version of the tenant's layer, when one was evaluated. */
+      layerVersion?: number;
+    }
+  | {
+      /** Stop the content: nothing is stored, delivered or acked. */
+      action: "block";
+      /** The error code the sender gets (a CASIL_* code, e.g. CASIL_POLICY_BLOCKED_SECRET). */
+      reasonCode: string;
+      /** Human-readable reason for the sender. */
+      message: string;
+      /** What the policies found (e.g. `contains_probable_secret`, `oversize_payload`). */
+      flags?: string[];
+      /** Version of the baseline policy that decided. */
+      policyVersion?: number;
+      /** Version of the tenant's layer, when one was evaluated. */
+      layerVersion?: number;
+    };
 
 /**
  * The CASIL hook: the gateway calls `inspect` on every inbound path before routing, storing or delivering.
@@ -48,9 +87,11 @@ export type Decision =
  * An inspector that throws or rejects is treated as a block with CASIL_INTERNAL_ERROR (fail closed).
  */
 export interface Inspector {
+  /** Decides for one piece of inbound content; may answer synchronously (the common case) or with a promise. */
   inspect(input: InspectionInput): Decision | Promise<Decision>;
 }
 
+/** The shared, frozen allow decision (no flags, no policy version). */
 export const ALLOW: Decision = Object.freeze({ action: "allow" }) as Decision;
 
 /** An inspector that allows everything (CASIL disabled). */

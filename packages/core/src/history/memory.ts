@@ -13,11 +13,16 @@ import type {
   RetentionPolicy,
 } from "./types.js";
 
+/** Messages a room keeps when its retention sets no `maxMessages`. */
 export const DEFAULT_MAX_MESSAGES = 1000;
+/** Age after which messages are trimmed when the retention sets no `maxAgeMs`: 24 hours, in milliseconds. */
 export const DEFAULT_MAX_AGE_MS = 86_400_000;
+/** How long an idempotency key is remembered when the append sets no `dedupeWindowMs`: 2 minutes, in milliseconds. */
 export const DEFAULT_DEDUPE_WINDOW_MS = 120_000;
+/** Page size of `read` when neither the query nor the options set one. */
 export const DEFAULT_READ_LIMIT = 100;
 
+/** Options of `new MemoryHistoryStore(options)`. */
 export interface MemoryHistoryOptions {
   /** Retention for every room, or a function choosing it per room (called once, when the room is first used). */
   retention?: RetentionPolicy | ((key: RoomKey) => RetentionPolicy);
@@ -148,6 +153,7 @@ export class MemoryHistoryStore implements HistoryStore {
     }
   }
 
+  /** Assigns the room's next offset; with `maxMessages: 0` the message gets an offset but is not kept. */
   async append(key: RoomKey, message: Frame, options?: AppendOptions): Promise<AppendResult> {
     if (this.#closed) throw closed();
     const room = this.#room(key);
@@ -185,6 +191,7 @@ export class MemoryHistoryStore implements HistoryStore {
     return { offset: room.last, epoch: room.epoch };
   }
 
+  /** Trims the room by its retention, then pages through what is kept (see the class for the query semantics). */
   async read(key: RoomKey, query: HistoryQuery): Promise<HistoryPage> {
     if (this.#closed) throw closed();
     const room = this.#room(key);
@@ -208,6 +215,7 @@ export class MemoryHistoryStore implements HistoryStore {
     return { messages, position: { offset: room.last, epoch: room.epoch } };
   }
 
+  /** Trims the room by its retention, then replays the messages after `since` or says why it cannot. */
   async recover(key: RoomKey, since: Position, maxMessages: number): Promise<RecoveryResult> {
     if (this.#closed) throw closed();
     assertRecoveryOffset(since);
@@ -236,6 +244,7 @@ export class MemoryHistoryStore implements HistoryStore {
     return removed;
   }
 
+  /** Drops every room's history; later calls reject with BackendUnavailableError. */
   async close(): Promise<void> {
     this.#closed = true;
     this.#rooms.clear();

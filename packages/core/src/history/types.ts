@@ -1,30 +1,52 @@
 import type { Frame, HistoryQuery, Position } from "../frame/types.js";
 import type { RoomKey } from "../room/names.js";
 
+/** Per-append options of `HistoryStore.append`. */
 export interface AppendOptions {
   /** Deliver-once key: a repeat within `dedupeWindowMs` returns the original offset with `duplicate: true`. */
   idempotencyKey?: string;
-  /** @default 120000 */
+  /** How long an idempotency key is remembered, in milliseconds. @default 120000 */
   dedupeWindowMs?: number;
 }
 
+/** What `HistoryStore.append` stored. */
 export interface AppendResult {
   /** The stored message with `offset` and `epoch` set (for a duplicate: the original message). */
   message: Frame;
+  /** The message's offset in the room (for a duplicate: the original's). */
   offset: number;
+  /** The room's epoch the offset belongs to. */
   epoch: string;
+  /** True when the idempotency key was seen within the window: nothing new was stored. */
   duplicate: boolean;
 }
 
+/** One page of `HistoryStore.read`. */
 export interface HistoryPage {
+  /** The matching messages, ascending by offset (descending with `reverse`), at most the query's limit. */
   messages: Frame[];
   /** The room's newest position at the time of the read. */
   position: Position;
 }
 
+/** What `HistoryStore.recover` found: every missed message, or why they cannot be replayed. */
 export type RecoveryResult =
-  | { recovered: true; messages: Frame[]; position: Position }
-  | { recovered: false; reason: RecoveryFailure; position: Position };
+  | {
+      /** Every message after `since` is in `messages`. */
+      recovered: true;
+      /** The missed messages, in offset order, with no gap. */
+      messages: Frame[];
+      /** The room's newest position. */
+      position: Position;
+    }
+  | {
+      /** The missed messages cannot be replayed as a gap-free list; nothing is returned. */
+      recovered: false;
+      /** Why recovery was refused. */
+      reason: RecoveryFailure;
+      /** The room's newest position. */
+      position: Position;
+    };
 
 /** Why recovery was refused; each is listed in docs/protocol.md. */
 export type RecoveryFailure = "epoch_mismatch" | "position_ahead" | "retention_exceeded" | "too_many_missed" | "unavailable";
@@ -63,10 +85,23 @@ export interface RetentionPolicy {
  * - Deleting a tenant removes its rooms' history and nothing of any other tenant; the rooms start over in new epochs.
  */
 export interface HistoryStore {
+  /**
+   * Stores `message` as the room's next offset (the frame is copied with `offset` and `epoch` set). With an
+   * idempotency key seen within the window, stores nothing and resolves with the original (`duplicate: true`).
+   */
   append(key: RoomKey, message: Frame, options?: AppendOptions): Promise<AppendResult>;
   /** The newest position; `offset` 0 when the room has no messages yet. */
   position(key: RoomKey): Promise<Position>;
+  /**
+   * The kept messages `query` selects (offset range, time range, twist id, direction): at most `query.limit`, or the
+   * backend's default page size without one.
+   */
   read(key: RoomKey, query: HistoryQuery): Promise<HistoryPage>;
+  /**
+   * The messages after `since`, provided `since` is in the room's current epoch, not ahead of the room, still kept,
+   * and at most `maxMessages` behind; otherwise `recovered: false` with the reason. Rejects with
+   * ARQ_POSITION_INVALID when `since.offset` is not a non-negative integer.
+   */
   recover(key: RoomKey, since: Position, maxMessages: number): Promise<RecoveryResult>;
   /**
    * Removes the whole history of every room of `tenant` (the rooms whose key is `roomKey(tenant, ...)`): messages,
@@ -78,5 +113,6 @@ export interface HistoryStore {
    * VALIDATION_ERROR.
    */
   deleteTenant(tenant: string): Promise<number>;
+  /** Closes this handle: later calls reject with BackendUnavailableError. A durable backend keeps its data. */
   close(): Promise<void>;
 }

@@ -1,8 +1,9 @@
 import { ArqonError, BackendUnavailableError, ErrorCode } from "../errors.js";
 import type { KeyValueStore, KvEntry } from "./types.js";
 
+/** Options of `new MemoryKeyValueStore(options)`. */
 export interface MemoryKeyValueOptions {
-  /** @default Date.now */
+  /** Clock for `updatedAt`, in epoch milliseconds. @default Date.now */
   now?: () => number;
 }
 
@@ -36,11 +37,13 @@ export class MemoryKeyValueStore implements KeyValueStore {
     this.#now = options.now ?? Date.now;
   }
 
+  /** The key's entry (shared with the store: do not mutate its value); undefined when absent. */
   async get(namespace: string, key: string): Promise<KvEntry | undefined> {
     if (this.#closed) throw closed();
     return this.#namespaces.get(namespace)?.get(key)?.entry;
   }
 
+  /** Stores a copy of `value`; see `KeyValueStore.put` for `ifRevision`. */
   async put(namespace: string, key: string, value: Uint8Array, options?: { ifRevision?: number }): Promise<number> {
     if (this.#closed) throw closed();
     checkName("namespace", namespace);
@@ -71,6 +74,7 @@ export class MemoryKeyValueStore implements KeyValueStore {
     return revision;
   }
 
+  /** Deletes the key, leaving a tombstone so its revision keeps counting; resolves true when it existed. */
   async delete(namespace: string, key: string): Promise<boolean> {
     if (this.#closed) throw closed();
     const slot = this.#namespaces.get(namespace)?.get(key);
@@ -80,6 +84,7 @@ export class MemoryKeyValueStore implements KeyValueStore {
     return true;
   }
 
+  /** Live entries of the namespace, sorted by key, filtered by `prefix`; a `limit` of 0 or less means no limit. */
   async list(namespace: string, options: { prefix?: string; limit?: number } = {}): Promise<KvEntry[]> {
     if (this.#closed) throw closed();
     const ns = this.#namespaces.get(namespace);
@@ -110,6 +115,7 @@ export class MemoryKeyValueStore implements KeyValueStore {
     return removed;
   }
 
+  /** Drops every entry; later calls reject with BackendUnavailableError. */
   async close(): Promise<void> {
     this.#closed = true;
     this.#namespaces.clear();

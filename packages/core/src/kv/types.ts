@@ -1,8 +1,12 @@
+/** One stored key of a `KeyValueStore` namespace. */
 export interface KvEntry {
+  /** The key within its namespace. */
   key: string;
+  /** The value as last written (opaque bytes). */
   value: Uint8Array;
   /** Grows with every write to this key; starts at 1. */
   revision: number;
+  /** When the value was written, in epoch milliseconds. */
   updatedAt: number;
 }
 
@@ -19,9 +23,16 @@ export interface KvEntry {
  *   it had, so a stale compare-and-set never succeeds.
  */
 export interface KeyValueStore {
+  /** The key's entry; undefined when it does not exist (never written, or deleted). */
   get(namespace: string, key: string): Promise<KvEntry | undefined>;
+  /**
+   * Writes `value` and resolves with the key's new revision. With `ifRevision`, writes only when the key is at that
+   * revision (0: does not exist), else rejects with CONFLICT. An empty namespace or key rejects with VALIDATION_ERROR.
+   */
   put(namespace: string, key: string, value: Uint8Array, options?: { ifRevision?: number }): Promise<number>;
+  /** Deletes the key; resolves true when it existed. */
   delete(namespace: string, key: string): Promise<boolean>;
+  /** The entries of one namespace in ascending key order, only keys starting with `prefix`, at most `limit`. */
   list(namespace: string, options?: { prefix?: string; limit?: number }): Promise<KvEntry[]>;
   /**
    * Deletes every key of every namespace whose name starts with `prefix`, as `delete` would one by one; resolves
@@ -30,5 +41,6 @@ export interface KeyValueStore {
    * to stay inside one subtree. An empty or non-string `prefix` rejects with VALIDATION_ERROR.
    */
   deleteNamespaces(prefix: string): Promise<number>;
+  /** Closes this handle: later calls reject with BackendUnavailableError. A durable backend keeps its data. */
   close(): Promise<void>;
 }

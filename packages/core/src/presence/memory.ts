@@ -5,6 +5,7 @@ import { ArqonError, BackendUnavailableError, ErrorCode } from "../errors.js";
 import { rethrowHandlerError, systemClock, type Clock, type HandlerErrorReporter } from "../clock.js";
 import type { PresenceEvent, PresenceStore } from "./types.js";
 
+/** Options of `new MemoryPresenceStore(options)`. */
 export interface MemoryPresenceOptions {
   /**
    * Lease of each entry: a member not renewed (by `join` or `renew`) for this long is removed with reason "expired".
@@ -16,7 +17,7 @@ export interface MemoryPresenceOptions {
   sweepIntervalMs?: number;
   /** Time and timers, injectable for tests. @default systemClock */
   clock?: Clock;
-  /** @default rethrowHandlerError */
+  /** Receives what a watcher throws; the other watchers still run. @default rethrowHandlerError */
   onHandlerError?: HandlerErrorReporter;
 }
 
@@ -84,6 +85,11 @@ export class MemoryPresenceStore implements PresenceStore {
     }
   }
 
+  /**
+   * Stores a copy of `member` (`joinedAt` set to now unless given; an update keeps the first one) and renews its
+   * lease. Watchers see `join` for a new member or a changed `userId`, `connections` or `info`; a repeat join with
+   * the same values only renews.
+   */
   async join(key: RoomKey, member: Member): Promise<void> {
     if (this.#closed) throw closed();
     const clientId = member.clientId;
@@ -127,6 +133,7 @@ export class MemoryPresenceStore implements PresenceStore {
     return true;
   }
 
+  /** Removes the room's expired members (watchers see their `leave`), then lists the rest in join order. */
   async list(key: RoomKey): Promise<Member[]> {
     if (this.#closed) throw closed();
     this.#sweepRoom(key, this.#clock.now());
@@ -137,6 +144,7 @@ export class MemoryPresenceStore implements PresenceStore {
     return members;
   }
 
+  /** Calls `handler` synchronously for every join and leave in every room; returns a function that removes it. */
   watch(handler: Watcher): Unsubscribe {
     this.#watchers = [...this.#watchers, handler];
     return () => {
@@ -191,6 +199,10 @@ export class MemoryPresenceStore implements PresenceStore {
     return expired.length;
   }
 
+  /**
+   * Stops the sweep timer and drops every member and watcher (no `leave` is emitted); `join`, `leave` and `list`
+   * then reject with BackendUnavailableError. Idempotent.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;

@@ -6,8 +6,10 @@ import { rethrowHandlerError, type HandlerErrorReporter } from "../clock.js";
 import { tenantKeyPrefix } from "../history/tenant.js";
 import type { RoomStateStore, StatePoint, StateWrite } from "./types.js";
 
+/** Writes a room's log keeps for `at` when `maxLogEntries` is not set. */
 export const DEFAULT_STATE_LOG_ENTRIES = 10_000;
 
+/** Options of `new MemoryRoomStateStore(options)`. */
 export interface MemoryRoomStateOptions {
   /**
    * Writes kept per room for `at`. Past this, the oldest half is folded into a snapshot and `at` for a point before
@@ -15,9 +17,9 @@ export interface MemoryRoomStateOptions {
    * @default 10000
    */
   maxLogEntries?: number;
-  /** @default Date.now */
+  /** Clock for `updatedAt` (and so for `at({ timestamp })`), in epoch milliseconds. @default Date.now */
   now?: () => number;
-  /** @default rethrowHandlerError */
+  /** Receives what a watcher throws; the other watchers still run. @default rethrowHandlerError */
   onHandlerError?: HandlerErrorReporter;
 }
 
@@ -69,12 +71,17 @@ export class MemoryRoomStateStore implements RoomStateStore {
     this.#onHandlerError = options.onHandlerError ?? rethrowHandlerError;
   }
 
+  /** The room's live entries in ascending key order (shared with the store: do not mutate them). */
   async get(key: RoomKey): Promise<StateEntry[]> {
     if (this.#closed) throw closed();
     const room = this.#rooms.get(key);
     return room === undefined ? [] : live(room.entries);
   }
 
+  /**
+   * Applies the write (storing a copy of `value`; a missing value is stored as empty bytes), appends it to the log and
+   * calls the watchers synchronously. Deleting a key that does not exist writes nothing and notifies no one.
+   */
   async set(key: RoomKey, write: StateWrite): Promise<StateEntry> {
     if (this.#closed) throw closed();
     const name = write.key;
@@ -125,6 +132,7 @@ export class MemoryRoomStateStore implements RoomStateStore {
     room.log = room.log.slice(folded);
   }
 
+  /** Replays the kept log up to `point` over the last snapshot; see `RoomStateStore.at` for what rejects. */
   async at(key: RoomKey, point: StatePoint): Promise<StateEntry[]> {
     if (this.#closed) throw closed();
     const room = this.#rooms.get(key);
@@ -160,6 +168,7 @@ export class MemoryRoomStateStore implements RoomStateStore {
     });
   }
 
+  /** Calls `handler` synchronously, inside `set`, for every applied write; returns a function that removes it. */
   watch(handler: Watcher): Unsubscribe {
     this.#watchers = [...this.#watchers, handler];
     return () => {
@@ -182,6 +191,7 @@ export class MemoryRoomStateStore implements RoomStateStore {
     return removed;
   }
 
+  /** Drops every room's state, log and watcher; later reads and writes reject with BackendUnavailableError. */
   async close(): Promise<void> {
     this.#closed = true;
     this.#rooms.clear();

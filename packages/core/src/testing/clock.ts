@@ -24,6 +24,7 @@ export class ManualClock implements Clock {
     return this.#now;
   }
 
+  /** Schedules `callback` every `ms` (at least 1) of manual time, first at now + `ms`; returns the handle. */
   setInterval(callback: () => void, ms: number): unknown {
     const every = Math.max(1, ms);
     const id = this.#nextId++;
@@ -31,6 +32,7 @@ export class ManualClock implements Clock {
     return id;
   }
 
+  /** Cancels an interval; an unknown handle is ignored. */
   clearInterval(handle: unknown): void {
     this.#timers.delete(handle as number);
   }

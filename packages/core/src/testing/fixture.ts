@@ -16,11 +16,13 @@ export interface ContractEnv {
  * backend, two separate connections). A single-process backend may return the same instance twice.
  */
 export interface ContractFixture<T> {
+  /** The two handles the suite drives, as node 0 and node 1 (they may be one instance, see above). */
   nodes: readonly [T, T];
   /** Closes both nodes and frees whatever the factory created. Called after every test. */
   cleanup(): Promise<void>;
 }
 
+/** How a contract suite runs against a backend: its notion of time and how long it waits. */
 export interface ContractOptions {
   /**
    * "manual": the backend reads `env.clock`, so age and lease tests advance it (fast, deterministic).
@@ -28,9 +30,9 @@ export interface ContractOptions {
    * @default "real"
    */
   time?: "manual" | "real";
-  /** Bound of every wait for something that must happen. @default 2000 */
+  /** Bound of every wait for something that must happen, in milliseconds. @default 2000 */
   timeoutMs?: number;
-  /** How long a negative check waits for something that must not happen. @default 100 */
+  /** How long a negative check waits for something that must not happen, in milliseconds. @default 100 */
   quietMs?: number;
 }
 

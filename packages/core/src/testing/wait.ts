@@ -1,14 +1,16 @@
 /** Bounded waits for contract tests: poll a condition instead of sleeping a fixed time. */
 
+/** Options of `waitFor` and `waitForCount`. */
 export interface WaitOptions {
-  /** @default 2000 */
+  /** How long to wait before rejecting, in milliseconds. @default 2000 */
   timeoutMs?: number;
-  /** @default 5 */
+  /** Pause between two checks, in milliseconds. @default 5 */
   intervalMs?: number;
   /** Said in the error when the wait times out. */
   message?: string;
 }
 
+/** Resolves after `ms` milliseconds of real time. */
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
