@@ -116,6 +116,17 @@ describe("codec - faults get their documented code and never throw", () => {
     it(`${name} → ${expected}`, () => expect(code(decodeJson(text))).toBe(expected));
   }
 
+  it("too deep → ARQ_FRAME_TOO_DEEP still carries the frame's top-level requestId, like every other frame error", () => {
+    const deep = "[".repeat(100) + "]".repeat(100);
+    const after = decodeJson(`{"type":"publish","room":"a","payload":${deep},"requestId":"r-after"}`);
+    expect(after.ok ? undefined : [after.error.code, after.requestId]).toEqual([ErrorCode.FRAME_TOO_DEEP, "r-after"]);
+    const before = decodeJson(`{"request_id" : "r-1", "type":"publish","room":"a","payload":${deep}}`);
+    expect(before.ok ? undefined : before.requestId).toBe("r-1");
+    // A requestId inside the payload is not the frame's.
+    const nested = decodeJson(`{"type":"publish","room":"a","payload":{"requestId":"inner","x":${deep}}}`);
+    expect(nested.ok ? "parsed" : nested.requestId).toBeUndefined();
+  });
+
   it("oversize → ARQ_FRAME_TOO_LARGE before parsing", () => {
     const big = JSON.stringify({ type: "publish", room: "a", payload: "x".repeat(2000) });
     expect(code(decodeJson(big, { maxBytes: 1000 }))).toBe(ErrorCode.FRAME_TOO_LARGE);

@@ -128,6 +128,34 @@ function exceedsDepth(text: string, limit: number): boolean {
 }
 
 /**
+ * The top-level `requestId` (or `request_id`) string of JSON text that is not parsed (too deep), so that its error
+ * still names the request. Scans once; keys or values with escapes are not matched.
+ */
+function topLevelRequestId(text: string): string | undefined {
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 34 /* " */) {
+      const start = i + 1;
+      let escaped = false;
+      for (i = start; i < text.length && text.charCodeAt(i) !== 34; i++) {
+        if (text.charCodeAt(i) === 92 /* \ */) {
+          escaped = true;
+          i++;
+        }
+      }
+      if (depth !== 1 || escaped) continue;
+      const key = text.slice(start, i);
+      if (key !== "requestId" && key !== "request_id") continue;
+      const value = /^\s*:\s*"([^"\\]{0,256})"/.exec(text.slice(i + 1, i + 300));
+      if (value) return value[1];
+    } else if (c === 123 /* { */ || c === 91 /* [ */) depth++;
+    else if (c === 125 /* } */ || c === 93 /* ] */) depth--;
+  }
+  return undefined;
+}
+
+/**
  * Parses a JSON frame. Never throws: every fault comes back as a FrameError with its code (ARQ_FRAME_TOO_LARGE,
  * ARQ_FRAME_TOO_DEEP, ARQ_FRAME_MALFORMED, ARQ_FRAME_MISSING_FIELD, ARQ_FRAME_WRONG_TYPE, ARQ_FRAME_UNKNOWN_TYPE,
  * ARQ_FRAME_UNEXPECTED, ARQ_ROOM_INVALID, ARQ_HEADER_INVALID, ARQ_STATE_KEY_INVALID).
@@ -140,6 +168,7 @@ export function decodeJson(text: string, options: DecodeOptions = {}): DecodeRes
       fault(ErrorCode.FRAME_TOO_LARGE, `frame exceeds ${maxBytes} bytes`);
     }
     if (exceedsDepth(text, options.maxDepth ?? DEFAULT_MAX_DEPTH)) {
+      requestId = topLevelRequestId(text);
       fault(ErrorCode.FRAME_TOO_DEEP, `frame nests deeper than ${options.maxDepth ?? DEFAULT_MAX_DEPTH} levels`);
     }
     let raw: unknown;
