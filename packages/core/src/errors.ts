@@ -32,6 +32,8 @@ export const ErrorCode = {
   HEADER_INVALID: "ARQ_HEADER_INVALID",
   /** The frame fits, but its payload (or a state value) is larger than `maxPayloadBytes`. */
   PAYLOAD_TOO_LARGE: "ARQ_PAYLOAD_TOO_LARGE",
+  /** A client asked for a protocol version the server does not speak (`?protocol=` at the upgrade, or `hello`). */
+  PROTOCOL_UNSUPPORTED: "ARQ_PROTOCOL_UNSUPPORTED",
   // Authentication and authorization
   /** The upgrade carried no token and the server requires one. */
   AUTH_MISSING: "ARQ_AUTH_MISSING",

@@ -2,7 +2,8 @@ import type { DecodeOptions, DecodeResult } from "./types.js";
 import { decodeJson } from "./json.js";
 import { decodeProto } from "./proto.js";
 
-export type { Codec, DecodeOptions, DecodeResult } from "./types.js";
+export type { Codec, DecodeOptions, DecodeResult, EncodeOptions } from "./types.js";
+export { COMPACT_MESSAGE_KEYS, expandMessage } from "./message11.js";
 export { encodeJson, decodeJson, jsonCodec, DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_DEPTH } from "./json.js";
 export { encodeProto, decodeProto, protobufCodec } from "./proto.js";
 export { validateClientFrame, MAX_STATE_KEY_LENGTH } from "./validate.js";

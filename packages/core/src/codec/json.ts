@@ -11,7 +11,8 @@ import {
   type FieldSpec,
   type MessageName,
 } from "./schema.js";
-import type { Codec, DecodeOptions, DecodeResult } from "./types.js";
+import { COMPACT_FIELDS, COMPACT_MESSAGE_KEYS, headers11, isDefaultHeader } from "./message11.js";
+import type { Codec, DecodeOptions, DecodeResult, EncodeOptions } from "./types.js";
 import { validateClientFrame } from "./validate.js";
 
 /** Frame size limit the decoders apply when `DecodeOptions.maxBytes` is not given: 1 MiB. */
@@ -24,33 +25,75 @@ const TYPE_NAMES: ReadonlySet<string> = new Set(FRAME_TYPES.slice(1));
 // ---------------------------------------------------------------------------------------------------------------
 // Encoding
 
-/** Writes a canonical frame as its JSON face. Fields appear in proto order; default values are left out. */
-export function encodeJson(frame: Frame): string {
-  return writeFrame(frame);
+/**
+ * Writes a canonical frame as its JSON face. Fields appear in proto order; default values are left out. With
+ * `protocol: "1.1"`, message frames (and the messages of a `messages` list) are written as compact message objects.
+ */
+export function encodeJson(frame: Frame, options?: EncodeOptions): string {
+  if (options !== undefined && options.protocol === "1.1") {
+    if (frame.type === "message") return writeMessage11(frame, options.epoch !== false);
+    if (frame.messages !== undefined) return writeFrame(frame, frame);
+  }
+  return writeFrame(frame, undefined);
 }
 
-function writeFrame(frame: Frame): string {
-  return '{"type":' + JSON.stringify(frame.type) + writeFields(frame as unknown as Record<string, unknown>, "Frame", frame.payloadFormat === "binary");
+/** `list11`: protocol 1.1, the frame whose `messages` list is written (its epoch decides the messages' epochs). */
+function writeFrame(frame: Frame, list11: Frame | undefined): string {
+  return '{"type":' + JSON.stringify(frame.type) + writeFields(frame as unknown as Record<string, unknown>, "Frame", frame.payloadFormat === "binary", list11);
 }
 
 function writeMessage(obj: Record<string, unknown>, message: MessageName): string {
-  const body = writeFields(obj, message, false);
+  const body = writeFields(obj, message, false, undefined);
   return body === "}" ? "{}" : "{" + body.slice(1);
 }
 
+/** A protocol 1.1 message: the compact object, or (a message with a field it has no key for) the 1.1 omissions only. */
+function writeMessage11(frame: Frame, withEpoch: boolean): string {
+  for (const name in frame) {
+    if (!COMPACT_FIELDS.has(name) && (frame as unknown as Record<string, unknown>)[name] !== undefined) {
+      const reduced: Frame = { ...frame, headers: headers11(frame) };
+      if (!withEpoch) reduced.epoch = undefined;
+      return writeFrame(reduced, undefined);
+    }
+  }
+  let out = '{"m":' + (frame.room === undefined ? '""' : JSON.stringify(frame.room));
+  if (frame.id !== undefined && frame.id !== "") out += ',"i":' + JSON.stringify(frame.id);
+  if (frame.offset !== undefined && frame.offset !== 0) out += ',"o":' + String(frame.offset);
+  if (withEpoch && frame.epoch !== undefined && frame.epoch !== "") out += ',"e":' + JSON.stringify(frame.epoch);
+  if (frame.timestamp !== undefined && frame.timestamp !== 0) out += ',"t":' + String(frame.timestamp);
+  if (frame.sender !== undefined && frame.sender !== "") out += ',"s":' + JSON.stringify(frame.sender);
+  const headers = frame.headers;
+  if (headers !== undefined) {
+    let h = "";
+    for (const name in headers) {
+      const value = headers[name]!;
+      if (isDefaultHeader(name, value, frame.timestamp)) continue;
+      h += (h === "" ? "{" : ",") + JSON.stringify(name) + ":" + JSON.stringify(value);
+    }
+    if (h !== "") out += ',"h":' + h + "}";
+  }
+  if (frame.inspection !== undefined) out += ',"c":' + writeMessage(frame.inspection as unknown as Record<string, unknown>, "Inspection");
+  if (frame.delta === true) out += ',"d":true';
+  const binary = frame.payloadFormat === "binary";
+  if (binary) out += ',"f":"binary"';
+  const payload = frame.payload;
+  if (payload !== undefined) out += ',"p":' + (binary ? '"' + toBase64(payload) + '"' : jsonText(payload));
+  return out + "}";
+}
+
 /** Returns `,"a":1,"b":2}` style text (leading comma, closing brace) for the fields of `obj`. */
-function writeFields(obj: Record<string, unknown>, message: MessageName, binaryPayload: boolean): string {
+function writeFields(obj: Record<string, unknown>, message: MessageName, binaryPayload: boolean, list11: Frame | undefined): string {
   let out = "";
   for (const spec of SCHEMA[message]) {
     const value = obj[spec.name];
     if (value === undefined || value === null) continue;
-    const text = writeValue(spec, value, binaryPayload);
+    const text = writeValue(spec, value, binaryPayload, list11);
     if (text !== undefined) out += ',"' + spec.name + '":' + text;
   }
   return out + "}";
 }
 
-function writeValue(spec: FieldSpec, value: unknown, binaryPayload: boolean): string | undefined {
+function writeValue(spec: FieldSpec, value: unknown, binaryPayload: boolean, list11: Frame | undefined): string | undefined {
   const kind = spec.kind;
   switch (kind) {
     case "string":
@@ -85,7 +128,11 @@ function writeValue(spec: FieldSpec, value: unknown, binaryPayload: boolean): st
         let out = "[";
         for (let i = 0; i < list.length; i++) {
           if (i > 0) out += ",";
-          out += kind.list === "Frame" ? writeFrame(list[i] as unknown as Frame) : writeMessage(list[i]!, kind.list);
+          if (kind.list !== "Frame") out += writeMessage(list[i]!, kind.list);
+          else {
+            const item = list[i] as unknown as Frame;
+            out += list11 !== undefined && item.type === "message" ? writeMessage11(item, item.epoch !== list11.epoch) : writeFrame(item, undefined);
+          }
         }
         return out + "]";
       }
@@ -156,7 +203,9 @@ function topLevelRequestId(text: string): string | undefined {
 }
 
 /**
- * Parses a JSON frame. Never throws: every fault comes back as a FrameError with its code (ARQ_FRAME_TOO_LARGE,
+ * Parses a JSON frame: the JSON face of any frame, or a protocol 1.1 compact message object (see `encodeJson`), which
+ * decodes to its `message` frame with what the wire carried (`expandMessage` adds the epoch and default headers).
+ * Never throws: every fault comes back as a FrameError with its code (ARQ_FRAME_TOO_LARGE,
  * ARQ_FRAME_TOO_DEEP, ARQ_FRAME_MALFORMED, ARQ_FRAME_MISSING_FIELD, ARQ_FRAME_WRONG_TYPE, ARQ_FRAME_UNKNOWN_TYPE,
  * ARQ_FRAME_UNEXPECTED, ARQ_ROOM_INVALID, ARQ_HEADER_INVALID, ARQ_STATE_KEY_INVALID).
  */
@@ -196,7 +245,37 @@ export function decodeJson(text: string, options: DecodeOptions = {}): DecodeRes
   }
 }
 
+/** Compact message key → the field spec it stands for. */
+const COMPACT_SPECS: ReadonlyMap<string, FieldSpec> = new Map(
+  Object.entries(COMPACT_MESSAGE_KEYS).map(([key, name]) => [key, SCHEMA.Frame.find((spec) => spec.name === name)!]),
+);
+
+/** Whether a JSON object is a protocol 1.1 compact message: no `type`, and the room under `m`. */
+function isCompactMessage(obj: Record<string, unknown>): boolean {
+  return obj.type === undefined && obj.m !== undefined;
+}
+
+/**
+ * Reads a compact message object into the frame it stands for. The frame has what the wire had: the caller fills in
+ * the epoch and the default headers from its subscription (`expandMessage`).
+ */
+function readCompactMessage(obj: Record<string, unknown>, path: string): Frame {
+  const frame = { type: "message" } as Frame;
+  const format = obj.f;
+  const out = frame as unknown as Record<string, unknown>;
+  for (const key in obj) {
+    const spec = COMPACT_SPECS.get(key);
+    if (spec === undefined) continue; // unknown keys are ignored (forward compatibility)
+    const value = obj[key];
+    if (value === undefined || value === null) continue;
+    const converted = readValue(spec, value, path + key, format === "binary");
+    if (converted !== undefined) out[spec.name] = converted;
+  }
+  return frame;
+}
+
 function readFrame(obj: Record<string, unknown>, path: string): Frame {
+  if (isCompactMessage(obj)) return readCompactMessage(obj, path);
   const type = obj.type;
   if (type === undefined) fault(ErrorCode.FRAME_MISSING_FIELD, `frame needs "${path}type"`, path + "type");
   if (typeof type !== "string") fault(ErrorCode.FRAME_WRONG_TYPE, `"${path}type" must be a string`, path + "type");

@@ -4,7 +4,8 @@ import { arqon } from "../gen/arqon.js";
 import { utf8DecodeStrict } from "./bytes.js";
 import { DEFAULT_MAX_FRAME_BYTES } from "./json.js";
 import { HEADER_NAME_RE, MAX_HEADERS, MAX_HEADER_NAME, MAX_HEADER_VALUE, SCHEMA, type FieldSpec, type MessageName } from "./schema.js";
-import type { Codec, DecodeOptions, DecodeResult } from "./types.js";
+import { headers11 } from "./message11.js";
+import type { Codec, DecodeOptions, DecodeResult, EncodeOptions } from "./types.js";
 import { validateClientFrame } from "./validate.js";
 
 const ProtoFrame = arqon.v1.Frame;
@@ -13,15 +14,24 @@ const TYPE_NUMBER = new Map<string, number>(FRAME_TYPES.map((name, i) => [name, 
 // ---------------------------------------------------------------------------------------------------------------
 // Encoding
 
-/** Encodes a frame as protobuf bytes (arqon.v1.Frame). */
-export function encodeProto(frame: Frame): Uint8Array {
-  return ProtoFrame.encode(toProto(frame) as arqon.v1.IFrame).finish();
+/**
+ * Encodes a frame as protobuf bytes (arqon.v1.Frame). With `protocol: "1.1"`, message frames (and the messages of a
+ * `messages` list) leave out the default headers and, as `options.epoch` says, the epoch (same schema, fewer fields).
+ */
+export function encodeProto(frame: Frame, options?: EncodeOptions): Uint8Array {
+  const p11 = options !== undefined && options.protocol === "1.1";
+  return ProtoFrame.encode(toProto(frame, p11, !p11 || options.epoch !== false) as arqon.v1.IFrame).finish();
 }
 
-function toProto(frame: Frame): Record<string, unknown> {
+/** `p11`: write messages in their protocol 1.1 form; `withEpoch`: a 1.1 message keeps its epoch. */
+function toProto(frame: Frame, p11: boolean, withEpoch: boolean): Record<string, unknown> {
   const out: Record<string, unknown> = { ...frame, type: TYPE_NUMBER.get(frame.type) ?? 0 };
   if (frame.payloadFormat !== undefined) out.payloadFormat = frame.payloadFormat === "binary" ? 1 : 0;
-  if (frame.messages !== undefined) out.messages = frame.messages.map(toProto);
+  if (p11 && frame.type === "message") {
+    out.headers = headers11(frame);
+    if (!withEpoch) out.epoch = undefined;
+  }
+  if (frame.messages !== undefined) out.messages = frame.messages.map((m) => toProto(m, p11, !p11 || m.epoch !== frame.epoch));
   return out;
 }
 

@@ -1,4 +1,4 @@
-import type { Frame } from "../frame/types.js";
+import type { Frame, ProtocolVersion } from "../frame/types.js";
 import type { FrameError } from "../errors.js";
 
 /** Limits and checks applied while decoding one frame; every field has a default. */
@@ -13,6 +13,24 @@ export interface DecodeOptions {
    * @default "client"
    */
   from?: "client" | "any";
+}
+
+/** How a frame is written for one connection; every field has a default. */
+export interface EncodeOptions {
+  /**
+   * The connection's protocol version. "1.1" writes `message` frames, and the messages of a `messages` list, in their
+   * 1.1 form: no `x-timestamp` header, no `x-twist-id` header naming the default timeline, and in JSON the compact
+   * message object (docs/protocol.md, "Protocol 1.1"). Other frames are the same in both versions.
+   * @default "1.0"
+   */
+  protocol?: ProtocolVersion;
+  /**
+   * Protocol 1.1, a `message` frame: whether to write its `epoch` (the subscription was not told that epoch yet).
+   * The messages of a `messages` list carry theirs only when it differs from the list frame's `epoch`. Protocol 1.0
+   * always writes it.
+   * @default true
+   */
+  epoch?: boolean;
 }
 
 /** Decoding never throws: a fault comes back with its code and, when it could be read, the request id. */
@@ -36,8 +54,8 @@ export type DecodeResult =
 export interface Codec {
   /** Which wire format this is. */
   readonly name: "json" | "protobuf";
-  /** Encodes a frame: JSON text for "json", protobuf bytes for "protobuf". */
-  encode(frame: Frame): string | Uint8Array;
+  /** Encodes a frame: JSON text for "json", protobuf bytes for "protobuf" (1.0 unless `options.protocol` says). */
+  encode(frame: Frame, options?: EncodeOptions): string | Uint8Array;
   /**
    * Decodes one WebSocket message. Never throws: faults, including input of the other kind (bytes given to the JSON
    * codec, text to the protobuf one), come back as `{ ok: false }` with a {@link FrameError}.

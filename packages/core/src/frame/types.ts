@@ -242,7 +242,7 @@ export interface Frame {
   expiresAt?: number;
   /** presence_set: the new presence metadata (in `info.info`); subscribe: the initial metadata. */
   info?: Member;
-  /** welcome: the wire contract version the server speaks, e.g. "1.0". */
+  /** welcome: the wire protocol version in force on this connection ("1.0" unless the client asked for "1.1"); hello: the one the client asks for. */
   protocol?: string;
 }
 
@@ -254,5 +254,28 @@ export const HEADER_TWIST_ID = "x-twist-id";
 /** Header the server sets on every delivered message: its receive time in epoch milliseconds, as a decimal string. */
 export const HEADER_TIMESTAMP = "x-timestamp";
 
-/** The wire contract version this build speaks. */
-export const PROTOCOL_VERSION = "1.0";
+/**
+ * The timeline a message is on when its publisher named none. Protocol 1.0 carries it as the `x-twist-id` header of
+ * every message; protocol 1.1 leaves it out of the wire and the SDKs put it back (see {@link expandMessage}).
+ */
+export const DEFAULT_TWIST_ID = "main";
+
+/** Every wire protocol version this build speaks, oldest first (docs/protocol.md, Versioning). */
+export const PROTOCOL_VERSIONS = ["1.0", "1.1"] as const;
+
+/** A wire protocol version this build speaks. */
+export type ProtocolVersion = (typeof PROTOCOL_VERSIONS)[number];
+
+/**
+ * The protocol version of a connection that asks for none: "1.0", for as long as the major version is 1, so that
+ * wscat users and older clients keep working unchanged. A client asks for another with `?protocol=` or `hello`.
+ */
+export const PROTOCOL_VERSION: ProtocolVersion = "1.0";
+
+/** The newest protocol version this build speaks: the one the SDKs ask for. */
+export const LATEST_PROTOCOL_VERSION: ProtocolVersion = "1.1";
+
+/** Whether `value` names a protocol version this build speaks. */
+export function isProtocolVersion(value: unknown): value is ProtocolVersion {
+  return value === "1.0" || value === "1.1";
+}

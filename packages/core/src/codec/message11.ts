@@ -1,0 +1,65 @@
+import { DEFAULT_TWIST_ID, HEADER_TIMESTAMP, HEADER_TWIST_ID, type Frame } from "../frame/types.js";
+
+/**
+ * The keys of the protocol 1.1 compact JSON message object, short key → `Frame` field. `m` (the room) comes first
+ * and marks the object as a message; there is no `type` key. docs/protocol.md has the same table.
+ */
+export const COMPACT_MESSAGE_KEYS = {
+  m: "room",
+  i: "id",
+  o: "offset",
+  e: "epoch",
+  t: "timestamp",
+  s: "sender",
+  h: "headers",
+  c: "inspection",
+  d: "delta",
+  f: "payloadFormat",
+  p: "payload",
+} as const satisfies Record<string, keyof Frame>;
+
+/** `Frame` fields a compact message object can carry (besides `type`, which is always "message"). */
+export const COMPACT_FIELDS: ReadonlySet<string> = new Set<string>(["type", ...Object.values(COMPACT_MESSAGE_KEYS)]);
+
+/** Whether a header of a message is one protocol 1.1 leaves out: `x-timestamp` equal to `timestamp`, `x-twist-id` "main". */
+export function isDefaultHeader(name: string, value: string, timestamp: number | undefined): boolean {
+  if (name === HEADER_TIMESTAMP) return timestamp !== undefined && value === String(timestamp);
+  return name === HEADER_TWIST_ID && value === DEFAULT_TWIST_ID;
+}
+
+/** A message's headers without those protocol 1.1 leaves out; undefined when none is left. */
+export function headers11(frame: Frame): Record<string, string> | undefined {
+  const headers = frame.headers;
+  if (headers === undefined) return undefined;
+  let out: Record<string, string> | undefined;
+  for (const name in headers) {
+    const value = headers[name]!;
+    if (isDefaultHeader(name, value, frame.timestamp)) continue;
+    (out ??= {})[name] = value;
+  }
+  return out;
+}
+
+/**
+ * A message frame received on a protocol 1.1 connection, as protocol 1.0 carries it: `epoch` (when the frame has
+ * none) is the epoch the subscription was last told (its `subscribed` reply, the list frame of a `messages` list, or
+ * the last message that carried one), `x-timestamp` is restored from `timestamp`, and `x-twist-id` is "main" when the
+ * message names no timeline. A frame of another type, or one that lacks nothing, comes back as it is.
+ */
+export function expandMessage(frame: Frame, epoch: string | undefined): Frame {
+  if (frame.type !== "message") return frame;
+  const headers = frame.headers;
+  const needsTimestamp = frame.timestamp !== undefined && headers?.[HEADER_TIMESTAMP] === undefined;
+  const needsTwist = headers?.[HEADER_TWIST_ID] === undefined;
+  const needsEpoch = frame.epoch === undefined && epoch !== undefined && epoch !== "";
+  if (!needsTimestamp && !needsTwist && !needsEpoch) return frame;
+  const out: Frame = { ...frame };
+  if (needsEpoch) out.epoch = epoch;
+  if (needsTimestamp || needsTwist) {
+    const restored: Record<string, string> = { ...headers };
+    if (needsTimestamp) restored[HEADER_TIMESTAMP] = String(frame.timestamp);
+    if (needsTwist) restored[HEADER_TWIST_ID] = DEFAULT_TWIST_ID;
+    out.headers = restored;
+  }
+  return out;
+}
