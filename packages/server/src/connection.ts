@@ -1,7 +1,7 @@
 import type { Duplex } from "node:stream";
 import WebSocket from "ws";
 import * as wsModule from "ws";
-import { encodeJson, encodeProto, type Envelope, type Frame, type RoomKey } from "@arqon/core";
+import { PROTOCOL_VERSION, encodeJson, encodeProto, type EncodeOptions, type Envelope, type Frame, type ProtocolVersion, type RoomKey } from "@arqon/core";
 import type { AuthContext } from "./auth.js";
 import { AbuseCounter, TokenBucket } from "./limits.js";
 
@@ -43,10 +43,28 @@ export function frameBytes(data: Buffer, binary: boolean): OutFrame {
   return { wire, data, binary, size };
 }
 
-export function encodeOut(frame: Frame, codec: WireCodec): OutFrame {
-  if (codec === "json") return frameBytes(Buffer.from(encodeJson(frame), "utf8"), false);
-  const bytes = encodeProto(frame);
+/** Protocol 1.1 encode options, with and without the epoch of a message (shared, never changed). */
+export const ENCODE_11: EncodeOptions = Object.freeze({ protocol: "1.1" });
+export const ENCODE_11_NO_EPOCH: EncodeOptions = Object.freeze({ protocol: "1.1", epoch: false });
+
+export function encodeOut(frame: Frame, codec: WireCodec, options?: EncodeOptions): OutFrame {
+  if (codec === "json") return frameBytes(Buffer.from(encodeJson(frame, options), "utf8"), false);
+  const bytes = encodeProto(frame, options);
   return frameBytes(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), true);
+}
+
+/**
+ * How a message goes to one subscription of a connection: protocol 1.0 as it is; 1.1 without the default headers, and
+ * with the epoch only when the subscription was not told it yet (which it then is).
+ */
+export function messageOptions(sub: Subscription, epoch: string | undefined): EncodeOptions | undefined {
+  if (sub.conn.protocol !== "1.1") {
+    if (epoch) sub.toldEpoch = epoch;
+    return undefined;
+  }
+  if (!epoch || epoch === sub.toldEpoch) return ENCODE_11_NO_EPOCH;
+  sub.toldEpoch = epoch;
+  return ENCODE_11;
 }
 
 /** A connection's subscription to one room. While `buffer` is set (subscribe in progress) live frames queue there. */
@@ -68,6 +86,11 @@ export interface Subscription {
    */
   lastOffset: number;
   epoch: string | undefined;
+  /**
+   * The epoch this subscriber was last told: by its `subscribed` reply, or by the last message written to it that
+   * carried one. Protocol 1.1 writes a message's epoch only when it differs from this.
+   */
+  toldEpoch: string | undefined;
   /** Opted in to delta messages (`subscribe` with `delta: true`). */
   delta: boolean;
   /** Offset of the message whose full payload this subscriber last received live (its delta base); 0 = none. */
@@ -105,6 +128,8 @@ export class Connection {
   readonly raw: Duplex | undefined;
   readonly deflate: boolean;
   readonly connectedAt = Date.now();
+  /** The wire protocol version in force: from `?protocol=` at the upgrade, changed by `hello` (what `welcome` says). */
+  protocol: ProtocolVersion = PROTOCOL_VERSION;
 
   constructor(
     readonly id: string,
@@ -147,10 +172,19 @@ export class Connection {
     }
   }
 
-  /** Encodes a frame for this connection alone (replies, errors) and queues it. */
+  /**
+   * Encodes a frame for this connection alone (replies, errors) and queues it, in the connection's protocol version.
+   * A message frame for a subscription goes through `sendMessage` instead (its epoch depends on the subscription).
+   */
   send(frame: Frame): void {
     if (this.closing) return;
-    this.enqueue(encodeOut(frame, this.codec));
+    this.enqueue(encodeOut(frame, this.codec, this.protocol === "1.1" ? ENCODE_11 : undefined));
+  }
+
+  /** Encodes a message frame for one of this connection's subscriptions (recovery, held frames) and queues it. */
+  sendMessage(sub: Subscription, frame: Frame): void {
+    if (this.closing) return;
+    this.enqueue(encodeOut(frame, this.codec, messageOptions(sub, frame.epoch)));
   }
 
   /** Writes a frame at once, ahead of anything queued (the welcome, while the upgrade still holds the socket corked). */

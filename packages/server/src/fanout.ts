@@ -1,8 +1,17 @@
 import { Buffer } from "node:buffer";
 import { performance } from "node:perf_hooks";
 import type { Envelope, Frame, RoomKey } from "@arqon/core";
-import { encodeOut, frameBytes, type Connection, type OutboundScheduler, type OutFrame, type Subscription } from "./connection.js";
-import { encodeJson, encodeProto } from "@arqon/core";
+import {
+  ENCODE_11,
+  ENCODE_11_NO_EPOCH,
+  encodeOut,
+  frameBytes,
+  type Connection,
+  type OutboundScheduler,
+  type OutFrame,
+  type Subscription,
+} from "./connection.js";
+import { encodeJson, encodeProto, type EncodeOptions } from "@arqon/core";
 import type { ServerMetrics } from "./metrics.js";
 
 /** The local subscribers of one room. */
@@ -49,6 +58,33 @@ export const MAX_SUBSCRIBE_BUFFER = 10_000;
 /** Makes a delta that turns `base` into `target` (fossil delta), or undefined when it would not be smaller. */
 export type DeltaFunction = (base: Uint8Array, target: Uint8Array) => Uint8Array | undefined;
 
+/**
+ * The forms one message can take on the wire, as indexes into the per-message cache of framed buffers: codec (JSON 0,
+ * protobuf 1) + 2 × version (1.0 = 0, 1.1 without epoch = 1, 1.1 with epoch = 2). Delta frames use the same indexes
+ * in a cache of their own.
+ */
+const VARIANTS = 6;
+const VARIANT_OPTIONS: ReadonlyArray<EncodeOptions | undefined> = [undefined, undefined, ENCODE_11_NO_EPOCH, ENCODE_11_NO_EPOCH, ENCODE_11, ENCODE_11];
+
+/** Which form a subscriber gets (see VARIANTS); records the epoch a 1.1 subscriber is told. */
+function variantOf(sub: Subscription, epoch: string | undefined): number {
+  const conn = sub.conn;
+  const codec = conn.codec === "json" ? 0 : 1;
+  if (conn.protocol !== "1.1") {
+    if (epoch) sub.toldEpoch = epoch;
+    return codec;
+  }
+  if (!epoch || epoch === sub.toldEpoch) return codec + 2;
+  sub.toldEpoch = epoch;
+  return codec + 4;
+}
+
+function encodeVariant(frame: Frame, variant: number, preEncoded: Uint8Array | undefined): OutFrame {
+  if ((variant & 1) === 0) return frameBytes(Buffer.from(encodeJson(frame, VARIANT_OPTIONS[variant]), "utf8"), false);
+  const bytesOf = variant === 1 && preEncoded !== undefined ? preEncoded : encodeProto(frame, VARIANT_OPTIONS[variant]);
+  return frameBytes(Buffer.from(bytesOf.buffer, bytesOf.byteOffset, bytesOf.byteLength), true);
+}
+
 /** Base64 length of `n` bytes: what a binary payload costs on the JSON face. */
 function base64Length(n: number): number {
   return Math.ceil(n / 3) * 4;
@@ -61,8 +97,9 @@ function isPresenceFrame(type: string): boolean {
 /**
  * Routes room frames to local subscribers and writes them out.
  *
- * Hot path (`deliver`): a frame is encoded at most once per wire format and framed once; each subscriber's queue gets
- * a reference to the same buffers. Sockets with queued frames are flushed together once per event-loop turn
+ * Hot path (`deliver`): a frame is encoded at most once per form (codec × protocol 1.0 / 1.1 / 1.1 with the epoch,
+ * see VARIANTS; a room normally needs one or two) and framed once; each subscriber's queue gets a reference to the
+ * same buffers. Sockets with queued frames are flushed together once per event-loop turn
  * (setImmediate), each with one corked write, so a burst of N messages to one socket costs one syscall, not N.
  */
 export class Fanout implements OutboundScheduler {
@@ -168,7 +205,7 @@ export class Fanout implements OutboundScheduler {
    *
    * Message frames are deduplicated per subscription by offset (see `Subscription.lastOffset`). For subscribers that
    * opted in to deltas, the delta against the room's previous message is computed once per message on this node
-   * (not per subscriber) and framed once per codec; a subscriber whose last live payload is not that previous
+   * (not per subscriber) and framed once per form; a subscriber whose last live payload is not that previous
    * message (just subscribed or recovered, skipped its own publish) gets the full message.
    */
   deliver(key: RoomKey, envelope: Envelope): void {
@@ -178,7 +215,8 @@ export class Fanout implements OutboundScheduler {
     const frame = envelope.frame;
     const presence = isPresenceFrame(frame.type);
     const origin = envelope.echo ? undefined : envelope.originClientId;
-    const offset = frame.type === "message" ? frame.offset : undefined;
+    const message = frame.type === "message";
+    const offset = message ? frame.offset : undefined;
     const epoch = frame.epoch;
     const base = room.prevOffset;
     const baseEpoch = room.prevEpoch;
@@ -191,10 +229,14 @@ export class Fanout implements OutboundScheduler {
     }
     // undefined: not computed yet; null: no delta for this message (binary, no base, not smaller).
     let delta: Uint8Array | null | undefined;
-    let deltaJson: OutFrame | null | undefined;
-    let deltaProto: OutFrame | undefined;
-    let json: OutFrame | undefined;
-    let proto: OutFrame | undefined;
+    let deltaMessage: Frame | undefined;
+    // Whether the JSON face of the delta is smaller than the full payload (base64 costs a third more).
+    let deltaJsonSmaller: boolean | undefined;
+    // The framed buffers of this message, one per form that a subscriber needed (VARIANTS); most rooms need one.
+    let outs: Array<OutFrame | undefined> | undefined;
+    let deltaOuts: Array<OutFrame | undefined> | undefined;
+    let last: OutFrame | undefined;
+    let lastVariant = -1;
     let delivered = 0;
     let bytes = 0;
     const subs = room.subs;
@@ -210,45 +252,35 @@ export class Fanout implements OutboundScheduler {
         continue;
       }
       let out: OutFrame | undefined;
+      let variant: number;
       if (offset !== undefined) {
         const sameEpoch = sub.epoch === epoch;
         if (sameEpoch && offset <= sub.lastOffset) continue;
         sub.lastOffset = offset;
         sub.epoch = epoch;
+        variant = variantOf(sub, epoch);
         if (sub.delta) {
           const chained = sameEpoch && base > 0 && sub.deltaBase === base && baseEpoch === epoch;
           sub.deltaBase = offset;
           if (chained) {
             if (delta === undefined) delta = this.makeDelta(frame, basePayload);
-            if (delta !== null) {
-              if (conn.codec === "json") {
-                if (deltaJson === undefined) {
-                  deltaJson =
-                    base64Length(delta.length) < frame.payload!.length
-                      ? frameBytes(Buffer.from(encodeJson(deltaFrame(frame, delta)), "utf8"), false)
-                      : null;
-                }
-                if (deltaJson !== null) out = deltaJson;
-              } else {
-                if (deltaProto === undefined) {
-                  const bytesOf = encodeProto(deltaFrame(frame, delta));
-                  deltaProto = frameBytes(Buffer.from(bytesOf.buffer, bytesOf.byteOffset, bytesOf.byteLength), true);
-                }
-                out = deltaProto;
-              }
+            if (delta !== null && ((variant & 1) === 1 || (deltaJsonSmaller ??= base64Length(delta.length) < frame.payload!.length))) {
+              deltaOuts ??= new Array<OutFrame | undefined>(VARIANTS);
+              out = deltaOuts[variant] ??= encodeVariant((deltaMessage ??= deltaFrame(frame, delta)), variant, undefined);
             }
           }
         }
+      } else {
+        // Non-message frames (presence, state) are the same in every protocol version: variant 0 or 1.
+        variant = message ? variantOf(sub, epoch) : conn.codec === "json" ? 0 : 1;
       }
       if (out === undefined) {
-        if (conn.codec === "json") {
-          out = json ??= frameBytes(Buffer.from(encodeJson(frame), "utf8"), false);
-        } else {
-          if (proto === undefined) {
-            const bytesOf = envelope.encoded ?? encodeProto(frame);
-            proto = frameBytes(Buffer.from(bytesOf.buffer, bytesOf.byteOffset, bytesOf.byteLength), true);
-          }
-          out = proto;
+        if (variant === lastVariant) out = last!;
+        else {
+          outs ??= new Array<OutFrame | undefined>(VARIANTS);
+          out = outs[variant] ??= encodeVariant(frame, variant, envelope.encoded);
+          last = out;
+          lastVariant = variant;
         }
       }
       conn.enqueue(out);
@@ -290,11 +322,15 @@ export class Fanout implements OutboundScheduler {
     if (!envelope.echo && envelope.originClientId === sub.conn.id) return;
     const frame = envelope.frame;
     if (isPresenceFrame(frame.type) && !sub.seesPresence) return;
-    if (frame.type === "message" && frame.offset !== undefined) {
+    if (frame.type !== "message") {
+      sub.conn.enqueue(encodeOut(frame, sub.conn.codec));
+      return;
+    }
+    if (frame.offset !== undefined) {
       if (sub.epoch === frame.epoch && frame.offset <= sub.lastOffset) return;
       sub.lastOffset = frame.offset;
       sub.epoch = frame.epoch;
     }
-    sub.conn.enqueue(encodeOut(frame, sub.conn.codec));
+    sub.conn.sendMessage(sub, frame);
   }
 }

@@ -9,11 +9,14 @@ import {
   CloseCode,
   ErrorCode,
   PROTOCOL_VERSION,
+  PROTOCOL_VERSIONS,
   createDelta,
+  isProtocolVersion,
   decodeFrame,
   type InspectionInput,
   type Frame,
   type Inspector,
+  type ProtocolVersion,
 } from "@arqon/core";
 import { AuthError, extractToken, offeredProtocols, type AuthContext, type Authenticator } from "./auth.js";
 import { authorizeFrame } from "./authority.js";
@@ -38,6 +41,9 @@ export type { Backends } from "./context.js";
 interface UpgradeContext {
   auth: AuthContext;
   codec: WireCodec;
+  /** The wire protocol version asked for with `?protocol=` (else the default). */
+  version: ProtocolVersion;
+  /** The WebSocket subprotocol to answer with, if any. */
   protocol: string | false;
   ip: string;
   gateway: Gateway;
@@ -271,6 +277,11 @@ export class Gateway {
     if (codecParam !== null && codecParam !== "json" && codecParam !== "protobuf") {
       return this.reject(socket, 400, ErrorCode.HEADER_INVALID, 'codec must be "json" or "protobuf"');
     }
+    const versionParam = queryParam(url.query, "protocol");
+    if (versionParam !== null && !isProtocolVersion(versionParam)) {
+      return this.reject(socket, 400, ErrorCode.PROTOCOL_UNSUPPORTED, `protocol must be one of ${PROTOCOL_VERSIONS.join(", ")}`);
+    }
+    const version: ProtocolVersion = versionParam ?? PROTOCOL_VERSION;
     const ip = (socket as Socket).remoteAddress ?? "unknown";
     if (this.connections.size + this.pendingUpgrades >= this.limits.maxConnections) {
       return this.reject(socket, 503, ErrorCode.TOO_MANY_CONNECTIONS, "server connection limit reached", { "retry-after": "5" });
@@ -318,7 +329,7 @@ export class Gateway {
       const codec: WireCodec =
         codecParam === "protobuf" || (codecParam === null && firstArqon === SUBPROTOCOL_PROTO) ? "protobuf" : "json";
       const wanted = codec === "protobuf" ? SUBPROTOCOL_PROTO : SUBPROTOCOL_JSON;
-      const ctx: UpgradeContext = { auth, codec, ip, protocol: offered.includes(wanted) ? wanted : false, gateway: this };
+      const ctx: UpgradeContext = { auth, codec, version, ip, protocol: offered.includes(wanted) ? wanted : false, gateway: this };
       req[kUpgrade] = ctx;
       (socket as UpgradingSocket)[kUpgrade] = ctx;
       handedOver = true;
@@ -361,6 +372,7 @@ export class Gateway {
   private onConnection(ws: WebSocket, ctx: UpgradeContext): void {
     const id = nextClientId();
     const conn = new Connection(id, ws, ctx.auth, ctx.codec, ctx.ip, this.limits.maxPendingBytes, this.fanout, this.limits);
+    conn.protocol = ctx.version;
     (ws as ArqonSocket)[kConnection] = conn;
     (ws as ArqonSocket)[kGateway] = this;
     this.connections.add(conn);
@@ -385,7 +397,7 @@ export class Gateway {
       type: "welcome",
       clientId: conn.id,
       version: this.version,
-      protocol: PROTOCOL_VERSION,
+      protocol: conn.protocol,
       tenant: conn.tenant,
       limits: (this.wireLimitsCache ??= wireLimits(this.limits)),
     };
@@ -555,8 +567,7 @@ export class Gateway {
       case "auth":
         return this.handleAuth(conn, frame);
       case "hello":
-        conn.send(this.welcome(conn, frame.requestId));
-        return;
+        return this.handleHello(conn, frame);
       case "ping":
         conn.send(frame.requestId ? { type: "pong", requestId: frame.requestId } : { type: "pong" });
         return;
@@ -565,6 +576,21 @@ export class Gateway {
       default:
         this.sendError(conn, frame.requestId, ErrorCode.FRAME_UNEXPECTED, `clients may not send "${frame.type}" frames`);
     }
+  }
+
+  /**
+   * `hello`: answered by `welcome`. With `protocol`, the connection switches to that version first, so the welcome
+   * and every frame after it use it; an unknown version is refused and the connection keeps the one it had.
+   */
+  private handleHello(conn: Connection, frame: Frame): void {
+    const wanted = frame.protocol;
+    if (wanted !== undefined) {
+      if (!isProtocolVersion(wanted)) {
+        return this.sendError(conn, frame.requestId, ErrorCode.PROTOCOL_UNSUPPORTED, `protocol "${wanted.slice(0, 16)}" is not supported (${PROTOCOL_VERSIONS.join(", ")})`);
+      }
+      conn.protocol = wanted;
+    }
+    conn.send(this.welcome(conn, frame.requestId));
   }
 
   private async handleAuth(conn: Connection, frame: Frame): Promise<void> {

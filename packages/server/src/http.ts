@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { ArqonError, ErrorCode, PROTOCOL_VERSION, fromBase64, jsonBytes, type PayloadFormat } from "@arqon/core";
+import { ArqonError, ErrorCode, PROTOCOL_VERSION, PROTOCOL_VERSIONS, fromBase64, jsonBytes, type PayloadFormat } from "@arqon/core";
 import { httpStatusOf, type ServerApi } from "./admin-http.js";
 import { AuthError, type Authenticator } from "./auth.js";
 import { authorizeHttp, resolveHttpPrincipal, type KeySet } from "./authority.js";
@@ -30,6 +30,7 @@ export function statusOf(gw: Gateway, withTenants = false): Record<string, unkno
     status: gw.shuttingDown ? "shutting_down" : backend && backend.state !== "connected" ? "degraded" : "ok",
     version: gw.version,
     protocol: PROTOCOL_VERSION,
+    protocols: PROTOCOL_VERSIONS,
     node: gw.nodeId,
     uptimeMs: Date.now() - gw.startedAt,
     connections: gw.connections.size,
@@ -110,7 +111,7 @@ export async function handleHttp(http: HttpSurface, req: IncomingMessage, res: S
       return true;
     case "/version":
       if (!isGet) break;
-      sendJson(res, 200, { version: gw.version, protocol: PROTOCOL_VERSION });
+      sendJson(res, 200, { version: gw.version, protocol: PROTOCOL_VERSION, protocols: PROTOCOL_VERSIONS });
       return true;
     case "/status":
       if (!isGet) break;

@@ -92,7 +92,8 @@ export { CommandRegistry } from "./commands.js";
 export type { CommandContext, CommandHandler, CommandOptions } from "./commands.js";
 export { TokenBucket } from "./limits.js";
 export type { PublishResult } from "./rooms.js";
-export { DEFAULT_TWIST_ID } from "./rooms.js";
+/** Re-exported from @arqon/core, where it now lives (the protocol 1.1 codecs and the SDKs need it too). */
+export { DEFAULT_TWIST_ID } from "@arqon/core";
 export {
   openEmbeddedStorage,
   DEFAULT_DATA_DIR,

@@ -1,5 +1,6 @@
 import {
   ArqonError,
+  DEFAULT_TWIST_ID,
   ErrorCode,
   HEADER_TIMESTAMP,
   HEADER_TWIST_ID,
@@ -46,11 +47,6 @@ export interface PublishResult {
   duplicate: boolean;
 }
 
-/**
- * The timeline id (`x-twist-id`) the server gives a message published without one: every room's default timeline
- * is "main", so history of the default timeline can be filtered like any other (`twistId: "main"`).
- */
-export const DEFAULT_TWIST_ID = "main";
 
 const TWIST_ID_RE = /^[A-Za-z0-9_\-.:]{1,64}$/;
 
@@ -236,6 +232,7 @@ export async function handleSubscribe(ctx: HandlerContext, conn: Connection, fra
       closed: false,
       lastOffset: 0,
       epoch: undefined,
+      toldEpoch: undefined,
       delta: frame.delta === true,
       deltaBase: 0,
     };
@@ -317,7 +314,9 @@ export async function handleSubscribe(ctx: HandlerContext, conn: Connection, fra
     if (state.length) reply.state = state;
     if (sub.closed || conn.closing) return;
     conn.send(reply);
-    for (const m of recovered) conn.send(m.room === undefined ? { ...m, room } : m);
+    // The client now knows the room's epoch: protocol 1.1 messages carry theirs only when it differs.
+    sub.toldEpoch = position.epoch || undefined;
+    for (const m of recovered) conn.sendMessage(sub, m.room === undefined ? { ...m, room } : m);
     // What the client has now: the snapshot position or the last recovered message. Live frames at or below it
     // (held in the buffer, or still on their way from a publish that raced with this subscribe) are dropped.
     sub.lastOffset = covered;

@@ -55,6 +55,11 @@ export interface ClientOptions extends TokenClaims {
   protocols?: string[];
   /** How the token travels. @default "header" */
   tokenIn?: "header" | "query" | "protocol";
+  /**
+   * Protocol version asked for with `?protocol=`. @default none (the server's default, 1.0). The client records frames
+   * as the wire has them: a 1.1 message lacks what `expandMessage` restores.
+   */
+  protocol?: string;
 }
 
 /** How long a wait for a frame may take. */
@@ -79,6 +84,8 @@ interface Waiter {
 export class TestClient implements AsyncDisposable {
   /** Every frame received, in order (frames a wait returned included). */
   readonly frames: Frame[] = [];
+  /** Every frame received as the wire had it (text, or bytes), in order; `frames[i]` is `raw[i]` decoded. */
+  readonly raw: Array<string | Uint8Array> = [];
   /** Server frames this client could not decode (should stay empty). */
   readonly decodeErrors: string[] = [];
   private readonly consumed = new Set<Frame>();
@@ -100,12 +107,14 @@ export class TestClient implements AsyncDisposable {
     private readonly sendCodec: "json" | "protobuf",
   ) {
     ws.on("message", (data: Buffer, isBinary: boolean) => {
-      const result = decodeFrame(isBinary ? new Uint8Array(data) : data.toString("utf8"), { from: "any" });
+      const wire = isBinary ? new Uint8Array(data) : data.toString("utf8");
+      const result = decodeFrame(wire, { from: "any" });
       if (!result.ok) {
         this.decodeErrors.push(result.error.message);
         return;
       }
       const frame = result.frame;
+      this.raw.push(wire);
       this.frames.push(frame);
       for (const w of this.waiters) {
         if (w.predicate(frame)) {
@@ -309,6 +318,7 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<T
       const codec = opts.codec ?? "json";
       const query = new URLSearchParams();
       if (codec === "protobuf") query.set("codec", "protobuf");
+      if (opts.protocol !== undefined) query.set("protocol", opts.protocol);
       const headers: Record<string, string> = { ...opts.headers };
       const protocols = [...(opts.protocols ?? [])];
       const tokenIn = opts.tokenIn ?? "header";

@@ -22,6 +22,7 @@ function subscription(conn: Connection, delta: boolean): Subscription {
     closed: false,
     lastOffset: 0,
     epoch: undefined,
+    toldEpoch: undefined,
     delta,
     deltaBase: 0,
   };
