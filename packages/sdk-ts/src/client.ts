@@ -1,5 +1,18 @@
 import DefaultWebSocket from "isomorphic-ws";
-import { ArqonError, CloseCode, ErrorCode, jsonBytes, parseJsonBytes, shouldReconnect, type Codec, type Frame, type Limits } from "@arqon/core";
+import {
+  ArqonError,
+  CloseCode,
+  ErrorCode,
+  LATEST_PROTOCOL_VERSION,
+  isProtocolVersion,
+  jsonBytes,
+  parseJsonBytes,
+  shouldReconnect,
+  type Codec,
+  type Frame,
+  type Limits,
+  type ProtocolVersion,
+} from "@arqon/core";
 import { backoffDelay, resolveReconnect, type ReconnectOptions, type ResolvedReconnect } from "./backoff.js";
 import { decodeInbound, findCodec } from "./codec.js";
 import { Emitter } from "./emitter.js";
@@ -31,6 +44,12 @@ export interface ArqonClientOptions {
   WebSocket?: WebSocketConstructor;
   /** Wire format. "protobuf" needs `import "@arqon/sdk/protobuf"` first. @default "json" */
   codec?: "json" | "protobuf";
+  /**
+   * Wire protocol version to ask for (`?protocol=` at the upgrade). "1.1" has the compact message frame (a fraction
+   * of 1.0's bytes per message); messages reach the application the same either way, and a server that only speaks
+   * 1.0 is read as 1.0 (see `ConnectedEvent.protocol`). @default "1.1"
+   */
+  protocol?: ProtocolVersion;
   /**
    * How the token travels: "protocol" puts `bearer.<token>` in the Sec-WebSocket-Protocol list (works in browsers,
    * keeps it out of URLs and access logs); "query" appends `?token=`. @default "protocol"
@@ -143,6 +162,9 @@ export class ArqonClient extends Emitter<ClientEvents> {
   readonly url: string;
   #options: ArqonClientOptions;
   #codec: Codec;
+  #protocol: ProtocolVersion;
+  /** The protocol version the server's last `welcome` put in force ("1.0" until then). */
+  #wireProtocol = "1.0";
   #WebSocket: WebSocketConstructor;
   #reconnect: ResolvedReconnect;
   #token: string | undefined;
@@ -170,7 +192,8 @@ export class ArqonClient extends Emitter<ClientEvents> {
   /**
    * Creates the client without connecting (call `connect()`). Throws an ArqonError: ARQ_AUTH_MISSING without `token`
    * and `getToken`, ARQ_CODEC_UNAVAILABLE for `codec: "protobuf"` without `import "@arqon/sdk/protobuf"`, and
-   * ARQ_CLIENT_CLOSED when no WebSocket implementation is available.
+   * ARQ_CLIENT_CLOSED when no WebSocket implementation is available, ARQ_PROTOCOL_UNSUPPORTED for a `protocol` it does
+   * not speak.
    */
   constructor(url: string = DEFAULT_URL, options: ArqonClientOptions = {}) {
     super();
@@ -181,6 +204,11 @@ export class ArqonClient extends Emitter<ClientEvents> {
       throw new ArqonError(ClientErrorCode.CODEC_UNAVAILABLE, `codec "${options.codec}" is not registered; import "@arqon/sdk/${options.codec}" first`);
     }
     this.#codec = codec;
+    const protocol = options.protocol ?? LATEST_PROTOCOL_VERSION;
+    if (!isProtocolVersion(protocol)) {
+      throw new ArqonError(ErrorCode.PROTOCOL_UNSUPPORTED, `protocol "${String(protocol)}" is not supported; use "1.0" or "1.1"`);
+    }
+    this.#protocol = protocol;
     const WS = options.WebSocket ?? (DefaultWebSocket as unknown as WebSocketConstructor | undefined);
     if (!WS) throw new ArqonError(ClientErrorCode.CLIENT_CLOSED, "no WebSocket implementation: pass options.WebSocket");
     this.#WebSocket = WS;
@@ -259,6 +287,7 @@ export class ArqonClient extends Emitter<ClientEvents> {
         connected: () => this.connected,
         closed: () => this.closed,
         request: (frame, options) => this.#request(frame, options),
+        protocol: () => this.#wireProtocol,
       };
       room = new Room(name, host);
       this.#rooms.set(name, room);
@@ -316,6 +345,10 @@ export class ArqonClient extends Emitter<ClientEvents> {
     const wire = this.#codec.name === "protobuf" ? "arqon.v1.proto" : "arqon.v1.json";
     const protocols = [wire];
     let url = this.url;
+    // 1.0 is every server's default: asking for it would only lengthen the URL (and older servers ignore the query).
+    if (this.#protocol !== "1.0" && !/[?&]protocol=/.test(url)) {
+      url += (url.includes("?") ? "&" : "?") + "protocol=" + this.#protocol;
+    }
     if ((this.#options.tokenTransport ?? "protocol") === "query") {
       url += (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(token);
     } else {
@@ -551,6 +584,7 @@ export class ArqonClient extends Emitter<ClientEvents> {
     const reconnected = this.#everConnected;
     this.#everConnected = true;
     this.#attempt = 0;
+    this.#wireProtocol = frame.protocol === "1.1" ? "1.1" : "1.0";
     const limits: Limits = frame.limits ?? {};
     const event: ConnectedEvent = {
       clientId: frame.clientId ?? "",

@@ -1,4 +1,15 @@
-import { ArqonError, DeltaDecoder, jsonBytes, parseJsonBytes, roomNameProblem, type Frame, type Member, type Position, type StateEntry } from "@arqon/core";
+import {
+  ArqonError,
+  DeltaDecoder,
+  expandMessage,
+  jsonBytes,
+  parseJsonBytes,
+  roomNameProblem,
+  type Frame,
+  type Member,
+  type Position,
+  type StateEntry,
+} from "@arqon/core";
 import { Emitter } from "./emitter.js";
 import { ArqonRequestError, ClientErrorCode } from "./errors.js";
 import type {
@@ -17,6 +28,8 @@ export interface RoomHost {
   connected(): boolean;
   closed(): boolean;
   request(frame: Frame, options?: { timeoutMs?: number; onReply?: (reply: Frame) => void }): Promise<Frame>;
+  /** The wire protocol version of the current connection ("1.0" or "1.1", from its `welcome`). */
+  protocol(): string;
 }
 
 /** Options of `room.subscribe()`; they also apply to the automatic re-subscriptions after a reconnect. */
@@ -270,6 +283,11 @@ export class Room extends Emitter<RoomEvents> {
   /** @internal presence metadata restored on re-subscribe */
   _meta: unknown = undefined;
   #position: Position | undefined;
+  /**
+   * The room's epoch as the server last told this subscription (its `subscribed` reply, or a message that carried
+   * one): protocol 1.1 messages carry their epoch only when it changes, and get this one otherwise.
+   */
+  #epoch = "";
   #wanted = false;
   #subscribed = false;
   #delta = false;
@@ -360,7 +378,11 @@ export class Room extends Emitter<RoomEvents> {
     if (options.reverse) query.reverse = true;
     if (options.twistId) query.twistId = options.twistId;
     const reply = await this._request({ type: "history", room: this.name, history: query });
-    const messages = (reply.messages ?? []).map((m) => toRoomMessage(m, this.name, m.payload, m.payloadFormat === "binary"));
+    const p11 = this.host.protocol() === "1.1";
+    const messages = (reply.messages ?? []).map((m) => {
+      const full = p11 ? expandMessage(m, reply.epoch) : m;
+      return toRoomMessage(full, this.name, full.payload, full.payloadFormat === "binary");
+    });
     return { messages, position: { offset: reply.offset ?? 0, epoch: reply.epoch ?? "" } };
   }
 
@@ -384,6 +406,8 @@ export class Room extends Emitter<RoomEvents> {
     const generation = ++this.#generation;
     // The reply is handled synchronously: messages that follow it in the same network read must see its position.
     const onReply = (reply: Frame): void => {
+      // The server tells every subscribed reply's epoch to the subscription, even one this room no longer waits for.
+      if (reply.type === "subscribed") this.#epoch = reply.epoch ?? "";
       if (generation !== this.#generation) return;
       this.#inflight = false;
       if (this.#wanted) this.#onSubscribed(reply, resubscribed);
@@ -421,7 +445,9 @@ export class Room extends Emitter<RoomEvents> {
   _handle(frame: Frame): void {
     switch (frame.type) {
       case "message":
-        if (this.#wanted) this.#onMessage(frame);
+        // The server counts the epoch as told once it wrote it, whether or not this room still wants messages.
+        if (frame.epoch !== undefined) this.#epoch = frame.epoch;
+        if (this.#wanted) this.#onMessage(this.host.protocol() === "1.1" ? expandMessage(frame, this.#epoch) : frame);
         return;
       case "presence_join":
         this.presence._apply(frame.members, undefined);

@@ -162,7 +162,10 @@ export interface ConnectedEvent {
   clientId: string;
   /** The server's version string (`welcome.version`). */
   serverVersion: string;
-  /** The protocol version the server speaks, e.g. "1.0". */
+  /**
+   * The wire protocol version in force on this connection (`welcome.protocol`): "1.1" when the client asked for it and
+   * the server speaks it, "1.0" from a server that does not (the client then reads 1.0 frames).
+   */
   protocol: string;
   /** The server's limits for this connection (payload and frame sizes, rates, heartbeat timing); any may be absent. */
   limits: Limits;

@@ -33,7 +33,7 @@ describe("fake server - connection", () => {
   it("connect - tokenTransport query puts the token in ?token=", async () => {
     const { server, client } = await setup({}, { token: "a.b-c", tokenTransport: "query" });
     await client.connect();
-    expect(server.connections[0]!.url).toBe("/ws?token=a.b-c");
+    expect(server.connections[0]!.url).toBe("/ws?protocol=1.1&token=a.b-c");
     expect(server.connections[0]!.protocols).toEqual(["arqon.v1.json"]);
   });
 
@@ -47,7 +47,7 @@ describe("fake server - connection", () => {
     }
     const { client } = await setup({}, { WebSocket: Recording as unknown as WebSocketConstructor, token: "abc" });
     await client.connect();
-    expect(made).toEqual([{ url: client.url, protocols: ["arqon.v1.json", "bearer.abc"] }]);
+    expect(made).toEqual([{ url: `${client.url}?protocol=1.1`, protocols: ["arqon.v1.json", "bearer.abc"] }]);
   });
 
   it("requests - replies arriving out of order settle their own requests by requestId", async () => {
@@ -457,5 +457,53 @@ describe("fake server - connection loss", () => {
     expect((await error).code).toBe("ARQ_CODEC_UNAVAILABLE");
     expect(client.connected).toBe(true);
     expect(() => new ArqonClient(server.url, { token: "x", codec: "protobuf" })).toThrow(/import "@arqon\/sdk\/protobuf"/);
+  });
+});
+
+describe("fake server - protocol 1.1", () => {
+  it("protocol 1.1 - a compact message gets the epoch last told: the subscribed reply's, then the one a message carried", async () => {
+    const { server, client } = await setup({
+      welcome: { protocol: "1.1" },
+      onFrame: (conn, frame) => {
+        if (frame.type !== "subscribe") return defaultHandler(conn, frame);
+        conn.send({ type: "subscribed", requestId: frame.requestId, room: frame.room, offset: 4, epoch: "e1" });
+        conn.send('{"m":"lobby","i":"m5","o":5,"t":1767225600123,"s":"alice","p":{"n":5}}');
+        // The room's history was lost: the first message of the new epoch says so, the next one does not.
+        conn.send('{"m":"lobby","i":"m1","o":1,"e":"e2","t":1767225600124,"s":"alice","h":{"x-twist-id":"t2"},"p":{"n":1}}');
+        conn.send('{"m":"lobby","i":"m2","o":2,"t":1767225600125,"p":{"n":2}}');
+      },
+    });
+    await client.connect();
+    expect(server.connections[0]!.url).toBe("/ws?protocol=1.1");
+    const got: RoomMessage[] = [];
+    const room = client.room("lobby");
+    await room.subscribe((m) => got.push(m));
+    await until(() => got.length === 3);
+    expect(got.map((m) => [m.offset, m.epoch])).toEqual([
+      [5, "e1"],
+      [1, "e2"],
+      [2, "e2"],
+    ]);
+    expect(got[0]).toMatchObject({ id: "m5", sender: "alice", timestamp: 1767225600123, headers: { "x-timestamp": "1767225600123", "x-twist-id": "main" } });
+    expect(got[1]!.headers).toEqual({ "x-twist-id": "t2", "x-timestamp": "1767225600124" });
+    expect(room.position).toEqual({ offset: 2, epoch: "e2" });
+  });
+
+  it("protocol 1.1 - a server that answers 1.0 is read as 1.0", async () => {
+    const { client } = await setup({
+      onFrame: (conn, frame) => {
+        if (frame.type !== "subscribe") return defaultHandler(conn, frame);
+        conn.send({ type: "subscribed", requestId: frame.requestId, room: frame.room, offset: 0, epoch: "e1" });
+        conn.send({ type: "message", id: "m1", room: "lobby", payload: jsonBytes({ n: 1 }), offset: 1, epoch: "e1", timestamp: 5 });
+      },
+    });
+    const connected = nextEvent(client, "connected");
+    await client.connect();
+    expect((await connected).protocol).toBe("1.0");
+    const got: RoomMessage[] = [];
+    await client.room("lobby").subscribe((m) => got.push(m));
+    await until(() => got.length === 1);
+    // 1.0 frames are taken as they are: nothing is added to them.
+    expect(got[0]).toMatchObject({ offset: 1, epoch: "e1", headers: {} });
   });
 });

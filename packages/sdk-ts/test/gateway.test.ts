@@ -26,7 +26,7 @@ async function client(gw: { url: string; token: TestGateway["token"] }, sub: str
 }
 
 describe("gateway - connect and rooms", () => {
-  it("connect - welcome fills the connected event: client id, protocol 1.0, limits, token expiry", async () => {
+  it("connect - welcome fills the connected event: client id, protocol 1.1 (the default), limits, token expiry", async () => {
     const gw = await gateway();
     const c = new ArqonClient(gw.url, { token: await gw.token({ sub: "alice" }) });
     cleanup.push(() => c.close());
@@ -34,7 +34,7 @@ describe("gateway - connect and rooms", () => {
     await c.connect();
     const event = await connected;
     expect(event.clientId).toMatch(/.+/);
-    expect(event.protocol).toBe("1.0");
+    expect(event.protocol).toBe("1.1");
     expect(event.reconnected).toBe(false);
     expect(event.limits.maxPayloadBytes).toBeGreaterThan(0);
     expect(event.expiresAt).toBeGreaterThan(Date.now());
@@ -247,32 +247,35 @@ describe("gateway - reconnect", () => {
     expect(alice.status).toMatchObject({ type: "connected", reconnected: true });
   });
 
-  it("recovery - a dropped network link: the client resubscribes from its last offset and receives what it missed, in order", async () => {
-    const gw = await gateway();
-    const proxy = await CuttableProxy.start(gw.port);
-    cleanup.push(() => proxy.close());
-    const url = `ws://127.0.0.1:${proxy.port}/ws`;
-    const bob = await client({ url, token: gw.token }, "bob");
-    const alice = await client(gw, "alice");
-    const got: unknown[] = [];
-    const room = bob.room("feed");
-    await room.subscribe((m) => got.push(m.payload));
-    await alice.room("feed").publish(1);
-    await until(() => got.length === 1);
-    const disconnected = nextEvent(bob, "disconnected");
-    const resubscribed = nextEvent(room, "subscribed", (e) => e.resubscribed, 5000);
-    proxy.cut();
-    expect((await disconnected).willReconnect).toBe(true);
-    // Published while bob is away (his server-side socket may linger; these are in history either way).
-    await alice.room("feed").publish(2);
-    await alice.room("feed").publish(3);
-    const event = await resubscribed;
-    expect(event.recovered).toBe(true);
-    await until(() => got.length === 3);
-    await alice.room("feed").publish(4);
-    await until(() => got.length === 4);
-    expect(got).toEqual([1, 2, 3, 4]);
-  });
+  for (const protocol of ["1.1", "1.0"] as const) {
+    it(`recovery - a dropped network link: the client resubscribes from its last offset and receives what it missed, in order (protocol ${protocol})`, async () => {
+      const gw = await gateway();
+      const proxy = await CuttableProxy.start(gw.port);
+      cleanup.push(() => proxy.close());
+      const url = `ws://127.0.0.1:${proxy.port}/ws`;
+      const bob = await client({ url, token: gw.token }, "bob", { protocol });
+      const alice = await client(gw, "alice");
+      const got: unknown[] = [];
+      const room = bob.room("feed");
+      await room.subscribe((m) => got.push(m.payload));
+      await alice.room("feed").publish(1);
+      await until(() => got.length === 1);
+      const disconnected = nextEvent(bob, "disconnected");
+      const resubscribed = nextEvent(room, "subscribed", (e) => e.resubscribed, 5000);
+      proxy.cut();
+      expect((await disconnected).willReconnect).toBe(true);
+      // Published while bob is away (his server-side socket may linger; these are in history either way).
+      await alice.room("feed").publish(2);
+      await alice.room("feed").publish(3);
+      const event = await resubscribed;
+      expect(event.recovered).toBe(true);
+      await until(() => got.length === 3);
+      await alice.room("feed").publish(4);
+      await until(() => got.length === 4);
+      expect(got).toEqual([1, 2, 3, 4]);
+      expect(room.position).toEqual({ offset: 4, epoch: event.position.epoch });
+    });
+  }
 
   it("auth failure - a refused token (HTTP 401) closes the client for good: no reconnect attempts", async () => {
     const gw = await gateway();
