@@ -4,9 +4,10 @@ import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import { fileURLToPath } from "node:url";
-import { decodeJson, encodeJson, encodeProto, toBase64 } from "../packages/core/src/index.ts";
+import { decodeJson, decodeProto, encodeJson, encodeProto, expandMessage, toBase64, type Frame } from "../packages/core/src/index.ts";
 
 const dir = join(dirname(fileURLToPath(import.meta.url)), "../proto/vectors");
+const dir11 = join(dir, "1.1");
 
 const frames: Record<string, { description: string; json: unknown }> = {
   hello: { description: "client introduces itself", json: { type: "hello", requestId: "r1", version: "arqon-sdk-ts/1.0.0" } },
@@ -141,4 +142,120 @@ for (const [name, { description, json }] of Object.entries(frames)) {
   const binary = toBase64(encodeProto(decoded.frame));
   writeFileSync(join(dir, `${name}.json`), JSON.stringify({ name, description, json: canonical, protobuf: binary }, null, 2) + "\n");
 }
-console.log(`vectors: wrote ${Object.keys(frames).length} files to proto/vectors/`);
+
+// Protocol 1.1: what the server sends on a 1.1 connection for frames that carry messages (docs/protocol.md, "Protocol
+// 1.1"). Each vector names the 1.0 frame (`expanded`), the epoch the subscription knows (`epoch`), and whether the
+// message carries its epoch; the generated file holds the 1.1 JSON text (parsed), its protobuf twin, and `expanded`:
+// the 1.0 JSON face a client gets back with `expandMessage` (epoch from the subscription, default headers restored).
+const frames11: Record<string, { description: string; epoch: string; withEpoch: boolean; expanded: unknown }> = {
+  message: {
+    description: "an ordinary live message: room, id, offset, timestamp, sender, payload (the epoch is the subscription's)",
+    epoch: "0454dc83f0954fd8",
+    withEpoch: false,
+    expanded: {
+      type: "message",
+      id: "-MD6Qrtr-4821",
+      room: "lobby",
+      payload: { text: "hi" },
+      headers: { "x-timestamp": "1796597881414", "x-twist-id": "main" },
+      offset: 4821,
+      epoch: "0454dc83f0954fd8",
+      timestamp: 1796597881414,
+      sender: "alice",
+    },
+  },
+  message_epoch_changed: {
+    description: "the first message after the room's epoch changed carries it; a named timeline and another header stay",
+    epoch: "e7c1",
+    withEpoch: true,
+    expanded: {
+      type: "message",
+      id: "m_01",
+      room: "lobby",
+      payload: { text: "héllo ✓ 🚀" },
+      // Map entries in sorted order: protobufjs writes them as given, Python's deterministic encoder sorts them.
+      headers: { trace: "t-9", "x-timestamp": "1767225600123", "x-twist-id": "draft-2" },
+      offset: 1,
+      epoch: "9d2f",
+      timestamp: 1767225600123,
+      sender: "alice",
+    },
+  },
+  message_delta: {
+    description: "a delta message: binary payload (base64), delta flag",
+    epoch: "e7c1",
+    withEpoch: false,
+    expanded: {
+      type: "message",
+      id: "m_02",
+      room: "ticker",
+      payload: "AQID",
+      payloadFormat: "binary",
+      headers: { "x-timestamp": "1767225600200", "x-twist-id": "main" },
+      offset: 59,
+      epoch: "e7c1",
+      delta: true,
+      timestamp: 1767225600200,
+      sender: "feed",
+    },
+  },
+  message_inspected: {
+    description: "a message CASIL redacted, with the decision",
+    epoch: "e1",
+    withEpoch: false,
+    expanded: {
+      type: "message",
+      id: "m_03",
+      room: "support",
+      payload: { text: "card [REDACTED]" },
+      headers: { "x-timestamp": "1767225600300", "x-twist-id": "main" },
+      offset: 3,
+      epoch: "e1",
+      timestamp: 1767225600300,
+      sender: "carol",
+      inspection: { decision: "redact", reasonCode: "CASIL_POLICY_REDACTED", flags: ["contains_probable_secret"], policyVersion: 7 },
+    },
+  },
+  history_page: {
+    description: "a page of history: the page carries the epoch, its messages only when theirs differs",
+    epoch: "e7c1",
+    withEpoch: false,
+    expanded: {
+      type: "history_page",
+      requestId: "r13",
+      room: "lobby",
+      offset: 58,
+      epoch: "e7c1",
+      messages: [
+        { type: "message", id: "m_57", room: "lobby", payload: { text: "hi" }, headers: { "x-timestamp": "1767225600100", "x-twist-id": "main" }, offset: 57, epoch: "e7c1", timestamp: 1767225600100, sender: "bob" },
+        { type: "message", id: "m_58", room: "lobby", payload: { text: "hey" }, headers: { "x-timestamp": "1767225600123", "x-twist-id": "main" }, offset: 58, epoch: "e7c1", timestamp: 1767225600123, sender: "alice" },
+      ],
+    },
+  },
+};
+
+function expanded11(frame: Frame, epoch: string): Frame {
+  if (frame.type === "message") return expandMessage(frame, epoch);
+  return frame.messages ? { ...frame, messages: frame.messages.map((m) => expandMessage(m, frame.epoch)) } : frame;
+}
+
+mkdirSync(dir11, { recursive: true });
+for (const f of readdirSync(dir11)) if (f.endsWith(".json")) rmSync(join(dir11, f));
+for (const [name, { description, epoch, withEpoch, expanded }] of Object.entries(frames11)) {
+  const decoded = decodeJson(JSON.stringify(expanded), { from: "any" });
+  if (!decoded.ok) throw new Error(`vector 1.1/${name}: ${decoded.error.code} ${decoded.error.message}`);
+  if (!isDeepStrictEqual(JSON.parse(encodeJson(decoded.frame)), expanded)) throw new Error(`vector 1.1/${name}: expanded is not canonical`);
+  const options = { protocol: "1.1", epoch: withEpoch } as const;
+  const text = encodeJson(decoded.frame, options);
+  const bytes = encodeProto(decoded.frame, options);
+  const fromText = decodeJson(text, { from: "any" });
+  const fromBytes = decodeProto(bytes, { from: "any" });
+  if (!fromText.ok || !fromBytes.ok) throw new Error(`vector 1.1/${name} does not decode`);
+  if (encodeJson(fromBytes.frame, options) !== text) throw new Error(`vector 1.1/${name}: the protobuf twin differs`);
+  if (!isDeepStrictEqual(JSON.parse(encodeJson(expanded11(fromText.frame, epoch))), expanded)) {
+    throw new Error(`vector 1.1/${name}: expandMessage does not give the 1.0 frame back`);
+  }
+  const vector = { name, description, protocol: "1.1", epoch, json: JSON.parse(text), protobuf: toBase64(bytes), expanded };
+  writeFileSync(join(dir11, `${name}.json`), JSON.stringify(vector, null, 2) + "\n");
+}
+console.log(`vectors: wrote ${Object.keys(frames).length} files to proto/vectors/ and ${Object.keys(frames11).length} to proto/vectors/1.1/`);

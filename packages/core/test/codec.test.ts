@@ -11,6 +11,7 @@ import {
   decodeProto,
   encodeJson,
   encodeProto,
+  expandMessage,
   fromBase64,
   jsonBytes,
   parseJsonBytes,
@@ -44,6 +45,37 @@ describe("codec - shared vectors", () => {
       const fromBinary = ok(decodeProto(fromBase64(vector.protobuf)!, { from: "any" }));
       expect(JSON.parse(encodeJson(fromBinary))).toEqual(vector.json);
       expect(toBase64(encodeProto(fromJson))).toBe(vector.protobuf);
+    });
+  }
+});
+
+describe("codec - shared vectors, protocol 1.1", () => {
+  const dir11 = join(vectorsDir, "1.1");
+  const files = readdirSync(dir11).filter((f) => f.endsWith(".json"));
+
+  it("has 1.1 vectors: a compact message and a history page", () => {
+    expect(files).toContain("message.json");
+    expect(files).toContain("history_page.json");
+  });
+
+  for (const file of files) {
+    it(`vector 1.1/${file}: text and binary twin decode to the same frame, encode back, and expand to the 1.0 frame`, () => {
+      const vector = JSON.parse(readFileSync(join(dir11, file), "utf8"));
+      expect(vector.protocol).toBe("1.1");
+      const text = JSON.stringify(vector.json);
+      const fromJson = ok(decodeJson(text, { from: "any" }));
+      const fromBinary = ok(decodeProto(fromBase64(vector.protobuf)!, { from: "any" }));
+      const options = { protocol: "1.1", epoch: "e" in vector.json } as const;
+      expect(encodeJson(fromBinary, options)).toBe(text);
+      expect(encodeJson(fromJson, options)).toBe(text);
+      expect(toBase64(encodeProto(fromJson, options))).toBe(vector.protobuf);
+      const expanded =
+        fromJson.type === "message"
+          ? expandMessage(fromJson, vector.epoch)
+          : { ...fromJson, messages: fromJson.messages?.map((m) => expandMessage(m, fromJson.epoch)) };
+      expect(JSON.parse(encodeJson(expanded))).toEqual(vector.expanded);
+      // The 1.0 frame, written as 1.1, is the vector.
+      expect(encodeJson(ok(decodeJson(JSON.stringify(vector.expanded), { from: "any" })), options)).toBe(text);
     });
   }
 });

@@ -35,7 +35,7 @@ async def test_connect_receives_welcome(gateway: Gateway) -> None:
         assert client.connected
         assert client.welcome is not None
         assert client.client_id
-        assert client.welcome.protocol == "1.0"
+        assert client.welcome.protocol == "1.1"  # the SDK asks for 1.1 by default
         assert client.welcome.limits["maxPayloadBytes"] > 0
         rtt = await client.ping()
         assert 0 <= rtt < 5

@@ -43,7 +43,8 @@ describe("gateway - delta messages", () => {
     expect(got.map((m) => m.payload)).toEqual(ticks);
     expect(got.map((m) => m.offset)).toEqual([1, 2, 3, 4]);
     expect(errors).toEqual([]);
-    const deltas = wire.map((t) => JSON.parse(t) as { type: string; delta?: boolean }).filter((f) => f.type === "message" && f.delta);
+    // Protocol 1.1 (the default) sends compact message objects: `d` is `delta`.
+    const deltas = wire.map((t) => JSON.parse(t) as { m?: string; d?: boolean }).filter((f) => f.m === "ticker" && f.d === true);
     expect(deltas.length).toBeGreaterThanOrEqual(2);
   });
 

@@ -14,6 +14,7 @@ from .client import DEFAULT_URL, SDK_VERSION, ArqonClient, Room, RoomPresence, R
 from .errors import (
     CLIENT_CLOSED,
     CONNECTION_CLOSED,
+    PROTOCOL_UNSUPPORTED,
     REQUEST_TIMEOUT,
     ArqonError,
     AuthError,
@@ -47,6 +48,7 @@ __all__ = [
     "CONNECTION_CLOSED",
     "CLIENT_CLOSED",
     "REQUEST_TIMEOUT",
+    "PROTOCOL_UNSUPPORTED",
     "CloseCode",
     "should_reconnect",
     "Ack",

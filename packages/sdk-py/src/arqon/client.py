@@ -37,6 +37,7 @@ from websockets.asyncio.client import ClientConnection, connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from . import codec
+from . import codec as codec_module
 from .delta import DeltaError, apply_delta
 from .errors import (
     ArqonError,
@@ -45,6 +46,7 @@ from .errors import (
     CommandError,
     ConnectionClosedError,
     FrameDecodeError,
+    PROTOCOL_UNSUPPORTED,
     RequestError,
     RequestTimeoutError,
     StateConflictError,
@@ -59,6 +61,7 @@ DEFAULT_URL = "ws://127.0.0.1:9100/ws"
 SDK_VERSION = "0.1.0"
 
 Codec = Literal["json", "protobuf"]
+Protocol = Literal["1.0", "1.1"]
 TokenSource = Callable[[], Union[str, Awaitable[str]]]
 Handler = Callable[..., Any]
 
@@ -124,6 +127,9 @@ class ArqonClient:
             for tokens that expire.
         codec: what the server sends and the client writes: ``"json"`` (text frames) or ``"protobuf"`` (binary
             frames). Payloads look the same to the application either way. @default ``"json"``
+        protocol: the wire protocol version to ask for (``?protocol=`` at the upgrade). ``"1.1"`` has the compact
+            message frame; messages reach the application the same either way, and a server that only speaks 1.0 is
+            read as 1.0 (``welcome.protocol`` says which is in force). @default ``"1.1"``
         reconnect: reconnect after a non-terminal close (see :func:`arqon.should_reconnect`). @default True
         backoff_initial: first reconnect delay in seconds; it doubles per attempt, up to ``backoff_max``, and each
             delay is drawn from [½·d, d] (jitter). @default 0.25
@@ -142,6 +148,7 @@ class ArqonClient:
         token: Optional[str] = None,
         get_token: Optional[TokenSource] = None,
         codec: Codec = "json",
+        protocol: Protocol = "1.1",
         reconnect: bool = True,
         backoff_initial: float = 0.25,
         backoff_max: float = 10.0,
@@ -152,10 +159,14 @@ class ArqonClient:
     ) -> None:
         if codec not in ("json", "protobuf"):
             raise ValueError('codec must be "json" or "protobuf"')
+        if protocol not in codec_module.PROTOCOL_VERSIONS:
+            raise ValueError(f'protocol must be one of {", ".join(codec_module.PROTOCOL_VERSIONS)} ({PROTOCOL_UNSUPPORTED})')
         if token is None and get_token is None:
             raise ValueError("ArqonClient needs token= or get_token=")
         self.url = url
         self.codec: Codec = codec
+        #: The protocol version asked for; ``welcome.protocol`` is the one in force.
+        self.protocol: Protocol = protocol
         self._token = token
         self._get_token = get_token
         self._reconnect = reconnect
@@ -295,11 +306,16 @@ class ArqonClient:
     # ---- connection internals -------------------------------------------------------------------------------------
 
     def _ws_url(self) -> str:
-        if self.codec != "protobuf":
+        # 1.0 is every server's default: asking for it would only lengthen the URL (older servers ignore the query).
+        wants_protocol = self.protocol != codec_module.DEFAULT_PROTOCOL_VERSION
+        if self.codec != "protobuf" and not wants_protocol:
             return self.url
         parts = urlsplit(self.url)
-        query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "codec"]
-        query.append(("codec", "protobuf"))
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        if self.codec == "protobuf":
+            query = [(k, v) for k, v in query if k != "codec"] + [("codec", "protobuf")]
+        if wants_protocol and not any(k == "protocol" for k, _ in query):
+            query.append(("protocol", self.protocol))
         return urlunsplit(parts._replace(query=urlencode(query)))
 
     async def _fetch_token(self) -> str:
@@ -508,6 +524,10 @@ class ArqonClient:
 
     # ---- frames ------------------------------------------------------------------------------------------------
 
+    def _speaks_11(self) -> bool:
+        """Whether the current connection's welcome put protocol 1.1 in force."""
+        return self.welcome is not None and self.welcome.protocol == "1.1"
+
     async def _send(self, frame: Mapping[str, Any]) -> None:
         ws = self._ws
         if ws is None:
@@ -664,6 +684,9 @@ class Room:
         self._delta_base: Optional[Tuple[bytes, bool]] = None
         # A delta did not apply: messages are ignored until the resubscription from the last good position answers.
         self._resyncing = False
+        # The room's epoch as the server last told this subscription (its subscribed reply, or a message carrying
+        # one): protocol 1.1 messages carry their epoch only when it changes, and get this one otherwise.
+        self._epoch = ""
         self._members: Dict[str, Member] = {}
         self._state: Dict[str, StateEntry] = {}
         self._queues: Set[asyncio.Queue[Any]] = set()
@@ -749,6 +772,7 @@ class Room:
     def _on_subscribed(self, frame: Mapping[str, Any]) -> None:
         recovered = frame.get("recovered")
         epoch = frame.get("epoch", "")
+        self._epoch = epoch
         offset = frame.get("offset", 0)
         # After a successful recovery the missed messages follow and move the position; otherwise start from here.
         if recovered is not True:
@@ -801,6 +825,11 @@ class Room:
             self._queues.discard(queue)
 
     def _on_message(self, frame: Mapping[str, Any]) -> None:
+        # The server counts an epoch as told once it wrote it, whether or not this room still reads messages.
+        if "epoch" in frame:
+            self._epoch = frame["epoch"]
+        if self.client._speaks_11():
+            frame = codec.expand_message(frame, self._epoch)
         if self._resyncing:
             return
         offset, epoch = frame.get("offset", 0), frame.get("epoch", "")
@@ -913,7 +942,9 @@ class Room:
             "twistId": twist_id,
         }
         reply = await self.client._request({"type": "history", "room": self.name, "history": query})
-        return [_message(m, self.name) for m in reply.get("messages", [])]
+        p11 = self.client._speaks_11()
+        page_epoch = reply.get("epoch", "")
+        return [_message(codec.expand_message(m, page_epoch) if p11 else m, self.name) for m in reply.get("messages", [])]
 
     # ---- presence and state shortcuts ---------------------------------------------------------------------------
 

@@ -6,6 +6,11 @@ A frame is handled as its JSON face: a ``dict`` with camelCase keys, ``type`` as
 entry's ``ifVersion``, whose ``False`` / ``0`` carry meaning. Frames in that canonical shape survive
 JSON → protobuf → JSON unchanged.
 
+Protocol 1.1 (docs/protocol.md) changes only the message frames the server sends: no ``x-timestamp`` header, no
+``x-twist-id`` naming the default timeline ``"main"``, the epoch only when it changed, and in JSON the compact message
+object (``{"m":"lobby","i":…,"o":…,"t":…,"s":…,"p":…}``, see :data:`COMPACT_MESSAGE_KEYS`). The decoders read both
+versions; :func:`expand_message` turns a 1.1 message back into the frame 1.0 carries.
+
 Functions: :func:`encode_json` / :func:`decode_json` (text WebSocket frames), :func:`encode_proto` /
 :func:`decode_proto` (binary frames), :func:`decode_frame` (either), :func:`to_proto` / :func:`from_proto` (the
 generated ``arqon_pb2.Frame`` message). Decoding raises :class:`~arqon.errors.FrameDecodeError` with the protocol's
@@ -29,6 +34,11 @@ from .v1 import arqon_pb2
 
 __all__ = [
     "FRAME_TYPES",
+    "PROTOCOL_VERSIONS",
+    "DEFAULT_PROTOCOL_VERSION",
+    "DEFAULT_TWIST_ID",
+    "COMPACT_MESSAGE_KEYS",
+    "expand_message",
     "encode_json",
     "decode_json",
     "encode_proto",
@@ -46,6 +56,32 @@ Frame = Dict[str, Any]
 
 DEFAULT_MAX_FRAME_BYTES = 1024 * 1024
 DEFAULT_MAX_DEPTH = 32
+
+#: Every wire protocol version this SDK speaks (``PROTOCOL_VERSIONS`` of ``@arqon/core``).
+PROTOCOL_VERSIONS: Tuple[str, ...] = ("1.0", "1.1")
+#: What a server uses for a connection that asks for no version.
+DEFAULT_PROTOCOL_VERSION = "1.0"
+#: The timeline of a message whose publisher named none; protocol 1.1 leaves its ``x-twist-id`` header out.
+DEFAULT_TWIST_ID = "main"
+_TIMESTAMP = "x-timestamp"
+_TWIST = "x-twist-id"
+
+#: Protocol 1.1 compact JSON message object: short key → field of the JSON face, in the order they are written. ``m``
+#: (the room) comes first and marks the object as a message (it has no ``type``).
+COMPACT_MESSAGE_KEYS: Dict[str, str] = {
+    "m": "room",
+    "i": "id",
+    "o": "offset",
+    "e": "epoch",
+    "t": "timestamp",
+    "s": "sender",
+    "h": "headers",
+    "c": "inspection",
+    "d": "delta",
+    "f": "payloadFormat",
+    "p": "payload",
+}
+_COMPACT_FIELDS = frozenset(COMPACT_MESSAGE_KEYS.values()) | {"type"}
 
 #: Frame types in wire order; the index of each name is its protobuf enum number.
 FRAME_TYPES: Tuple[str, ...] = tuple(
@@ -244,7 +280,32 @@ def canonical(frame: Mapping[str, Any]) -> Frame:
     return _read_frame(frame, "")
 
 
+def _is_compact(obj: Mapping[str, Any]) -> bool:
+    return obj.get("type") is None and obj.get("m") is not None
+
+
+def _read_compact(obj: Mapping[str, Any], path: str) -> Frame:
+    """A protocol 1.1 compact message object as the message frame it stands for (what the wire had)."""
+    table = _BY_KEY["Frame"]
+    binary = obj.get("f") == "binary"
+    found: Dict[str, Any] = {}
+    for key, value in obj.items():
+        name = COMPACT_MESSAGE_KEYS.get(key)
+        if name is None or value is None:
+            continue  # unknown keys are ignored (forward compatibility)
+        converted = _read_value(table[name], value, path + key, binary)
+        if converted is not _ABSENT:
+            found[name] = converted
+    out: Frame = {"type": "message"}
+    for spec in SCHEMA["Frame"]:  # proto order, as the 1.0 decoder gives it
+        if spec.name in found:
+            out[spec.name] = found[spec.name]
+    return out
+
+
 def _read_frame(obj: Mapping[str, Any], path: str) -> Frame:
+    if _is_compact(obj):
+        return _read_compact(obj, path)
     type_ = obj.get("type")
     if type_ is None:
         raise _fault("ARQ_FRAME_MISSING_FIELD", f'frame needs "{path}type"', path + "type")
@@ -381,9 +442,82 @@ def _json_value(value: Any, path: str) -> Any:
 # JSON text
 
 
-def encode_json(frame: Mapping[str, Any]) -> str:
-    """The JSON face of a frame as compact text (fields in proto order, defaults left out)."""
-    return json_text(canonical(frame))
+def encode_json(frame: Mapping[str, Any], *, protocol: str = DEFAULT_PROTOCOL_VERSION, epoch: bool = True) -> str:
+    """The JSON face of a frame as compact text (fields in proto order, defaults left out).
+
+    ``protocol="1.1"`` writes a message frame (and the messages of a ``messages`` list) as the compact message object,
+    with its epoch only when ``epoch`` is true (list messages: when it differs from the list frame's), byte-identical
+    to ``encodeJson(frame, {protocol: "1.1"})`` of ``@arqon/core``.
+    """
+    canon = canonical(frame)
+    if protocol == "1.1":
+        if canon["type"] == "message":
+            return json_text(_compact(canon, epoch))
+        if "messages" in canon:
+            listed = dict(canon)
+            listed["messages"] = [
+                _compact(m, m.get("epoch") != canon.get("epoch")) if m["type"] == "message" else m for m in canon["messages"]
+            ]
+            return json_text(listed)
+    return json_text(canon)
+
+
+def _headers_11(frame: Mapping[str, Any]) -> Dict[str, str]:
+    ts = frame.get("timestamp")
+    out: Dict[str, str] = {}
+    for name, value in frame.get("headers", {}).items():
+        if name == _TIMESTAMP and ts is not None and value == str(ts):
+            continue
+        if name == _TWIST and value == DEFAULT_TWIST_ID:
+            continue
+        out[name] = value
+    return out
+
+
+def _reduced_11(frame: Frame, with_epoch: bool) -> Frame:
+    """A canonical message frame with what protocol 1.1 leaves out removed (default headers, the epoch if told)."""
+    out = dict(frame)
+    headers = _headers_11(frame)
+    if headers:
+        out["headers"] = headers
+    else:
+        out.pop("headers", None)
+    if not with_epoch:
+        out.pop("epoch", None)
+    return out
+
+
+def _compact(frame: Frame, with_epoch: bool) -> Dict[str, Any]:
+    reduced = _reduced_11(frame, with_epoch)
+    if any(k not in _COMPACT_FIELDS for k in reduced):
+        return reduced  # a field without a compact key: the 1.0 shape, with the 1.1 omissions
+    out: Dict[str, Any] = {"m": reduced.get("room", "")}
+    for key, name in COMPACT_MESSAGE_KEYS.items():
+        if key != "m" and name in reduced:
+            out[key] = reduced[name]
+    return out
+
+
+def expand_message(frame: Mapping[str, Any], epoch: Optional[str]) -> Frame:
+    """A message received on a protocol 1.1 connection as protocol 1.0 carries it: ``epoch`` (when the frame has none)
+    is the one the subscription was last told, ``x-timestamp`` comes back from ``timestamp`` and ``x-twist-id`` is
+    ``"main"`` when the message names no timeline. Frames of other types come back unchanged."""
+    if frame.get("type") != "message":
+        return dict(frame)
+    out: Frame = dict(frame)
+    if "epoch" not in out and epoch:
+        out["epoch"] = epoch
+    headers = dict(out.get("headers", {}))
+    if "timestamp" in out and _TIMESTAMP not in headers:
+        headers[_TIMESTAMP] = str(out["timestamp"])
+    if _TWIST not in headers:
+        headers[_TWIST] = DEFAULT_TWIST_ID
+    out["headers"] = headers
+    ordered: Frame = {}
+    for key in ["type"] + [spec.name for spec in SCHEMA["Frame"]]:  # proto order, as the 1.0 decoder gives it
+        if key in out:
+            ordered[key] = out[key]
+    return ordered
 
 
 def _depth_exceeds(text: str, limit: int) -> bool:
@@ -482,9 +616,21 @@ def _fill(msg: Message, obj: Mapping[str, Any], message: str, binary: bool) -> N
             setattr(msg, spec.snake, value)
 
 
-def encode_proto(frame: Mapping[str, Any]) -> bytes:
-    """Protobuf bytes (``arqon.v1.Frame``) of a JSON-face frame; map entries in sorted order (deterministic)."""
-    data: bytes = to_proto(frame).SerializeToString(deterministic=True)
+def encode_proto(frame: Mapping[str, Any], *, protocol: str = DEFAULT_PROTOCOL_VERSION, epoch: bool = True) -> bytes:
+    """Protobuf bytes (``arqon.v1.Frame``) of a JSON-face frame; map entries in sorted order (deterministic).
+
+    ``protocol="1.1"``: message frames leave out the default headers and, unless ``epoch``, the epoch (as
+    :func:`encode_json`; the schema is the same)."""
+    canon = canonical(frame)
+    if protocol == "1.1":
+        if canon["type"] == "message":
+            canon = _reduced_11(canon, epoch)
+        elif "messages" in canon:
+            canon = dict(canon)
+            canon["messages"] = [
+                _reduced_11(m, m.get("epoch") != frame.get("epoch")) if m["type"] == "message" else m for m in canon["messages"]
+            ]
+    data: bytes = to_proto(canon).SerializeToString(deterministic=True)
     return data
 
 

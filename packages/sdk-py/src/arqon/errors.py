@@ -24,6 +24,7 @@ __all__ = [
     "CONNECTION_CLOSED",
     "CLIENT_CLOSED",
     "REQUEST_TIMEOUT",
+    "PROTOCOL_UNSUPPORTED",
 ]
 
 # Codes the client raises on its own (the same as @arqon/sdk's ClientErrorCode); server codes are in docs/errors.md.
@@ -33,6 +34,9 @@ CONNECTION_CLOSED = "ARQ_CONNECTION_CLOSED"
 CLIENT_CLOSED = "ARQ_CLIENT_CLOSED"
 #: No reply arrived within ``request_timeout``.
 REQUEST_TIMEOUT = "ARQ_REQUEST_TIMEOUT"
+#: A server code the client also names: the protocol version asked for is not one the server speaks (HTTP 400 at the
+#: upgrade, or an ``error`` frame answering ``hello``); the client refuses unknown ``protocol=`` values itself.
+PROTOCOL_UNSUPPORTED = "ARQ_PROTOCOL_UNSUPPORTED"
 
 RETRYABLE_CODES = frozenset({"ARQ_RATE_LIMITED", "ARQ_BACKEND_UNAVAILABLE", "ARQ_SHUTTING_DOWN", "ARQ_INTERNAL"})
 
