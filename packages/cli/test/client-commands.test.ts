@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
+import { CliSession } from "../src/session.js";
 import { startGateway, type TestGateway } from "@arqon/server/testing";
 import { run } from "../src/index.js";
 
@@ -63,6 +64,27 @@ describe("cli - client commands against a real gateway", () => {
     const replay = capture();
     expect(await run(["tail", "lobby", "--since", "1", "--epoch", epoch, "--count", "1"], replay.io, { env })).toBe(0);
     expect(replay.out).toEqual([expect.stringMatching(/^#2 .*"plain words"$/)]);
+  });
+
+  it("tail --json - speaks protocol 1.1 and still prints whole messages: epoch, headers, sender, timestamp", async () => {
+    gw = await startGateway();
+    const token = await gw.token({ sub: "cli-user" });
+    const env = { ARQON_URL: gw.url, ARQON_TOKEN: token };
+    const pub = capture();
+    expect(await run(["publish", "lobby", '{"n":1}', "--json"], pub.io, { env })).toBe(0);
+    expect(await run(["publish", "lobby", '{"n":2}', "--json"], pub.io, { env })).toBe(0);
+    const acks = pub.out.map((l) => JSON.parse(l) as { offset: number; epoch: string });
+    const replay = capture();
+    expect(await run(["tail", "lobby", "--since", "0", "--epoch", acks[0]!.epoch, "--count", "2", "--json"], replay.io, { env })).toBe(0);
+    const printed = replay.out.map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(printed).toHaveLength(2);
+    for (const [i, m] of printed.entries()) {
+      expect(m).toMatchObject({ type: "message", room: "lobby", offset: i + 1, epoch: acks[0]!.epoch, sender: "cli-user", payload: { n: i + 1 } });
+      expect(m.headers).toEqual({ "x-timestamp": String(m.timestamp), "x-twist-id": "main" });
+    }
+    const { session, welcome } = await CliSession.connect(gw.url, token);
+    expect(welcome.protocol).toBe("1.1");
+    await session.close();
   });
 
   it("publish - a refused token is reported with the server's code", async () => {
