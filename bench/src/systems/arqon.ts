@@ -34,7 +34,8 @@ async function startServer(opts: ServerStartOptions, hmacVerifier: "builtin" | "
   return { port: addr.port, close: () => server.close() };
 }
 
-function makeFactory(codec: "json" | "protobuf") {
+/** `protocol`: the wire protocol version the subscribers ask for (`&protocol=1.1`); "1.0" asks for none. */
+function makeFactory(codec: "json" | "protobuf", protocol: "1.0" | "1.1" = "1.0") {
   return async function createClientFactory(opts: ClientOptions): Promise<ClientFactory> {
     const { SignJWT } = await import("jose");
     const core = await import("@arqon/core");
@@ -51,7 +52,7 @@ function makeFactory(codec: "json" | "protobuf") {
         .setIssuedAt()
         .setExpirationTime("2h")
         .sign(key);
-    const base = `ws://127.0.0.1:${opts.port}/ws?codec=${codec}&token=`;
+    const base = `ws://127.0.0.1:${opts.port}/ws?codec=${codec}${protocol === "1.1" ? "&protocol=1.1" : ""}&token=`;
     return {
       async prepare(from, count) {
         for (let i = from; i < from + count; i++) if (!tokens.has(i)) tokens.set(i, await mint(i));
@@ -132,6 +133,24 @@ export const arqonJsonJose: SystemAdapter = {
   clientNote: "ws clients, JSON text frames (?codec=json)",
   startServer: (opts) => startServer(opts, "jose"),
   createClientFactory: makeFactory("json"),
+};
+
+/** `arqon-json` with subscribers on protocol 1.1: the compact message frame (issue 23 item 1). */
+export const arqonJson11: SystemAdapter = {
+  id: "arqon-json-1.1",
+  label: "ArqonBus (JSON, protocol 1.1)",
+  clientNote: "ws clients, JSON text frames (?codec=json&protocol=1.1): compact message objects",
+  startServer: (opts) => startServer(opts),
+  createClientFactory: makeFactory("json", "1.1"),
+};
+
+/** `arqon-proto` with subscribers on protocol 1.1 (no default headers, no epoch on live messages). */
+export const arqonProto11: SystemAdapter = {
+  id: "arqon-proto-1.1",
+  label: "ArqonBus (protobuf, protocol 1.1)",
+  clientNote: "ws clients, protobuf binary frames (?codec=protobuf&protocol=1.1); publishes sent as protobuf",
+  startServer: (opts) => startServer(opts),
+  createClientFactory: makeFactory("protobuf", "1.1"),
 };
 
 export const arqonProto: SystemAdapter = {

@@ -51,8 +51,11 @@ async function startServer(): Promise<RunningServer> {
  * live delivery, encoded by @arqon/core once per message), so the floor's loop can be measured with ArqonBus's frame
  * shape: what is left between it and ArqonBus is the gateway's own work, not the bytes or the client's parsing.
  */
-async function arqonFrameWrapper(codec: "json" | "protobuf"): Promise<Wrapper> {
+async function arqonFrameWrapper(codec: "json" | "protobuf", protocol: "1.0" | "1.1" = "1.0"): Promise<Wrapper> {
   const { encodeJson, encodeProto } = await import("@arqon/core");
+  // Protocol 1.1: the live frame a subscriber gets once it was told the room's epoch (compact JSON message object,
+  // no default headers, no epoch), as the gateway encodes it once per message for every such subscriber.
+  const options = protocol === "1.1" ? ({ protocol: "1.1", epoch: false } as const) : undefined;
   const epoch = randomBytes(8).toString("hex");
   const prefix = randomBytes(6).toString("base64url");
   let offset = 0;
@@ -72,8 +75,8 @@ async function arqonFrameWrapper(codec: "json" | "protobuf"): Promise<Wrapper> {
         timestamp: now,
         sender: "user-0",
       };
-      if (codec === "json") return Buffer.from(encodeJson(frame), "utf8");
-      const bytes = encodeProto(frame);
+      if (codec === "json") return Buffer.from(encodeJson(frame, options), "utf8");
+      const bytes = encodeProto(frame, options);
       return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     },
   };
@@ -246,6 +249,22 @@ export const floorArqonJson: SystemAdapter = {
   label: "bare ws floor carrying ArqonBus's JSON message frame",
   clientNote: "ws clients, ArqonBus's JSON message frame (~300 bytes for a 100-byte payload)",
   startServer: async () => startFloor(false, await arqonFrameWrapper("json")),
+  createClientFactory,
+};
+
+export const floorArqonJson11: SystemAdapter = {
+  id: "floor-arqon-json-1.1",
+  label: "bare ws floor carrying ArqonBus's protocol 1.1 JSON message frame",
+  clientNote: "ws clients, ArqonBus's compact JSON message frame (~180 bytes for a 100-byte payload)",
+  startServer: async () => startFloor(false, await arqonFrameWrapper("json", "1.1")),
+  createClientFactory,
+};
+
+export const floorArqonProto11: SystemAdapter = {
+  id: "floor-arqon-proto-1.1",
+  label: "bare ws floor carrying ArqonBus's protocol 1.1 protobuf message frame",
+  clientNote: "ws clients, ArqonBus's protocol 1.1 protobuf message frame (~150 bytes for a 100-byte payload)",
+  startServer: async () => startFloor(false, await arqonFrameWrapper("protobuf", "1.1")),
   createClientFactory,
 };
 

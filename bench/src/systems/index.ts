@@ -1,5 +1,5 @@
-import { arqonJson, arqonJsonJose, arqonProto } from "./arqon.js";
-import { floor, floorArqonJson, floorArqonProto, floorSplit } from "./floor.js";
+import { arqonJson, arqonJson11, arqonJsonJose, arqonProto, arqonProto11 } from "./arqon.js";
+import { floor, floorArqonJson, floorArqonJson11, floorArqonProto, floorArqonProto11, floorSplit } from "./floor.js";
 import { socketio, socketioRaw } from "./socketio.js";
 import type { SystemAdapter } from "./types.js";
 
@@ -14,6 +14,10 @@ export const SYSTEMS: Record<string, SystemAdapter> = {
   [floorArqonJson.id]: floorArqonJson,
   [floorArqonProto.id]: floorArqonProto,
   [arqonJsonJose.id]: arqonJsonJose,
+  [arqonJson11.id]: arqonJson11,
+  [arqonProto11.id]: arqonProto11,
+  [floorArqonJson11.id]: floorArqonJson11,
+  [floorArqonProto11.id]: floorArqonProto11,
 };
 
 /** Systems in every run unless --systems says otherwise. */
