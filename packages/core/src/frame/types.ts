@@ -244,6 +244,11 @@ export interface Frame {
   info?: Member;
   /** welcome: the wire contract version the server speaks, e.g. "1.0". */
   protocol?: string;
+  /**
+   * ack of a publish: an earlier publish with the same `idempotencyKey` was stored within the dedupe window; this one
+   * was not stored or delivered again, and `id`/`offset` are those of the first.
+   */
+  duplicate?: boolean;
 }
 
 /**
