@@ -56,6 +56,10 @@ const frames: Record<string, { description: string; json: unknown }> = {
   },
   publish_scalar: { description: "payloads are any JSON value", json: { type: "publish", room: "count", payload: 42 } },
   ack: { description: "publish accepted", json: { type: "ack", requestId: "r6", room: "lobby", id: "m_01", offset: 58, epoch: "e7c1" } },
+  "ack-duplicate": {
+    description: "a publish repeated with the same idempotencyKey: acked with the first message's id and offset, not stored again",
+    json: { type: "ack", requestId: "r7", room: "lobby", id: "m_01", offset: 58, epoch: "e7c1", duplicate: true },
+  },
   message: {
     description: "a delivered room message",
     json: {

@@ -5,7 +5,7 @@ import { parseArgs } from "node:util";
 import { sleep } from "./clock.js";
 import { Session, split } from "./harness.js";
 import { spreadText } from "./report.js";
-import { getSystem } from "./systems/index.js";
+import { getSystem, prepareSystems } from "./systems/index.js";
 
 /**
  * Server CPU per handshake in the steady state, for comparing two builds or two systems on a noisy machine: every
@@ -31,7 +31,8 @@ const count = Number(args.count);
 const rounds = Number(args.rounds);
 const warmup = Number(args.warmup);
 const secret = randomBytes(32).toString("base64url");
-const systems = args.systems.split(",").map(getSystem);
+// A system that cannot run here (Centrifugo without Go) is left out, with its reason.
+const systems = (await prepareSystems(args.systems.split(","), (m) => console.log(m))).ready.map(getSystem);
 if (args.prof) mkdirSync(args.prof, { recursive: true });
 
 interface Round {

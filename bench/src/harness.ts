@@ -130,6 +130,13 @@ export interface StepResult {
   serverCpuUsPerDelivery: number;
   /** The user-space part of it (the rest is kernel time: socket writes, mostly). */
   serverUserUsPerDelivery: number;
+  /**
+   * Write system calls of the server process per delivery (from /proc/<pid>/io; NaN where unreadable): 1 when every
+   * delivery is its own write, less when a server merges what a socket has queued into one write.
+   */
+  serverWritesPerDelivery: number;
+  /** Read system calls of the server process per delivery (the publishes it reads, for the many-rooms workload). */
+  serverReadsPerDelivery: number;
   /** CPU time of all receiving client processes per delivery, in µs (they share the machine with the server). */
   receiverCpuUsPerDelivery: number;
   clientCpu: number[];
@@ -194,7 +201,7 @@ export async function runStep(
     if (now() > deadline) break;
     await sleep(50);
   }
-  const cpu = await session.server.call<{ share: number; cpuMs: number; userMs: number; systemMs: number }>("cpu");
+  const cpu = await session.server.call<{ share: number; cpuMs: number; userMs: number; systemMs: number; readCalls: number; writeCalls: number }>("cpu");
   const serverCpu = cpu.share;
   const m1 = machineTicks();
   const machineBusy = m1.total > m0.total ? (m1.busy - m0.busy) / (m1.total - m0.total) : NaN;
@@ -224,6 +231,8 @@ export async function runStep(
     serverCpu,
     serverCpuUsPerDelivery: received > 0 ? (cpu.cpuMs * 1000) / received : NaN,
     serverUserUsPerDelivery: received > 0 ? (cpu.userMs * 1000) / received : NaN,
+    serverWritesPerDelivery: received > 0 ? cpu.writeCalls / received : NaN,
+    serverReadsPerDelivery: received > 0 ? cpu.readCalls / received : NaN,
     receiverCpuUsPerDelivery: received > 0 ? (stats.reduce((a, s) => a + s.cpuMs, 0) * 1000) / received : NaN,
     clientCpu: stats.map((s) => s.cpu),
     machineBusy,

@@ -53,9 +53,10 @@ export interface Row {
   unit: string;
   system: string;
   value: Spread;
-  /** Ratio to the floor / Socket.IO measured in the same run; median and spread over runs. */
+  /** Ratio to the floor / Socket.IO / Centrifugo measured in the same run; median and spread over runs. */
   vsFloor?: Spread;
   vsSocketio?: Spread;
+  vsCentrifugo?: Spread;
   /**
    * ArqonBus rows: ratio to the floor carrying ArqonBus's own frame (`floor-arqon-json` / `floor-arqon-proto`) when the
    * run has it — the gateway's own share of the gap, with the frame's cost to clients and kernel taken out.
@@ -94,7 +95,7 @@ export function aggregate(results: RunResults, systems: string[]): Row[] {
                 })
                 .filter((x) => Number.isFinite(x)),
             );
-      const row: Row = { ...k, system: sys, value, vsFloor: ratio("floor"), vsSocketio: ratio("socketio"), targets: [] };
+      const row: Row = { ...k, system: sys, value, vsFloor: ratio("floor"), vsSocketio: ratio("socketio"), vsCentrifugo: ratio("centrifugo"), targets: [] };
       if (sys.startsWith("arqon")) {
         row.vsSameFrame = ratio(`floor-${sys}`);
         for (const t of TARGETS) {
@@ -128,40 +129,49 @@ function ratioText(s: Spread | undefined): string {
   return s.n > 1 ? `${r(s.median)}x (${r(s.min)}-${r(s.max)})` : `${r(s.median)}x`;
 }
 
-/** A Markdown table: one row per metric and system. */
-export function table(rows: Row[]): string {
+/**
+ * A Markdown table: one row per metric and system. `unavailable` (system id -> reason): systems that could not run
+ * (Centrifugo without Go); each metric gets a "not available" row for them, and the reasons follow the table.
+ */
+export function table(rows: Row[], unavailable: Record<string, string> = {}): string {
   const out = [
-    "| metric | system | median | spread (min-max, runs) | vs floor | vs Socket.IO | vs floor, same frame | target |",
-    "|---|---|---:|---|---:|---:|---:|---|",
+    "| metric | system | median | spread (min-max, runs) | vs floor | vs Socket.IO | vs Centrifugo | vs floor, same frame | target |",
+    "|---|---|---:|---|---:|---:|---:|---:|---|",
   ];
-  let lastKey = "";
-  for (const r of rows) {
-    const label = r.key === lastKey ? "" : `${r.label} (${r.unit})`;
-    lastKey = r.key;
+  const missing = Object.keys(unavailable);
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i]!;
+    const label = i > 0 && rows[i - 1]!.key === r.key ? "" : `${r.label} (${r.unit})`;
     const target = r.targets.map((t) => `${t.text} ${t.met === undefined ? "?" : t.met ? "MET" : "MISSED"}`).join("; ");
     out.push(
-      `| ${label} | ${r.system} | ${num(r.value.median, r.unit)} | ${num(r.value.min, r.unit)}-${num(r.value.max, r.unit)} (${r.value.n}) | ${ratioText(r.vsFloor)} | ${ratioText(r.vsSocketio)} | ${ratioText(r.vsSameFrame)} | ${target} |`,
+      `| ${label} | ${r.system} | ${num(r.value.median, r.unit)} | ${num(r.value.min, r.unit)}-${num(r.value.max, r.unit)} (${r.value.n}) | ${ratioText(r.vsFloor)} | ${ratioText(r.vsSocketio)} | ${ratioText(r.vsCentrifugo)} | ${ratioText(r.vsSameFrame)} | ${target} |`,
     );
+    if (rows[i + 1]?.key !== r.key) for (const id of missing) out.push(`|  | ${id} | not available |  |  |  |  |  |  |`);
   }
+  if (rows.length === 0) for (const id of missing) out.push(`|  | ${id} | not available |  |  |  |  |  |  |`);
+  for (const id of missing) out.push("", `${id}: not available: ${unavailable[id]}`);
   return out.join("\n");
 }
 
-/** Headline figures: one row per metric, systems side by side, the ArqonBus rows' ratios and targets. */
-export function headline(rows: Row[], keys: RegExp): string {
-  const systems = ["arqon-json", "arqon-proto", "socketio", "floor"];
+/**
+ * Headline figures: one row per metric, systems side by side, the ArqonBus rows' ratios and targets. A system in
+ * `unavailable` shows "not available" in its column.
+ */
+export function headline(rows: Row[], keys: RegExp, unavailable: Record<string, string> = {}): string {
+  const systems = ["arqon-json", "arqon-proto", "socketio", "floor", "centrifugo"];
   const byKey = new Map<string, Row[]>();
   for (const r of rows) if (keys.test(r.key)) (byKey.get(r.key) ?? byKey.set(r.key, []).get(r.key)!).push(r);
   const out = [
-    "| metric | ArqonBus JSON | ArqonBus protobuf | Socket.IO | floor | ArqonBus JSON / proto vs floor | vs Socket.IO | vs floor, same frame | target (JSON / proto) |",
-    "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    "| metric | ArqonBus JSON | ArqonBus protobuf | Socket.IO | floor | Centrifugo | ArqonBus JSON / proto vs floor | vs Socket.IO | vs Centrifugo | vs floor, same frame | target (JSON / proto) |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
   ];
   for (const rs of byKey.values()) {
     const get = (s: string) => rs.find((r) => r.system === s);
     const cell = (s: string) => {
       const r = get(s);
-      return r ? num(r.value.median, r.unit) : "";
+      return r ? num(r.value.median, r.unit) : s in unavailable ? "not available" : "";
     };
-    const ratio = (which: "vsFloor" | "vsSocketio" | "vsSameFrame") =>
+    const ratio = (which: "vsFloor" | "vsSocketio" | "vsCentrifugo" | "vsSameFrame") =>
       ["arqon-json", "arqon-proto"].map((s) => (get(s)?.[which] ? ratioText({ ...get(s)![which]!, n: 1 }) : "-")).join(" / ");
     const targets = (get("arqon-json")?.targets ?? [])
       .map((t, i) => {
@@ -170,7 +180,9 @@ export function headline(rows: Row[], keys: RegExp): string {
         return `${t.text}: ${mark(t.met)} / ${mark(p?.met)}`;
       })
       .join("; ");
-    out.push(`| ${rs[0]!.label} (${rs[0]!.unit}) | ${systems.map(cell).join(" | ")} | ${ratio("vsFloor")} | ${ratio("vsSocketio")} | ${ratio("vsSameFrame")} | ${targets} |`);
+    out.push(
+      `| ${rs[0]!.label} (${rs[0]!.unit}) | ${systems.map(cell).join(" | ")} | ${ratio("vsFloor")} | ${ratio("vsSocketio")} | ${ratio("vsCentrifugo")} | ${ratio("vsSameFrame")} | ${targets} |`,
+    );
   }
   return out.join("\n");
 }

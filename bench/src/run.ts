@@ -7,7 +7,7 @@ import { parseArgs } from "node:util";
 import { benchRoot } from "./ipc.js";
 import { PROFILES, type Profile } from "./profile.js";
 import { aggregate, headline, table, type RunResults } from "./report.js";
-import { DEFAULT_SYSTEMS, getSystem } from "./systems/index.js";
+import { DEFAULT_SYSTEMS, getSystem, prepareSystems } from "./systems/index.js";
 import { WORKLOADS } from "./workloads/index.js";
 import type { Metric } from "./workloads/types.js";
 
@@ -90,14 +90,18 @@ const hw = hardware();
 log(`bench ${profile.name}: ${profile.runs} run(s), systems ${systems.join(", ")}, workloads ${workloads.map((w) => w.id).join(", ")}`);
 log(`hardware: ${hw.cpu}, ${hw.cores} cores, ${hw.memoryGiB} GiB, node ${hw.node}, load ${hw.loadavg.map((x) => x.toFixed(2)).join(" ")}`);
 
+// Systems that need something first (Centrifugo: its binary, built with Go the first time) get it now; one that
+// cannot be had is reported as not available and the run goes on without it.
+const { ready, unavailable } = await prepareSystems(systems, log);
+
 const started = Date.now();
 const outFile = args.out ?? path.join(resultsDir, `bench-${profile.name}-${stamp}.json`);
 const HEADLINE_KEYS = /\.(deliveries|cpu|cpu_half|half\.p99|common\.p99|messages|rss|heap|rate)$/;
 /** Everything measured so far goes to disk after each workload, so an interrupted run still leaves its figures. */
 function savePartial(done: RunResults): void {
   const rows = aggregate(done, systems);
-  const partial = { partial: true, profile, hardware: hw, startedAt: new Date(started).toISOString(), rows, runs: done, failures };
-  writeFileSync(outFile, JSON.stringify({ ...partial, table: table(rows), headline: headline(rows, HEADLINE_KEYS) }, null, 1));
+  const partial = { partial: true, profile, hardware: hw, startedAt: new Date(started).toISOString(), rows, runs: done, failures, unavailable };
+  writeFileSync(outFile, JSON.stringify({ ...partial, table: table(rows, unavailable), headline: headline(rows, HEADLINE_KEYS, unavailable) }, null, 1));
 }
 const saturations = new Map<string, number>();
 /** Time budget: no new workload starts after it (what was measured is still reported). */
@@ -110,7 +114,7 @@ for (let run = 0; run < profile.runs && !outOfTime; run++) {
   results.push(perSystem);
   for (const w of workloads) {
     // Rotate the order so no system always goes first (warm caches, neighbours' load).
-    const order = systems.map((_, i) => systems[(i + run) % systems.length]!);
+    const order = ready.map((_, i) => ready[(i + run) % ready.length]!);
     for (const sys of order) {
       if (Date.now() > deadline) {
         if (!outOfTime) log(`time budget reached: stopping before run ${run + 1} ${w.id} ${sys}`);
@@ -180,10 +184,10 @@ async function runExtras(): Promise<Record<string, unknown>> {
 const extras = (args.extras ?? profile.name === "full") && !outOfTime ? await runExtras() : {};
 
 const rows = aggregate(results, systems);
-const text = table(rows);
+const text = table(rows, unavailable);
 log("");
 log(`## ${profile.name} run, ${profile.runs} run(s), ${((Date.now() - started) / 1000).toFixed(0)} s — ${hw.cpu}, ${hw.cores} cores, node ${hw.node}`);
-const head = headline(rows, HEADLINE_KEYS);
+const head = headline(rows, HEADLINE_KEYS, unavailable);
 log("");
 log(head);
 log("");
@@ -201,13 +205,14 @@ writeFileSync(
   JSON.stringify(
     {
       profile,
-      systems: systems.map((id) => ({ id, label: getSystem(id).label, clients: getSystem(id).clientNote })),
+      systems: systems.map((id) => ({ id, label: getSystem(id).label, clients: getSystem(id).clientNote, ...(id in unavailable ? { unavailable: unavailable[id] } : {}) })),
       hardware: hw,
       startedAt: new Date(started).toISOString(),
       durationSec: (Date.now() - started) / 1000,
       rows,
       runs: results,
       failures,
+      unavailable,
       extras,
       table: text,
       headline: head,

@@ -2,6 +2,7 @@ import { writeFileSync } from "node:fs";
 import { Session as InspectorSession } from "node:inspector/promises";
 import { writeHeapSnapshot } from "node:v8";
 import { serveIpc } from "./ipc.js";
+import { procCpuMs, procSyscalls } from "./proc.js";
 import { getSystem } from "./systems/index.js";
 import { sleep } from "./clock.js";
 
@@ -9,11 +10,25 @@ import { sleep } from "./clock.js";
  * A system under test, alone in its process. argv: <system id>; env ARQON_BENCH_SECRET. Reports its port when ready
  * and answers `mem` (RSS and heap after full GCs), `cpu` (CPU time and share since the last call), `snapshot` and
  * `profile` (a CPU profile of one window: start, then stop with a file), `allocations` (the same for an allocation
- * sample) and `exit`.
+ * sample) and `exit`. A system whose server runs in a process of its own (`RunningServer.pid`: Centrifugo) gets that
+ * process's CPU time and memory in `cpu` and `mem`; the inspector commands (`snapshot`, `profile`, `allocations`)
+ * refuse it, since they would only see this Node process.
  */
 const system = getSystem(process.argv[2] ?? "");
 const server = await system.startServer({ secret: process.env.ARQON_BENCH_SECRET ?? "" });
-let lastCpu = process.cpuUsage();
+const externalPid = server.pid;
+/** CPU time (µs, as process.cpuUsage) of the process that serves: this one, or the server's own process. */
+const cpuUsage = (): { user: number; system: number } => {
+  if (externalPid === undefined) return process.cpuUsage();
+  const c = procCpuMs(externalPid);
+  return { user: c.userMs * 1000, system: c.systemMs * 1000 };
+};
+const notHere = (what: string): void => {
+  if (externalPid !== undefined) throw new Error(`${what}: ${system.id} serves from process ${externalPid}, not this Node process`);
+};
+const servingPid = externalPid ?? process.pid;
+let lastCpu = cpuUsage();
+let lastSys = procSyscalls(servingPid);
 let lastAt = performance.now();
 
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -23,6 +38,10 @@ let allocInspector: InspectorSession | undefined;
 serveIpc(
   {
     async mem() {
+      if (server.memory) {
+        const m = await server.memory();
+        return { rss: m.rss, heapUsed: m.heapUsed, heapTotal: NaN, external: NaN, arrayBuffers: NaN };
+      }
       for (let i = 0; i < 3; i++) {
         gc?.();
         await sleep(100);
@@ -32,21 +51,30 @@ serveIpc(
     },
     /** Writes a V8 heap snapshot (after GC) to `file`, for `heap-summary.ts`. */
     async snapshot(args: { file: string }) {
+      notHere("snapshot");
       gc?.();
       await sleep(100);
       return writeHeapSnapshot(args.file);
     },
     cpu() {
-      const c = process.cpuUsage(lastCpu);
+      const now = cpuUsage();
+      const c = { user: now.user - lastCpu.user, system: now.system - lastCpu.system };
       const t = performance.now();
       const cpuMs = (c.user + c.system) / 1000;
       const share = cpuMs / (t - lastAt);
-      lastCpu = process.cpuUsage();
+      // Read and write system calls of the serving process in the same window (one socket write per delivery at
+      // most, fewer when a server coalesces; a few are IPC and event-loop wake-ups).
+      const sys = procSyscalls(servingPid);
+      const readCalls = sys.reads - lastSys.reads;
+      const writeCalls = sys.writes - lastSys.writes;
+      lastCpu = now;
+      lastSys = sys;
       lastAt = t;
-      return { share, cpuMs, userMs: c.user / 1000, systemMs: c.system / 1000 };
+      return { share, cpuMs, userMs: c.user / 1000, systemMs: c.system / 1000, readCalls, writeCalls };
     },
     /** Profiles the main thread between `start` and `stop` (written to `file`), unlike --cpu-prof's whole life. */
     async profile(args: { action: "start"; intervalUs?: number } | { action: "stop"; file: string }) {
+      notHere("profile");
       if (args.action === "start") {
         inspector = new InspectorSession();
         inspector.connect();
@@ -66,6 +94,7 @@ serveIpc(
      * were collected again: what a window allocated, not what survived it (`--heap-prof` keeps only the survivors).
      */
     async allocations(args: { action: "start"; intervalBytes?: number } | { action: "stop"; file: string }) {
+      notHere("allocations");
       if (args.action === "start") {
         allocInspector = new InspectorSession();
         allocInspector.connect();

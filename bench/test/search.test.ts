@@ -23,6 +23,8 @@ function modelled(keepsUp: number, deliver: (offer: number) => number) {
       serverCpu: 0.5,
       serverCpuUsPerDelivery: 1,
       serverUserUsPerDelivery: 0.5,
+      serverWritesPerDelivery: 0.5,
+      serverReadsPerDelivery: 0.01,
       receiverCpuUsPerDelivery: 1,
       clientCpu: [0.4, 0.4],
       machineBusy: 0.9,

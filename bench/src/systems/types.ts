@@ -12,6 +12,16 @@ export interface ServerStartOptions {
 export interface RunningServer {
   port: number;
   close(): Promise<void>;
+  /**
+   * A server that runs in a process of its own, not in the bench's server process (Centrifugo: a Go binary that
+   * process starts): its PID. The server process then reports that process's CPU time (from /proc) instead of its own.
+   */
+  pid?: number;
+  /**
+   * The memory of such a server after a collection (its own GC, forced if it can be): RSS and heap in use, in bytes
+   * (NaN where it cannot tell). Without it the server process reports its own memory after three full GCs.
+   */
+  memory?(): Promise<{ rss: number; heapUsed: number }>;
 }
 
 /** What a client connection reports back: the send timestamp (shared clock, ms) of each bench message received. */
@@ -53,4 +63,10 @@ export interface SystemAdapter {
   readonly clientNote: string;
   startServer(opts: ServerStartOptions): Promise<RunningServer>;
   createClientFactory(opts: ClientOptions): Promise<ClientFactory>;
+  /**
+   * Makes the system runnable before any workload, in the orchestrator (e.g. builds an external binary, printing
+   * progress with `log`). Resolves to undefined when the system can run, or to the reason it cannot: the run then
+   * goes on without it and reports it as not available. Must not throw.
+   */
+  prepare?(log: (msg: string) => void): Promise<string | undefined>;
 }

@@ -34,7 +34,10 @@ export function fanoutWorkload(n: number): Workload {
         const sat = await searchSaturation(step, { start: ctx.searchStart(Math.max(25_000, 10 * n)), maxSteps: profile.maxSteps, maxRate: 20_000_000, log: ctx.log });
         ctx.rememberSaturation(sat.saturation);
         const half = await step(sat.saturation / 2, profile.latencyMs, LATENCY_STEP);
-        ctx.log(`    half load ${Math.round(sat.saturation / 2)}/s: p50 ${half.latency.p50.toFixed(2)} p99 ${half.latency.p99.toFixed(2)} max ${half.latency.max.toFixed(1)} ms${half.keptUp ? "" : " (BEHIND)"}`);
+        ctx.log(
+          `    half load ${Math.round(sat.saturation / 2)}/s: p50 ${half.latency.p50.toFixed(2)} p99 ${half.latency.p99.toFixed(2)} max ${half.latency.max.toFixed(1)} ms${half.keptUp ? "" : " (BEHIND)"}; ` +
+            `server ${half.serverWritesPerDelivery.toFixed(3)} writes per delivery`,
+        );
         const common = await step(profile.commonRate, profile.latencyMs, LATENCY_STEP);
         ctx.log(`    common ${profile.commonRate}/s: p50 ${common.latency.p50.toFixed(2)} p99 ${common.latency.p99.toFixed(2)} max ${common.latency.max.toFixed(1)} ms${common.keptUp ? "" : " (BEHIND)"}`);
         const k = `fanout.n${n}`;

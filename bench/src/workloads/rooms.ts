@@ -37,7 +37,11 @@ export const roomsWorkload: Workload = {
       const sat = await searchSaturation(step, { start: ctx.searchStart(20_000), maxSteps: profile.maxSteps, maxRate: 10_000_000, log: ctx.log });
       ctx.rememberSaturation(sat.saturation);
       const half = await step(sat.saturation / 2, profile.latencyMs);
-      ctx.log(`    half load: p50 ${half.latency.p50.toFixed(2)} p99 ${half.latency.p99.toFixed(2)} ms${half.keptUp ? "" : " (BEHIND)"}`);
+      ctx.log(
+        `    half load: p50 ${half.latency.p50.toFixed(2)} p99 ${half.latency.p99.toFixed(2)} ms${half.keptUp ? "" : " (BEHIND)"}; ` +
+          `server per message: ${(half.serverCpuUsPerDelivery * perMessage).toFixed(1)} µs CPU, ` +
+          `${(half.serverWritesPerDelivery * perMessage).toFixed(2)} writes, ${(half.serverReadsPerDelivery * perMessage).toFixed(2)} reads`,
+      );
       return [
         {
           key: "rooms.messages",

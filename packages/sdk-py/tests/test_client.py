@@ -24,6 +24,7 @@ from arqon import (
     Subscribed,
 )
 
+from arqon.client import Codec
 from support import Gateway, until
 
 
@@ -138,6 +139,18 @@ async def test_messages_iterator_yields_in_order(gateway: Gateway, room_name: st
         await reader.close()
         with pytest.raises(StopAsyncIteration):
             await stream.__anext__()
+
+
+@pytest.mark.parametrize("codec", ["json", "protobuf"])
+async def test_a_repeated_idempotent_publish_is_acked_as_a_duplicate(gateway: Gateway, room_name: str, codec: Codec) -> None:
+    async with ArqonClient(gateway.url, token=gateway.token("ida"), codec=codec) as client:
+        room = client.room(room_name)
+        first = await room.publish({"order": 1}, idempotency_key="order-1")
+        again = await room.publish({"order": 1}, idempotency_key="order-1")
+        other = await room.publish({"order": 2}, idempotency_key="order-2")
+        assert (first.duplicate, again.duplicate, other.duplicate) == (False, True, False)
+        assert (again.id, again.offset) == (first.id, first.offset)
+        assert other.offset == first.offset + 1
 
 
 async def test_presence_join_leave_members_and_meta(gateway: Gateway, room_name: str) -> None:

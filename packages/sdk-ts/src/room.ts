@@ -366,7 +366,7 @@ export class Room extends Emitter<RoomEvents> {
     if (options.idempotencyKey) frame.idempotencyKey = options.idempotencyKey;
     if (options.echo) frame.echo = true;
     const ack = await this._request(frame);
-    return { id: ack.id ?? "", offset: ack.offset ?? 0, epoch: ack.epoch ?? "" };
+    return { id: ack.id ?? "", offset: ack.offset ?? 0, epoch: ack.epoch ?? "", duplicate: ack.duplicate === true };
   }
 
   /** Reads the room's history (inclusive offsets; `reverse` pages backwards). */

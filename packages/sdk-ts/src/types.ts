@@ -70,6 +70,11 @@ export interface PublishAck {
   offset: number;
   /** The epoch of the room's history that `offset` counts in. */
   epoch: string;
+  /**
+   * True when the server had already stored a publish with the same `idempotencyKey` (within its dedupe window): this
+   * one was not delivered again, and `id`/`offset` are those of the first.
+   */
+  duplicate: boolean;
 }
 
 /** A member of a room's presence: a subscribed connection, or a user with `connections` of them. */

@@ -89,6 +89,7 @@ describe("gateway - connect and rooms", () => {
     const again = await alice.room("orders").publish({ order: 1 }, { idempotencyKey: "order-1" });
     expect(again.id).toBe(first.id);
     expect(again.offset).toBe(first.offset);
+    expect([first.duplicate, again.duplicate]).toEqual([false, true]);
     await alice.room("orders").publish({ order: 2 });
     await until(() => got.length === 2);
     expect(got.map((m) => m.payload)).toEqual([{ order: 1 }, { order: 2 }]);

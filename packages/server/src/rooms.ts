@@ -196,6 +196,7 @@ export async function handlePublish(ctx: HandlerContext, conn: Connection, frame
     path: "publish",
   });
   const ack: Frame = { type: "ack", id: result.id, room, offset: result.offset, epoch: result.epoch };
+  if (result.duplicate) ack.duplicate = true;
   if (frame.requestId) ack.requestId = frame.requestId;
   conn.send(ack);
 }

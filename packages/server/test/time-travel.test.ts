@@ -261,8 +261,11 @@ describe("time travel - recovery outcomes, idempotency, state at a point", () =>
     const a2 = await second.publish("orders", { n: 1 }, { idempotencyKey: "order-1" });
     const a3 = await second.publish("orders", { n: 2 }, { idempotencyKey: "order-2" });
     expect(a1).toMatchObject({ type: "ack", offset: 1 });
-    expect(a2).toMatchObject({ type: "ack", offset: 1, epoch: a1.epoch, id: a1.id });
+    expect(a1.duplicate).toBeUndefined();
+    // The repeat says so (as POST /api/publish does): same id and offset, duplicate: true.
+    expect(a2).toMatchObject({ type: "ack", offset: 1, epoch: a1.epoch, id: a1.id, duplicate: true });
     expect(a3).toMatchObject({ type: "ack", offset: 2 });
+    expect(a3.duplicate).toBeUndefined();
     await bob.waitFor((f) => f.type === "message" && f.offset === 2);
     await sleep(20);
     expect(bob.frames.filter((f) => f.type === "message").map((m) => payloadOf(m))).toEqual([{ n: 1 }, { n: 2 }]);

@@ -77,6 +77,7 @@ export const SCHEMA: Record<MessageName, FieldSpec[]> = {
     f("expiresAt", "int"),
     f("info", { message: "Member" }),
     f("protocol", "string"),
+    f("duplicate", "bool"),
   ],
   Position: [f("offset", "uint"), f("epoch", "string", true)],
   ErrorInfo: [f("code", "string", true), f("message", "string", true), f("retryable", "bool")],

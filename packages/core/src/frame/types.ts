@@ -244,6 +244,11 @@ export interface Frame {
   info?: Member;
   /** welcome: the wire protocol version in force on this connection ("1.0" unless the client asked for "1.1"); hello: the one the client asks for. */
   protocol?: string;
+  /**
+   * ack of a publish: an earlier publish with the same `idempotencyKey` was stored within the dedupe window; this one
+   * was not stored or delivered again, and `id`/`offset` are those of the first.
+   */
+  duplicate?: boolean;
 }
 
 /**

@@ -230,6 +230,7 @@ export namespace arqon {
             expiresAt?: (number|Long|null);
             info?: (arqon.v1.IMember|null);
             protocol?: (string|null);
+            duplicate?: (boolean|null);
         }
 
         class Frame implements IFrame {
@@ -270,6 +271,7 @@ export namespace arqon {
             public expiresAt: (number|Long);
             public info?: (arqon.v1.IMember|null);
             public protocol: string;
+            public duplicate: boolean;
             public static create(properties?: arqon.v1.IFrame): arqon.v1.Frame;
             public static encode(m: arqon.v1.IFrame, w?: $protobuf.Writer): $protobuf.Writer;
             public static decode(r: ($protobuf.Reader|Uint8Array), l?: number): arqon.v1.Frame;

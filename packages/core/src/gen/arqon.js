@@ -1551,6 +1551,7 @@ export const arqon = $root.arqon = (() => {
              * @property {number|Long|null} [expiresAt] Frame expiresAt
              * @property {arqon.v1.IMember|null} [info] Frame info
              * @property {string|null} [protocol] Frame protocol
+             * @property {boolean|null} [duplicate] Frame duplicate
              */
 
             /**
@@ -1862,6 +1863,14 @@ export const arqon = $root.arqon = (() => {
              */
             Frame.prototype.protocol = "";
 
+            /**
+             * Frame duplicate.
+             * @member {boolean} duplicate
+             * @memberof arqon.v1.Frame
+             * @instance
+             */
+            Frame.prototype.duplicate = false;
+
             // OneOf field names bound to virtual getters and setters
             let $oneOfFields;
 
@@ -1984,6 +1993,8 @@ export const arqon = $root.arqon = (() => {
                     $root.arqon.v1.Member.encode(m.info, w.uint32(282).fork(), q + 1).ldelim();
                 if (m.protocol != null && Object.hasOwnProperty.call(m, "protocol"))
                     w.uint32(290).string(m.protocol);
+                if (m.duplicate != null && Object.hasOwnProperty.call(m, "duplicate"))
+                    w.uint32(296).bool(m.duplicate);
                 return w;
             };
 
@@ -2200,6 +2211,10 @@ export const arqon = $root.arqon = (() => {
                         }
                     case 36: {
                             m.protocol = r.string();
+                            break;
+                        }
+                    case 37: {
+                            m.duplicate = r.bool();
                             break;
                         }
                     default:

@@ -922,7 +922,13 @@ class Room:
         if echo:
             frame["echo"] = True
         reply = await self.client._request(frame)
-        return Ack(id=reply.get("id", ""), offset=reply.get("offset", 0), epoch=reply.get("epoch", ""), room=reply.get("room", self.name))
+        return Ack(
+            id=reply.get("id", ""),
+            offset=reply.get("offset", 0),
+            epoch=reply.get("epoch", ""),
+            room=reply.get("room", self.name),
+            duplicate=reply.get("duplicate", False) is True,
+        )
 
     async def history(
         self,

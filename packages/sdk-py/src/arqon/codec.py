@@ -148,6 +148,7 @@ SCHEMA: Dict[str, Tuple[_Field, ...]] = {
         _f("expiresAt", "int"),
         _f("info", "message", "Member"),
         _f("protocol", "string"),
+        _f("duplicate", "bool"),
     ),
     "Position": (_f("offset", "uint"), _f("epoch", "string", required=True)),
     "ErrorInfo": (_f("code", "string", required=True), _f("message", "string", required=True), _f("retryable", "bool")),

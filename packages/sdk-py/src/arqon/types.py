@@ -48,6 +48,9 @@ class Ack:
     offset: int
     epoch: str
     room: str = ""
+    #: True when an earlier publish with the same ``idempotency_key`` was stored within the server's dedupe window:
+    #: this one was not delivered again, and ``id``/``offset`` are those of the first.
+    duplicate: bool = False
 
 
 @dataclass(frozen=True)
