@@ -97,7 +97,11 @@ class Subscribed:
 
 @dataclass(frozen=True)
 class Welcome:
-    """What the server said first: this connection's id, the server version and the limits it runs under."""
+    """What the server said first: this connection's id, the server version and the limits it runs under.
+
+    ``protocol`` is the wire protocol version in force on the connection: ``"1.1"`` when the client asked for it and
+    the server speaks it, ``"1.0"`` otherwise (the client then reads 1.0 frames).
+    """
 
     client_id: str
     version: str
