@@ -97,7 +97,7 @@ describe("fake server - connection", () => {
     conn.send('{"type":"hologram","room":"lobby"}');
     conn.send("{not json");
     const ack = await client.room("lobby").publish(1);
-    expect(ack).toEqual({ id: "m_x", offset: 1, epoch: "e1" });
+    expect(ack).toEqual({ id: "m_x", offset: 1, epoch: "e1", duplicate: false });
     expect(errors.map((e) => e.code)).toEqual(["ARQ_FRAME_MALFORMED"]);
     expect(client.connected).toBe(true);
   });
@@ -371,7 +371,7 @@ describe("fake server - connection loss", () => {
     server.connections[0]!.close(CloseCode.GOING_AWAY, "restart");
     await disconnected;
     const ack = client.room("lobby").publish({ queued: true });
-    await expect(ack).resolves.toEqual({ id: "m_x", offset: 1, epoch: "e1" });
+    await expect(ack).resolves.toEqual({ id: "m_x", offset: 1, epoch: "e1", duplicate: false });
     expect(server.connections[1]!.frames.find((f) => f.type === "publish")).toBeDefined();
   });
 
