@@ -5,16 +5,27 @@ import { DEFAULT_TWIST_ID, HEADER_TIMESTAMP, HEADER_TWIST_ID, type Frame } from 
  * and marks the object as a message; there is no `type` key. docs/protocol.md has the same table.
  */
 export const COMPACT_MESSAGE_KEYS = {
+  /** `room`: always first; it marks the object as a message. */
   m: "room",
+  /** `id`: the message id. */
   i: "id",
+  /** `offset`: the message's offset in the room. */
   o: "offset",
+  /** `epoch`: only when it differs from the one the subscription was last told. */
   e: "epoch",
+  /** `timestamp`: server receive time, epoch milliseconds. */
   t: "timestamp",
+  /** `sender`: the publisher's `sub`. */
   s: "sender",
+  /** `headers`: those that are not defaults (`x-timestamp`, `x-twist-id` "main"). */
   h: "headers",
+  /** `inspection`: CASIL's decision. */
   c: "inspection",
+  /** `delta`: `p` is a delta against the previous payload. */
   d: "delta",
+  /** `payloadFormat`: "binary" when `p` is base64 bytes. */
   f: "payloadFormat",
+  /** `payload`: a JSON value, or base64 text when binary; always last. */
   p: "payload",
 } as const satisfies Record<string, keyof Frame>;
 
