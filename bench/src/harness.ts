@@ -29,10 +29,11 @@ export class Session {
     });
   }
 
-  static async start(ctx: WorkloadContext): Promise<Session> {
+  /** `serverEnv`: extra environment of the server process (e.g. ARQON_BENCH_MAX_PENDING_BYTES for ArqonBus). */
+  static async start(ctx: WorkloadContext, opts: { serverEnv?: Record<string, string> } = {}): Promise<Session> {
     const server = new Child(`${ctx.system.id} server`, "server-proc.ts", [ctx.system.id], {
       nodeArgs: ctx.serverNodeArgs,
-      env: { ARQON_BENCH_SECRET: ctx.secret },
+      env: { ...opts.serverEnv, ARQON_BENCH_SECRET: ctx.secret },
     });
     try {
       const ready = (await server.ready) as { port: number };
@@ -142,6 +143,8 @@ export interface StepResult {
   clientCpu: number[];
   /** Share of the machine's CPU (all cores, all processes — the bench's and everyone else's) busy during the step. */
   machineBusy: number;
+  /** The receivers' latency histogram, merged (only with `keepHistogram`). */
+  hist?: HistogramData;
 }
 
 /** How long a step must run to carry enough messages: at least `minMessages`, stretched up to `maxMs`. */
@@ -173,6 +176,12 @@ export async function runStep(
   durationMs: number,
   drainMs: number,
   length: StepLength = SEARCH_STEP,
+  opts: {
+    /** Size of each published payload in bytes (default: PAYLOAD_BYTES, ~100). */
+    payloadBytes?: number;
+    /** Also return the merged latency histogram (`hist`), to merge several steps' latencies. */
+    keepHistogram?: boolean;
+  } = {},
 ): Promise<StepResult> {
   durationMs = Math.min(Math.max(durationMs, (length.minMessages * 1000) / Math.max(msgRate, 1e-3)), Math.max(durationMs, length.maxMs));
   const all = [...new Set([...publishers, ...receivers])];
@@ -181,7 +190,11 @@ export async function runStep(
   const m0 = machineTicks();
   const pubs = await Promise.all(
     publishers.map((p) =>
-      p.call<{ sent: number; expected: number; t0: number; t1: number }>("publish", { rate: msgRate / publishers.length, durationMs }, durationMs + 60_000),
+      p.call<{ sent: number; expected: number; t0: number; t1: number }>(
+        "publish",
+        { rate: msgRate / publishers.length, durationMs, payloadBytes: opts.payloadBytes },
+        durationMs + 60_000,
+      ),
     ),
   );
   const expected = pubs.reduce((a, p) => a + p.expected, 0);
@@ -213,7 +226,8 @@ export async function runStep(
   // The publishing window is the shortest time the step can take; a system that keeps up ends just after it.
   const achieved = (received / Math.max(1, t1 - t0, lastAt - t0)) * 1000;
   const offered = (expected / Math.max(1, t1 - t0)) * 1000;
-  const latency = summarize(mergeHistograms(stats.map((s) => s.hist)));
+  const hist = mergeHistograms(stats.map((s) => s.hist));
+  const latency = summarize(hist);
   if (!drained) await quiesce(receivers);
   return {
     target,
@@ -236,6 +250,7 @@ export async function runStep(
     receiverCpuUsPerDelivery: received > 0 ? (stats.reduce((a, s) => a + s.cpuMs, 0) * 1000) / received : NaN,
     clientCpu: stats.map((s) => s.cpu),
     machineBusy,
+    ...(opts.keepHistogram ? { hist } : {}),
   };
 }
 

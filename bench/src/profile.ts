@@ -22,6 +22,11 @@ export interface Profile {
   setupConnections: number;
   /** Connections at most per client process (ulimit -n is 20,000 here). */
   maxPerProc: number;
+  /**
+   * Slow-consumer isolation (0 rounds: skip): each round measures the normal subscribers' latency over `withoutMs`
+   * without the paused reader, then over `withMs` with a fresh one.
+   */
+  slowConsumer: { rounds: number; withoutMs: number; withMs: number };
 }
 
 export const PROFILES: Record<"short" | "full", Profile> = {
@@ -38,6 +43,7 @@ export const PROFILES: Record<"short" | "full", Profile> = {
     idleConnections: 1000,
     setupConnections: 0,
     maxPerProc: 9000,
+    slowConsumer: { rounds: 2, withoutMs: 2500, withMs: 7000 },
   },
   full: {
     name: "full",
@@ -52,5 +58,6 @@ export const PROFILES: Record<"short" | "full", Profile> = {
     idleConnections: 10_000,
     setupConnections: 0,
     maxPerProc: 9000,
+    slowConsumer: { rounds: 3, withoutMs: 4000, withMs: 8000 },
   },
 };

@@ -27,7 +27,7 @@ async function startServer(opts: ServerStartOptions, hmacVerifier: "builtin" | "
       publishBurst: 10_000_000,
       abuseThreshold: 1_000_000,
       maxInboundQueue: 1_000_000,
-      maxPendingBytes: 64 * 1024 * 1024,
+      maxPendingBytes: Number(process.env.ARQON_BENCH_MAX_PENDING_BYTES) || 64 * 1024 * 1024,
     },
   });
   const addr = await server.listen(0, "127.0.0.1");
