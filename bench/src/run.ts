@@ -6,7 +6,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { benchRoot } from "./ipc.js";
 import { PROFILES, type Profile } from "./profile.js";
-import { aggregate, headline, table, type RunResults } from "./report.js";
+import { aggregate, evaluateTargets, headline, table, targetsTable, type RunResults } from "./report.js";
 import { DEFAULT_SYSTEMS, getSystem, prepareSystems } from "./systems/index.js";
 import { WORKLOADS } from "./workloads/index.js";
 import type { Metric } from "./workloads/types.js";
@@ -66,6 +66,14 @@ if (args.sizes && (!wanted || wanted.includes("fanout"))) {
   }
 }
 
+// With the default set, a workload's own extra systems join it for that workload (fan-out: the floor carrying
+// ArqonBus's frame, for the same-frame targets); with --systems, exactly those run.
+const extraSystems = args.systems ? [] : [...new Set(workloads.flatMap((w) => w.extraSystems ?? []))].filter((id) => !systems.includes(id));
+extraSystems.forEach(getSystem);
+const allSystems = [...systems, ...extraSystems];
+const systemsFor = (w: (typeof workloads)[number], ids: string[]): string[] =>
+  ids.filter((id) => systems.includes(id) || (!args.systems && (w.extraSystems ?? []).includes(id)));
+
 const resultsDir = path.join(benchRoot, "results");
 mkdirSync(resultsDir, { recursive: true });
 const stamp = new Date().toISOString().replace(/[:.]/g, "-");
@@ -87,21 +95,29 @@ function hardware() {
 const log = (m: string): void => console.log(m);
 const secret = randomBytes(32).toString("base64url");
 const hw = hardware();
-log(`bench ${profile.name}: ${profile.runs} run(s), systems ${systems.join(", ")}, workloads ${workloads.map((w) => w.id).join(", ")}`);
+log(
+  `bench ${profile.name}: ${profile.runs} run(s), systems ${systems.join(", ")}` +
+    `${extraSystems.length ? ` (+ ${extraSystems.join(", ")} for ${workloads.filter((w) => w.extraSystems?.length).map((w) => w.id).join(", ")})` : ""}, ` +
+    `workloads ${workloads.map((w) => w.id).join(", ")}`,
+);
 log(`hardware: ${hw.cpu}, ${hw.cores} cores, ${hw.memoryGiB} GiB, node ${hw.node}, load ${hw.loadavg.map((x) => x.toFixed(2)).join(" ")}`);
 
 // Systems that need something first (Centrifugo: its binary, built with Go the first time) get it now; one that
 // cannot be had is reported as not available and the run goes on without it.
-const { ready, unavailable } = await prepareSystems(systems, log);
+const { ready, unavailable } = await prepareSystems(allSystems, log);
 
 const started = Date.now();
 const outFile = args.out ?? path.join(resultsDir, `bench-${profile.name}-${stamp}.json`);
-const HEADLINE_KEYS = /\.(deliveries|cpu|cpu_half|half\.p99|common\.p99|messages|rss|heap|rate)$/;
+const HEADLINE_KEYS = /\.(deliveries|cpu|cpu_half|half\.p99|common\.p99|messages|rss|heap|rate|p99_ratio|cut_s)$/;
 /** Everything measured so far goes to disk after each workload, so an interrupted run still leaves its figures. */
 function savePartial(done: RunResults): void {
-  const rows = aggregate(done, systems);
-  const partial = { partial: true, profile, hardware: hw, startedAt: new Date(started).toISOString(), rows, runs: done, failures, unavailable };
-  writeFileSync(outFile, JSON.stringify({ ...partial, table: table(rows, unavailable), headline: headline(rows, HEADLINE_KEYS, unavailable) }, null, 1));
+  const rows = aggregate(done, allSystems, unavailable);
+  const targets = evaluateTargets(done, allSystems, unavailable);
+  const partial = { partial: true, profile, hardware: hw, startedAt: new Date(started).toISOString(), rows, targets, runs: done, failures, unavailable };
+  writeFileSync(
+    outFile,
+    JSON.stringify({ ...partial, table: table(rows, unavailable), headline: headline(rows, HEADLINE_KEYS, unavailable), targetsTable: targetsTable(targets) }, null, 1),
+  );
 }
 const saturations = new Map<string, number>();
 /** Time budget: no new workload starts after it (what was measured is still reported). */
@@ -114,7 +130,8 @@ for (let run = 0; run < profile.runs && !outOfTime; run++) {
   results.push(perSystem);
   for (const w of workloads) {
     // Rotate the order so no system always goes first (warm caches, neighbours' load).
-    const order = ready.map((_, i) => ready[(i + run) % ready.length]!);
+    const mine = systemsFor(w, ready);
+    const order = mine.map((_, i) => mine[(i + run) % mine.length]!);
     for (const sys of order) {
       if (Date.now() > deadline) {
         if (!outOfTime) log(`time budget reached: stopping before run ${run + 1} ${w.id} ${sys}`);
@@ -183,13 +200,19 @@ async function runExtras(): Promise<Record<string, unknown>> {
 }
 const extras = (args.extras ?? profile.name === "full") && !outOfTime ? await runExtras() : {};
 
-const rows = aggregate(results, systems);
+const rows = aggregate(results, allSystems, unavailable);
 const text = table(rows, unavailable);
+const targets = evaluateTargets(results, allSystems, unavailable);
+const targetsText = targetsTable(targets);
 log("");
 log(`## ${profile.name} run, ${profile.runs} run(s), ${((Date.now() - started) / 1000).toFixed(0)} s — ${hw.cpu}, ${hw.cores} cores, node ${hw.node}`);
 const head = headline(rows, HEADLINE_KEYS, unavailable);
 log("");
 log(head);
+log("");
+log("### Targets (issue 23): same-run ratios, median over runs");
+log("");
+log(targetsText);
 log("");
 log(text);
 for (const [name, e] of Object.entries(extras)) {
@@ -205,11 +228,13 @@ writeFileSync(
   JSON.stringify(
     {
       profile,
-      systems: systems.map((id) => ({ id, label: getSystem(id).label, clients: getSystem(id).clientNote, ...(id in unavailable ? { unavailable: unavailable[id] } : {}) })),
+      systems: allSystems.map((id) => ({ id, label: getSystem(id).label, clients: getSystem(id).clientNote, ...(id in unavailable ? { unavailable: unavailable[id] } : {}) })),
       hardware: hw,
       startedAt: new Date(started).toISOString(),
       durationSec: (Date.now() - started) / 1000,
       rows,
+      targets,
+      targetsTable: targetsText,
       runs: results,
       failures,
       unavailable,

@@ -11,6 +11,8 @@ export function fanoutWorkload(n: number): Workload {
     id: `fanout-${n}`,
     title: `fan-out, 1 room of ${n.toLocaleString("en-US")} subscribers`,
     enabled: (profile) => profile.fanoutSizes.includes(n),
+    // Its deliveries target is a ratio to the floor carrying the same frame: those run whenever the default set does.
+    extraSystems: ["floor-arqon-json", "floor-arqon-proto"],
     async run(ctx) {
       const { profile } = ctx;
       const s = await Session.start(ctx);

@@ -37,6 +37,11 @@ export interface Workload {
   title: string;
   /** Whether it runs in this profile (short or full). */
   enabled(profile: Profile): boolean;
+  /**
+   * Systems this workload also runs when the run uses the default set (no --systems): fan-out adds the floor carrying
+   * ArqonBus's frame, which its targets are judged against.
+   */
+  extraSystems?: string[];
   /** Measures one system once; each call starts and stops its own processes. */
   run(ctx: WorkloadContext): Promise<Metric[]>;
 }
