@@ -1,3 +1,5 @@
+import { mkdirSync } from "node:fs";
+import path from "node:path";
 import { now, sleep } from "../clock.js";
 import { runStep, Session, split, type StepResult } from "../harness.js";
 import { mergeHistograms, summarize, type HistogramData } from "../hist.js";
@@ -93,13 +95,20 @@ export const slowConsumerWorkload: Workload = {
           payloadBytes: SLOW_PAYLOAD_BYTES,
           keepHistogram: true,
         });
+      // ARQON_BENCH_SLOW_PROF=<dir>: a CPU profile of the server over each window (Node servers only), to compare
+      // the windows with and without the paused reader (`npm run prof -w @arqon/bench -- with without --diff`).
+      const profDir = process.env.ARQON_BENCH_SLOW_PROF && ctx.system.id !== "centrifugo" ? process.env.ARQON_BENCH_SLOW_PROF : undefined;
+      if (profDir) mkdirSync(profDir, { recursive: true });
       /** A step with the normal subscribers' latency timeline (largest latency per slice, from `origin`). */
-      const timedStep = async (ms: number, origin?: number) => {
+      const timedStep = async (ms: number, name: string, origin?: number) => {
         await Promise.all(subs.map((c: Child) => c.call("timeline", { on: true, sliceMs: TIMELINE_SLICE_MS })));
+        if (profDir) await s.server.call("profile", { action: "start", intervalUs: 200 });
         const start = now();
         const r = await step(ms);
+        const file = profDir ? path.join(profDir, `${ctx.system.id}-run${ctx.run + 1}-${name}.cpuprofile`) : undefined;
+        if (file) await s.server.call("profile", { action: "stop", file }, 60_000);
         const lines = await Promise.all(subs.map((c) => c.call<{ from: number; max: number[] }>("timeline", { on: false })));
-        return { r, timeline: mergeTimelines(lines, origin ?? start) };
+        return { r, timeline: mergeTimelines(lines, origin ?? start), profile: file };
       };
       await step(1000); // warm-up (JIT, socket buffers), not reported
       const withoutHists: HistogramData[] = [];
@@ -109,7 +118,7 @@ export const slowConsumerWorkload: Workload = {
       const cutTimes: number[] = [];
       let resumed: { receivedAfterResume: number; closedAt?: number; destroyed: boolean; receivedBefore: number; published: number } | undefined;
       for (let round = 0; round < rounds; round++) {
-        const without = await timedStep(withoutMs);
+        const without = await timedStep(withoutMs, `round${round + 1}-without`);
         // The paused reader: connected alone (so its client process knows which TCP socket is its own), joins the
         // room, stops reading.
         await s.connect([slow!], [1], { from: 1000 + round });
@@ -117,7 +126,7 @@ export const slowConsumerWorkload: Workload = {
         const memBefore = await s.server.call<{ rss: number }>("mem", {}, 30_000);
         const countAtPause = (await slow!.call<{ received: number }>("count")).received;
         const paused = await slow!.call<{ pausedAt: number }>("pauseReading", { conn: round, watchMs: 100 });
-        const withSlow = await timedStep(withMs, paused.pausedAt);
+        const withSlow = await timedStep(withMs, `round${round + 1}-with`, paused.pausedAt);
         const watch = await slow!.call<PauseReport>("pauseReport", { conn: round });
         const memAfter = await s.server.call<{ rss: number }>("mem", {}, 30_000);
         const cutS = watch.serverLeftAt !== undefined ? (watch.serverLeftAt - paused.pausedAt) / 1000 : undefined;
@@ -162,6 +171,7 @@ export const slowConsumerWorkload: Workload = {
           serverRss: { before: memBefore.rss, after: memAfter.rss },
           timelineWithout: without.timeline,
           timelineWith: withSlow.timeline,
+          profiles: profDir ? { without: without.profile, with: withSlow.profile } : undefined,
         });
         if (!last) await sleep(SETTLE_MS);
       }
