@@ -319,8 +319,8 @@ export function headline(rows: Row[], keys: RegExp, unavailable: Record<string, 
       ["arqon-json", "arqon-proto"].map((s) => (get(s)?.[which] ? ratioText({ ...get(s)![which]!, n: 1 }) : "-")).join(" / ");
     const targets = (get("arqon-json")?.targets ?? [])
       .map((t, i) => {
-        const p = get("arqon-proto")?.targets[i];
-        return `${t.text}: ${verdict(t.met)} / ${verdict(p?.met)}`;
+        const proto = get("arqon-proto");
+        return `${t.text}: ${verdict(t.met)} / ${proto ? verdict(proto.targets[i]?.met) : "-"}`;
       })
       .join("; ");
     out.push(

@@ -1,5 +1,6 @@
 import { writeFileSync } from "node:fs";
 import { Session as InspectorSession } from "node:inspector/promises";
+import { monitorEventLoopDelay, PerformanceObserver, type IntervalHistogram } from "node:perf_hooks";
 import { writeHeapSnapshot } from "node:v8";
 import { serveIpc } from "./ipc.js";
 import { procCpuMs, procSyscalls } from "./proc.js";
@@ -33,6 +34,10 @@ let lastAt = performance.now();
 
 const gc = (globalThis as { gc?: () => void }).gc;
 let inspector: InspectorSession | undefined;
+let gcObserver: PerformanceObserver | undefined;
+let loopDelay: IntervalHistogram | undefined;
+const gcPauses: Array<{ at: number; ms: number; kind: string }> = [];
+const GC_KINDS: Record<number, string> = { 1: "scavenge", 2: "mark-compact", 4: "incremental", 8: "weak-callbacks" };
 let allocInspector: InspectorSession | undefined;
 
 serveIpc(
@@ -71,6 +76,35 @@ serveIpc(
       lastSys = sys;
       lastAt = t;
       return { share, cpuMs, userMs: c.user / 1000, systemMs: c.system / 1000, readCalls, writeCalls };
+    },
+    /**
+     * Watches the main thread between `start` and `stop`: every GC pause (start on the shared clock, duration, kind,
+     * from a `gc` PerformanceObserver) and the event loop's delay (monitorEventLoopDelay, 5 ms resolution).
+     */
+    watch(args: { action: "start" | "stop" }) {
+      notHere("watch");
+      if (args.action === "start") {
+        gcPauses.length = 0;
+        gcObserver?.disconnect();
+        gcObserver = new PerformanceObserver((list) => {
+          for (const e of list.getEntries()) {
+            const kind = (e as unknown as { detail?: { kind?: number } }).detail?.kind ?? 0;
+            gcPauses.push({ at: performance.timeOrigin + e.startTime, ms: e.duration, kind: GC_KINDS[kind] ?? String(kind) });
+          }
+        });
+        gcObserver.observe({ entryTypes: ["gc"] });
+        loopDelay?.disable();
+        loopDelay = monitorEventLoopDelay({ resolution: 5 });
+        loopDelay.enable();
+        return true;
+      }
+      gcObserver?.disconnect();
+      gcObserver = undefined;
+      const h = loopDelay;
+      h?.disable();
+      loopDelay = undefined;
+      const ms = (ns: number | undefined) => (ns === undefined || !Number.isFinite(ns) ? NaN : ns / 1e6);
+      return { gc: gcPauses.splice(0), loop: { p50: ms(h?.percentile(50)), p99: ms(h?.percentile(99)), max: ms(h?.max) } };
     },
     /** Profiles the main thread between `start` and `stop` (written to `file`), unlike --cpu-prof's whole life. */
     async profile(args: { action: "start"; intervalUs?: number } | { action: "stop"; file: string }) {

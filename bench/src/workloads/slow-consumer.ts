@@ -42,6 +42,11 @@ export function mergeTimelines(parts: Array<{ from: number; max: number[] }>, or
   return [...slices.entries()].sort((a, b) => a[0] - b[0]).map(([at, maxMs]) => ({ atS: (at * TIMELINE_SLICE_MS) / 1000, maxMs }));
 }
 
+interface ServerWatch {
+  gc: Array<{ at: number; ms: number; kind: string }>;
+  loop: { p50: number; p99: number; max: number };
+}
+
 interface PauseReport {
   pausedAt: number;
   serverLeftAt?: number;
@@ -80,7 +85,9 @@ export const slowConsumerWorkload: Workload = {
   enabled: (profile) => profile.slowConsumer.rounds > 0,
   async run(ctx) {
     const { rounds, withoutMs, withMs } = ctx.profile.slowConsumer;
-    const s = await Session.start(ctx, { serverEnv: { ARQON_BENCH_MAX_PENDING_BYTES: String(SLOW_MAX_PENDING_BYTES) } });
+    // ARQON_BENCH_SLOW_MAX_PENDING_BYTES: another cap for this workload (an experiment; the figures use the default).
+    const maxPending = Number(process.env.ARQON_BENCH_SLOW_MAX_PENDING_BYTES) || SLOW_MAX_PENDING_BYTES;
+    const s = await Session.start(ctx, { serverEnv: { ARQON_BENCH_MAX_PENDING_BYTES: String(maxPending) } });
     try {
       const subs = await s.addClients(2);
       const [pub] = await s.addClients(1);
@@ -97,19 +104,40 @@ export const slowConsumerWorkload: Workload = {
         });
       // ARQON_BENCH_SLOW_PROF=<dir>: a CPU profile of the server over each window (Node servers only), to compare
       // the windows with and without the paused reader (`npm run prof -w @arqon/bench -- with without --diff`).
+      const nodeServer = ctx.system.id !== "centrifugo";
       const profDir = process.env.ARQON_BENCH_SLOW_PROF && ctx.system.id !== "centrifugo" ? process.env.ARQON_BENCH_SLOW_PROF : undefined;
       if (profDir) mkdirSync(profDir, { recursive: true });
       /** A step with the normal subscribers' latency timeline (largest latency per slice, from `origin`). */
       const timedStep = async (ms: number, name: string, origin?: number) => {
         await Promise.all(subs.map((c: Child) => c.call("timeline", { on: true, sliceMs: TIMELINE_SLICE_MS })));
         if (profDir) await s.server.call("profile", { action: "start", intervalUs: 200 });
+        if (nodeServer) await s.server.call("watch", { action: "start" });
         const start = now();
         const r = await step(ms);
+        const watched = nodeServer ? await s.server.call<ServerWatch>("watch", { action: "stop" }) : undefined;
         const file = profDir ? path.join(profDir, `${ctx.system.id}-run${ctx.run + 1}-${name}.cpuprofile`) : undefined;
         if (file) await s.server.call("profile", { action: "stop", file }, 60_000);
         const lines = await Promise.all(subs.map((c) => c.call<{ from: number; max: number[] }>("timeline", { on: false })));
-        return { r, timeline: mergeTimelines(lines, origin ?? start), profile: file };
+        const o = origin ?? start;
+        const server = watched && {
+          loop: watched.loop,
+          gcMs: watched.gc.reduce((a, g) => a + g.ms, 0),
+          gcCount: watched.gc.length,
+          /** The longest GC pauses, seconds from the window's origin. */
+          gcLongest: [...watched.gc]
+            .sort((a, b) => b.ms - a.ms)
+            .slice(0, 5)
+            .map((g) => ({ atS: (g.at - o) / 1000, ms: g.ms, kind: g.kind })),
+        };
+        return { r, timeline: mergeTimelines(lines, o), profile: file, server };
       };
+      const serverText = (w: Awaited<ReturnType<typeof timedStep>>["server"]): string =>
+        w
+          ? `GC ${w.gcCount} pauses, ${w.gcMs.toFixed(0)} ms, longest ${w.gcLongest
+              .slice(0, 3)
+              .map((g) => `+${g.atS.toFixed(1)}: ${g.ms.toFixed(1)} ms ${g.kind}`)
+              .join(", ")}; event loop delay p99 ${w.loop.p99.toFixed(1)} max ${w.loop.max.toFixed(1)} ms`
+          : "-";
       await step(1000); // warm-up (JIT, socket buffers), not reported
       const withoutHists: HistogramData[] = [];
       const withHists: HistogramData[] = [];
@@ -164,6 +192,7 @@ export const slowConsumerWorkload: Workload = {
               : ""),
         );
         ctx.log(`      slowest ${TIMELINE_SLICE_MS} ms slices (s from the window's start: largest latency): without ${slowest(without.timeline)}; with (from the pause) ${slowest(withSlow.timeline)}`);
+        if (nodeServer) ctx.log(`      server main thread: without: ${serverText(without.server)}; with: ${serverText(withSlow.server)}`);
         perRound.push({
           without: lean(without.r),
           with: lean(withSlow.r),
@@ -171,6 +200,7 @@ export const slowConsumerWorkload: Workload = {
           serverRss: { before: memBefore.rss, after: memAfter.rss },
           timelineWithout: without.timeline,
           timelineWith: withSlow.timeline,
+          server: { without: without.server, with: withSlow.server },
           profiles: profDir ? { without: without.profile, with: withSlow.profile } : undefined,
         });
         if (!last) await sleep(SETTLE_MS);
@@ -188,7 +218,7 @@ export const slowConsumerWorkload: Workload = {
         rate: SLOW_RATE,
         payloadBytes: SLOW_PAYLOAD_BYTES,
         normalSubscribers: SLOW_NORMAL_SUBSCRIBERS,
-        maxPendingBytes: ctx.system.id.startsWith("arqon") ? SLOW_MAX_PENDING_BYTES : undefined,
+        maxPendingBytes: ctx.system.id.startsWith("arqon") ? maxPending : undefined,
         rounds: perRound,
         without: w0,
         with: w1,
@@ -208,7 +238,7 @@ export const slowConsumerWorkload: Workload = {
           value: cpu("with") / cpu("without"),
           better: "lower",
         },
-        { key: "slow.cuts", label: `slow consumer: paused readers cut by the server (of ${rounds})`, unit: "", value: cuts, better: "higher" },
+        { key: "slow.cuts", label: `slow consumer: paused readers cut by the server (of ${rounds})`, unit: "readers", value: cuts, better: "higher" },
       ];
       if (cutTimes.length)
         metrics.push({
