@@ -28,6 +28,8 @@ async function startServer(opts: ServerStartOptions, hmacVerifier: "builtin" | "
       abuseThreshold: 1_000_000,
       maxInboundQueue: 1_000_000,
       maxPendingBytes: Number(process.env.ARQON_BENCH_MAX_PENDING_BYTES) || 64 * 1024 * 1024,
+      // ARQON_BENCH_SLOW_CLOSE_MS: another slow-consumer grace, for an A/B (the figures use the library default).
+      ...(Number(process.env.ARQON_BENCH_SLOW_CLOSE_MS) > 0 ? { slowConsumerCloseMs: Number(process.env.ARQON_BENCH_SLOW_CLOSE_MS) } : {}),
     },
   });
   const addr = await server.listen(0, "127.0.0.1");

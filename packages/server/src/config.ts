@@ -42,6 +42,12 @@ export interface LimitOptions {
   maxPresenceInfoBytes?: number;
   /** Bytes queued for one socket (ours plus the kernel-side write buffer) before it is closed as a slow consumer (4000). @default 4194304 */
   maxPendingBytes?: number;
+  /**
+   * How long a connection closed as a slow consumer (4000) may take to finish closing before its socket is destroyed:
+   * a reader that catches up within it reads the 4000 close frame, one that does not sees the connection drop (1006).
+   * Short, because the socket's unread backlog (up to `maxPendingBytes`) stays in memory until then. @default 200
+   */
+  slowConsumerCloseMs?: number;
   /** Inbound frames queued for processing per connection before it is closed (4002). @default 1024 */
   maxInboundQueue?: number;
   /** Connections from one IP address (HTTP 429 beyond). @default 1000 */
@@ -239,6 +245,7 @@ export function resolveLimits(limits: LimitOptions = {}): ResolvedLimits {
     pongTimeoutMs: limits.pongTimeoutMs ?? 10_000,
     maxPresenceInfoBytes: limits.maxPresenceInfoBytes ?? 4096,
     maxPendingBytes: limits.maxPendingBytes ?? 4 * 1024 * 1024,
+    slowConsumerCloseMs: limits.slowConsumerCloseMs ?? 200,
     maxInboundQueue: limits.maxInboundQueue ?? 1024,
     maxConnectionsPerIp: limits.maxConnectionsPerIp ?? 1000,
     maxConnectionsPerTenant: limits.maxConnectionsPerTenant ?? 100_000,

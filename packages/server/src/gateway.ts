@@ -437,7 +437,9 @@ export class Gateway {
     this.endReasons.set(conn, reason);
     this.endCodes.set(conn, code);
     this.logger.info({ clientId: conn.id, tenant: conn.tenant, code, reason }, "closing connection");
-    conn.close(code, message, this.options.shutdownTimeoutMs ?? 5000);
+    // A slow consumer's close frame sits behind the backlog it is not reading: a long wait keeps that backlog (and the
+    // garbage it pins) alive for nothing, so its socket gets a short grace of its own.
+    conn.close(code, message, code === CloseCode.SLOW_CONSUMER ? this.limits.slowConsumerCloseMs : (this.options.shutdownTimeoutMs ?? 5000));
     // The socket may take a while to finish closing (a slow consumer reads its backlog first); its presence and
     // subscriptions end now. Deferred because this can run inside a fan-out loop over the room's subscribers.
     setImmediate(() => {

@@ -19,7 +19,8 @@ async function controlStillReceives(gateway: TestGateway, control: TestClient, r
 
 describe("gateway protection", () => {
   it("slow consumer - closed with 4000 past maxPendingBytes while other subscribers keep receiving", async () => {
-    gw = await startGateway({ limits: { maxPendingBytes: 256 * 1024 } });
+    // A grace long enough for this reader to resume and read its backlog up to the close frame.
+    gw = await startGateway({ limits: { maxPendingBytes: 256 * 1024, slowConsumerCloseMs: 10_000 } });
     const slow = await gw.client({ sub: "slow" });
     const fast = await gw.client({ sub: "fast" });
     await slow.subscribe("firehose");
@@ -42,9 +43,10 @@ describe("gateway protection", () => {
     expect(fast.ws.readyState).toBe(fast.ws.OPEN);
   });
 
-  it("slow consumer - one that never reads again is cut after the close timeout and counted as 4000, not 1006", async () => {
+  it("slow consumer - one that never reads again is cut after slowConsumerCloseMs (not shutdownTimeoutMs) and counted as 4000, not 1006", async () => {
     const operatorKey = "protection-slow-operator-key-0123";
-    gw = await startGateway({ limits: { maxPendingBytes: 256 * 1024 }, shutdownTimeoutMs: 300, operatorKeys: [operatorKey] });
+    // The default grace (200 ms); the shutdown timeout is long, so a cut within 2 s is the slow-consumer grace's.
+    gw = await startGateway({ limits: { maxPendingBytes: 256 * 1024 }, shutdownTimeoutMs: 30_000, operatorKeys: [operatorKey] });
     const slow = await gw.client({ sub: "slow" });
     await slow.subscribe("firehose");
     (slow.ws as unknown as { _socket: { pause(): void } })._socket.pause();
@@ -57,7 +59,7 @@ describe("gateway protection", () => {
       await gw.server.publish("acme", "firehose", { i, blob });
       await yieldTurn();
     }
-    const deadline = Date.now() + 5000;
+    const deadline = Date.now() + 2000;
     while ((await closes()).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     // The socket was terminated (its close frame never got through), yet the series names the code the gateway chose.
     expect(await closes()).toEqual(['arqon_closes_total{code="4000"} 1']);
