@@ -1,7 +1,8 @@
 import { randomBytes } from "node:crypto";
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
+import { allocSummary } from "./alloc-summary.js";
 import { runStep, Session, split } from "./harness.js";
 import type { Child } from "./ipc.js";
 import { spreadText } from "./report.js";
@@ -42,33 +43,6 @@ const stepMs = Number(args["step-ms"]);
 const secret = randomBytes(32).toString("base64url");
 if (args.prof) mkdirSync(args.prof, { recursive: true });
 if (args.alloc) mkdirSync(args.alloc, { recursive: true });
-
-interface HeapNode {
-  id: number;
-  callFrame: { functionName: string; url: string };
-  children: HeapNode[];
-}
-
-/** Bytes allocated per delivery in a sampled window, in all and by function (the five largest). */
-function allocSummary(file: string, deliveries: number): string {
-  const profile = JSON.parse(readFileSync(file, "utf8")) as { head: HeapNode; samples: Array<{ size: number; nodeId: number }> };
-  const names = new Map<number, string>();
-  const visit = (node: HeapNode): void => {
-    names.set(node.id, `${node.callFrame.functionName || "(anonymous)"} ${path.basename(node.callFrame.url)}`.trim());
-    for (const c of node.children) visit(c);
-  };
-  visit(profile.head);
-  const by = new Map<string, number>();
-  let total = 0;
-  for (const sample of profile.samples) {
-    const name = names.get(sample.nodeId) ?? "?";
-    by.set(name, (by.get(name) ?? 0) + sample.size);
-    total += sample.size;
-  }
-  const top = [...by].sort((a, b) => b[1] - a[1]).slice(0, 5);
-  const per = (bytes: number) => (bytes / Math.max(1, deliveries)).toFixed(0);
-  return `${per(total)} B per delivery (${top.map(([name, bytes]) => `${name} ${per(bytes)}`).join("; ")})`;
-}
 
 interface Cell {
   achieved: number[];

@@ -1,7 +1,7 @@
 import type { Duplex } from "node:stream";
 import WebSocket from "ws";
 import * as wsModule from "ws";
-import { PROTOCOL_VERSION, encodeJson, encodeProto, type EncodeOptions, type Envelope, type Frame, type ProtocolVersion, type RoomKey } from "@arqon/core";
+import { PROTOCOL_VERSION, encodeJsonParts, encodeProto, type EncodeOptions, type Envelope, type Frame, type ProtocolVersion, type RoomKey } from "@arqon/core";
 import type { AuthContext } from "./auth.js";
 import { AbuseCounter, TokenBucket } from "./limits.js";
 
@@ -47,8 +47,39 @@ export function frameBytes(data: Buffer, binary: boolean): OutFrame {
 export const ENCODE_11: EncodeOptions = Object.freeze({ protocol: "1.1" });
 export const ENCODE_11_NO_EPOCH: EncodeOptions = Object.freeze({ protocol: "1.1", epoch: false });
 
+/**
+ * A JSON frame written straight into its WebSocket frame: one buffer holds the frame header, the JSON text before the
+ * payload, the payload's own bytes (copied, never decoded to text and encoded again) and the text after it.
+ */
+export function jsonOut(frame: Frame, options?: EncodeOptions): OutFrame {
+  const { head, payload, tail } = encodeJsonParts(frame, options);
+  const headBytes = Buffer.byteLength(head, "utf8");
+  const tailBytes = tail.length === 0 ? 0 : Buffer.byteLength(tail, "utf8");
+  const length = headBytes + (payload === undefined ? 0 : payload.length) + tailBytes;
+  const headerBytes = length < 126 ? 2 : length < 65536 ? 4 : 10;
+  const wire = Buffer.allocUnsafe(headerBytes + length);
+  // RFC 6455: FIN + text opcode, then the unmasked payload length in 7, 7+16 or 7+64 bits.
+  wire[0] = 0x81;
+  if (headerBytes === 2) wire[1] = length;
+  else if (headerBytes === 4) {
+    wire[1] = 126;
+    wire.writeUInt16BE(length, 2);
+  } else {
+    wire[1] = 127;
+    wire.writeUInt32BE(Math.floor(length / 2 ** 32), 2);
+    wire.writeUInt32BE(length >>> 0, 6);
+  }
+  let at = headerBytes + wire.write(head, headerBytes, "utf8");
+  if (payload !== undefined) {
+    wire.set(payload, at);
+    at += payload.length;
+    if (tailBytes > 0) wire.write(tail, at, "utf8");
+  }
+  return { wire, data: wire.subarray(headerBytes), binary: false, size: wire.length };
+}
+
 export function encodeOut(frame: Frame, codec: WireCodec, options?: EncodeOptions): OutFrame {
-  if (codec === "json") return frameBytes(Buffer.from(encodeJson(frame, options), "utf8"), false);
+  if (codec === "json") return jsonOut(frame, options);
   const bytes = encodeProto(frame, options);
   return frameBytes(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), true);
 }

@@ -6,12 +6,13 @@ import {
   ENCODE_11_NO_EPOCH,
   encodeOut,
   frameBytes,
+  jsonOut,
   type Connection,
   type OutboundScheduler,
   type OutFrame,
   type Subscription,
 } from "./connection.js";
-import { encodeJson, encodeProto, type EncodeOptions } from "@arqon/core";
+import { encodeProto, type EncodeOptions } from "@arqon/core";
 import type { ServerMetrics } from "./metrics.js";
 
 /** The local subscribers of one room. */
@@ -80,7 +81,7 @@ function variantOf(sub: Subscription, epoch: string | undefined): number {
 }
 
 function encodeVariant(frame: Frame, variant: number, preEncoded: Uint8Array | undefined): OutFrame {
-  if ((variant & 1) === 0) return frameBytes(Buffer.from(encodeJson(frame, VARIANT_OPTIONS[variant]), "utf8"), false);
+  if ((variant & 1) === 0) return jsonOut(frame, VARIANT_OPTIONS[variant]);
   const bytesOf = variant === 1 && preEncoded !== undefined ? preEncoded : encodeProto(frame, VARIANT_OPTIONS[variant]);
   return frameBytes(Buffer.from(bytesOf.buffer, bytesOf.byteOffset, bytesOf.byteLength), true);
 }

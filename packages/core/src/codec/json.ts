@@ -37,9 +37,55 @@ export function encodeJson(frame: Frame, options?: EncodeOptions): string {
   return writeFrame(frame, undefined);
 }
 
+/**
+ * A frame's JSON face in three parts, for writers that assemble bytes: `head`, then the frame's own JSON `payload`
+ * bytes exactly as they are (not decoded and encoded again), then `tail`. Concatenated (UTF-8) they are what
+ * {@link encodeJson} returns for the same frame and options. A frame without a JSON payload (none, empty, binary)
+ * comes back whole in `head`, with `tail` empty.
+ */
+export interface JsonParts {
+  /** The JSON text before the payload (the whole frame when `payload` is undefined). */
+  head: string;
+  /** The payload's UTF-8 JSON bytes, to be written between `head` and `tail`. */
+  payload: Uint8Array | undefined;
+  /** The JSON text after the payload. */
+  tail: string;
+}
+
+/** Set while `encodeJsonParts` writes the top level of a frame: the text written before its payload. */
+let splitHead: string | undefined;
+let splitting = false;
+
+/** {@link encodeJson} in parts: the payload bytes are handed back instead of being decoded into the text. */
+export function encodeJsonParts(frame: Frame, options?: EncodeOptions): JsonParts {
+  const payload = frame.payload;
+  if (payload === undefined || payload.length === 0 || frame.payloadFormat === "binary") {
+    return { head: encodeJson(frame, options), payload: undefined, tail: "" };
+  }
+  splitting = true;
+  splitHead = undefined;
+  let text: string;
+  try {
+    text = encodeJson(frame, options);
+  } finally {
+    splitting = false;
+  }
+  const head = splitHead;
+  splitHead = undefined;
+  // A frame written another way (a 1.1 message with a field the compact object has no key for) has its payload inline.
+  if (head === undefined) return { head: text, payload: undefined, tail: "" };
+  return { head, payload, tail: text };
+}
+
 /** `list11`: protocol 1.1, the frame whose `messages` list is written (its epoch decides the messages' epochs). */
 function writeFrame(frame: Frame, list11: Frame | undefined): string {
-  return '{"type":' + JSON.stringify(frame.type) + writeFields(frame as unknown as Record<string, unknown>, "Frame", frame.payloadFormat === "binary", list11);
+  const prefix = '{"type":' + JSON.stringify(frame.type);
+  if (!splitting) return prefix + writeFields(frame as unknown as Record<string, unknown>, "Frame", frame.payloadFormat === "binary", list11);
+  // The top level of an `encodeJsonParts` frame: its payload ends the head (nested frames never split).
+  splitting = false;
+  const rest = writeFields(frame as unknown as Record<string, unknown>, "Frame", frame.payloadFormat === "binary", list11, true);
+  if (splitHead !== undefined) splitHead = prefix + splitHead;
+  return splitHead === undefined ? prefix + rest : rest;
 }
 
 function writeMessage(obj: Record<string, unknown>, message: MessageName): string {
@@ -56,6 +102,8 @@ function writeMessage11(frame: Frame, withEpoch: boolean): string {
       return writeFrame(reduced, undefined);
     }
   }
+  const split = splitting;
+  splitting = false;
   let out = '{"m":' + (frame.room === undefined ? '""' : JSON.stringify(frame.room));
   if (frame.id !== undefined && frame.id !== "") out += ',"i":' + JSON.stringify(frame.id);
   if (frame.offset !== undefined && frame.offset !== 0) out += ',"o":' + String(frame.offset);
@@ -77,18 +125,60 @@ function writeMessage11(frame: Frame, withEpoch: boolean): string {
   const binary = frame.payloadFormat === "binary";
   if (binary) out += ',"f":"binary"';
   const payload = frame.payload;
-  if (payload !== undefined) out += ',"p":' + (binary ? '"' + toBase64(payload) + '"' : jsonText(payload));
-  return out + "}";
+  if (payload === undefined) return out + "}";
+  if (split && !binary && payload.length > 0) {
+    splitHead = out + ',"p":';
+    return "}";
+  }
+  return out + ',"p":' + (binary ? '"' + toBase64(payload) + '"' : jsonText(payload)) + "}";
 }
 
-/** Returns `,"a":1,"b":2}` style text (leading comma, closing brace) for the fields of `obj`. */
-function writeFields(obj: Record<string, unknown>, message: MessageName, binaryPayload: boolean, list11: Frame | undefined): string {
+/** Per message, field name → its index in the message's SCHEMA row list. */
+const FIELD_INDEX: Record<MessageName, Map<string, number>> = Object.fromEntries(
+  (Object.keys(SCHEMA) as MessageName[]).map((m) => [m, new Map(SCHEMA[m].map((spec, i) => [spec.name, i]))]),
+) as Record<MessageName, Map<string, number>>;
+
+/** Per message, `,"name":` for each field, in SCHEMA order. */
+const FIELD_PREFIX: Record<MessageName, string[]> = Object.fromEntries(
+  (Object.keys(SCHEMA) as MessageName[]).map((m) => [m, SCHEMA[m].map((spec) => ',"' + spec.name + '":')]),
+) as Record<MessageName, string[]>;
+
+/**
+ * Returns `,"a":1,"b":2}` style text (leading comma, closing brace) for the fields of `obj`, in proto order. The
+ * object's own keys are walked (a frame has a few of the schema's many fields, and looking up absent ones is what
+ * cost most) and their positions collected in two 32-bit masks, which are then read in ascending order.
+ * `split`: the top level of an `encodeJsonParts` frame, whose JSON payload ends the head (`splitHead`).
+ */
+function writeFields(obj: Record<string, unknown>, message: MessageName, binaryPayload: boolean, list11: Frame | undefined, split = false): string {
+  const specs = SCHEMA[message];
+  const index = FIELD_INDEX[message];
+  let low = 0;
+  let high = 0;
+  for (const name in obj) {
+    const i = index.get(name);
+    if (i === undefined) continue;
+    if (i < 32) low |= 1 << i;
+    else high |= 1 << (i - 32);
+  }
+  const prefixes = FIELD_PREFIX[message];
   let out = "";
-  for (const spec of SCHEMA[message]) {
-    const value = obj[spec.name];
-    if (value === undefined || value === null) continue;
-    const text = writeValue(spec, value, binaryPayload, list11);
-    if (text !== undefined) out += ',"' + spec.name + '":' + text;
+  for (let word = 0; word < 2; word++) {
+    let bits = word === 0 ? low : high;
+    while (bits !== 0) {
+      const bit = 31 - Math.clz32(bits & -bits);
+      bits &= bits - 1;
+      const i = word * 32 + bit;
+      const spec = specs[i]!;
+      const value = obj[spec.name];
+      if (value === undefined || value === null) continue;
+      if (split && spec.kind === "payload" && !binaryPayload && (value as Uint8Array).length > 0) {
+        splitHead = out + prefixes[i]!;
+        out = "";
+        continue;
+      }
+      const text = writeValue(spec, value, binaryPayload, list11);
+      if (text !== undefined) out += prefixes[i]! + text;
+    }
   }
   return out + "}";
 }
@@ -114,10 +204,8 @@ function writeValue(spec: FieldSpec, value: unknown, binaryPayload: boolean, lis
       return jsonText(value as Uint8Array);
     case "payloadFormat":
       return value === "binary" ? '"binary"' : undefined;
-    case "headers": {
-      const keys = Object.keys(value as object);
-      return keys.length === 0 ? undefined : JSON.stringify(value);
-    }
+    case "headers":
+      return writeHeaders(value as Record<string, string>);
     case "stringList":
       return (value as string[]).length === 0 ? undefined : JSON.stringify(value);
     default:
@@ -137,6 +225,12 @@ function writeValue(spec: FieldSpec, value: unknown, binaryPayload: boolean, lis
         return out + "]";
       }
   }
+}
+
+/** A headers object as JSON (names and values are strings); undefined when it has none. */
+function writeHeaders(headers: Record<string, string>): string | undefined {
+  for (const _ in headers) return JSON.stringify(headers);
+  return undefined;
 }
 
 /** JSON bytes as JSON text; empty bytes stand for `null`. */
