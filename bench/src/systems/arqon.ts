@@ -16,7 +16,11 @@ export const BENCH_TENANT = "bench";
 async function startServer(opts: ServerStartOptions, hmacVerifier: "builtin" | "jose" = "builtin"): Promise<RunningServer> {
   const { createArqonServer } = await import("@arqon/server");
   const { pino } = await import("pino");
+  // ARQON_BENCH_HISTORY_MESSAGES: another history retention per room, for an experiment (the figures use the default, 1,000).
+  const keep = process.env.ARQON_BENCH_HISTORY_MESSAGES;
+  const history = keep === undefined ? undefined : new (await import("@arqon/core")).MemoryHistoryStore({ retention: { maxMessages: Number(keep) } });
   const server = createArqonServer({
+    ...(history ? { history } : {}),
     auth: { secret: opts.secret, algorithms: ["HS256"], hmacVerifier },
     logger: pino({ level: process.env.ARQON_LOG_LEVEL ?? "warn" }),
     limits: {

@@ -1,4 +1,4 @@
-import { ErrorCode, FrameError, decodeJson, encodeJson, type Codec, type DecodeResult } from "@arqon/core";
+import { ErrorCode, FrameError, decodeJson, encodeJson10, type Codec, type DecodeResult } from "@arqon/core";
 
 /**
  * The codecs a client can speak. JSON is always there; protobuf is registered by importing `@arqon/sdk/protobuf`,
@@ -12,7 +12,8 @@ export const INBOUND_DECODE = { from: "any", maxBytes: Number.MAX_SAFE_INTEGER, 
 
 const json: Codec = {
   name: "json",
-  encode: encodeJson,
+  // Clients send protocol 1.0 frames only (1.1 changes how messages are written, and clients send none).
+  encode: (frame) => encodeJson10(frame),
   decode(data) {
     return (
       decodeInbound(data) ?? {

@@ -1,8 +1,9 @@
-import type { Bus, ControlPlane, Decision, HistoryStore, InspectionInput, KeyValueStore, PresenceStore, RoomStateStore } from "@arqon/core";
+import type { Bus, ControlPlane, HistoryStore, InspectionInput, KeyValueStore, PresenceStore, RoomStateStore } from "@arqon/core";
 import type { Logger } from "pino";
 import type { ResolvedLimits } from "./config.js";
 import type { Connection } from "./connection.js";
 import type { Fanout } from "./fanout.js";
+import type { Inspected } from "./inspect.js";
 import type { ServerMetrics } from "./metrics.js";
 import type { PresenceManager } from "./presence.js";
 import type { RoomRegistry } from "./quota.js";
@@ -49,7 +50,7 @@ export interface HandlerContext {
   /** Per room, the bus publish of the newest append started on this node (see `inOrder` in rooms.ts). */
   readonly publishOrder: Map<string, Promise<void>>;
   /** Runs CASIL on inbound content (fail closed); a block throws an ArqonError with the reason code. */
-  inspect(input: InspectionInput): Promise<{ payload: Uint8Array; decision: Decision }>;
+  inspect(input: InspectionInput): Inspected | Promise<Inspected>;
   nextMessageId(): string;
   sendError(conn: Connection, requestId: string | undefined, code: string, message: string, retryable?: boolean): void;
   closeConnection(conn: Connection, code: number, message: string, reason: EndReason): void;

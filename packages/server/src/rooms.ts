@@ -18,6 +18,7 @@ import {
   type StateEntry,
 } from "@arqon/core";
 import { can } from "./auth.js";
+import { retainable } from "./slab.js";
 import type { Connection, Subscription } from "./connection.js";
 import type { HandlerContext } from "./context.js";
 
@@ -68,7 +69,7 @@ export async function publishMessage(ctx: HandlerContext, input: PublishInput): 
   if (input.path !== "publish" && tenantLimits.publishBucket && !tenantLimits.publishBucket.take()) {
     throw new ArqonError(ErrorCode.RATE_LIMITED, "the tenant's publish rate is exceeded");
   }
-  const { payload, decision } = await ctx.inspect({
+  const inspecting = ctx.inspect({
     tenant,
     room,
     path: input.path,
@@ -77,6 +78,7 @@ export async function publishMessage(ctx: HandlerContext, input: PublishInput): 
     payloadFormat: input.payloadFormat,
     headers: input.headers,
   });
+  const { payload, decision } = inspecting instanceof Promise ? await inspecting : inspecting;
   const twist = input.headers?.[HEADER_TWIST_ID];
   if (twist !== undefined && !TWIST_ID_RE.test(twist)) {
     // Client frames were checked by the codec; this covers the HTTP API and in-process publishes.
@@ -90,7 +92,7 @@ export async function publishMessage(ctx: HandlerContext, input: PublishInput): 
     [HEADER_TIMESTAMP]: String(now),
     [HEADER_TWIST_ID]: twist ?? DEFAULT_TWIST_ID,
   };
-  const message: Frame = { type: "message", id: ctx.nextMessageId(), room, payload, headers, timestamp: now };
+  const message: Frame = { type: "message", id: ctx.nextMessageId(), room, payload: retainable(payload), headers, timestamp: now };
   if (input.payloadFormat === "binary") message.payloadFormat = "binary";
   if (input.sender) message.sender = input.sender;
   if (decision.action === "redact") {

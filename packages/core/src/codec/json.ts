@@ -32,10 +32,23 @@ const TYPE_NAMES: ReadonlySet<string> = new Set(FRAME_TYPES.slice(1));
 export function encodeJson(frame: Frame, options?: EncodeOptions): string {
   if (options !== undefined && options.protocol === "1.1") {
     if (frame.type === "message") return writeMessage11(frame, options.epoch !== false);
-    if (frame.messages !== undefined) return writeFrame(frame, frame);
+    if (frame.messages !== undefined) {
+      return writeFrame(frame, (item) => (item.type === "message" ? writeMessage11(item, item.epoch !== frame.epoch) : writeFrame(item, undefined)));
+    }
   }
   return writeFrame(frame, undefined);
 }
+
+/**
+ * {@link encodeJson} without options: the protocol 1.0 JSON face, which is every frame a client sends. It leaves the
+ * protocol 1.1 message writer out of a bundle that imports only this (the browser SDK).
+ */
+export function encodeJson10(frame: Frame): string {
+  return writeFrame(frame, undefined);
+}
+
+/** How a protocol 1.1 frame writes the frames of its `messages` list (undefined: as they are, protocol 1.0). */
+type ListWriter = ((item: Frame) => string) | undefined;
 
 /**
  * A frame's JSON face in three parts, for writers that assemble bytes: `head`, then the frame's own JSON `payload`
@@ -77,8 +90,8 @@ export function encodeJsonParts(frame: Frame, options?: EncodeOptions): JsonPart
   return { head, payload, tail: text };
 }
 
-/** `list11`: protocol 1.1, the frame whose `messages` list is written (its epoch decides the messages' epochs). */
-function writeFrame(frame: Frame, list11: Frame | undefined): string {
+/** `list11`: protocol 1.1, how the frames of the `messages` list are written (their epoch depends on this frame's). */
+function writeFrame(frame: Frame, list11: ListWriter): string {
   const prefix = '{"type":' + JSON.stringify(frame.type);
   if (!splitting) return prefix + writeFields(frame as unknown as Record<string, unknown>, "Frame", frame.payloadFormat === "binary", list11);
   // The top level of an `encodeJsonParts` frame: its payload ends the head (nested frames never split).
@@ -133,34 +146,23 @@ function writeMessage11(frame: Frame, withEpoch: boolean): string {
   return out + ',"p":' + (binary ? '"' + toBase64(payload) + '"' : jsonText(payload)) + "}";
 }
 
-/** Per message, field name → its index in the message's SCHEMA row list. */
-const FIELD_INDEX: Record<MessageName, Map<string, number>> = Object.fromEntries(
-  (Object.keys(SCHEMA) as MessageName[]).map((m) => [m, new Map(SCHEMA[m].map((spec, i) => [spec.name, i]))]),
-) as Record<MessageName, Map<string, number>>;
-
-/** Per message, `,"name":` for each field, in SCHEMA order. */
-const FIELD_PREFIX: Record<MessageName, string[]> = Object.fromEntries(
-  (Object.keys(SCHEMA) as MessageName[]).map((m) => [m, SCHEMA[m].map((spec) => ',"' + spec.name + '":')]),
-) as Record<MessageName, string[]>;
-
 /**
  * Returns `,"a":1,"b":2}` style text (leading comma, closing brace) for the fields of `obj`, in proto order. The
  * object's own keys are walked (a frame has a few of the schema's many fields, and looking up absent ones is what
  * cost most) and their positions collected in two 32-bit masks, which are then read in ascending order.
  * `split`: the top level of an `encodeJsonParts` frame, whose JSON payload ends the head (`splitHead`).
  */
-function writeFields(obj: Record<string, unknown>, message: MessageName, binaryPayload: boolean, list11: Frame | undefined, split = false): string {
+function writeFields(obj: Record<string, unknown>, message: MessageName, binaryPayload: boolean, list11: ListWriter, split = false): string {
   const specs = SCHEMA[message];
-  const index = FIELD_INDEX[message];
+  const byKey = BY_JSON_KEY[message];
   let low = 0;
   let high = 0;
   for (const name in obj) {
-    const i = index.get(name);
+    const i = byKey.get(name)?.index;
     if (i === undefined) continue;
     if (i < 32) low |= 1 << i;
     else high |= 1 << (i - 32);
   }
-  const prefixes = FIELD_PREFIX[message];
   let out = "";
   for (let word = 0; word < 2; word++) {
     let bits = word === 0 ? low : high;
@@ -172,18 +174,18 @@ function writeFields(obj: Record<string, unknown>, message: MessageName, binaryP
       const value = obj[spec.name];
       if (value === undefined || value === null) continue;
       if (split && spec.kind === "payload" && !binaryPayload && (value as Uint8Array).length > 0) {
-        splitHead = out + prefixes[i]!;
+        splitHead = out + spec.prefix;
         out = "";
         continue;
       }
       const text = writeValue(spec, value, binaryPayload, list11);
-      if (text !== undefined) out += prefixes[i]! + text;
+      if (text !== undefined) out += spec.prefix + text;
     }
   }
   return out + "}";
 }
 
-function writeValue(spec: FieldSpec, value: unknown, binaryPayload: boolean, list11: Frame | undefined): string | undefined {
+function writeValue(spec: FieldSpec, value: unknown, binaryPayload: boolean, list11: ListWriter): string | undefined {
   const kind = spec.kind;
   switch (kind) {
     case "string":
@@ -219,7 +221,7 @@ function writeValue(spec: FieldSpec, value: unknown, binaryPayload: boolean, lis
           if (kind.list !== "Frame") out += writeMessage(list[i]!, kind.list);
           else {
             const item = list[i] as unknown as Frame;
-            out += list11 !== undefined && item.type === "message" ? writeMessage11(item, item.epoch !== list11.epoch) : writeFrame(item, undefined);
+            out += list11 !== undefined ? list11(item) : writeFrame(item, undefined);
           }
         }
         return out + "]";

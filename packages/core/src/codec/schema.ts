@@ -33,10 +33,14 @@ export interface FieldSpec {
   kind: FieldKind;
   /** Always present after decoding (filled with "" when absent on the wire). */
   required?: boolean;
+  /** Position in its message's row list (proto order). */
+  index: number;
+  /** `,"name":`, what the JSON writer puts before the value. */
+  prefix: string;
 }
 
 function f(name: string, kind: FieldKind, required = false): FieldSpec {
-  return { name, snake: name.replace(/[A-Z]/g, (c) => "_" + c.toLowerCase()), kind, required };
+  return { name, snake: name.replace(/[A-Z]/g, (c) => "_" + c.toLowerCase()), kind, required, index: 0, prefix: ',"' + name + '":' };
 }
 
 export const SCHEMA: Record<MessageName, FieldSpec[]> = {
@@ -118,10 +122,11 @@ export const SCHEMA: Record<MessageName, FieldSpec[]> = {
 export const BY_JSON_KEY: Record<MessageName, Map<string, FieldSpec>> = Object.fromEntries(
   (Object.keys(SCHEMA) as MessageName[]).map((m) => {
     const map = new Map<string, FieldSpec>();
-    for (const spec of SCHEMA[m]) {
+    SCHEMA[m].forEach((spec, i) => {
+      spec.index = i;
       map.set(spec.name, spec);
       map.set(spec.snake, spec);
-    }
+    });
     return [m, map];
   }),
 ) as Record<MessageName, Map<string, FieldSpec>>;

@@ -36,8 +36,11 @@ interface Stored {
   frame: Frame;
   /** Store clock at append: drives age retention. */
   at: number;
-  /** The message's own time (`x-timestamp` header, else `timestamp`, else `at`): drives `fromTs`/`toTs`. */
-  time: number;
+}
+
+/** The message's own time (`x-timestamp` header, else `timestamp`, else the append time): drives `fromTs`/`toTs`. */
+function storedTime(item: Stored): number {
+  return messageTime(item.frame, item.at);
 }
 
 interface Deduped {
@@ -173,7 +176,7 @@ export class MemoryHistoryStore implements HistoryStore {
     const stored: Frame = { ...message, offset, epoch: room.epoch };
     room.last = offset;
     if (room.maxMessages > 0) {
-      room.items.push({ frame: stored, at: now, time: messageTime(stored, now) });
+      room.items.push({ frame: stored, at: now });
       room.bytes += payloadBytes(stored);
     }
     this.#trim(room, now);
@@ -205,8 +208,8 @@ export class MemoryHistoryStore implements HistoryStore {
     const step = query.reverse ? -1 : 1;
     for (let o = query.reverse ? to : from; o >= from && o <= to && messages.length < limit; o += step) {
       const item = room.items[room.head + (o - oldest)]!;
-      if (query.fromTs !== undefined && query.fromTs !== 0 && item.time < query.fromTs) continue;
-      if (query.toTs !== undefined && query.toTs !== 0 && item.time > query.toTs) continue;
+      if (query.fromTs !== undefined && query.fromTs !== 0 && storedTime(item) < query.fromTs) continue;
+      if (query.toTs !== undefined && query.toTs !== 0 && storedTime(item) > query.toTs) continue;
       if (query.twistId !== undefined && query.twistId !== "" && item.frame.headers?.[HEADER_TWIST_ID] !== query.twistId) {
         continue;
       }

@@ -382,7 +382,9 @@ export class WasmPolicyHost implements CasilWasmHost {
       call.resolve({ verdict: "error", error: "timeout", reason: `exceeded the ${this.budgetMs} ms budget`, elapsedMs: performance.now() - call.started });
       this.replace(slot, "timeout");
     }, this.budgetMs);
-    slot.worker.postMessage({ op: "call", id: call.id, name: call.name, payload: call.payload, reason: this.modules.get(call.name)?.hasReason ?? false });
+    // A view into a larger buffer (payloads are carved from shared slabs) is copied: cloning it would send the whole buffer.
+    const payload = call.payload.byteLength === call.payload.buffer.byteLength ? call.payload : call.payload.slice();
+    slot.worker.postMessage({ op: "call", id: call.id, name: call.name, payload, reason: this.modules.get(call.name)?.hasReason ?? false });
   }
 
   private onReply(slot: Slot, reply: WorkerReply): void {
