@@ -1,5 +1,6 @@
 import { parseArgs } from "node:util";
 import WebSocket from "ws";
+import { decodeFrame } from "@arqon/core";
 import { startGateway } from "@arqon/server/testing";
 
 /**
@@ -30,7 +31,6 @@ try {
       for (let r = 0; r <= runs; r++) {
         const ws = new WebSocket(`${gw.url}?protocol=${protocol}${codec === "protobuf" ? "&codec=protobuf" : ""}`, { headers: { authorization: `Bearer ${token}` } });
         await new Promise<void>((resolve, reject) => { ws.once("message", () => resolve()); ws.once("error", reject); });
-        const { decodeFrame } = await import("@arqon/core");
         frames = 0;
         const done = new Promise<number>((resolve) => {
           ws.on("message", (data: Buffer, binary: boolean) => {
