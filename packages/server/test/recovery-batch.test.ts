@@ -84,7 +84,7 @@ describe("recovery in one frame (protocol 1.1)", () => {
     ws.close();
   });
 
-  it("epoch - after the reply a message of another epoch still carries it", async () => {
+  it("epoch - the reply tells the epoch: its list messages and the next live message of the same epoch leave it out", async () => {
     gw = await startGateway();
     const alice = await gw.client({ sub: "alice" });
     const first = await alice.publish("lobby", 1);
