@@ -236,6 +236,23 @@ const frames11: Record<string, { description: string; epoch: string; withEpoch: 
       ],
     },
   },
+  subscribed_recovered: {
+    description: "a subscribe with since answered in one frame: the recovered messages in offset order, the reply's epoch",
+    epoch: "e7c1",
+    withEpoch: false,
+    expanded: {
+      type: "subscribed",
+      requestId: "r14",
+      room: "lobby",
+      offset: 58,
+      epoch: "e7c1",
+      recovered: true,
+      messages: [
+        { type: "message", id: "m_57", room: "lobby", payload: { text: "hi" }, headers: { "x-timestamp": "1767225600100", "x-twist-id": "main" }, offset: 57, epoch: "e7c1", timestamp: 1767225600100, sender: "bob" },
+        { type: "message", id: "m_58", room: "lobby", payload: { text: "hey" }, headers: { "x-timestamp": "1767225600123", "x-twist-id": "main" }, offset: 58, epoch: "e7c1", timestamp: 1767225600123, sender: "alice" },
+      ],
+    },
+  },
 };
 
 function expanded11(frame: Frame, epoch: string): Frame {

@@ -410,7 +410,17 @@ export class Room extends Emitter<RoomEvents> {
       if (reply.type === "subscribed") this.#epoch = reply.epoch ?? "";
       if (generation !== this.#generation) return;
       this.#inflight = false;
-      if (this.#wanted) this.#onSubscribed(reply, resubscribed);
+      if (!this.#wanted) return;
+      this.#onSubscribed(reply, resubscribed);
+      // Protocol 1.1 sends recovered messages in the reply (the rest, if any, follow as message frames): they are
+      // delivered as if each had come in its own frame, with the reply's epoch where they leave theirs out.
+      if (reply.type === "subscribed" && reply.messages) {
+        const p11 = this.host.protocol() === "1.1";
+        for (const m of reply.messages) {
+          if (!this.#wanted) return;
+          this.#onMessage(p11 ? expandMessage(m.room === undefined ? { ...m, room: this.name } : m, reply.epoch) : m);
+        }
+      }
     };
     this.host.request(frame, { onReply }).then(
       () => undefined,

@@ -316,10 +316,20 @@ export async function handleSubscribe(ctx: HandlerContext, conn: Connection, fra
     if (members?.length) reply.members = members;
     if (state.length) reply.state = state;
     if (sub.closed || conn.closing) return;
+    // Protocol 1.1: the recovered messages ride in the reply (one frame, each written against the reply's epoch), as
+    // many as fit in `maxFrameBytes`; the rest follow as message frames. Protocol 1.0: one message frame each.
+    let inReply = 0;
+    if (conn.protocol === "1.1" && recovered.length > 0) {
+      inReply = fitInReply(recovered, ctx.limits.maxFrameBytes, conn.codec === "json");
+      if (inReply > 0) reply.messages = recovered.slice(0, inReply).map((m) => (m.room === undefined ? { ...m, room } : m));
+    }
     conn.send(reply);
     // The client now knows the room's epoch: protocol 1.1 messages carry theirs only when it differs.
     sub.toldEpoch = position.epoch || undefined;
-    for (const m of recovered) conn.sendMessage(sub, m.room === undefined ? { ...m, room } : m);
+    for (let i = inReply; i < recovered.length; i++) {
+      const m = recovered[i]!;
+      conn.sendMessage(sub, m.room === undefined ? { ...m, room } : m);
+    }
     // What the client has now: the snapshot position or the last recovered message. Live frames at or below it
     // (held in the buffer, or still on their way from a publish that raced with this subscribe) are dropped.
     sub.lastOffset = covered;
@@ -334,6 +344,32 @@ export async function handleSubscribe(ctx: HandlerContext, conn: Connection, fra
     }
     throw err;
   }
+}
+
+/** Room for everything in a `subscribed` reply but its messages (room, ids, position, presence, state estimated). */
+const REPLY_OVERHEAD_BYTES = 16 * 1024;
+/** What one message adds to a list beyond its payload and headers (keys, id, offset, timestamp, sender, room). */
+const MESSAGE_OVERHEAD_BYTES = 256;
+
+/**
+ * How many of the recovered messages (from the first) fit in one `subscribed` reply of at most `maxBytes`: an
+ * estimate from payload and header sizes, so a reply stays within what a client
+ * accepts by default (`maxFrameBytes`, 1 MiB). At least one message goes in unless the first alone is over the bound.
+ */
+export function fitInReply(messages: readonly Frame[], maxBytes: number, json: boolean): number {
+  let size = REPLY_OVERHEAD_BYTES;
+  let n = 0;
+  for (const m of messages) {
+    let bytes = MESSAGE_OVERHEAD_BYTES;
+    const payload = m.payload?.byteLength ?? 0;
+    // A JSON payload is written as its text; a binary one as base64 in JSON (an escaped JSON text is rarer: margin).
+    bytes += json && m.payloadFormat === "binary" ? Math.ceil(payload / 3) * 4 : payload + (payload >> 3);
+    if (m.headers) for (const k in m.headers) bytes += (k.length + (m.headers[k]?.length ?? 0)) * 3 + 8;
+    if (size + bytes > maxBytes) break;
+    size += bytes;
+    n++;
+  }
+  return n;
 }
 
 function flushBuffer(ctx: HandlerContext, sub: Subscription, epoch: string, covered: number, state: StateEntry[]): void {

@@ -794,6 +794,13 @@ class Room:
         )
         self.last_subscribed = result
         self._emit("subscribed", result)
+        # Protocol 1.1 sends recovered messages in the reply (the rest, if any, follow as message frames): each is
+        # delivered as if it had come in its own frame, with the reply's epoch where it leaves its own out.
+        p11 = self.client._speaks_11()
+        for m in frame.get("messages", []):
+            if "room" not in m:
+                m = {**m, "room": self.name}
+            self._deliver(codec.expand_message(m, epoch) if p11 else m)
 
     async def unsubscribe(self) -> None:
         """Leaves the room (presence leave follows) and drops the message handlers."""
@@ -830,6 +837,10 @@ class Room:
             self._epoch = frame["epoch"]
         if self.client._speaks_11():
             frame = codec.expand_message(frame, self._epoch)
+        self._deliver(frame)
+
+    def _deliver(self, frame: Mapping[str, Any]) -> None:
+        """Delivers a (1.0-form) message frame: duplicates dropped, deltas applied, the position moved."""
         if self._resyncing:
             return
         offset, epoch = frame.get("offset", 0), frame.get("epoch", "")
