@@ -276,6 +276,17 @@ describe("casil engine", () => {
     expect(engine.stats().shadowDifferences).toEqual([{ tenant: "acme", count: 1 }]);
   });
 
+  it("casil telemetry - decision and shadow counters keep their first maxTenants tenants by name, the rest under _other", () => {
+    const telemetry = new CasilTelemetry({ maxTenants: 2 });
+    for (const tenant of ["a", "b", "c", "d", "a"]) {
+      telemetry.recordShadowDifference(tenant);
+      telemetry.recordAllow(tenant, "enforce");
+    }
+    const stats = telemetry.snapshot();
+    expect(stats.shadowDifferences).toEqual([{ tenant: "a", count: 2 }, { tenant: "b", count: 1 }, { tenant: "_other", count: 2 }]);
+    expect(stats.decisions.map((d) => [d.tenant, d.count])).toEqual([["a", 2], ["b", 1], ["_other", 2]]);
+  });
+
   it("casil audit - NEVER_LOG_PAYLOAD_FOR omits the payload; other rooms get a masked excerpt", () => {
     const audit: CasilAuditRecord[] = [];
     const engine = enforce({ neverLogPayloadFor: ["medical.**"], patterns: [{ name: "bad", pattern: "badword" }] }, audit);

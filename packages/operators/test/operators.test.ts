@@ -134,6 +134,23 @@ describe("operators - op.cron", () => {
   });
 });
 
+describe("operators - left out and switched off", () => {
+  it("operators - a left-out operator registers nothing (NOT_FOUND unknown command); a switched-off lane answers FEATURE_DISABLED with why", async () => {
+    gw = await startGateway();
+    ops = await registerStandardOperators(gw.server, { store: false, cron: false, webhook: false });
+    const admin = await gw.client({ role: "admin" });
+    for (const name of ["op.store.get", "op.cron.list", "op.webhook.list"]) {
+      expect(gw.server.commands.has(name)).toBe(false);
+      const res = await command(admin, name, {});
+      expect(res.status).toBe("error");
+      expect(res.error).toMatchObject({ code: "NOT_FOUND", message: `unknown command "${name}"` });
+    }
+    const omega = await command(admin, "op.omega.status", {});
+    expect(omega.status).toBe("error");
+    expect(omega.error).toMatchObject({ code: "FEATURE_DISABLED", message: expect.stringContaining("ARQON_OMEGA_ENABLED=1") });
+  });
+});
+
 describe("operators - op.omega", () => {
   it("omega - disabled by default: every command answers FEATURE_DISABLED", async () => {
     gw = await startGateway();

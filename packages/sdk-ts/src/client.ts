@@ -192,7 +192,7 @@ export class ArqonClient extends Emitter<ClientEvents> {
   /**
    * Creates the client without connecting (call `connect()`). Throws an ArqonError: ARQ_AUTH_MISSING without `token`
    * and `getToken`, ARQ_CODEC_UNAVAILABLE for `codec: "protobuf"` without `import "@arqon/sdk/protobuf"`, and
-   * ARQ_CLIENT_CLOSED when no WebSocket implementation is available, ARQ_PROTOCOL_UNSUPPORTED for a `protocol` it does
+   * ARQ_WEBSOCKET_UNAVAILABLE when no WebSocket implementation is available, ARQ_PROTOCOL_UNSUPPORTED for a `protocol` it does
    * not speak.
    */
   constructor(url: string = DEFAULT_URL, options: ArqonClientOptions = {}) {
@@ -210,7 +210,12 @@ export class ArqonClient extends Emitter<ClientEvents> {
     }
     this.#protocol = protocol;
     const WS = options.WebSocket ?? (DefaultWebSocket as unknown as WebSocketConstructor | undefined);
-    if (!WS) throw new ArqonError(ClientErrorCode.CLIENT_CLOSED, "no WebSocket implementation: pass options.WebSocket");
+    if (!WS) {
+      throw new ArqonError(
+        ClientErrorCode.WEBSOCKET_UNAVAILABLE,
+        'no WebSocket implementation in this environment: pass one as options.WebSocket (e.g. `import WebSocket from "ws"`)',
+      );
+    }
     this.#WebSocket = WS;
     this.#reconnect = resolveReconnect(options.reconnect);
     this.#token = options.token;

@@ -13,6 +13,8 @@ export const ClientErrorCode = {
   CLIENT_CLOSED: "ARQ_CLIENT_CLOSED",
   /** A codec was requested (or a binary frame arrived) without `@arqon/sdk/protobuf` being imported. */
   CODEC_UNAVAILABLE: "ARQ_CODEC_UNAVAILABLE",
+  /** No WebSocket implementation: no `WebSocket` option and none found in the environment. Pass `options.WebSocket`. */
+  WEBSOCKET_UNAVAILABLE: "ARQ_WEBSOCKET_UNAVAILABLE",
   /** A delta message arrived but its base (the previous payload) is unknown or the delta does not apply. */
   DELTA_INVALID: "ARQ_DELTA_INVALID",
 } as const;

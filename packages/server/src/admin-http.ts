@@ -116,6 +116,8 @@ export interface ServerApiOptions {
   authenticator: Authenticator;
   /** More routes (the CASIL endpoints). */
   extra?: ApiRoute[];
+  /** The largest request body read (`http.maxBodyBytes`). @default MAX_API_BODY_BYTES */
+  maxBodyBytes?: number;
 }
 
 function limitParam(query: URLSearchParams, name: string): number | undefined {
@@ -267,8 +269,9 @@ export class ServerApi {
       }
       let body: Record<string, unknown> = {};
       if (req.method !== "GET" && req.method !== "HEAD") {
-        const raw = await readBody(req, MAX_API_BODY_BYTES);
-        if (raw === undefined) throw new ArqonError(ErrorCode.PAYLOAD_TOO_LARGE, `request body larger than ${MAX_API_BODY_BYTES} bytes`);
+        const limit = this.o.maxBodyBytes ?? MAX_API_BODY_BYTES;
+        const raw = await readBody(req, limit);
+        if (raw === undefined) throw new ArqonError(ErrorCode.PAYLOAD_TOO_LARGE, `request body larger than ${limit} bytes`);
         if (raw.length > 0) {
           let parsed: unknown;
           try {

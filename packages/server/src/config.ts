@@ -191,8 +191,11 @@ export interface ArqonServerOptions {
     /** How long an idle keep-alive connection is kept open (Node's `keepAliveTimeout`). @default 5000 */
     keepAliveTimeoutMs?: number;
     /**
-     * Not read by the server at present: request bodies are bounded by fixed limits (POST /api/publish at
-     * 2 × `maxPayloadBytes` + 64 KiB, the server API at 1 MiB).
+     * The largest request body any HTTP endpoint reads (POST /api/publish and the server API, /api/v1/*); a larger
+     * one is refused with 413 `ARQ_PAYLOAD_TOO_LARGE` and not parsed. Unset, each endpoint keeps its own bound:
+     * POST /api/publish 2 × `limits.maxPayloadBytes` + 64 KiB (room for a base64 payload of the largest size),
+     * the server API 1 MiB. A whole number of bytes above 0.
+     * @default unset (2 × maxPayloadBytes + 64 KiB for /api/publish, 1048576 for the server API)
      */
     maxBodyBytes?: number;
   };

@@ -17,6 +17,8 @@ export interface HttpSurface {
   authenticator: Authenticator;
   tenants: TenantRegistry;
   api: ServerApi;
+  /** `http.maxBodyBytes`: bounds every request body read here when set. */
+  maxBodyBytes?: number;
 }
 
 function backendName(backend: unknown): string {
@@ -152,8 +154,9 @@ async function apiPublish(http: HttpSurface, req: IncomingMessage, res: ServerRe
     if (principal.kind === "tenant" && principal.auth.role !== "admin" && principal.auth.role !== "server") {
       throw new ArqonError(ErrorCode.FORBIDDEN, 'the publish API needs a token with role "admin" or "server"');
     }
-    const body = await readBody(req, gw.limits.maxPayloadBytes * 2 + 64 * 1024);
-    if (body === undefined) throw new ArqonError(ErrorCode.PAYLOAD_TOO_LARGE, "request body too large");
+    const limit = http.maxBodyBytes ?? gw.limits.maxPayloadBytes * 2 + 64 * 1024;
+    const body = await readBody(req, limit);
+    if (body === undefined) throw new ArqonError(ErrorCode.PAYLOAD_TOO_LARGE, `request body larger than ${limit} bytes`);
     let parsed: unknown;
     try {
       parsed = JSON.parse(body.toString("utf8"));

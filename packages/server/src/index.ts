@@ -352,7 +352,11 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
     },
     ...(layered ? { onPurge: async (tenant: string) => void (await layered.clearLayer(tenant, { by: "tenant.delete" })) } : {}),
   });
-  const api = new ServerApi({ admin, registry, audit, keys, authenticator, extra: layered ? casilRoutes(layered, audit) : [] });
+  const maxBodyBytes = options.http?.maxBodyBytes;
+  if (maxBodyBytes !== undefined && (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes < 1)) {
+    throw new ArqonError(ErrorCode.VALIDATION_ERROR, "http.maxBodyBytes must be a whole number of bytes above 0");
+  }
+  const api = new ServerApi({ admin, registry, audit, keys, authenticator, extra: layered ? casilRoutes(layered, audit) : [], ...(maxBodyBytes !== undefined ? { maxBodyBytes } : {}) });
   if (layered) {
     const baseline = layered.baseline;
     registerCasilCommands(commands, layered);
@@ -372,7 +376,7 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
   } else if (!options.inspector) {
     for (const name of ["op.casil.get", "op.casil.reload"]) commands.disable(name, "CASIL is turned off on this gateway");
   }
-  const surface: HttpSurface = { gw, keys, authenticator, tenants: registry, api };
+  const surface: HttpSurface = { gw, keys, authenticator, tenants: registry, api, ...(maxBodyBytes !== undefined ? { maxBodyBytes } : {}) };
   const revocationSweep = setInterval(() => {
     registry.sweepRevocations().catch((err: unknown) => logger.warn({ err }, "revocation sweep failed"));
   }, 60_000);

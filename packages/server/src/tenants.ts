@@ -15,7 +15,11 @@ export interface TenantLimits {
   maxRooms?: number;
   /** Publishes per second, all connections and server publishes together; 0 = no bound. @default limits.tenantPublishRatePerSecond (0) */
   publishRatePerSecond?: number;
-  /** @default 2 × publishRatePerSecond */
+  /**
+   * Publishes allowed at once above the rate. Unset (or 0) it is 2 × the tenant's `publishRatePerSecond`, whichever
+   * layer (record, `tenantLimits`, `limits.tenantPublish*`) set the rate; a burst set at the layer that set the rate,
+   * or at a higher one, wins. @default 2 × publishRatePerSecond
+   */
   publishBurst?: number;
   /** Largest payload of one message (and of one cron payload). @default limits.maxPayloadBytes (1048576) */
   maxMessageBytes?: number;
@@ -54,6 +58,17 @@ export type TenantLimitOptions = TenantLimits;
 
 /** Every tenant limit with its value in force (record over configuration over the server's defaults). */
 export type ResolvedTenantLimits = Required<TenantLimits>;
+
+/**
+ * The burst in force: the burst of the highest layer (record first) that sets the rate or the burst, else the server
+ * default; a burst left unset or 0 at that layer is 2 × `rate`, so a tenant given its own rate never keeps a burst
+ * meant for another rate.
+ */
+export function tenantPublishBurst(rate: number, layers: ReadonlyArray<TenantLimits | undefined>, serverBurst: number): number {
+  const layer = layers.find((l) => l?.publishRatePerSecond !== undefined || l?.publishBurst !== undefined);
+  const burst = layer === undefined ? serverBurst : (layer.publishBurst ?? 0);
+  return burst > 0 ? burst : rate * 2;
+}
 
 /** Every limit field with its upper bound (values are validated as whole numbers from 0 to it). */
 export const TENANT_LIMIT_FIELDS: Readonly<Record<keyof TenantLimits, number>> = {
@@ -351,13 +366,13 @@ export class TenantRegistry {
     if (rt === undefined) {
       const record = this.records.get(name);
       const limits: ResolvedTenantLimits = { ...this.defaults, ...this.configured[name], ...record?.limits };
-      if (record?.limits.publishRatePerSecond !== undefined && record.limits.publishBurst === undefined) limits.publishBurst = limits.publishRatePerSecond * 2;
+      limits.publishBurst = tenantPublishBurst(limits.publishRatePerSecond, [record?.limits, this.configured[name]], this.defaults.publishBurst);
       const rate = limits.publishRatePerSecond;
       rt = {
         name,
         status: record?.status ?? "unregistered",
         limits,
-        publishBucket: rate > 0 ? new TokenBucket(rate, limits.publishBurst || rate * 2) : undefined,
+        publishBucket: rate > 0 ? new TokenBucket(rate, limits.publishBurst) : undefined,
         revocations: this.revocationRules.get(name) ?? [],
       };
       if (!record && this.runtimes.size >= MAX_CACHED_RUNTIMES) this.runtimes.clear();

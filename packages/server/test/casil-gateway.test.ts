@@ -171,4 +171,20 @@ describe("casil through a real gateway", () => {
     expect(denied).toMatchObject({ type: "error", requestId: "w1", error: { code: ErrorCode.CASIL_WASM_DENY, message: "deny-word: payload contains a forbidden word" } });
     await neverDelivered(alice, bob, "chat.main");
   });
+
+  it("casil metrics - shadow differences are labelled by the first 10,000 tenants, the rest under _other", async () => {
+    const key = "operator-key-of-the-casil-shadow-metric-01";
+    casil = await CasilController.create({ policy: { mode: "monitor", maxPayloadBytes: 1000, shadow: { mode: "enforce", maxPayloadBytes: 20 } } });
+    gw = await startGateway({ casil, operatorKeys: [key], limits: { maxConnectionsPerTenant: 100_000 } });
+    const big = { text: "q".repeat(40) };
+    for (let i = 0; i < 10_003; i++) await gw.server.publish(`t${i}`, "lobby", big);
+    await gw.server.publish("t0", "lobby", big);
+    const text = await (await fetch(`${gw.httpUrl}/metrics`, { headers: { authorization: `Bearer ${key}` } })).text();
+    const rows = text.split("\n").filter((l) => l.startsWith("arqon_casil_shadow_differences_total{"));
+    expect(rows).toHaveLength(10_001);
+    expect(rows).toContain('arqon_casil_shadow_differences_total{tenant="t0"} 2');
+    expect(rows).toContain('arqon_casil_shadow_differences_total{tenant="t9999"} 1');
+    expect(rows).toContain('arqon_casil_shadow_differences_total{tenant="_other"} 3');
+    expect(rows.some((l) => l.includes('"t10000"'))).toBe(false);
+  }, 60_000);
 });

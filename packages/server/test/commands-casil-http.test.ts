@@ -166,6 +166,34 @@ describe("gateway HTTP surface", () => {
     expect(server.status).toBe(200);
   });
 
+  it("http - http.maxBodyBytes bounds POST /api/publish and the server API: 413 ARQ_PAYLOAD_TOO_LARGE over it", async () => {
+    const key = "operator-key-of-the-body-limit-test-0123";
+    gw = await startGateway({ operatorKeys: [key], http: { maxBodyBytes: 1024 } });
+    const bob = await gw.client({ sub: "bob" });
+    await bob.subscribe("news");
+    const admin = await gw.token({ sub: "ops", role: "admin" });
+    const post = (path: string, body: unknown, token: string) =>
+      fetch(`${gw!.httpUrl}${path}`, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${token}` }, body: JSON.stringify(body) });
+    const refused = async (res: Response) => [res.status, ((await res.json()) as { error: { code: string; message: string } }).error];
+
+    expect(await refused(await post("/api/publish", { room: "news", payload: "x".repeat(2000) }, admin))).toEqual([
+      413,
+      { code: ErrorCode.PAYLOAD_TOO_LARGE, message: "request body larger than 1024 bytes" },
+    ]);
+    expect((await post("/api/publish", { room: "news", payload: "small" }, admin)).status).toBe(200);
+    expect(payloadOf(await bob.next("message"))).toBe("small");
+
+    expect(await refused(await post("/api/v1/tenants", { name: "acme", description: "d".repeat(2000) }, key))).toEqual([
+      413,
+      { code: ErrorCode.PAYLOAD_TOO_LARGE, message: "request body larger than 1024 bytes" },
+    ]);
+    expect((await post("/api/v1/tenants", { name: "acme" }, key)).status).toBe(201);
+
+    expect(() => createArqonServer({ auth: { secret: "s".repeat(32) }, http: { maxBodyBytes: 0 }, logger: pino({ level: "silent" }) })).toThrow(
+      expect.objectContaining({ code: ErrorCode.VALIDATION_ERROR }),
+    );
+  });
+
   it("embedding - attach() serves /ws on an existing server and leaves its routes alone", async () => {
     const secret = "embedding-secret-embedding-secret";
     const app: Server = createServer((req, res) => {

@@ -259,6 +259,30 @@ describe("tenancy - limits", () => {
   });
 });
 
+describe("tenancy - publish burst default", () => {
+  it("limits - a tenant given its own rate without a burst gets 2 × that rate, not the server's tenant burst", async () => {
+    await start({ limits: { tenantPublishRatePerSecond: 1000, tenantPublishBurst: 500 }, tenantLimits: { acme: { publishRatePerSecond: 1 } } });
+    await gw!.server.publish("acme", "news", 1);
+    await gw!.server.publish("acme", "news", 2);
+    await expect(gw!.server.publish("acme", "news", 3)).rejects.toMatchObject({ code: ErrorCode.RATE_LIMITED });
+    // Other tenants keep the server's rate and burst.
+    for (let i = 0; i < 20; i++) await gw!.server.publish("beta", "news", i);
+    // A record that sets only the rate (over the server API) gets 2 × its rate too.
+    expect((await api("POST", "/api/v1/tenants", { name: "gamma", limits: { publishRatePerSecond: 2 } })).status).toBe(201);
+    for (let i = 0; i < 4; i++) await gw!.server.publish("gamma", "news", i);
+    await expect(gw!.server.publish("gamma", "news", 4)).rejects.toMatchObject({ code: ErrorCode.RATE_LIMITED });
+  });
+
+  it("registry - the burst comes from the layer that set the rate, else 2 × the rate", () => {
+    const defaults = builtinTenantLimits({ maxConnectionsPerTenant: 100, tenantPublishRatePerSecond: 10, tenantPublishBurst: 50, maxPayloadBytes: 1024 });
+    const registry = new TenantRegistry({ kv: new MemoryKeyValueStore(), mode: "open", defaults, configured: { a: { publishRatePerSecond: 3 }, b: { publishBurst: 7 }, c: { publishRatePerSecond: 3, publishBurst: 0 } } });
+    expect(registry.limitsOf("other").publishBurst).toBe(50);
+    expect(registry.limitsOf("a").publishBurst).toBe(6);
+    expect(registry.limitsOf("b")).toMatchObject({ publishRatePerSecond: 10, publishBurst: 7 });
+    expect(registry.limitsOf("c").publishBurst).toBe(6);
+  });
+});
+
 describe("tenancy - registry", () => {
   it("registry - sync adopts what another node changed (a missed control message) and keeps unchanged runtimes", async () => {
     const kv = new MemoryKeyValueStore();

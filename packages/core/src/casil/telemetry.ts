@@ -23,7 +23,7 @@ export interface CasilStatsSnapshot {
   decisions: CasilDecisionCount[];
   /** Inspections where the shadow policy's decision differed from the live one, by tenant. */
   shadowDifferences: Array<{
-    /** The tenant whose inspections differed. */
+    /** The tenant whose inspections differed ("_other" for tenants beyond the first 10,000 with a difference). */
     tenant: string;
     /** How many of its inspections differed. */
     count: number;
@@ -51,17 +51,24 @@ const OVERFLOW_TENANT = "_other";
 /**
  * Monotonic decision counters, shared by successive engines (a reload keeps counting). Read with `snapshot()`; the
  * server's Prometheus collector turns it into `arqon_casil_decisions_total{tenant,mode,decision,reason}`.
- * Tenants beyond 10,000 are counted under "_other" to bound label cardinality.
+ * Tenants beyond the first 10,000 counted are counted under "_other" to bound label cardinality, in the decision
+ * counters and the shadow-difference counters alike (each keeps its own first 10,000).
  */
 export class CasilTelemetry {
   private readonly tenants = new Map<string, TenantCounters>();
   private readonly shadow = new Map<string, number>();
   private readonly wasmCounts = new Map<string, number>();
+  private readonly maxTenants: number;
+
+  /** `maxTenants`: tenants counted by name before the rest go to "_other". @default 10000 */
+  constructor(options: { maxTenants?: number } = {}) {
+    this.maxTenants = options.maxTenants ?? MAX_TENANTS;
+  }
 
   private countersOf(tenant: string): TenantCounters {
     let c = this.tenants.get(tenant);
     if (!c) {
-      if (this.tenants.size >= MAX_TENANTS) return this.countersOf(OVERFLOW_TENANT);
+      if (this.tenants.size >= this.maxTenants && tenant !== OVERFLOW_TENANT) return this.countersOf(OVERFLOW_TENANT);
       c = { allowMonitor: 0, allowEnforce: 0, other: new Map() };
       this.tenants.set(tenant, c);
     }
@@ -85,7 +92,8 @@ export class CasilTelemetry {
 
   /** Counts one inspection of `tenant` whose shadow decision differed from the live one. */
   recordShadowDifference(tenant: string): void {
-    this.shadow.set(tenant, (this.shadow.get(tenant) ?? 0) + 1);
+    const key = this.shadow.has(tenant) || this.shadow.size < this.maxTenants ? tenant : OVERFLOW_TENANT;
+    this.shadow.set(key, (this.shadow.get(key) ?? 0) + 1);
   }
 
   /** Counts one call of Wasm policy `policy` that ended in `outcome` (allow, deny, or the host's error name). */
