@@ -458,7 +458,10 @@ export class Gateway {
           this.closeConnection(conn, CloseCode.TOKEN_EXPIRED, "token expired", "expired");
         } else if (conn.awaitingPong) {
           if (now - conn.pingSentAt >= pongTimeoutMs) {
+            // A peer that answers no ping reads no close frame either: the socket is dropped, and counted as the
+            // gateway's 4001 (the peer sees 1006; the SDK's own heartbeat closes with 4001 on its side).
             this.endReasons.set(conn, "timeout");
+            this.endCodes.set(conn, CloseCode.PING_TIMEOUT);
             conn.closing = true;
             this.logger.info({ clientId: conn.id, tenant: conn.tenant }, "ping timeout");
             conn.ws.terminate();

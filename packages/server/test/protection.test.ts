@@ -179,6 +179,20 @@ describe("gateway protection", () => {
     expect(closed.code).toBe(CloseCode.RATE_LIMIT_ABUSE);
   });
 
+  it("keepalive - a client that answers no ping is dropped after pongTimeoutMs and counted as 4001, not 1006", async () => {
+    const operatorKey = "protection-ping-operator-key-0123";
+    gw = await startGateway({ limits: { pingIntervalMs: 50, pongTimeoutMs: 100 }, operatorKeys: [operatorKey] });
+    const ghost = await gw.client({ sub: "ghost" });
+    (ghost.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+    const closes = async () => {
+      const text = await (await fetch(`${gw!.httpUrl}/metrics`, { headers: { authorization: `Bearer ${operatorKey}` } })).text();
+      return text.split("\n").filter((l) => l.startsWith("arqon_closes_total{"));
+    };
+    const deadline = Date.now() + 3000;
+    while ((await closes()).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(await closes()).toEqual(['arqon_closes_total{code="4001"} 1']);
+  });
+
   it("keepalive - a client that answers pings stays connected past the pong timeout", async () => {
     gw = await startGateway({ limits: { pingIntervalMs: 50, pongTimeoutMs: 100 } });
     const alice = await gw.client();
