@@ -47,7 +47,7 @@ export class CliSession {
     if (this.protocol !== "1.1") return frame;
     const room = frame.room ?? "";
     if (frame.type === "subscribed") this.epochs.set(room, frame.epoch ?? "");
-    else if (frame.type === "message") {
+    if (frame.type === "message") {
       if (frame.epoch !== undefined) this.epochs.set(room, frame.epoch);
       return expandMessage(frame, this.epochs.get(room));
     } else if (frame.messages) return { ...frame, messages: frame.messages.map((m) => expandMessage(m, frame.epoch)) };

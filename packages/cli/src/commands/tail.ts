@@ -39,10 +39,18 @@ export async function tailCommand(argv: readonly string[], io: CliIo, env: NodeJ
   let seen = 0;
   let done!: () => void;
   const finished = new Promise<void>((r) => (done = r));
-  session.onFrame((frame) => {
-    if (frame.type !== "message" || frame.room !== room) return;
+  const print = (frame: Frame): void => {
+    if (seen >= limit) return;
     io.out(values.json ? JSON.stringify({ ...frame, payload: frame.payload && parseJsonSafe(frame) }) : line(frame));
     if (++seen >= limit) done();
+  };
+  // Live messages that arrive before the subscribe reply is handled wait, so the replayed ones (which protocol 1.1
+  // carries inside the reply) are printed first.
+  let held: Frame[] | null = [];
+  session.onFrame((frame) => {
+    if (frame.type !== "message" || frame.room !== room) return;
+    if (held) held.push(frame);
+    else print(frame);
   });
   const sub: Frame = { type: "subscribe", room };
   if (values.since !== undefined) sub.since = { offset: Number(values.since), epoch: (values.epoch as string | undefined) ?? "" };
@@ -53,6 +61,10 @@ export async function tailCommand(argv: readonly string[], io: CliIo, env: NodeJ
     return 1;
   }
   io.err(`tailing ${room} at offset ${reply.offset ?? 0} (epoch ${reply.epoch ?? "?"})${reply.recovered === false ? `, not recovered: ${reply.reason}` : ""}`);
+  for (const m of reply.messages ?? []) print(m.room === undefined ? { ...m, room } : m);
+  const waiting = held;
+  held = null;
+  for (const m of waiting) print(m);
   signal?.addEventListener("abort", () => done(), { once: true });
   const closed = session.closed.then((c) => c);
   const result = await Promise.race([finished.then(() => undefined), closed]);
