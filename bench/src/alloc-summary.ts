@@ -30,3 +30,42 @@ export function allocSummary(file: string, units: number, per = "delivery"): str
   const bytesPer = (bytes: number) => (bytes / Math.max(1, units)).toFixed(0);
   return `${bytesPer(total)} B per ${per} (${top.map(([name, bytes]) => `${name} ${bytesPer(bytes)}`).join("; ")})`;
 }
+
+/** Where one step's CPU profile and allocation sample go (either may be off), and how to report them. */
+export interface StepCapture {
+  /** `.cpuprofile` path, or undefined for no CPU profile. */
+  profFile: string | undefined;
+  /** `.heapprofile` path, or undefined for no allocation sample. */
+  allocFile: string | undefined;
+  /** CPU profiler sampling interval. */
+  intervalUs: number;
+  /** Names the step in the log, e.g. `arqon-json at 40000/s offered`. */
+  label: string;
+  /** The unit the figures are per ("delivery", "message") and how many of them the step had. */
+  per: string;
+}
+
+/**
+ * Runs one load step with the server process CPU-profiled and/or its allocations sampled over that window only (its
+ * `profile` and `allocations` commands), then logs where the files went and the bytes allocated per unit.
+ */
+export async function captureStep<T>(
+  server: { call(cmd: string, args: unknown): Promise<unknown> },
+  capture: StepCapture,
+  units: (step: T) => number,
+  step: () => Promise<T>,
+): Promise<T> {
+  if (capture.profFile) await server.call("profile", { action: "start", intervalUs: capture.intervalUs });
+  if (capture.allocFile) await server.call("allocations", { action: "start" });
+  const result = await step();
+  const n = units(result);
+  if (capture.profFile) {
+    await server.call("profile", { action: "stop", file: capture.profFile });
+    console.log(`profile: ${capture.profFile} (${n.toFixed(0)} ${capture.per === "delivery" ? "deliveries" : capture.per + "s"}; per ${capture.per}: --per ${n.toFixed(0)})`);
+  }
+  if (capture.allocFile) {
+    await server.call("allocations", { action: "stop", file: capture.allocFile });
+    console.log(`allocations: ${capture.label}: ${allocSummary(capture.allocFile, n, capture.per)} — ${capture.allocFile}`);
+  }
+  return result;
+}

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { allocSummary } from "./alloc-summary.js";
+import { captureStep } from "./alloc-summary.js";
 import { runStep, Session, split } from "./harness.js";
 import type { Child } from "./ipc.js";
 import { spreadText } from "./report.js";
@@ -74,21 +74,19 @@ try {
     for (const rate of rates) {
       for (const { s, pub, subs } of sessions) {
         const id = s.ctx.system.id;
-        const profile = args.prof !== undefined && r === rounds - 1 && rate === rates[rates.length - 1];
-        const sampled = args.alloc !== undefined && r === rounds - 1 && rate === rates[rates.length - 1];
-        if (profile) await s.server.call("profile", { action: "start", intervalUs: Number(args["prof-us"]) });
-        if (sampled) await s.server.call("allocations", { action: "start" });
-        const step = await runStep(s, [pub], subs, rate, rate / n, stepMs, Math.max(2000, 2 * stepMs));
-        if (profile) {
-          const file = path.resolve(args.prof!, `fanout-n${n}-${rate}-${id}.cpuprofile`);
-          await s.server.call("profile", { action: "stop", file });
-          console.log(`profile: ${file} (${step.received} deliveries)`);
-        }
-        if (sampled) {
-          const file = path.resolve(args.alloc!, `fanout-n${n}-${rate}-${id}.heapprofile`);
-          await s.server.call("allocations", { action: "stop", file });
-          console.log(`allocations: ${id} at ${rate}/s offered: ${allocSummary(file, step.received)} — ${file}`);
-        }
+        const last = r === rounds - 1 && rate === rates[rates.length - 1];
+        const step = await captureStep(
+          s.server,
+          {
+            profFile: last && args.prof !== undefined ? path.resolve(args.prof, `fanout-n${n}-${rate}-${id}.cpuprofile`) : undefined,
+            allocFile: last && args.alloc !== undefined ? path.resolve(args.alloc, `fanout-n${n}-${rate}-${id}.heapprofile`) : undefined,
+            intervalUs: Number(args["prof-us"]),
+            label: `${id} at ${rate}/s offered`,
+            per: "delivery",
+          },
+          (st) => st.received,
+          () => runStep(s, [pub], subs, rate, rate / n, stepMs, Math.max(2000, 2 * stepMs)),
+        );
         const key = `${id}@${rate}`;
         const c = cells.get(key) ?? { achieved: [], keptUp: [], serverUser: [], serverKernel: [], receivers: [] };
         c.achieved.push(step.achieved);

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { allocSummary } from "./alloc-summary.js";
+import { captureStep } from "./alloc-summary.js";
 import { runStep, Session } from "./harness.js";
 import type { Child } from "./ipc.js";
 import { spreadText } from "./report.js";
@@ -78,25 +78,20 @@ try {
     for (const rate of rates) {
       for (const { s, clients } of sessions) {
         const id = s.ctx.system.id;
-        const last = r === rounds - 1 && rate === rates[rates.length - 1];
         // Only the Node servers can be profiled from their process (Centrifugo: its pprof endpoint, bench/README.md).
-        const node = id !== "centrifugo";
-        const profile = args.prof !== undefined && last && node;
-        const sampled = args.alloc !== undefined && last && node;
-        if (profile) await s.server.call("profile", { action: "start", intervalUs: Number(args["prof-us"]) });
-        if (sampled) await s.server.call("allocations", { action: "start" });
-        const step = await runStep(s, clients, clients, rate, rate / perMessage, stepMs, Math.max(2000, 2 * stepMs));
-        const messages = step.received / perMessage;
-        if (profile) {
-          const file = path.resolve(args.prof!, `rooms-${roomCount}-${rate}-${id}.cpuprofile`);
-          await s.server.call("profile", { action: "stop", file });
-          console.log(`profile: ${file} (${messages.toFixed(0)} messages; per message: --per ${messages.toFixed(0)})`);
-        }
-        if (sampled) {
-          const file = path.resolve(args.alloc!, `rooms-${roomCount}-${rate}-${id}.heapprofile`);
-          await s.server.call("allocations", { action: "stop", file });
-          console.log(`allocations: ${id} at ${rate}/s offered: ${allocSummary(file, messages, "message")} — ${file}`);
-        }
+        const last = r === rounds - 1 && rate === rates[rates.length - 1] && id !== "centrifugo";
+        const step = await captureStep(
+          s.server,
+          {
+            profFile: last && args.prof !== undefined ? path.resolve(args.prof, `rooms-${roomCount}-${rate}-${id}.cpuprofile`) : undefined,
+            allocFile: last && args.alloc !== undefined ? path.resolve(args.alloc, `rooms-${roomCount}-${rate}-${id}.heapprofile`) : undefined,
+            intervalUs: Number(args["prof-us"]),
+            label: `${id} at ${rate}/s offered`,
+            per: "message",
+          },
+          (st) => st.received / perMessage,
+          () => runStep(s, clients, clients, rate, rate / perMessage, stepMs, Math.max(2000, 2 * stepMs)),
+        );
         const key = `${id}@${rate}`;
         const c = cells.get(key) ?? { messages: [], keptUp: [], serverUser: [], serverKernel: [], writes: [], p99: [] };
         c.messages.push(step.achieved / perMessage);

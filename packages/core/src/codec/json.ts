@@ -85,7 +85,7 @@ export function encodeJsonParts(frame: Frame, options?: EncodeOptions): JsonPart
   }
   const head = splitHead;
   splitHead = undefined;
-  // A frame written another way (a 1.1 message with a field the compact object has no key for) has its payload inline.
+  // Defensive: no top-level payload was split off, so the text is the whole frame.
   if (head === undefined) return { head: text, payload: undefined, tail: "" };
   return { head, payload, tail: text };
 }
