@@ -124,45 +124,47 @@ function makeFactory(codec: "json" | "protobuf", protocol: "1.0" | "1.1" = "1.0"
   };
 }
 
+/** ArqonBus with JSON clients on protocol 1.1, the version @arqon/sdk and the Python SDK ask for by default. */
 export const arqonJson: SystemAdapter = {
   id: "arqon-json",
   label: "ArqonBus (JSON)",
-  clientNote: "ws clients, JSON text frames (?codec=json)",
+  clientNote: "ws clients, JSON text frames (?codec=json&protocol=1.1): compact message objects",
   startServer: (opts) => startServer(opts),
-  createClientFactory: makeFactory("json"),
+  createClientFactory: makeFactory("json", "1.1"),
 };
 
 /** `arqon-json` with HS256 tokens verified by jose's `jwtVerify` instead of ours (JWT HMAC comparison, issue 21). */
 export const arqonJsonJose: SystemAdapter = {
   id: "arqon-json-jose",
   label: "ArqonBus (JSON, jose HMAC)",
-  clientNote: "ws clients, JSON text frames (?codec=json)",
+  clientNote: "ws clients, JSON text frames (?codec=json&protocol=1.1)",
   startServer: (opts) => startServer(opts, "jose"),
-  createClientFactory: makeFactory("json"),
-};
-
-/** `arqon-json` with subscribers on protocol 1.1: the compact message frame (issue 23 item 1). */
-export const arqonJson11: SystemAdapter = {
-  id: "arqon-json-1.1",
-  label: "ArqonBus (JSON, protocol 1.1)",
-  clientNote: "ws clients, JSON text frames (?codec=json&protocol=1.1): compact message objects",
-  startServer: (opts) => startServer(opts),
   createClientFactory: makeFactory("json", "1.1"),
 };
 
-/** `arqon-proto` with subscribers on protocol 1.1 (no default headers, no epoch on live messages). */
-export const arqonProto11: SystemAdapter = {
-  id: "arqon-proto-1.1",
-  label: "ArqonBus (protobuf, protocol 1.1)",
-  clientNote: "ws clients, protobuf binary frames (?codec=protobuf&protocol=1.1); publishes sent as protobuf",
+/** `arqon-json` with clients on protocol 1.0 (no `protocol` asked for): the full message frame of every field. */
+export const arqonJson10: SystemAdapter = {
+  id: "arqon-json-1.0",
+  label: "ArqonBus (JSON, protocol 1.0)",
+  clientNote: "ws clients, JSON text frames (?codec=json): protocol 1.0 message frames",
   startServer: (opts) => startServer(opts),
-  createClientFactory: makeFactory("protobuf", "1.1"),
+  createClientFactory: makeFactory("json", "1.0"),
 };
 
+/** `arqon-proto` with clients on protocol 1.0 (default headers and the epoch on every live message). */
+export const arqonProto10: SystemAdapter = {
+  id: "arqon-proto-1.0",
+  label: "ArqonBus (protobuf, protocol 1.0)",
+  clientNote: "ws clients, protobuf binary frames (?codec=protobuf); publishes sent as protobuf",
+  startServer: (opts) => startServer(opts),
+  createClientFactory: makeFactory("protobuf", "1.0"),
+};
+
+/** ArqonBus with protobuf clients on protocol 1.1 (no default headers, no epoch on live messages), the SDKs' default. */
 export const arqonProto: SystemAdapter = {
   id: "arqon-proto",
   label: "ArqonBus (protobuf)",
-  clientNote: "ws clients, protobuf binary frames (?codec=protobuf); publishes sent as protobuf",
+  clientNote: "ws clients, protobuf binary frames (?codec=protobuf&protocol=1.1); publishes sent as protobuf",
   startServer: (opts) => startServer(opts),
-  createClientFactory: makeFactory("protobuf"),
+  createClientFactory: makeFactory("protobuf", "1.1"),
 };

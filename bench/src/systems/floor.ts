@@ -246,32 +246,32 @@ export const floorSplit: SystemAdapter = {
 
 export const floorArqonJson: SystemAdapter = {
   id: "floor-arqon-json",
-  label: "bare ws floor carrying ArqonBus's JSON message frame",
-  clientNote: "ws clients, ArqonBus's JSON message frame (~300 bytes for a 100-byte payload)",
-  startServer: async () => startFloor(false, await arqonFrameWrapper("json")),
-  createClientFactory,
-};
-
-export const floorArqonJson11: SystemAdapter = {
-  id: "floor-arqon-json-1.1",
-  label: "bare ws floor carrying ArqonBus's protocol 1.1 JSON message frame",
+  label: "bare ws floor carrying ArqonBus's JSON message frame (protocol 1.1)",
   clientNote: "ws clients, ArqonBus's compact JSON message frame (~180 bytes for a 100-byte payload)",
   startServer: async () => startFloor(false, await arqonFrameWrapper("json", "1.1")),
   createClientFactory,
 };
 
-export const floorArqonProto11: SystemAdapter = {
-  id: "floor-arqon-proto-1.1",
-  label: "bare ws floor carrying ArqonBus's protocol 1.1 protobuf message frame",
-  clientNote: "ws clients, ArqonBus's protocol 1.1 protobuf message frame (~150 bytes for a 100-byte payload)",
-  startServer: async () => startFloor(false, await arqonFrameWrapper("protobuf", "1.1")),
+export const floorArqonJson10: SystemAdapter = {
+  id: "floor-arqon-json-1.0",
+  label: "bare ws floor carrying ArqonBus's protocol 1.0 JSON message frame",
+  clientNote: "ws clients, ArqonBus's protocol 1.0 JSON message frame (~300 bytes for a 100-byte payload)",
+  startServer: async () => startFloor(false, await arqonFrameWrapper("json", "1.0")),
   createClientFactory,
 };
 
 export const floorArqonProto: SystemAdapter = {
   id: "floor-arqon-proto",
-  label: "bare ws floor carrying ArqonBus's protobuf message frame",
-  clientNote: "ws clients, ArqonBus's protobuf message frame (~200 bytes for a 100-byte payload)",
-  startServer: async () => startFloor(false, await arqonFrameWrapper("protobuf")),
+  label: "bare ws floor carrying ArqonBus's protobuf message frame (protocol 1.1)",
+  clientNote: "ws clients, ArqonBus's protocol 1.1 protobuf message frame (~150 bytes for a 100-byte payload)",
+  startServer: async () => startFloor(false, await arqonFrameWrapper("protobuf", "1.1")),
+  createClientFactory,
+};
+
+export const floorArqonProto10: SystemAdapter = {
+  id: "floor-arqon-proto-1.0",
+  label: "bare ws floor carrying ArqonBus's protocol 1.0 protobuf message frame",
+  clientNote: "ws clients, ArqonBus's protocol 1.0 protobuf message frame (~200 bytes for a 100-byte payload)",
+  startServer: async () => startFloor(false, await arqonFrameWrapper("protobuf", "1.0")),
   createClientFactory,
 };

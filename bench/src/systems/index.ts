@@ -1,6 +1,6 @@
-import { arqonJson, arqonJson11, arqonJsonJose, arqonProto, arqonProto11 } from "./arqon.js";
+import { arqonJson, arqonJson10, arqonJsonJose, arqonProto, arqonProto10 } from "./arqon.js";
 import { centrifugo } from "./centrifugo.js";
-import { floor, floorArqonJson, floorArqonJson11, floorArqonProto, floorArqonProto11, floorSplit } from "./floor.js";
+import { floor, floorArqonJson, floorArqonJson10, floorArqonProto, floorArqonProto10, floorSplit } from "./floor.js";
 import { socketio, socketioRaw } from "./socketio.js";
 import type { SystemAdapter } from "./types.js";
 
@@ -16,10 +16,10 @@ export const SYSTEMS: Record<string, SystemAdapter> = {
   [floorArqonJson.id]: floorArqonJson,
   [floorArqonProto.id]: floorArqonProto,
   [arqonJsonJose.id]: arqonJsonJose,
-  [arqonJson11.id]: arqonJson11,
-  [arqonProto11.id]: arqonProto11,
-  [floorArqonJson11.id]: floorArqonJson11,
-  [floorArqonProto11.id]: floorArqonProto11,
+  [arqonJson10.id]: arqonJson10,
+  [arqonProto10.id]: arqonProto10,
+  [floorArqonJson10.id]: floorArqonJson10,
+  [floorArqonProto10.id]: floorArqonProto10,
 };
 
 /** Systems in every run unless --systems says otherwise. */

@@ -22,6 +22,23 @@ const n = (e: Envelope) => (parse(e.frame.payload) as { n: number }).n;
 describe("MemoryBus", () => {
   const key = roomKey("acme", "lobby");
 
+  it("bus - publishNow delivers before it returns, in order with publish, and throws once closed", async () => {
+    const hub = new MemoryBusHub();
+    const a = new MemoryBus({ hub });
+    const b = new MemoryBus({ hub });
+    const got: number[] = [];
+    b.onEnvelope((_k, e) => got.push(n(e)));
+    await b.subscribe(key);
+    await a.publish(key, env(1));
+    a.publishNow(key, env(2));
+    expect(got).toEqual([1, 2]);
+    await a.publish(key, env(3));
+    expect(got).toEqual([1, 2, 3]);
+    await a.close();
+    expect(() => a.publishNow(key, env(4))).toThrow();
+    await b.close();
+  });
+
   it("bus - a lone MemoryBus is its own hub; separate hubs never see each other", async () => {
     const a = new MemoryBus();
     const b = new MemoryBus();

@@ -20,6 +20,22 @@ const msg = (n: number) => ({ type: "message" as const, room: "lobby", payload: 
 describe("MemoryHistoryStore", () => {
   const key = roomKey("acme", "lobby");
 
+  it("history - appendNow answers in the call, continues append's offsets, dedupes, and copies the frame", async () => {
+    const store = new MemoryHistoryStore();
+    await store.append(key, msg(1));
+    const given = msg(2);
+    const now = store.appendNow(key, given, { idempotencyKey: "k" });
+    expect(now).toMatchObject({ offset: 2, duplicate: false });
+    expect(now.message).not.toBe(given);
+    expect(given).not.toHaveProperty("offset");
+    expect(store.appendNow(key, msg(3), { idempotencyKey: "k" })).toMatchObject({ offset: 2, duplicate: true });
+    expect(await store.append(key, msg(4))).toMatchObject({ offset: 3, epoch: now.epoch });
+    const page = await store.read(key, {});
+    expect(page.messages.map((m) => m.offset)).toEqual([1, 2, 3]);
+    await store.close();
+    expect(() => store.appendNow(key, msg(5))).toThrow(/closed/);
+  });
+
   it("history - a new store instance draws a new epoch, so old positions are refused", async () => {
     const first = new MemoryHistoryStore();
     await first.append(key, msg(1));

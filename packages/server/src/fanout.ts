@@ -50,7 +50,11 @@ export class LocalRoom {
 
 /** A message whose payload is a delta against the previous message's payload (sent binary). */
 function deltaFrame(frame: Frame, delta: Uint8Array): Frame {
-  return { ...frame, payload: delta, payloadFormat: "binary", delta: true };
+  const out: Frame = Object.assign({}, frame);
+  out.payload = delta;
+  out.payloadFormat = "binary";
+  out.delta = true;
+  return out;
 }
 
 /** Live frames held for one subscription while its subscribe (snapshot, recovery) is in progress. */

@@ -507,24 +507,37 @@ export class Gateway {
       this.closeConnection(conn, CloseCode.RATE_LIMIT_ABUSE, "too many frames in flight", "abuse");
       return;
     }
-    if (!conn.processing) void this.pump(conn);
+    if (!conn.processing) this.pump(conn);
   }
 
-  /** Handles a connection's frames one after the other, so one client's publishes keep their order. */
-  private async pump(conn: Connection): Promise<void> {
+  /**
+   * Handles a connection's frames one after the other, so one client's publishes keep their order. Frames whose
+   * handler answers within the call (a publish to an in-process room) are handled in this loop without a promise; a
+   * handler that goes asynchronous holds the queue until it settles.
+   */
+  private pump(conn: Connection): void {
     conn.processing = true;
-    try {
-      while (conn.inbox.length > 0 && !conn.closing) {
-        const frame = conn.inbox.shift()!;
-        try {
-          await this.dispatch(conn, frame);
-        } catch (err) {
-          this.replyFailure(conn, frame.requestId, err);
-        }
+    while (conn.inbox.length > 0 && !conn.closing) {
+      const frame = conn.inbox.shift()!;
+      let pending: void | Promise<void>;
+      try {
+        pending = this.dispatch(conn, frame);
+      } catch (err) {
+        this.replyFailure(conn, frame.requestId, err);
+        continue;
       }
-    } finally {
-      conn.processing = false;
+      if (pending !== undefined) {
+        pending.then(
+          () => this.pump(conn),
+          (err: unknown) => {
+            this.replyFailure(conn, frame.requestId, err);
+            this.pump(conn);
+          },
+        );
+        return;
+      }
     }
+    conn.processing = false;
   }
 
   /** Turns a thrown error into an error frame: ArqonErrors keep their code, anything else is ARQ_INTERNAL. */
@@ -544,7 +557,7 @@ export class Gateway {
     conn.send(frame);
   }
 
-  private async dispatch(conn: Connection, frame: Frame): Promise<void> {
+  private dispatch(conn: Connection, frame: Frame): void | Promise<void> {
     // The room capability check of every frame, in one place (authority.ts); commands check their own access.
     authorizeFrame(conn.auth, frame);
     const ctx = this.ctx;

@@ -15,9 +15,11 @@ import {
   type Position,
   type AppendResult,
   type RecoveryResult,
+  type RoomKey,
   type StateEntry,
 } from "@arqon/core";
 import { can } from "./auth.js";
+import type { Inspected } from "./inspect.js";
 import { retainable } from "./slab.js";
 import type { Connection, Subscription } from "./connection.js";
 import type { HandlerContext } from "./context.js";
@@ -58,7 +60,16 @@ const TWIST_ID_RE = /^[A-Za-z0-9_\-.:]{1,64}$/;
  * idempotency), then hand to the bus. Nothing is stored or delivered when any of them refuses.
  */
 export async function publishMessage(ctx: HandlerContext, input: PublishInput): Promise<PublishResult> {
-  const { tenant, room } = input;
+  return publishNow(ctx, input);
+}
+
+/**
+ * {@link publishMessage} without a promise when nothing on the way needs one: with the in-process backends
+ * (`appendNow`, `publishNow`), a synchronous CASIL answer and a known room, the message is stored, delivered and
+ * answered within the call. Errors are thrown, or rejected once a step went asynchronous.
+ */
+export function publishNow(ctx: HandlerContext, input: PublishInput): PublishResult | Promise<PublishResult> {
+  const { tenant } = input;
   const refusal = ctx.tenants.refusal(tenant);
   if (refusal) throw refusal;
   const tenantLimits = ctx.tenants.runtime(tenant);
@@ -71,14 +82,21 @@ export async function publishMessage(ctx: HandlerContext, input: PublishInput): 
   }
   const inspecting = ctx.inspect({
     tenant,
-    room,
+    room: input.room,
     path: input.path,
     subject: input.sender,
     payload: input.payload,
     payloadFormat: input.payloadFormat,
     headers: input.headers,
   });
-  const { payload, decision } = inspecting instanceof Promise ? await inspecting : inspecting;
+  if (inspecting instanceof Promise) return inspecting.then((inspected) => storeInspected(ctx, input, inspected, tenantLimits.limits.maxRooms));
+  return storeInspected(ctx, input, inspecting, tenantLimits.limits.maxRooms);
+}
+
+/** The publish path after inspection: the message frame, the room's registration, the append and the bus. */
+function storeInspected(ctx: HandlerContext, input: PublishInput, inspected: Inspected, maxRooms: number): PublishResult | Promise<PublishResult> {
+  const { tenant, room } = input;
+  const { payload, decision } = inspected;
   const twist = input.headers?.[HEADER_TWIST_ID];
   if (twist !== undefined && !TWIST_ID_RE.test(twist)) {
     // Client frames were checked by the codec; this covers the HTTP API and in-process publishes.
@@ -87,11 +105,10 @@ export async function publishMessage(ctx: HandlerContext, input: PublishInput): 
     });
   }
   const now = Date.now();
-  const headers: Record<string, string> = {
-    ...input.headers,
-    [HEADER_TIMESTAMP]: String(now),
-    [HEADER_TWIST_ID]: twist ?? DEFAULT_TWIST_ID,
-  };
+  // Object.assign, not a spread (V8's spread of a parsed object is the slow clone path, see MemoryHistoryStore).
+  const headers: Record<string, string> = input.headers === undefined ? {} : Object.assign({}, input.headers);
+  headers[HEADER_TIMESTAMP] = String(now);
+  headers[HEADER_TWIST_ID] = twist ?? DEFAULT_TWIST_ID;
   const message: Frame = { type: "message", id: ctx.nextMessageId(), room, payload: retainable(payload), headers, timestamp: now };
   if (input.payloadFormat === "binary") message.payloadFormat = "binary";
   if (input.sender) message.sender = input.sender;
@@ -101,22 +118,34 @@ export async function publishMessage(ctx: HandlerContext, input: PublishInput): 
     if (decision.policyVersion) message.inspection.policyVersion = decision.policyVersion;
   }
   const key = roomKey(tenant, room);
-  const registering = ctx.rooms.ensure(tenant, room, tenantLimits.limits.maxRooms);
-  if (registering) await registering;
-  const appending = ctx.backends.history.append(
-    key,
-    message,
-    input.idempotencyKey ? { idempotencyKey: input.idempotencyKey, dedupeWindowMs: ctx.limits.dedupeWindowMs } : undefined,
-  );
-  const appended = await inOrder(ctx, key, appending, (result) => {
-    if (result.duplicate) return Promise.resolve();
-    const envelope: Envelope = { frame: result.message };
-    if (input.originClientId) envelope.originClientId = input.originClientId;
-    if (input.echo) envelope.echo = true;
-    return ctx.backends.bus.publish(key, envelope);
-  });
-  const stored = appended.message;
-  return { id: stored.id ?? message.id!, offset: appended.offset, epoch: appended.epoch, duplicate: appended.duplicate };
+  const registering = ctx.rooms.ensure(tenant, room, maxRooms);
+  if (registering) return registering.then(() => appendAndPublish(ctx, key, message, input));
+  return appendAndPublish(ctx, key, message, input);
+}
+
+function appendAndPublish(ctx: HandlerContext, key: RoomKey, message: Frame, input: PublishInput): PublishResult | Promise<PublishResult> {
+  const { history, bus } = ctx.backends;
+  const dedupe = input.idempotencyKey ? { idempotencyKey: input.idempotencyKey, dedupeWindowMs: ctx.limits.dedupeWindowMs } : undefined;
+  // In-process backends and no earlier publish of this room still on its way to the bus: store and deliver now,
+  // which keeps offset order on the bus as `inOrder` would.
+  if (history.appendNow !== undefined && bus.publishNow !== undefined && !ctx.publishOrder.has(key)) {
+    const appended = history.appendNow(key, message, dedupe);
+    if (!appended.duplicate) bus.publishNow(key, envelopeOf(appended.message, input));
+    return resultOf(appended, message);
+  }
+  const appending = history.append(key, message, dedupe);
+  return inOrder(ctx, key, appending, (result) => (result.duplicate ? Promise.resolve() : bus.publish(key, envelopeOf(result.message, input)))).then((appended) => resultOf(appended, message));
+}
+
+function envelopeOf(frame: Frame, input: PublishInput): Envelope {
+  const envelope: Envelope = { frame };
+  if (input.originClientId) envelope.originClientId = input.originClientId;
+  if (input.echo) envelope.echo = true;
+  return envelope;
+}
+
+function resultOf(appended: AppendResult, message: Frame): PublishResult {
+  return { id: appended.message.id ?? message.id!, offset: appended.offset, epoch: appended.epoch, duplicate: appended.duplicate };
 }
 
 /**
@@ -173,19 +202,18 @@ export async function serverPublish(
   return publishMessage(ctx, { tenant, room, payload, ...options, path: options.path ?? "server_publish" });
 }
 
-export async function handlePublish(ctx: HandlerContext, conn: Connection, frame: Frame): Promise<void> {
+export function handlePublish(ctx: HandlerContext, conn: Connection, frame: Frame): void | Promise<void> {
   const room = frame.room!;
-  const now = Date.now();
   const tenantBucket = ctx.tenants.runtime(conn.tenant).publishBucket;
   if (!conn.bucket.take() || (tenantBucket && !tenantBucket.take())) {
-    if (conn.abuse.hit(now)) {
+    if (conn.abuse.hit(Date.now())) {
       ctx.sendError(conn, frame.requestId, ErrorCode.RATE_LIMITED, "publish rate exceeded", true);
       ctx.closeConnection(conn, 4002, "publish rate abuse", "abuse");
       return;
     }
     throw new ArqonError(ErrorCode.RATE_LIMITED, "publish rate exceeded");
   }
-  const result = await publishMessage(ctx, {
+  const result = publishNow(ctx, {
     tenant: conn.tenant,
     room,
     payload: frame.payload!,
@@ -197,7 +225,12 @@ export async function handlePublish(ctx: HandlerContext, conn: Connection, frame
     echo: frame.echo,
     path: "publish",
   });
-  const ack: Frame = { type: "ack", id: result.id, room, offset: result.offset, epoch: result.epoch };
+  if (result instanceof Promise) return result.then((stored) => sendAck(conn, frame, stored));
+  sendAck(conn, frame, result);
+}
+
+function sendAck(conn: Connection, frame: Frame, result: PublishResult): void {
+  const ack: Frame = { type: "ack", id: result.id, room: frame.room, offset: result.offset, epoch: result.epoch };
   if (result.duplicate) ack.duplicate = true;
   if (frame.requestId) ack.requestId = frame.requestId;
   conn.send(ack);

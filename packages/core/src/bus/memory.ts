@@ -154,6 +154,11 @@ export class MemoryBus implements Bus {
     return DONE;
   }
 
+  publishNow(key: RoomKey, envelope: Envelope): void {
+    if (this.#closed) throw closedError("bus");
+    this.hub.dispatch(key, envelope);
+  }
+
   onEnvelope(handler: EnvelopeHandler): Unsubscribe {
     this.#handlers = [...this.#handlers, handler];
     return () => {

@@ -38,6 +38,12 @@ export interface Bus {
   unsubscribe(key: RoomKey): Promise<void>;
   /** Sends `envelope` to every node subscribed to `key`; resolves once the backend accepted it. */
   publish(key: RoomKey, envelope: Envelope): Promise<void>;
+  /**
+   * Optional, for buses that deliver inside the call (the in-memory one): `publish` without a promise. It has the
+   * same effect and order as `publish`, returns once every handler ran, and throws what `publish` would reject with.
+   * The gateway uses it when present, so a publish to an in-process room costs no promise.
+   */
+  publishNow?(key: RoomKey, envelope: Envelope): void;
   /** Registers the node's handler; returns a function that removes it. */
   onEnvelope(handler: (key: RoomKey, envelope: Envelope) => void): Unsubscribe;
   /**

@@ -110,7 +110,8 @@ function writeMessage(obj: Record<string, unknown>, message: MessageName): strin
 function writeMessage11(frame: Frame, withEpoch: boolean): string {
   for (const name in frame) {
     if (!COMPACT_FIELDS.has(name) && (frame as unknown as Record<string, unknown>)[name] !== undefined) {
-      const reduced: Frame = { ...frame, headers: headers11(frame) };
+      const reduced: Frame = Object.assign({}, frame);
+      reduced.headers = headers11(frame);
       if (!withEpoch) reduced.epoch = undefined;
       return writeFrame(reduced, undefined);
     }

@@ -64,10 +64,10 @@ export function expandMessage(frame: Frame, epoch: string | undefined): Frame {
   const needsTwist = headers?.[HEADER_TWIST_ID] === undefined;
   const needsEpoch = frame.epoch === undefined && epoch !== undefined && epoch !== "";
   if (!needsTimestamp && !needsTwist && !needsEpoch) return frame;
-  const out: Frame = { ...frame };
+  const out: Frame = Object.assign({}, frame);
   if (needsEpoch) out.epoch = epoch;
   if (needsTimestamp || needsTwist) {
-    const restored: Record<string, string> = { ...headers };
+    const restored: Record<string, string> = Object.assign({}, headers);
     if (needsTimestamp) restored[HEADER_TIMESTAMP] = String(frame.timestamp);
     if (needsTwist) restored[HEADER_TWIST_ID] = DEFAULT_TWIST_ID;
     out.headers = restored;

@@ -25,7 +25,9 @@ export function encodeProto(frame: Frame, options?: EncodeOptions): Uint8Array {
 
 /** `p11`: write messages in their protocol 1.1 form; `withEpoch`: a 1.1 message keeps its epoch. */
 function toProto(frame: Frame, p11: boolean, withEpoch: boolean): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...frame, type: TYPE_NUMBER.get(frame.type) ?? 0 };
+  // Object.assign rather than a spread: V8's spread of a frame is several times slower (see history/memory.ts).
+  const out: Record<string, unknown> = Object.assign({}, frame as unknown as Record<string, unknown>);
+  out.type = TYPE_NUMBER.get(frame.type) ?? 0;
   if (frame.payloadFormat !== undefined) out.payloadFormat = frame.payloadFormat === "binary" ? 1 : 0;
   if (p11 && frame.type === "message") {
     out.headers = headers11(frame);

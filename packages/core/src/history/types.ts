@@ -90,6 +90,12 @@ export interface HistoryStore {
    * idempotency key seen within the window, stores nothing and resolves with the original (`duplicate: true`).
    */
   append(key: RoomKey, message: Frame, options?: AppendOptions): Promise<AppendResult>;
+  /**
+   * Optional, for stores that keep everything in this process (the in-memory one): `append` answered in the call,
+   * with the same effect, offsets and guarantees; it throws what `append` would reject with. The gateway uses it when
+   * present, so a publish to an in-process room costs no promise.
+   */
+  appendNow?(key: RoomKey, message: Frame, options?: AppendOptions): AppendResult;
   /** The newest position; `offset` 0 when the room has no messages yet. */
   position(key: RoomKey): Promise<Position>;
   /**

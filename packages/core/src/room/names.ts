@@ -69,8 +69,12 @@ function esc(byte: number): string {
  * three bytes of its code point (WTF-8), which no valid character produces, so it cannot collide with U+FFFD.
  */
 export function escapeToken(value: string): string {
-  let out = "";
-  for (let i = 0; i < value.length; i++) {
+  // The common token needs no escape: return it as it is rather than rebuilding it a character at a time.
+  let safe = 0;
+  while (safe < value.length && isSafe(value.charCodeAt(safe))) safe++;
+  if (safe === value.length) return value.length === 0 ? "~" : value;
+  let out = value.slice(0, safe);
+  for (let i = safe; i < value.length; i++) {
     let cp = value.charCodeAt(i);
     if (isSafe(cp)) {
       out += value[i];
