@@ -17,7 +17,8 @@ let expecting: { t: number; count: number; lastAt: number; latencies: number[]; 
 const now = () => performance.timeOrigin + performance.now();
 
 /** `"t":<n>,"at":<ms>` in a broadcast's JSON payload: read without parsing the whole frame (client CPU is the limit). */
-const BROADCAST = /"type":"message".*"payload":\{"t":(\d+),"at":([\d.]+)\}/;
+/** The broadcast's payload, in a protocol 1.0 `message` frame (`"payload"`) or a 1.1 compact one (`"p"`). */
+const BROADCAST = /"p(?:ayload)?":\{"t":(\d+),"at":([\d.]+)\}/;
 
 function onMessage(data: WebSocket.RawData): void {
   if (expecting === undefined) return;
@@ -81,7 +82,8 @@ async function start({ urls, count, inFlight, token, deadlineAt, localAddress, l
   /** Resolves undefined once subscribed, else the reason it failed. */
   function attemptOne(i: number, attempt: number): Promise<string | undefined> {
     return new Promise((resolve) => {
-      const ws = new WebSocket(`${urls[i % urls.length]}?token=${token}`, {
+      const url = urls[i % urls.length]!;
+      const ws = new WebSocket(`${url}${url.includes("?") ? "&" : "?"}token=${token}`, {
         perMessageDeflate: false,
         // The gateway is trusted here; validating every frame's UTF-8 would be client CPU the server is not measured by.
         skipUTF8Validation: true,

@@ -33,6 +33,8 @@ const { values } = parseArgs({
     "idle-s": { type: "string", default: "5" },
     "heapsnap-dir": { type: "string" },
     presence: { type: "boolean", default: false },
+    /** The wire protocol the clients ask ArqonBus for: 1.1 (the SDKs' default, compact live frames) or 1.0. */
+    protocol: { type: "string", default: "1.1" },
     system: { type: "string", default: "arqon" },
     "ping-interval-s": { type: "string" },
     "profile-dir": { type: "string" },
@@ -148,7 +150,7 @@ async function main(): Promise<void> {
     children.push(gw);
     gws.push(gw);
     const { port } = await next<{ port: number }>(gw, "ready", 60_000);
-    urls.push(`ws://127.0.0.1:${port}/ws`);
+    urls.push(`ws://127.0.0.1:${port}/ws${values.protocol === "1.1" ? "?protocol=1.1" : ""}`);
   }
   const mem = async () => Promise.all(gws.map(async (gw) => {
     const r = next<Mem>(gw, "rss");
@@ -294,6 +296,7 @@ async function main(): Promise<void> {
     localPortBase,
     presence: values.presence,
     pingIntervalS: values["ping-interval-s"] ? Number(values["ping-interval-s"]) : 25,
+    protocol: values.protocol,
     gatewayExecArgv: execArgv.slice(3),
     open,
     failed,
