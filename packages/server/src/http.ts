@@ -1,10 +1,11 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { ArqonError, ErrorCode, PROTOCOL_VERSION, PROTOCOL_VERSIONS, fromBase64, jsonBytes, type PayloadFormat } from "@arqon/core";
+import { ArqonError, ErrorCode, PROTOCOL_VERSION, PROTOCOL_VERSIONS } from "@arqon/core";
 import { httpStatusOf, type ServerApi } from "./admin-http.js";
 import { AuthError, type Authenticator } from "./auth.js";
 import { authorizeHttp, resolveHttpPrincipal, type KeySet } from "./authority.js";
 import type { Gateway } from "./gateway.js";
 import { readBody, sendError, sendJson } from "./http-util.js";
+import { publishFields } from "./publish-body.js";
 import { serverPublish } from "./rooms.js";
 import type { TenantRegistry } from "./tenants.js";
 
@@ -183,40 +184,8 @@ async function apiPublish(http: HttpSurface, req: IncomingMessage, res: ServerRe
       sender = auth.sub;
     }
     if (typeof input.room !== "string") throw new ArqonError(ErrorCode.FRAME_MISSING_FIELD, 'body needs "room"');
-    if (!("payload" in input)) throw new ArqonError(ErrorCode.FRAME_MISSING_FIELD, 'body needs "payload"');
-    const format = input.payloadFormat as PayloadFormat | undefined;
-    let payload: Uint8Array;
-    if (format === "binary") {
-      const bytes = typeof input.payload === "string" ? fromBase64(input.payload) : undefined;
-      if (!bytes) throw new ArqonError(ErrorCode.FRAME_WRONG_TYPE, "binary payload must be base64");
-      payload = bytes;
-    } else if (format === undefined || format === "json") {
-      payload = jsonBytes(input.payload);
-    } else {
-      throw new ArqonError(ErrorCode.FRAME_WRONG_TYPE, 'payloadFormat must be "json" or "binary"');
-    }
-    let headers: Record<string, string> | undefined;
-    if (input.headers !== undefined) {
-      if (typeof input.headers !== "object" || input.headers === null || Array.isArray(input.headers)) {
-        throw new ArqonError(ErrorCode.HEADER_INVALID, "headers must be an object of strings");
-      }
-      headers = {};
-      for (const [k, v] of Object.entries(input.headers)) {
-        if (typeof v !== "string" || !/^[a-z0-9][a-z0-9._-]{0,127}$/.test(k) || v.length > 4096) {
-          throw new ArqonError(ErrorCode.HEADER_INVALID, `header "${k.slice(0, 64)}" is invalid`);
-        }
-        headers[k] = v;
-      }
-    }
-    if (input.idempotencyKey !== undefined && typeof input.idempotencyKey !== "string") {
-      throw new ArqonError(ErrorCode.FRAME_WRONG_TYPE, "idempotencyKey must be a string");
-    }
-    const result = await serverPublish(gw.ctx, tenant, input.room, payload, {
-      payloadFormat: format === "binary" ? "binary" : undefined,
-      headers,
-      idempotencyKey: input.idempotencyKey as string | undefined,
-      sender,
-    });
+    const { payload, ...options } = publishFields(input);
+    const result = await serverPublish(gw.ctx, tenant, input.room, payload, { ...options, sender });
     sendJson(res, 200, { id: result.id, room: input.room, offset: result.offset, epoch: result.epoch, duplicate: result.duplicate });
   } catch (err) {
     if (err instanceof ArqonError) {
