@@ -331,6 +331,10 @@ describe("authority matrix (docs/security.md)", () => {
     { group: "HTTP", label: "`GET /api/v1/tenants/:t/casil`", expect: HTTP_TENANT_ADMIN, run: (c) => http(c, "GET", `/api/v1/tenants/${c.tenant}/casil`) },
     { group: "HTTP", label: "`PUT /api/v1/tenants/:t/casil`", expect: HTTP_TENANT_ADMIN, run: (c) => http(c, "PUT", `/api/v1/tenants/${c.tenant}/casil`, { mode: "enforce", dryRun: true }) },
     { group: "HTTP", label: "`DELETE /api/v1/tenants/:t/casil`", expect: HTTP_TENANT_ADMIN, run: (c) => http(c, "DELETE", `/api/v1/tenants/${c.tenant}/casil`) },
+    { group: "HTTP", label: "`POST /api/v1/tenants/:t/publish` (also `role: \"server\"`)", expect: HTTP_TENANT_ADMIN, run: (c) => http(c, "POST", `/api/v1/tenants/${c.tenant}/publish`, { room: "lobby", payload: { n: 1 } }) },
+    { group: "HTTP", label: "`POST /api/v1/tenants/:t/broadcast` (also `role: \"server\"`)", expect: HTTP_TENANT_ADMIN, run: (c) => http(c, "POST", `/api/v1/tenants/${c.tenant}/broadcast`, { rooms: ["lobby", "news"], payload: { n: 1 } }) },
+    { group: "HTTP", label: "`GET /api/v1/tenants/:t/rooms/:room/history` (also `role: \"server\"`)", expect: HTTP_TENANT_ADMIN, run: (c) => http(c, "GET", `/api/v1/tenants/${c.tenant}/rooms/lobby/history?limit=5`) },
+    { group: "HTTP", label: "`GET /api/v1/tenants/:t/rooms` (also `role: \"server\"`)", expect: HTTP_TENANT_ADMIN, run: (c) => http(c, "GET", `/api/v1/tenants/${c.tenant}/rooms`) },
     // ---- CLI --------------------------------------------------------------------------------------------------------
     { group: "CLI", label: "`arqon status`", expect: HTTP_OPERATOR, run: (c) => cli(c, ["status", "--json"]) },
     { group: "CLI", label: "`arqon tenant list`", expect: HTTP_OPERATOR, run: (c) => cli(c, ["tenant", "list"]) },
