@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { ErrorCode, roomKey, toBase64 } from "@arqon/core";
 import { payloadOf, startGateway, type StartGatewayOptions, type TestGateway } from "../src/testing.js";
+import { callApi, codeOf, type ApiAnswer, type Json } from "./api-client.js";
 
 const KEY = "operator-key-of-the-api-rooms-tests-0123";
 
@@ -15,21 +16,9 @@ async function start(options: StartGatewayOptions = {}): Promise<TestGateway> {
   return gw;
 }
 
-// Response bodies are read field by field in the assertions.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Json = any;
-
 /** Calls the server API over real HTTP; `auth` is the bearer credential (the operator key unless given, none for null). */
-async function api(method: string, path: string, body?: unknown, auth: string | null = KEY): Promise<{ status: number; json: Json }> {
-  const headers: Record<string, string> = { "content-type": "application/json" };
-  if (auth !== null) headers.authorization = `Bearer ${auth}`;
-  const res = await fetch(`${gw!.httpUrl}${path}`, { method, headers, body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body) });
-  const text = await res.text();
-  return { status: res.status, json: text ? JSON.parse(text) : undefined };
-}
-
-function codeOf(r: { status: number; json: Json }): [number, string | undefined] {
-  return [r.status, r.json?.error?.code];
+function api(method: string, path: string, body?: unknown, auth: string | null = KEY): Promise<ApiAnswer> {
+  return callApi(gw!.httpUrl, method, path, body, auth);
 }
 
 interface Allowed {
