@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { ErrorCode, jsonBytes } from "@arqon/core";
+import { ErrorCode, MemoryBusHub, MemoryControlPlane, jsonBytes } from "@arqon/core";
 import { startGateway, type TestGateway } from "../src/testing.js";
 
 const KEY = "operator-key-of-the-api-users-tests-0123";
@@ -177,5 +177,22 @@ describe("api-users - disconnect", () => {
     }
     expect(codeOf(await api("POST", "/api/v1/tenants/bad%20tenant/disconnect", {}))).toEqual([400, ErrorCode.TENANT_INVALID]);
     expect(a2.ws.readyState).toBe(a2.ws.OPEN);
+  });
+
+  it("disconnect - a call on node B closes the user's connection on node A with the given code", async () => {
+    const hub = new MemoryBusHub();
+    const secret = "secret-of-the-api-users-cluster-test-0123456789";
+    const a = await startGateway({ secret, operatorKeys: [KEY], controlPlane: new MemoryControlPlane({ hub }) });
+    gw = await startGateway({ secret, operatorKeys: [KEY], controlPlane: new MemoryControlPlane({ hub }) });
+    try {
+      const onA = await a.client({ sub: "mallory" });
+      const stays = await a.client({ sub: "bob" });
+      const r = await api("POST", "/api/v1/tenants/acme/disconnect", { user: "mallory", code: 4444, reason: "moved" });
+      expect(r.json).toEqual({ closedHere: 0 });
+      expect(await onA.closed).toEqual({ code: 4444, reason: "moved" });
+      expect((await stays.request({ type: "ping" })).type).toBe("pong");
+    } finally {
+      await a.close();
+    }
   });
 });
