@@ -335,6 +335,18 @@ describe("authority matrix (docs/security.md)", () => {
     { group: "HTTP", label: "`POST /api/v1/tenants/:t/broadcast` (also `role: \"server\"`)", expect: HTTP_TENANT_ADMIN, run: (c) => http(c, "POST", `/api/v1/tenants/${c.tenant}/broadcast`, { rooms: ["lobby", "news"], payload: { n: 1 } }) },
     { group: "HTTP", label: "`GET /api/v1/tenants/:t/rooms/:room/history` (also `role: \"server\"`)", expect: HTTP_TENANT_ADMIN, run: (c) => http(c, "GET", `/api/v1/tenants/${c.tenant}/rooms/lobby/history?limit=5`) },
     { group: "HTTP", label: "`GET /api/v1/tenants/:t/rooms` (also `role: \"server\"`)", expect: HTTP_TENANT_ADMIN, run: (c) => http(c, "GET", `/api/v1/tenants/${c.tenant}/rooms`) },
+    {
+      group: "HTTP",
+      label: "`GET /api/v1/tenants/:t/rooms/:room/presence`, `/presence/stats` (also `role: \"server\"`)",
+      expect: HTTP_TENANT_ADMIN,
+      run: async (c) => {
+        const members = await http(c, "GET", `/api/v1/tenants/${c.tenant}/rooms/lobby/presence`);
+        return members === OK ? http(c, "GET", `/api/v1/tenants/${c.tenant}/rooms/lobby/presence/stats`) : members;
+      },
+    },
+    { group: "HTTP", label: "`GET /api/v1/tenants/:t/rooms/:room/state` (also `role: \"server\"`)", expect: HTTP_TENANT_ADMIN, run: (c) => http(c, "GET", `/api/v1/tenants/${c.tenant}/rooms/lobby/state`) },
+    { group: "HTTP", label: "`PUT /api/v1/tenants/:t/rooms/:room/state/:key` (also `role: \"server\"`)", expect: HTTP_TENANT_ADMIN, run: (c) => http(c, "PUT", `/api/v1/tenants/${c.tenant}/rooms/lobby/state/topic`, { value: `v${++seq}` }) },
+    { group: "HTTP", label: "`POST /api/v1/tenants/:t/disconnect` (also `role: \"server\"`)", expect: HTTP_TENANT_ADMIN, run: (c) => http(c, "POST", `/api/v1/tenants/${c.tenant}/disconnect`, { user: "nobody", code: 4504 }) },
     // ---- CLI --------------------------------------------------------------------------------------------------------
     { group: "CLI", label: "`arqon status`", expect: HTTP_OPERATOR, run: (c) => cli(c, ["status", "--json"]) },
     { group: "CLI", label: "`arqon tenant list`", expect: HTTP_OPERATOR, run: (c) => cli(c, ["tenant", "list"]) },

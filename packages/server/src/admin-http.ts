@@ -23,6 +23,7 @@ export function httpStatusOf(code: string): number {
     case ErrorCode.NOT_FOUND:
       return 404;
     case ErrorCode.CONFLICT:
+    case ErrorCode.STATE_CONFLICT:
       return 409;
     case ErrorCode.PAYLOAD_TOO_LARGE:
       return 413;

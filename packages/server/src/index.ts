@@ -43,6 +43,7 @@ import {
 import pkg from "../package.json" with { type: "json" };
 import { ServerApi, type ApiRoute } from "./admin-http.js";
 import { roomRoutes } from "./api-rooms.js";
+import { userRoutes } from "./api-users.js";
 import { AUDIT_RETENTION, AuditLog, isAuditKey, type AuditActor } from "./audit.js";
 import { casilRoutes, registerCasilCommands } from "./casil/commands.js";
 import { LayeredCasil } from "./casil/layers.js";
@@ -357,7 +358,15 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
   if (maxBodyBytes !== undefined && (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes < 1)) {
     throw new ArqonError(ErrorCode.VALIDATION_ERROR, "http.maxBodyBytes must be a whole number of bytes above 0");
   }
-  const api = new ServerApi({ admin, registry, audit, keys, authenticator, extra: [...(layered ? casilRoutes(layered, audit) : []), ...roomRoutes(gw.ctx)], ...(maxBodyBytes !== undefined ? { maxBodyBytes } : {}) });
+  const api = new ServerApi({
+    admin,
+    registry,
+    audit,
+    keys,
+    authenticator,
+    extra: [...(layered ? casilRoutes(layered, audit) : []), ...roomRoutes(gw.ctx), ...userRoutes({ gateway: gw, admin })],
+    ...(maxBodyBytes !== undefined ? { maxBodyBytes } : {}),
+  });
   if (layered) {
     const baseline = layered.baseline;
     registerCasilCommands(commands, layered);

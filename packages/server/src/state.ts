@@ -57,36 +57,43 @@ async function checkStateQuota(ctx: HandlerContext, tenant: string, key: ReturnT
 }
 
 /**
- * state_set: entries are inspected and checked against the tenant's state limits, then applied in order, each with
- * its own compare-and-set. The first failure (ARQ_STATE_CONFLICT, a CASIL block) stops the rest and answers an
- * error; entries before it stay applied. On success the ack carries the stored entries (with their new versions).
+ * Applies state writes for `subject` in a room of `tenant`, as a state_set does: each value is size-checked and
+ * inspected, the writes are checked against the tenant's state limits, the room is registered, then each write is
+ * applied in order with its own compare-and-set. The first failure (ARQ_STATE_CONFLICT, a CASIL block) stops the
+ * rest; writes before it stay applied. Applied writes reach the room's subscribers as state_changed (watchState).
+ * Resolves to the stored entries, with their new versions.
  */
-export async function handleStateSet(ctx: HandlerContext, conn: Connection, frame: Frame): Promise<void> {
-  const room = frame.room!;
-  const entries = frame.state!;
+export async function applyStateWrites(ctx: HandlerContext, tenant: string, room: string, subject: string, entries: readonly StateEntry[]): Promise<StateEntry[]> {
   if (entries.length > MAX_STATE_WRITES) {
     throw new ArqonError(ErrorCode.FRAME_WRONG_TYPE, `at most ${MAX_STATE_WRITES} entries per state_set`);
   }
-  const key = roomKey(conn.tenant, room);
+  const key = roomKey(tenant, room);
   const writes: StateWrite[] = [];
   for (const entry of entries) {
-    const write: StateWrite = { key: entry.key, updatedBy: conn.auth.sub };
+    const write: StateWrite = { key: entry.key, updatedBy: subject };
     if (entry.deleted) write.deleted = true;
     else {
       if (entry.value!.length > ctx.limits.maxPayloadBytes) {
         throw new ArqonError(ErrorCode.PAYLOAD_TOO_LARGE, `state value exceeds ${ctx.limits.maxPayloadBytes} bytes`);
       }
-      const { payload } = await ctx.inspect({ tenant: conn.tenant, room, path: "state", subject: conn.auth.sub, payload: entry.value!, stateKey: entry.key });
+      const { payload } = await ctx.inspect({ tenant, room, path: "state", subject, payload: entry.value!, stateKey: entry.key });
       write.value = payload;
     }
     if (entry.ifVersion !== undefined) write.ifVersion = entry.ifVersion;
     writes.push(write);
   }
-  await checkStateQuota(ctx, conn.tenant, key, room, writes);
-  const registering = ctx.rooms.ensure(conn.tenant, room, ctx.tenants.runtime(conn.tenant).limits.maxRooms);
+  await checkStateQuota(ctx, tenant, key, room, writes);
+  const registering = ctx.rooms.ensure(tenant, room, ctx.tenants.runtime(tenant).limits.maxRooms);
   if (registering) await registering;
   const stored: StateEntry[] = [];
   for (const write of writes) stored.push(await ctx.backends.state.set(key, write));
+  return stored;
+}
+
+/** state_set: `applyStateWrites` for the connection's user; on success the ack carries the stored entries. */
+export async function handleStateSet(ctx: HandlerContext, conn: Connection, frame: Frame): Promise<void> {
+  const room = frame.room!;
+  const stored = await applyStateWrites(ctx, conn.tenant, room, conn.auth.sub, frame.state!);
   const reply: Frame = { type: "ack", room, state: stored };
   if (frame.requestId) reply.requestId = frame.requestId;
   conn.send(reply);

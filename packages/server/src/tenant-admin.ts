@@ -53,6 +53,10 @@ interface KickBody {
   tenant: string;
   user?: string;
   client?: string;
+  /** The close code (4000-4999). @default 4504 */
+  code?: number;
+  /** The close reason. @default "kicked" */
+  reason?: string;
 }
 
 function optionalText(value: unknown, field: string): string | undefined {
@@ -257,22 +261,26 @@ export class TenantAdmin {
     return this.o.gateway.closeTenantConnections(
       body.tenant,
       (conn) => (body.user === undefined || conn.auth.sub === body.user) && (body.client === undefined || conn.id === body.client),
-      CloseCode.KICKED,
-      "kicked",
+      body.code ?? CloseCode.KICKED,
+      body.reason ?? "kicked",
       "kicked",
     );
   }
 
-  /** Closes (4504) the tenant's connections of `user` (or the one with id `client`, or all) on every node. */
+  /**
+   * Closes (4504, or `close.code` with `close.reason`, already validated) the tenant's connections of `user` (or the
+   * one with id `client`, or all) on every node.
+   */
   kick(
     actor: AuditActor,
     tenant: string,
     input: { user?: unknown; client?: unknown },
+    close?: { code: number; reason: string },
   ): Promise<{
     /** Connections closed on this node. */
     closedHere: number;
   }> {
-    const body: KickBody = { tenant };
+    const body: KickBody = close ? { tenant, code: close.code, reason: close.reason } : { tenant };
     return this.audited(
       actor,
       "tenant.kick",
@@ -287,7 +295,7 @@ export class TenantAdmin {
         await this.broadcast(TENANT_TOPICS.kick, body);
         return { closedHere };
       },
-      (r) => ({ user: body.user, client: body.client, closedHere: r.closedHere }),
+      (r) => ({ user: body.user, client: body.client, ...(close ? { code: close.code } : {}), closedHere: r.closedHere }),
     );
   }
 
