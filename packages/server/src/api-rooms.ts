@@ -1,7 +1,9 @@
-import { ArqonError, ErrorCode, isValidTenant, parseJsonBytes, roomKey, roomNameProblem, toBase64, type Frame, type HistoryQuery } from "@arqon/core";
+import { ArqonError, ErrorCode, parseJsonBytes, roomKey, toBase64, type Frame, type HistoryQuery } from "@arqon/core";
 import type { ApiRequest, ApiRoute } from "./admin-http.js";
 import type { HandlerContext } from "./context.js";
+import { checkRoom, onlyFields, onlyParams, wholeParam } from "./api-input.js";
 import { publishFields } from "./publish-body.js";
+import { assertTenantName } from "./tenants.js";
 import { serverPublish } from "./rooms.js";
 
 /** Most rooms one broadcast names. */
@@ -15,38 +17,6 @@ const PUBLISH_FIELDS = ["room", "payload", "payloadFormat", "headers", "idempote
 const BROADCAST_FIELDS = ["rooms", "payload", "payloadFormat", "headers", "idempotencyKey"];
 const HISTORY_PARAMS = ["fromOffset", "toOffset", "fromTs", "toTs", "reverse", "limit"];
 const ROOMS_PARAMS = ["prefix", "limit"];
-
-function onlyFields(body: Record<string, unknown>, allowed: readonly string[]): void {
-  for (const field of Object.keys(body)) {
-    if (!allowed.includes(field)) throw new ArqonError(ErrorCode.VALIDATION_ERROR, `unknown field "${field}"`);
-  }
-}
-
-function onlyParams(query: URLSearchParams, allowed: readonly string[]): void {
-  for (const name of query.keys()) {
-    if (!allowed.includes(name)) throw new ArqonError(ErrorCode.VALIDATION_ERROR, `unknown query parameter "${name}"`);
-  }
-}
-
-function checkTenant(tenant: string): void {
-  if (!isValidTenant(tenant)) throw new ArqonError(ErrorCode.TENANT_INVALID, "tenant must be 1-64 characters of letters, digits, _ and -");
-}
-
-function checkRoom(room: string, where = "room"): void {
-  const problem = roomNameProblem(room);
-  if (problem) throw new ArqonError(ErrorCode.ROOM_INVALID, `${where}: ${problem}`);
-}
-
-/** A whole number >= `min` (and <= `max`) from the query, or undefined when absent; VALIDATION_ERROR otherwise. */
-function wholeParam(query: URLSearchParams, name: string, min = 0, max = Number.MAX_SAFE_INTEGER): number | undefined {
-  const raw = query.get(name);
-  if (raw === null) return undefined;
-  const n = /^[0-9]+$/.test(raw) ? Number(raw) : NaN;
-  if (!Number.isSafeInteger(n) || n < min || n > max) {
-    throw new ArqonError(ErrorCode.VALIDATION_ERROR, `${name} must be a whole number from ${min}${max === Number.MAX_SAFE_INTEGER ? "" : ` to ${max}`}`);
-  }
-  return n;
-}
 
 /** Who the message says sent it: the token's `sub`, or "operator" for the operator key (as POST /api/publish does). */
 function senderOf(req: ApiRequest): string {
@@ -115,7 +85,7 @@ export function roomRoutes(ctx: HandlerContext): ApiRoute[] {
           if (seen.has(room)) throw new ArqonError(ErrorCode.VALIDATION_ERROR, `rooms[${i}]: "${room}" is named twice`);
           seen.add(room);
         }
-        checkTenant(tenant);
+        assertTenantName(tenant);
         const { payload, ...options } = publishFields(body);
         const sender = senderOf(req);
         const results: Array<Record<string, unknown>> = [];
@@ -141,7 +111,7 @@ export function roomRoutes(ctx: HandlerContext): ApiRoute[] {
       async handle({ params, query }) {
         const tenant = params.tenant!;
         const room = params.room!;
-        checkTenant(tenant);
+        assertTenantName(tenant);
         checkRoom(room);
         onlyParams(query, HISTORY_PARAMS);
         const q: HistoryQuery = { limit: wholeParam(query, "limit", 1, MAX_API_PAGE) ?? DEFAULT_API_PAGE };
@@ -169,7 +139,7 @@ export function roomRoutes(ctx: HandlerContext): ApiRoute[] {
       summary: "list the tenant's rooms live on this node",
       handle({ params, query }) {
         const tenant = params.tenant!;
-        checkTenant(tenant);
+        assertTenantName(tenant);
         onlyParams(query, ROOMS_PARAMS);
         const prefix = query.get("prefix") ?? "";
         const limit = wholeParam(query, "limit", 1, MAX_API_PAGE) ?? DEFAULT_API_PAGE;

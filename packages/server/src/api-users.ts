@@ -1,8 +1,9 @@
-import { ArqonError, CloseCode, ErrorCode, MAX_STATE_KEY_LENGTH, jsonBytes, roomKey, roomNameProblem, type StateEntry } from "@arqon/core";
+import { ArqonError, CloseCode, ErrorCode, jsonBytes, roomKey, stateKeyProblem, type StateEntry } from "@arqon/core";
 import type { ApiRoute } from "./admin-http.js";
 import type { Gateway } from "./gateway.js";
 import { applyStateWrites } from "./state.js";
 import type { TenantAdmin } from "./tenant-admin.js";
+import { checkRoom, onlyFields } from "./api-input.js";
 import { assertTenantName } from "./tenants.js";
 
 /** What the application-backend routes act through. */
@@ -11,7 +12,6 @@ export interface UserRoutesOptions {
   admin: TenantAdmin;
 }
 
-const STATE_KEY_RE = /^[A-Za-z0-9_\-.:/@]+$/;
 const decoder = new TextDecoder();
 
 function jsonOf(bytes: Uint8Array | undefined): unknown {
@@ -24,8 +24,7 @@ function place(params: Record<string, string>): { tenant: string; room: string }
   const tenant = params.tenant!;
   assertTenantName(tenant);
   const room = params.room!;
-  const problem = roomNameProblem(room);
-  if (problem) throw new ArqonError(ErrorCode.ROOM_INVALID, problem);
+  checkRoom(room);
   return { tenant, room };
 }
 
@@ -33,12 +32,6 @@ function entryView(e: StateEntry): Record<string, unknown> {
   const out: Record<string, unknown> = { key: e.key, value: jsonOf(e.value), version: e.version };
   if (e.updatedAt !== undefined) out.updatedAt = e.updatedAt;
   return out;
-}
-
-function onlyFields(body: Record<string, unknown>, fields: string[]): void {
-  for (const field of Object.keys(body)) {
-    if (!fields.includes(field)) throw new ArqonError(ErrorCode.VALIDATION_ERROR, `unknown field "${field}"`);
-  }
 }
 
 /**
@@ -97,8 +90,9 @@ export function userRoutes(o: UserRoutesOptions): ApiRoute[] {
       async handle({ params, body, actor }) {
         const { tenant, room } = place(params);
         const key = params.key!;
-        if (key.length > MAX_STATE_KEY_LENGTH || !STATE_KEY_RE.test(key)) {
-          throw new ArqonError(ErrorCode.STATE_KEY_INVALID, `state key must be 1-${MAX_STATE_KEY_LENGTH} characters of letters, digits and _ - . : / @`);
+        const keyProblem = stateKeyProblem(key);
+        if (keyProblem) {
+          throw new ArqonError(ErrorCode.STATE_KEY_INVALID, keyProblem);
         }
         onlyFields(body, ["value", "expectedVersion"]);
         if (!("value" in body)) throw new ArqonError(ErrorCode.VALIDATION_ERROR, 'body needs "value"');

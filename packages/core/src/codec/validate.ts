@@ -17,6 +17,12 @@ const NEEDS_ROOM: ReadonlySet<FrameType> = new Set<FrameType>([
 /** Longest state key a client may write, in characters; longer keys get `ARQ_STATE_KEY_INVALID`. */
 export const MAX_STATE_KEY_LENGTH = 128;
 const STATE_KEY_RE = /^[A-Za-z0-9_\-.:/@]+$/;
+
+/** Why `key` is not a state key a client may write (ARQ_STATE_KEY_INVALID's message), or undefined when it is. */
+export function stateKeyProblem(key: string): string | undefined {
+  if (key.length > 0 && key.length <= MAX_STATE_KEY_LENGTH && STATE_KEY_RE.test(key)) return undefined;
+  return `state key must be 1-${MAX_STATE_KEY_LENGTH} characters of letters, digits and _ - . : / @`;
+}
 const TWIST_ID_RE = /^[A-Za-z0-9_\-.:]{1,64}$/;
 const COMMAND_RE = /^[a-z][a-z0-9_-]*(\.[a-z0-9_-]+){1,3}$/;
 
@@ -49,13 +55,8 @@ export function validateClientFrame(frame: Frame): FrameError | undefined {
       if (!frame.state || frame.state.length === 0) return missing("state", type);
       for (const entry of frame.state) {
         if (!entry.key) return missing("state[].key", type);
-        if (entry.key.length > MAX_STATE_KEY_LENGTH || !STATE_KEY_RE.test(entry.key)) {
-          return new FrameError(
-            ErrorCode.STATE_KEY_INVALID,
-            `state key must be 1-${MAX_STATE_KEY_LENGTH} characters of letters, digits and _ - . : / @`,
-            { detail: { key: entry.key } },
-          );
-        }
+        const problem = stateKeyProblem(entry.key);
+        if (problem) return new FrameError(ErrorCode.STATE_KEY_INVALID, problem, { detail: { key: entry.key } });
         if (!entry.deleted && entry.value === undefined) return missing("state[].value", type);
       }
       break;
