@@ -128,6 +128,12 @@ export interface Subscription {
   deltaBase: number;
 }
 
+/**
+ * Something the server does to a connection in turn with its inbound frames (a server-side subscribe): it runs when
+ * the frames queued before it are handled, and handles its own errors.
+ */
+export type ServerAction = () => void | Promise<void>;
+
 /** What a connection needs from the component that writes its frames. */
 export interface OutboundScheduler {
   schedule(conn: Connection): void;
@@ -153,8 +159,11 @@ export class Connection {
   awaitingPong = false;
   pingSentAt = 0;
   lastPingAt: number;
-  /** Inbound frames waiting for the previous one to finish (publishes of one client are handled in order). */
-  readonly inbox: Frame[] = [];
+  /**
+   * Inbound frames waiting for the previous one to finish (publishes of one client are handled in order), and the
+   * server's own actions on the connection queued among them (`Gateway.inTurn`).
+   */
+  readonly inbox: Array<Frame | ServerAction> = [];
   processing = false;
   readonly raw: Duplex | undefined;
   readonly deflate: boolean;

@@ -421,6 +421,7 @@ export class Gateway {
     this.metrics.closes.inc({ code: closeCodeLabel(this.endCodes.get(conn) ?? code) });
     const reason = this.endReasons.get(conn) ?? (this.shuttingDown ? "shutdown" : "disconnect");
     this.logger.debug({ clientId: conn.id, code, reason }, "disconnected");
+    this.dropInbox(conn);
     await this.endSubscriptions(conn, reason);
   }
 
@@ -503,8 +504,8 @@ export class Gateway {
     }
     conn.inbox.push(result.frame);
     if (conn.inbox.length > this.limits.maxInboundQueue) {
-      conn.inbox.length = 0;
       this.closeConnection(conn, CloseCode.RATE_LIMIT_ABUSE, "too many frames in flight", "abuse");
+      this.dropInbox(conn);
       return;
     }
     if (!conn.processing) this.pump(conn);
@@ -518,7 +519,17 @@ export class Gateway {
   private pump(conn: Connection): void {
     conn.processing = true;
     while (conn.inbox.length > 0 && !conn.closing) {
-      const frame = conn.inbox.shift()!;
+      const item = conn.inbox.shift()!;
+      if (typeof item === "function") {
+        // A server action settles its own promise and never rejects (`inTurn`).
+        const running = item();
+        if (running !== undefined) {
+          void running.then(() => this.pump(conn));
+          return;
+        }
+        continue;
+      }
+      const frame = item;
       let pending: void | Promise<void>;
       try {
         pending = this.dispatch(conn, frame);
@@ -538,6 +549,35 @@ export class Gateway {
       }
     }
     conn.processing = false;
+  }
+
+  /**
+   * Runs `action` on a connection in turn with its inbound frames: after the frames already queued and before any
+   * that arrive later, so what the server does to the connection (a server-side subscribe) never interleaves with the
+   * client's own requests. Resolves with the action's result (rejects with its error), or with undefined, without
+   * running it, when the connection closes first.
+   */
+  inTurn<T>(conn: Connection, action: () => T | Promise<T>): Promise<T | undefined> {
+    if (conn.closing) return Promise.resolve(undefined);
+    return new Promise<T | undefined>((resolve, reject) => {
+      conn.inbox.push(() => {
+        if (conn.closing) return resolve(undefined);
+        let result: T | Promise<T>;
+        try {
+          result = action();
+        } catch (err) {
+          return reject(err);
+        }
+        if (result instanceof Promise) return result.then(resolve, reject);
+        resolve(result);
+      });
+      if (!conn.processing) this.pump(conn);
+    });
+  }
+
+  /** Empties a closing connection's inbox: its frames are dropped, its queued server actions resolve undefined. */
+  private dropInbox(conn: Connection): void {
+    for (const item of conn.inbox.splice(0)) if (typeof item === "function") void item();
   }
 
   /** Turns a thrown error into an error frame: ArqonErrors keep their code, anything else is ARQ_INTERNAL. */

@@ -44,6 +44,7 @@ import pkg from "../package.json" with { type: "json" };
 import { ServerApi, type ApiRoute } from "./admin-http.js";
 import { roomRoutes } from "./api-rooms.js";
 import { userRoutes } from "./api-users.js";
+import { ServerSubscriptions } from "./api-subscriptions.js";
 import { AUDIT_RETENTION, AuditLog, isAuditKey, type AuditActor } from "./audit.js";
 import { casilRoutes, registerCasilCommands } from "./casil/commands.js";
 import { LayeredCasil } from "./casil/layers.js";
@@ -358,13 +359,14 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
   if (maxBodyBytes !== undefined && (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes < 1)) {
     throw new ArqonError(ErrorCode.VALIDATION_ERROR, "http.maxBodyBytes must be a whole number of bytes above 0");
   }
+  const subscriptions = new ServerSubscriptions({ gateway: gw, control, logger });
   const api = new ServerApi({
     admin,
     registry,
     audit,
     keys,
     authenticator,
-    extra: [...(layered ? casilRoutes(layered, audit) : []), ...roomRoutes(gw.ctx), ...userRoutes({ gateway: gw, admin })],
+    extra: [...(layered ? casilRoutes(layered, audit) : []), ...roomRoutes(gw.ctx), ...userRoutes({ gateway: gw, admin }), ...subscriptions.routes()],
     ...(maxBodyBytes !== undefined ? { maxBodyBytes } : {}),
   });
   if (layered) {
@@ -545,6 +547,7 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
         clearInterval(revocationSweep);
         clearInterval(resync);
         admin.close();
+        subscriptions.close();
         control.close();
         await quota.close().catch((err: unknown) => logger.warn({ err }, "could not give back connection leases"));
         await layered?.close();

@@ -51,6 +51,12 @@ export interface PublishResult {
 }
 
 
+/**
+ * The `reason` of a `subscribed` or `unsubscribed` frame the server sends on its own because the server API
+ * subscribed or unsubscribed the connection (docs/protocol.md, "Server-side subscriptions").
+ */
+export const SERVER_SUBSCRIPTION_REASON = "server";
+
 const TWIST_ID_RE = /^[A-Za-z0-9_\-.:]{1,64}$/;
 
 /**
@@ -244,8 +250,10 @@ function positionOf(frame: Frame): number | undefined {
  * Subscribe: the subscription starts buffering live frames at once, then the snapshot (position or recovered
  * messages, presence, state) is read and sent, then the buffer is flushed without what the snapshot already covered.
  * So a subscriber sees `subscribed`, the recovered messages, then live messages, with no gap and no duplicate.
+ * `origin` "server" is a subscribe the server API made (api-subscriptions.ts): its `subscribed` carries
+ * `reason: "server"` and no requestId.
  */
-export async function handleSubscribe(ctx: HandlerContext, conn: Connection, frame: Frame): Promise<void> {
+export async function handleSubscribe(ctx: HandlerContext, conn: Connection, frame: Frame, origin: "client" | "server" = "client"): Promise<void> {
   const room = frame.room!;
   const key = roomKey(conn.tenant, room);
   let sub = conn.subscriptions.get(key);
@@ -312,6 +320,7 @@ export async function handleSubscribe(ctx: HandlerContext, conn: Connection, fra
     }
     const reply: Frame = { type: "subscribed", room };
     if (frame.requestId) reply.requestId = frame.requestId;
+    if (origin === "server") reply.reason = SERVER_SUBSCRIPTION_REASON;
     let recovered: Frame[] = [];
     let position: Position;
     if (frame.since) {
