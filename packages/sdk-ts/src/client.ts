@@ -100,6 +100,15 @@ export interface ClientEvents {
   };
   /** Failures that belong to no request: undecodable frames, errors without a request id, token refresh failures. */
   error: ArqonError;
+  /**
+   * The application's backend subscribed this connection to a room (server API): the room, subscribed already, whose
+   * `message` listeners get its messages from now on (add them in this listener to miss none). Such a subscription ends with the
+   * connection: after a reconnect the backend subscribes again, the client does not (unless `room.subscribe()` was
+   * called, which makes it the client's own).
+   */
+  serverSubscribed: Room;
+  /** The application's backend ended a subscription of this connection (server API), after the room's `unsubscribed`. */
+  serverUnsubscribed: Room;
 }
 
 /** Per-request options: `onReply` runs synchronously with the reply, before any later frame is handled. */
@@ -580,7 +589,13 @@ export class ArqonClient extends Emitter<ClientEvents> {
       this.emit("error", new ArqonRequestError(info.code, info.message, { requestId: frame.requestId, retryable: info.retryable }));
       return;
     }
-    if (frame.room !== undefined) this.#rooms.get(frame.room)?._handle(frame);
+    if (frame.room === undefined) return;
+    // A subscription the server made or ended on its own (docs/protocol.md, "Server-side subscriptions").
+    const server = frame.reason === "server" && (frame.type === "subscribed" || frame.type === "unsubscribed");
+    const room = server && frame.type === "subscribed" ? this.room(frame.room) : this.#rooms.get(frame.room);
+    if (!room) return;
+    room._handle(frame);
+    if (server) this.emit(frame.type === "subscribed" ? "serverSubscribed" : "serverUnsubscribed", room);
   }
 
   #onWelcome(frame: Frame): void {

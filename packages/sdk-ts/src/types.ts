@@ -126,6 +126,11 @@ export interface SubscribedEvent {
   reason?: string;
   /** True for the automatic re-subscription after a reconnect. */
   resubscribed: boolean;
+  /**
+   * True when the application's backend subscribed this connection (server API): the client did not ask, and does
+   * not renew it after a reconnect (the backend subscribes again). See `ClientEvents.serverSubscribed`.
+   */
+  server?: boolean;
   /** The room's members when the subscription started (then kept up to date in `room.presence.current`). */
   members: PresenceMember[];
   /** The room's state map when the subscription started (then kept up to date in `room.state.current`). */
