@@ -187,6 +187,7 @@ class ArqonClient:
         self._ids = itertools.count(1)
         self._rooms: Dict[str, Room] = {}
         self._status_handlers: List[Callable[[ClientStatus], Any]] = []
+        self._server_handlers: Dict[str, List[Handler]] = {"subscribed": [], "unsubscribed": []}
         self._tasks: Set[asyncio.Future[Any]] = set()
         self.status: ClientStatus = ClientStatus("disconnected")
         #: The server's ``welcome`` on the current (or last) connection.
@@ -268,6 +269,21 @@ class ArqonClient:
         """Calls ``handler(ClientStatus)`` on every status change; returns a function that removes it."""
         self._status_handlers.append(handler)
         return lambda: self._status_handlers.remove(handler) if handler in self._status_handlers else None
+
+    def on_server_subscribed(self, handler: Callable[["Room"], Any]) -> Callable[[], None]:
+        """Calls ``handler(room)`` when the application's backend subscribed this connection to a room (server API).
+
+        The room is subscribed already; its ``"message"`` callbacks and ``messages()`` iterators get the room's
+        messages from then on (add them in a plain, non-async handler to miss none). The subscription ends with the
+        connection: after a reconnect the backend subscribes again, the client does not (unless ``room.subscribe()``
+        was called, which makes it the client's own). Returns a function that removes the handler.
+        """
+        return _add_handler(self._server_handlers, "subscribed", handler)
+
+    def on_server_unsubscribed(self, handler: Callable[["Room"], Any]) -> Callable[[], None]:
+        """Calls ``handler(room)`` when the application's backend ended a subscription of this connection (after the
+        room's own ``"unsubscribed"`` event, reason ``"server"``). Returns a function that removes the handler."""
+        return _add_handler(self._server_handlers, "unsubscribed", handler)
 
     # ---- rooms and commands --------------------------------------------------------------------------------------
 
@@ -575,8 +591,10 @@ class ArqonClient:
 
     def _dispatch(self, frame: Dict[str, Any]) -> None:
         kind = frame["type"]
-        room = self._rooms.get(frame.get("room", ""))
         rid = frame.get("requestId")
+        # A subscription the server made or ended on its own (docs/protocol.md, "Server-side subscriptions").
+        server = not rid and frame.get("reason") == "server" and kind in ("subscribed", "unsubscribed") and "room" in frame
+        room = self.room(frame["room"]) if server and kind == "subscribed" else self._rooms.get(frame.get("room", ""))
         if room is not None:
             if kind == "message":
                 room._on_message(frame)
@@ -588,6 +606,9 @@ class ArqonClient:
                 room._on_state_changed(frame)
             elif kind == "unsubscribed" and not rid:
                 room._on_ended(frame.get("reason", ""))
+            if server:
+                for handler in list(self._server_handlers[kind]):
+                    self._call(handler, room)
         if rid:
             fut = self._pending.pop(rid, None)
             if fut is not None and not fut.done():
@@ -742,11 +763,12 @@ class Room:
         if meta is not None:
             self._meta, self._has_meta = meta, True
         self._delta = delta or self._delta
+        # Also for a room the server API subscribed: it becomes the client's own, renewed after a reconnect.
+        self._wanted = True
         if self.subscribed and since is None and self.last_subscribed is not None and meta is None:
             return self.last_subscribed
         if since is not None:
             self.position = since
-        self._wanted = True
         try:
             return await self._send_subscribe(resubscribe=False, explicit_since=since is not None)
         except BaseException:
@@ -774,6 +796,7 @@ class Room:
         epoch = frame.get("epoch", "")
         self._epoch = epoch
         offset = frame.get("offset", 0)
+        server = not frame.get("requestId") and frame.get("reason") == "server"
         # After a successful recovery the missed messages follow and move the position; otherwise start from here.
         if recovered is not True:
             self.position = Position(offset, epoch) if epoch else None
@@ -787,10 +810,11 @@ class Room:
             offset=offset,
             epoch=epoch,
             recovered=recovered,
-            reason=frame.get("reason", ""),
+            reason="" if server else frame.get("reason", ""),
             members=list(self._members.values()),
             state=dict(self._state),
-            resubscribe=self._resubscribing,
+            resubscribe=False if server else self._resubscribing,
+            server=server,
         )
         self.last_subscribed = result
         self._emit("subscribed", result)

@@ -83,6 +83,8 @@ class Subscribed:
     ``recovered`` is None when no recovery was asked (no ``since``), True when every missed message is delivered next
     (before live ones), False when that was impossible; ``reason`` then says why (``epoch_mismatch``,
     ``retention_exceeded``, ...). ``resubscribe`` is true when the client resubscribed by itself after a reconnect.
+    ``server`` is true when the application's backend subscribed the connection (server API): the client does not
+    renew such a subscription after a reconnect, the backend subscribes again.
     """
 
     room: str
@@ -93,6 +95,7 @@ class Subscribed:
     members: List[Member] = field(default_factory=list)
     state: Dict[str, StateEntry] = field(default_factory=dict)
     resubscribe: bool = False
+    server: bool = False
 
 
 @dataclass(frozen=True)
