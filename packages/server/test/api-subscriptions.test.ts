@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { ErrorCode } from "@arqon/core";
+import { ErrorCode, MemoryHistoryStore, type Position, type RoomKey } from "@arqon/core";
 import { payloadOf, startGateway, type StartGatewayOptions, type TestClient, type TestGateway } from "../src/testing.js";
 import { callApi, codeOf, type ApiAnswer } from "./api-client.js";
 
@@ -188,6 +188,37 @@ describe("api-subscriptions - subscribe", () => {
     await alice.waitFor((f) => f.requestId === "after");
     const order = alice.frames.filter((f) => f.requestId !== undefined || f.reason === "server").map((f) => `${f.type}:${f.requestId ?? f.reason}`);
     expect(order).toEqual(["subscribed:own", "error:before", "subscribed:server", "unsubscribed:after"]);
+  });
+});
+
+/** An in-memory history whose `position` waits for `gate`: holds a subscribe (and the connection's queue) mid-way. */
+class HeldHistory extends MemoryHistoryStore {
+  gate: Promise<void> = Promise.resolve();
+  override async position(key: RoomKey): Promise<Position> {
+    await this.gate;
+    return super.position(key);
+  }
+}
+
+describe("api-subscriptions - in turn", () => {
+  it("subscribe - a connection that closes while the action waits its turn is not counted, and the call still answers", async () => {
+    const history = new HeldHistory();
+    let release!: () => void;
+    history.gate = new Promise((r) => (release = r));
+    const g = await start({ history });
+    const alice = await g.client({ sub: "alice" });
+    const bob = await g.client({ sub: "bob" });
+    // The client's own subscribe holds its queue (its snapshot read waits); the server's subscribe queues behind it.
+    alice.send({ type: "subscribe", room: "held", requestId: "held" });
+    await new Promise((r) => setTimeout(r, 20));
+    const answer = subscribe({ user: "alice", room: "news" });
+    await new Promise((r) => setTimeout(r, 20));
+    alice.ws.terminate();
+    expect((await answer).json).toEqual({ subscribedHere: 0 });
+    release();
+    // The other connection was not disturbed.
+    expect((await bob.subscribe("news")).type).toBe("subscribed");
+    expect((await api("GET", "/api/v1/tenants/acme/rooms")).json.rooms).toEqual([{ room: "news", subscribers: 1 }]);
   });
 });
 
