@@ -34,6 +34,7 @@ Commands:
   kick       close a tenant's connections of a user           arqon kick --tenant acme --user mallory
   revoke     refuse a tenant's tokens; list or lift rules     arqon revoke --tenant acme --user mallory
   audit      print the audit trail, newest first              arqon audit --tenant acme --limit 20
+  dashboard  write the Grafana dashboard (all or one tenant)  arqon dashboard export --tenant acme --out acme.json
   version    print the version
 
 Client commands read the gateway URL from --url or ARQON_URL (default ws://127.0.0.1:9100/ws) and the token from
@@ -106,6 +107,10 @@ export async function run(argv: readonly string[], io: CliIo = processIo, option
       case "audit": {
         const { auditCommand } = await import("./commands/audit.js");
         return await auditCommand(rest, io, ctx);
+      }
+      case "dashboard": {
+        const { dashboardCommand } = await import("./commands/dashboard.js");
+        return await dashboardCommand(rest, io, ctx);
       }
       case "help":
       case "--help":

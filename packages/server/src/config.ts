@@ -201,6 +201,15 @@ export interface ArqonServerOptions {
   };
   /** Collect Node process metrics into the registry too. @default true */
   processMetrics?: boolean;
+  /** The Prometheus metrics on `/metrics`. */
+  metrics?: {
+    /**
+     * Tenants that get a `tenant` label value of their own, first come (docs/gateway.md, "Metrics"); every later
+     * tenant is counted under `tenant="_other"`, so a server with many tenants keeps a bounded number of series.
+     * @default 100
+     */
+    maxTenantLabels?: number;
+  };
   /**
    * What GET /status reports under `storage` (whoever opened the stores says what they are, e.g. `arqon serve`:
    * `{ backend: "lmdb", durable: true }`). @default { backend: "memory", durable: false } when the history store is

@@ -379,8 +379,8 @@ export class Gateway {
     let set = this.byTenant.get(conn.tenant);
     if (!set) this.byTenant.set(conn.tenant, (set = new Set()));
     set.add(conn);
-    this.metrics.connections.labels(conn.tenant).inc();
-    this.metrics.connectionsTotal.labels(conn.tenant).inc();
+    this.metrics.connections.labels(this.metrics.tenant(conn.tenant)).inc();
+    this.metrics.connectionsTotal.labels(this.metrics.tenant(conn.tenant)).inc();
     // Shared listeners (the socket carries its connection): no closures per connection.
     ws.on("message", onSocketMessage);
     ws.on("pong", onSocketPong);
@@ -417,7 +417,7 @@ export class Gateway {
       set.delete(conn);
       if (set.size === 0) this.byTenant.delete(conn.tenant);
     }
-    this.metrics.connections.labels(conn.tenant).dec();
+    this.metrics.connections.labels(this.metrics.tenant(conn.tenant)).dec();
     this.metrics.closes.inc({ code: closeCodeLabel(this.endCodes.get(conn) ?? code) });
     const reason = this.endReasons.get(conn) ?? (this.shuttingDown ? "shutdown" : "disconnect");
     this.logger.debug({ clientId: conn.id, code, reason }, "disconnected");
@@ -551,7 +551,7 @@ export class Gateway {
   }
 
   sendError(conn: Connection, requestId: string | undefined, code: string, message: string, retryable?: boolean): void {
-    this.metrics.errors.labels(conn.tenant, code).inc();
+    this.metrics.errors.labels(this.metrics.tenant(conn.tenant), code).inc();
     const frame: Frame = { type: "error", error: retryable ? { code, message, retryable } : { code, message } };
     if (requestId) frame.requestId = requestId;
     conn.send(frame);

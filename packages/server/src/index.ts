@@ -57,7 +57,7 @@ import { ClusterControl, clusterKeyOf } from "./control.js";
 import { Gateway, type Backends } from "./gateway.js";
 import { handleHttp, statusOf, type HttpSurface } from "./http.js";
 import { errorBody, rejectUpgrade, sendError } from "./http-util.js";
-import { ServerMetrics } from "./metrics.js";
+import { ServerMetrics, type ServerMeter } from "./metrics.js";
 import { OutboundGuard } from "./outbound.js";
 import { LeasedConnectionQuota, LocalConnectionQuota, RoomRegistry, UsageCounter, type TenantUsage } from "./quota.js";
 import { serverPublish, type PublishResult } from "./rooms.js";
@@ -87,6 +87,7 @@ export { ClusterControl, clusterKeyOf, MIN_CLUSTER_KEY_LENGTH } from "./control.
 export { httpStatusOf, type ApiRoute } from "./admin-http.js";
 export { OutboundGuard, OutboundError, type OutboundOptions, type OutboundResponse, type OutboundFailure, type CheckedTarget } from "./outbound.js";
 export type { TenantUsage } from "./quota.js";
+export { OTHER_TENANT_LABEL, DEFAULT_MAX_TENANT_LABELS, FANOUT_BUCKETS, type ServerMeter } from "./metrics.js";
 export { createAuthenticator, can, AuthError, signToken, parseTtl } from "./auth.js";
 export type { AuthOptions, AuthContext, Capabilities, Capability, Authenticator, SignTokenOptions } from "./auth.js";
 export { createLogger, type LoggerOptions } from "./logger.js";
@@ -177,6 +178,8 @@ export interface ArqonServer {
   inspector: Inspector;
   /** This instance's Prometheus registry. */
   readonly metrics: Registry;
+  /** Adds counters and gauges to `metrics` with the server's bounded tenant label (the operators use it). */
+  readonly meter: ServerMeter;
   /** The server's logger (`options.logger`, or its own pino logger). */
   readonly logger: Logger;
   /** What GET /status answers. */
@@ -253,7 +256,14 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
   }
   const commands = new CommandRegistry();
   // The rooms gauge is read at scrape time, after `gw` exists.
-  const metrics: ServerMetrics = new ServerMetrics({ processMetrics: options.processMetrics, rooms: (): number => gw.fanout.rooms.size });
+  const history = backends.history;
+  const metrics: ServerMetrics = new ServerMetrics({
+    processMetrics: options.processMetrics,
+    maxTenantLabels: options.metrics?.maxTenantLabels,
+    rooms: (): number => gw.fanout.rooms.size,
+    backendStatus: options.backendStatus,
+    historyStats: history.stats ? () => history.stats!() : undefined,
+  });
   const nodeId = randomBytes(6).toString("base64url");
   const outbound = new OutboundGuard(options.outbound);
   const keys = { operator: new KeySet(options.operatorKeys ?? []), scrape: new KeySet(options.scrapeTokens ?? [], "scrape token") };
@@ -370,8 +380,8 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
   if (layered) {
     const baseline = layered.baseline;
     registerCasilCommands(commands, layered);
-    registerCasilMetrics(metrics.registry, baseline);
-    registerCasilLayerMetrics(metrics.registry, layered);
+    registerCasilMetrics(metrics.registry, baseline, (t) => metrics.tenant(t));
+    registerCasilLayerMetrics(metrics.registry, layered, (t) => metrics.tenant(t));
     baseline.onReload((event) => {
       if (event.source === "remote") return;
       control.send(CASIL_TOPICS.baseline, { document: event.document, version: event.version }).catch((err: unknown) => logger.error({ err }, "could not tell the cluster about a CASIL reload"));
@@ -585,6 +595,7 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
       gw.inspector = value;
     },
     metrics: metrics.registry,
+    meter: metrics.meter,
     logger,
     status() {
       return statusOf(gw, true);
