@@ -263,7 +263,7 @@ export const API_OPERATIONS: Readonly<Record<string, ApiOperationSpec>> = {
     description: "Publishes into the token's tenant; the operator key names `tenant`. Fields other than these are ignored.",
     body: { schema: { type: "object", properties: { tenant: ref("TenantName"), ...publishFields }, required: ["room", "payload"] } },
     responses: ok("published (or a repeat of an idempotency key)", ref("PublishResult")),
-    errors: [400, 413, 422, 429],
+    errors: [400, 413, 422, 429, 503],
   },
   [`GET ${OPENAPI_PATH}`]: {
     operationId: "openApi",
@@ -313,7 +313,7 @@ export const API_OPERATIONS: Readonly<Record<string, ApiOperationSpec>> = {
     operationId: "deleteTenant",
     description: "Removes the tenant and all its data; `confirm` (query or body) repeats its name, else 400 ARQ_CONFIRMATION_REQUIRED.",
     query: [{ name: "confirm", description: "the tenant's name again", schema: ref("TenantName") }],
-    body: { schema: obj({ confirm: str }, ["confirm"]), required: false },
+    body: { schema: obj({ confirm: str }, ["confirm"], true), required: false },
     responses: ok("what was removed", obj({ rooms: int, stateRooms: int, storeKeys: int })),
     errors: [],
   },
