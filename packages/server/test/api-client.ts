@@ -74,6 +74,9 @@ function templateOf(method: string, pathname: string): string | undefined {
   return (matching.find((t) => DOC.paths[t.template]![method.toLowerCase()] !== undefined) ?? matching[0])?.template;
 }
 
+/** The statuses answered per operationId in this test file, each checked against the document. */
+export const answered = new Map<string, Set<number>>();
+
 /**
  * Checks one real answer against the OpenAPI document (src/openapi.ts) and throws a readable error when it does not
  * match: no operation, or a generic one without a schema, for the method and path; a status the operation does not
@@ -90,6 +93,7 @@ export function checkAnswer(method: string, target: string, status: number, body
     throw new Error(`openapi: no operation documents ${method} ${url.pathname} (answered ${status} ${show(body)})`);
   }
   const name = `${method} ${template} (${op.operationId})`;
+  answered.set(op.operationId, (answered.get(op.operationId) ?? new Set()).add(status));
   if (op[GENERIC_MARK]) throw new Error(`openapi: ${name} has no schema entry in API_OPERATIONS (src/openapi.ts)`);
   const response = op.responses[String(status)];
   if (!response) throw new Error(`openapi: ${name} answered ${status}, which the document does not list (${Object.keys(op.responses).join(", ")}): ${show(body)}`);

@@ -4,7 +4,7 @@ import { Validator } from "@seriousme/openapi-schema-validator";
 import { CasilController } from "../src/casil/index.js";
 import { API_OPERATIONS, FIXED_ROUTES, GENERIC_MARK, OPENAPI_PATH, openApiPath, operationKey } from "../src/openapi.js";
 import { startGateway, type TestGateway } from "../src/testing.js";
-import { callApi, checkAnswer, type Json } from "./api-client.js";
+import { answered, callApi, checkAnswer, checkedFetch, type Json } from "./api-client.js";
 
 const KEY = "operator-key-of-the-openapi-tests-012345";
 const SCRAPE = "scrape-token-of-the-openapi-tests-012345";
@@ -162,5 +162,53 @@ describe("openapi - GET /api/v1/openapi.json", () => {
     expect((await api("DELETE", "/api/v1/tenants/acme/casil", undefined, admin)).json).toMatchObject({ tenant: "acme", changes: ["layer removed"] });
     expect((await api("PUT", "/api/v1/tenants/acme/casil", { mode: "loud" }, admin)).status).toBe(400);
     expect((await api("GET", "/api/v1/audit")).json.records.length).toBeGreaterThan(0);
+  });
+
+  it("openapi - every documented operation gives a real 2xx answer that matches its schema", async () => {
+    const g = await start();
+    const api = async (method: string, path: string, body?: unknown, auth: string = KEY): Promise<Json> => {
+      const r = await callApi(g.httpUrl, method, path, body, auth);
+      expect(r.status, `${method} ${path}: ${JSON.stringify(r.json)}`).toBeLessThan(300);
+      return r.json;
+    };
+    const alice = await g.client({ sub: "alice" });
+    expect((await alice.subscribe("lobby")).type).toBe("subscribed");
+    for (const path of ["/health", "/ready", "/version", "/status", "/metrics", OPENAPI_PATH]) {
+      expect((await checkedFetch(`${g.httpUrl}${path}`, { headers: { "x-api-key": KEY } })).status, path).toBe(200);
+    }
+    const publish = await checkedFetch(`${g.httpUrl}/api/publish`, { method: "POST", headers: { "x-api-key": KEY, "content-type": "application/json" }, body: JSON.stringify({ tenant: "acme", room: "lobby", payload: 1 }) });
+    expect(publish.status).toBe(200);
+    await api("POST", "/api/v1/tenants", { name: "acme", description: "Acme" });
+    await api("GET", "/api/v1/tenants");
+    await api("GET", "/api/v1/tenants/acme");
+    await api("PATCH", "/api/v1/tenants/acme", { limits: { maxRooms: 50, maxStateKeys: null } });
+    await api("POST", "/api/v1/tenants/acme/kick", { user: "nobody" });
+    const { rule } = await api("POST", "/api/v1/tenants/acme/revocations", { user: "mallory", ttlMs: 60_000 });
+    await api("GET", "/api/v1/tenants/acme/revocations");
+    await api("DELETE", `/api/v1/tenants/acme/revocations/${encodeURIComponent(rule.id)}`);
+    await api("GET", "/api/v1/tenants/acme/audit?limit=2");
+    await api("GET", "/api/v1/casil/baseline");
+    await api("PUT", "/api/v1/casil/baseline", { mode: "monitor", dryRun: true });
+    await api("PUT", "/api/v1/tenants/acme/casil", { policy: { mode: "monitor" } });
+    await api("GET", "/api/v1/tenants/acme/casil");
+    await api("DELETE", "/api/v1/tenants/acme/casil");
+    await api("POST", "/api/v1/tenants/acme/publish", { room: "lobby", payload: { n: 2 }, headers: { "x-kind": "note" }, idempotencyKey: "k" });
+    await api("POST", "/api/v1/tenants/acme/broadcast", { rooms: ["lobby", "news"], payload: "b", payloadFormat: "json" });
+    await api("GET", "/api/v1/tenants/acme/rooms/lobby/history?fromOffset=1&limit=10");
+    await api("GET", "/api/v1/tenants/acme/rooms?prefix=l&limit=5");
+    await api("GET", "/api/v1/tenants/acme/rooms/lobby/presence");
+    await api("GET", "/api/v1/tenants/acme/rooms/lobby/presence/stats");
+    await api("PUT", "/api/v1/tenants/acme/rooms/lobby/state/topic", { value: { t: 1 }, expectedVersion: 0 });
+    await api("GET", "/api/v1/tenants/acme/rooms/lobby/state");
+    await api("POST", "/api/v1/tenants/acme/disconnect", { user: "alice", code: 4001, reason: "bye" });
+    await api("POST", "/api/v1/tenants/acme/disable");
+    await api("POST", "/api/v1/tenants/acme/enable");
+    await api("GET", "/api/v1/audit");
+    await api("DELETE", "/api/v1/tenants/acme?confirm=acme");
+    const { doc } = await fetchDocument(g);
+    const untried = operationsOf(doc)
+      .filter(({ op }) => ![...(answered.get(op.operationId) ?? [])].some((s) => s >= 200 && s < 300))
+      .map(({ key, op }) => `${key} (${op.operationId})`);
+    expect(untried, "operations no real 2xx answer was checked for (add a call above)").toEqual([]);
   });
 });
