@@ -85,6 +85,7 @@ export { AuditLog, AUDIT_ROOM, SERVER_AUDIT_TENANT, type AuditRecord, type Audit
 export { KeySet, MIN_KEY_LENGTH, type Principal, type CommandAccess, type HttpAccess } from "./authority.js";
 export { ClusterControl, clusterKeyOf, MIN_CLUSTER_KEY_LENGTH } from "./control.js";
 export { httpStatusOf, type ApiRoute } from "./admin-http.js";
+export { openApiDocument, operationKey, openApiPath, API_OPERATIONS, FIXED_ROUTES, OPENAPI_PATH, GENERIC_MARK, type ApiOperationSpec, type FixedRoute, type DocumentedRoute, type OpenApiOptions, type JsonSchema } from "./openapi.js";
 export { OutboundGuard, OutboundError, type OutboundOptions, type OutboundResponse, type OutboundFailure, type CheckedTarget } from "./outbound.js";
 export type { TenantUsage } from "./quota.js";
 export { OTHER_TENANT_LABEL, DEFAULT_MAX_TENANT_LABELS, FANOUT_BUCKETS, type ServerMeter } from "./metrics.js";
@@ -212,6 +213,8 @@ export interface ArqonServer {
   onTenantRemoved(listener: (tenant: string) => void | Promise<void>): () => void;
   /** Adds routes to the server API (`/api/v1/...`). */
   addApiRoutes(routes: ApiRoute[]): void;
+  /** Every route of the server API router, in the order it matches them (GET /api/v1/openapi.json documents them). */
+  apiRoutes(): readonly ApiRoute[];
 }
 
 const CASIL_TOPICS = { baseline: "casil.reload", layer: "casil.layer" } as const;
@@ -646,6 +649,7 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
     addApiRoutes(routes) {
       api.add(routes);
     },
+    apiRoutes: () => api.list(),
   };
   return server;
 }
