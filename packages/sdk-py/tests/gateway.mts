@@ -1,6 +1,7 @@
 // A real ArqonBus gateway for the Python tests: listens on 127.0.0.1 (port from --port, default 0), prints
 // {"port":N,"url":"ws://..."} as one JSON line on stdout once it listens, and closes gracefully (1001 to every client)
 // on SIGTERM, SIGINT or when stdin ends. Registers two commands the tests call: op.test.echo and op.test.fail.
+// --operator-key KEY lets the tests call the server API's operator routes (arqon.server).
 import { ArqonError, ErrorCode } from "@arqon/core";
 import { createArqonServer } from "@arqon/server";
 import { pino } from "pino";
@@ -17,8 +18,11 @@ if (!secret) {
   process.exit(2);
 }
 
+const operatorKey = arg("operator-key", "");
+
 const server = createArqonServer({
   auth: { secret },
+  ...(operatorKey ? { operatorKeys: [operatorKey] } : {}),
   logger: pino({ level: process.env.ARQON_LOG_LEVEL ?? "warn" }, pino.destination(2)),
   presenceOptions: { coalesceMs: 0 },
   shutdownTimeoutMs: 1000,
