@@ -42,7 +42,8 @@ def mint_token(secret: str, sub: str = "alice", *, tenant: str = "acme", ttl: in
 class Gateway:
     """A gateway process; ``restart()`` stops it (clients see 1001) and starts a new one on the same port."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, casil: bool = False) -> None:
+        self.casil = casil
         self.secret = secrets.token_hex(16)
         #: The operator key the gateway accepts on its server API (arqon.server tests).
         self.operator_key = "op-" + secrets.token_hex(16)
@@ -52,7 +53,7 @@ class Gateway:
 
     def start(self, port: int = 0) -> "Gateway":
         self.proc = subprocess.Popen(
-            [*NODE_ARGS, str(HERE / "gateway.mts"), "--port", str(port), "--jwt-secret", self.secret, "--operator-key", self.operator_key],
+            [*NODE_ARGS, str(HERE / "gateway.mts"), "--port", str(port), "--jwt-secret", self.secret, "--operator-key", self.operator_key, *(["--casil"] if self.casil else [])],
             cwd=REPO,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

@@ -151,6 +151,37 @@ async def test_tenant_administration_round_trip(gateway: Gateway) -> None:
         assert (no_casil.value.status, no_casil.value.code) == (404, "NOT_FOUND")
 
 
+async def test_casil_baseline_and_a_tenant_layer() -> None:
+    gw = Gateway(casil=True).start()
+    try:
+        async with ArqonServerClient(gw.http_url, operator_key=gw.operator_key) as api:
+            baseline = await api.casil_baseline()
+            assert (baseline["mode"], baseline["layers"]) == ("monitor", [])
+            checked = await api.casil_baseline_put(mode="enforce", dry_run=True)
+            assert (checked["valid"], checked["dryRun"]) == (True, True)
+        async with ArqonServerClient(gw.http_url, token=gw.token("root", role="admin"), tenant="acme") as admin:
+            put = await admin.casil_put(policy={"mode": "enforce", "maxPayloadBytes": 2048})
+            assert put == {
+                "valid": True,
+                "dryRun": False,
+                "tenant": "acme",
+                "version": 1,
+                "previousVersion": 0,
+                "changes": ["layer created", "mode: unset -> enforce", "maxPayloadBytes: unset -> 2048"],
+            }
+            assert (await admin.casil_get())["layer"]["version"] == 1
+            cleared = await admin.casil_delete()
+            assert (cleared["version"], cleared["changes"]) == (2, ["layer removed"])
+            with pytest.raises(ArqonApiError) as invalid:
+                await admin.casil_put(mode="enforce", clear=True)
+            assert (invalid.value.status, invalid.value.code) == (400, "VALIDATION_ERROR")
+            with pytest.raises(ArqonApiError) as baseline_refused:
+                await admin.casil_baseline()
+            assert (baseline_refused.value.status, baseline_refused.value.code) == (403, "ARQ_FORBIDDEN")
+    finally:
+        gw.stop()
+
+
 async def test_refusals_carry_the_documented_codes(gateway: Gateway) -> None:
     async with ArqonServerClient(gateway.http_url, tenant="acme") as anonymous:
         with pytest.raises(ArqonApiError) as none:
