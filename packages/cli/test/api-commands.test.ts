@@ -205,6 +205,13 @@ describe("cli - arqon history, presence, rooms", () => {
     expect((await cli(["rooms", "--tenant", "acme", "--prefix", "zzz"], p.operator)).out).toEqual(["no rooms of tenant acme live on this node"]);
     const other = await cli(["rooms", "--tenant", "acme"], p.otherAdmin);
     expect(other).toEqual({ code: 1, out: [], err: [`arqon rooms: ${ErrorCode.FORBIDDEN}: a token of tenant "beta" cannot act on tenant "acme"`] });
+    const anonymous = { ARQON_URL: p.gw.httpUrl, ARQON_DATA_DIR: EMPTY_DATA_DIR };
+    for (const verb of [["rooms"], ["history", "log"], ["presence", "lobby"], ["api", "rooms"]]) {
+      const r = await cli([...verb, "--tenant", "acme"], anonymous);
+      expect(r.code).toBe(1);
+      expect(r.err[0]).toBe(`arqon ${verb[0]}: ${ErrorCode.AUTH_MISSING}: an operator key or a bearer token is required`);
+      expect(r.err[1]).toMatch(/^hint: no credential was sent/);
+    }
     expect(await cli(["rooms", "extra"], p.operator)).toEqual({ code: 2, out: [], err: ['arqon rooms: unexpected argument "extra" (see arqon rooms --help)'] });
   });
 });
