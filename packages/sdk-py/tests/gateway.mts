@@ -1,8 +1,10 @@
 // A real ArqonBus gateway for the Python tests: listens on 127.0.0.1 (port from --port, default 0), prints
 // {"port":N,"url":"ws://..."} as one JSON line on stdout once it listens, and closes gracefully (1001 to every client)
 // on SIGTERM, SIGINT or when stdin ends. Registers two commands the tests call: op.test.echo and op.test.fail.
+// --operator-key KEY lets the tests call the server API's operator routes (arqon.server); --casil turns CASIL on (an
+// empty baseline in monitor mode) so its routes exist.
 import { ArqonError, ErrorCode } from "@arqon/core";
-import { createArqonServer } from "@arqon/server";
+import { CasilController, createArqonServer } from "@arqon/server";
 import { pino } from "pino";
 
 function arg(name: string, fallback: string): string {
@@ -17,8 +19,13 @@ if (!secret) {
   process.exit(2);
 }
 
+const operatorKey = arg("operator-key", "");
+const casil = process.argv.includes("--casil") ? await CasilController.create({ policy: { mode: "monitor" } }) : undefined;
+
 const server = createArqonServer({
   auth: { secret },
+  ...(operatorKey ? { operatorKeys: [operatorKey] } : {}),
+  ...(casil ? { casil } : {}),
   logger: pino({ level: process.env.ARQON_LOG_LEVEL ?? "warn" }, pino.destination(2)),
   presenceOptions: { coalesceMs: 0 },
   shutdownTimeoutMs: 1000,

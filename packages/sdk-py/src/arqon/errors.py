@@ -19,6 +19,7 @@ __all__ = [
     "ConnectionClosedError",
     "FrameDecodeError",
     "RequestTimeoutError",
+    "ArqonApiError",
     "CloseCode",
     "should_reconnect",
     "CONNECTION_CLOSED",
@@ -117,6 +118,25 @@ class RequestTimeoutError(ArqonError, TimeoutError):
 
     def __init__(self, message: str) -> None:
         super().__init__(REQUEST_TIMEOUT, message)
+
+
+class ArqonApiError(ArqonError):
+    """The server API (``arqon.server``) refused a request, or gave no answer.
+
+    ``code`` and ``message`` are the server's (docs/errors.md), ``status`` the HTTP status. A request without an answer
+    has ``status`` 0 and ``ARQ_REQUEST_TIMEOUT`` (none within the timeout) or ``ARQ_CONNECTION_CLOSED`` (no
+    connection, or it broke: whether the server acted is unknown). ``retry_after_ms`` is the answer's
+    ``Retry-After`` (a 429 or 503), in milliseconds, when it has one.
+    """
+
+    def __init__(self, code: str, message: str, *, status: int, retry_after_ms: Optional[int] = None) -> None:
+        super().__init__(code, message, detail={"status": status})
+        self.status = status
+        self.retry_after_ms = retry_after_ms
+
+    @property
+    def retryable(self) -> bool:
+        return self.status in (0, 429, 503) or super().retryable
 
 
 class FrameDecodeError(ArqonError):
