@@ -57,7 +57,7 @@ export interface ProxyOptions {
  * replaces the server's hook of that name for the tenant's connections; `secret` replaces the signing secret.
  */
 export type TenantProxy = Partial<Record<ProxyHookName, ProxyHookOptions>> & {
-  /** The tenant's signing secret (`whsec_…`); the server's when absent. */
+  /** The signing secret (`whsec_…`) of the tenant's own hooks; the server's when absent (the server's hooks keep the server's). */
   secret?: string;
 };
 
