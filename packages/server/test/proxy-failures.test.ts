@@ -45,6 +45,18 @@ describe("proxy hooks - failures", () => {
     expect((await alice.publish("lobby", { still: "here" })).type).toBe("ack");
   });
 
+  it("fail-open connect - a failing hook admits a token's identity unchanged, never an upgrade without a token", async () => {
+    await using backend = await startBackend();
+    backend.route("/connect", { status: 502, raw: "bad gateway" });
+    await using gw = await startGateway(options(backend, { connect: { url: backend.url("/connect"), failOpen: true } }));
+    const alice = await gw.client({ sub: "alice" });
+    expect(alice.welcome.type).toBe("welcome");
+    const cookieOnly = await gw.upgrade({ headers: { cookie: "sid=x" } });
+    expect(cookieOnly.status).toBe(503);
+    expect(cookieOnly.json?.error?.code).toBe("ARQ_PROXY_UNAVAILABLE");
+    expect(await metricValue(gw.server.metrics, "arqon_proxy_failures_total", { hook: "connect", reason: "http_status" })).toBe(2);
+  });
+
   it("crashing backend - connection reset, 500 and a backend that is gone all fail closed without harming the gateway", async () => {
     await using backend = await startBackend();
     backend.route("/reset", "reset");
