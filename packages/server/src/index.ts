@@ -59,6 +59,8 @@ import { handleHttp, statusOf, type HttpSurface } from "./http.js";
 import { errorBody, rejectUpgrade, sendError } from "./http-util.js";
 import { ServerMetrics, type ServerMeter } from "./metrics.js";
 import { OutboundGuard } from "./outbound.js";
+import { ProxyHooks } from "./proxy.js";
+import { mergeTenantProxy } from "./proxy-config.js";
 import { LeasedConnectionQuota, LocalConnectionQuota, RoomRegistry, UsageCounter, type TenantUsage } from "./quota.js";
 import { serverPublish, type PublishResult } from "./rooms.js";
 import { TENANT_TOPICS, TenantAdmin } from "./tenant-admin.js";
@@ -86,6 +88,8 @@ export { KeySet, MIN_KEY_LENGTH, type Principal, type CommandAccess, type HttpAc
 export { ClusterControl, clusterKeyOf, MIN_CLUSTER_KEY_LENGTH } from "./control.js";
 export { httpStatusOf, type ApiRoute } from "./admin-http.js";
 export { openApiDocument, operationKey, openApiPath, API_OPERATIONS, FIXED_ROUTES, OPENAPI_PATH, GENERIC_MARK, type ApiOperationSpec, type FixedRoute, type DocumentedRoute, type OpenApiOptions, type JsonSchema } from "./openapi.js";
+export { ProxyHooks, ProxyHook, type ResolvedHooks, type ProxyFailure } from "./proxy.js";
+export { PROXY_HOOKS, type ProxyHookName, type ProxyHookOptions, type ProxyOptions, type TenantProxy, type ResolvedHookOptions } from "./proxy-config.js";
 export { OutboundGuard, OutboundError, type OutboundOptions, type OutboundResponse, type OutboundFailure, type CheckedTarget } from "./outbound.js";
 export type { TenantUsage } from "./quota.js";
 export { OTHER_TENANT_LABEL, DEFAULT_MAX_TENANT_LABELS, FANOUT_BUCKETS, type ServerMeter } from "./metrics.js";
@@ -269,6 +273,7 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
   });
   const nodeId = randomBytes(6).toString("base64url");
   const outbound = new OutboundGuard(options.outbound);
+  const proxy = new ProxyHooks(options.proxy ?? {}, outbound, metrics, logger);
   const keys = { operator: new KeySet(options.operatorKeys ?? []), scrape: new KeySet(options.scrapeTokens ?? [], "scrape token") };
   const control = new ClusterControl(backends.controlPlane, clusterKeyOf(options.clusterKey, options.auth.secret), nodeId, logger);
   const registry = new TenantRegistry({
@@ -276,6 +281,8 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
     mode: options.tenancy ?? "open",
     defaults: { ...builtinTenantLimits(limits), ...options.tenantDefaults },
     configured: options.tenantLimits,
+    resolveHooks: (tenant, own) => proxy.resolve(tenant, own),
+    mergeProxy: (current, patch) => mergeTenantProxy(current, patch, outbound, proxy.hasSecret),
   });
   if (registry.mode !== "open" && registry.mode !== "registered") throw new ArqonError(ErrorCode.VALIDATION_ERROR, 'tenancy must be "open" or "registered"');
   const usage = new UsageCounter(backends.kv);
@@ -331,6 +338,7 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
       quota,
       ready,
       nodeId,
+      proxy,
       commandDeps: {
         audit,
         chargeUsage,

@@ -147,6 +147,12 @@ export class ServerMetrics {
   readonly closes: Counter<"code">;
   /** The bound on `tenant` label values. */
   readonly tenantLabels: TenantLabels;
+  /** Proxy hook calls by hook and result (allow, deny, failure). */
+  readonly proxyCalls: Counter<"hook" | "result">;
+  /** Proxy hook failures by hook and reason (timeout, connect, http_status, redirect, bad_answer, overloaded, forbidden). */
+  readonly proxyFailures: Counter<"hook" | "reason">;
+  /** Time of proxy hook calls, by hook. */
+  readonly proxySeconds: Histogram<"hook">;
 
   constructor(options: ServerMetricsOptions = {}) {
     const registers = [this.registry];
@@ -183,6 +189,15 @@ export class ServerMetrics {
       registers,
     });
     this.closes = new Counter({ name: "arqon_closes_total", help: "Connections closed, by close code", labelNames: ["code"], registers });
+    this.proxyCalls = new Counter({ name: "arqon_proxy_calls_total", help: "Proxy hook calls, by hook and result", labelNames: ["hook", "result"], registers });
+    this.proxyFailures = new Counter({ name: "arqon_proxy_failures_total", help: "Proxy hook failures, by hook and reason", labelNames: ["hook", "reason"], registers });
+    this.proxySeconds = new Histogram({
+      name: "arqon_proxy_duration_seconds",
+      help: "Time of proxy hook calls, by hook",
+      labelNames: ["hook"],
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    });
     const rooms = options.rooms;
     if (rooms) {
       new Gauge({

@@ -39,7 +39,7 @@ REQUEST_TIMEOUT = "ARQ_REQUEST_TIMEOUT"
 #: upgrade, or an ``error`` frame answering ``hello``); the client refuses unknown ``protocol=`` values itself.
 PROTOCOL_UNSUPPORTED = "ARQ_PROTOCOL_UNSUPPORTED"
 
-RETRYABLE_CODES = frozenset({"ARQ_RATE_LIMITED", "ARQ_BACKEND_UNAVAILABLE", "ARQ_SHUTTING_DOWN", "ARQ_INTERNAL"})
+RETRYABLE_CODES = frozenset({"ARQ_RATE_LIMITED", "ARQ_BACKEND_UNAVAILABLE", "ARQ_SHUTTING_DOWN", "ARQ_INTERNAL", "ARQ_PROXY_UNAVAILABLE"})
 
 
 class ArqonError(Exception):
