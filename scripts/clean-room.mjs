@@ -88,7 +88,7 @@ try {
     if (existsSync(path.join(dir, "node_modules", "@arqon"))) fail(`@arqon/${name} has its own nested @arqon packages`);
   }
   const appRequire = createRequire(path.join(app, "package.json"));
-  for (const spec of ["@arqon/core", "@arqon/server", "@arqon/sdk", "@arqon/sdk/browser", "@arqon/sdk/webhooks", "@arqon/nats", "@arqon/operators", "@arqon/cli/package.json"]) {
+  for (const spec of ["@arqon/core", "@arqon/server", "@arqon/sdk", "@arqon/sdk/browser", "@arqon/sdk/webhooks", "@arqon/sdk/server", "@arqon/nats", "@arqon/operators", "@arqon/cli/package.json"]) {
     const resolved = realpathSync(appRequire.resolve(spec));
     if (!resolved.startsWith(realpathSync(app) + path.sep) || resolved.startsWith(root + path.sep)) fail(`${spec} resolves to ${resolved}, outside the app`);
   }
@@ -173,6 +173,7 @@ client.close();
 import { createArqonServer, type ArqonServer, type PublishOptions } from "@arqon/server";
 import { ArqonClient, type Room } from "@arqon/sdk";
 import { verifyWebhook } from "@arqon/sdk/webhooks";
+import { ArqonApiError, ArqonServerClient, type ServerPublishResult } from "@arqon/sdk/server";
 import { ErrorCode, type Frame } from "@arqon/core";
 
 const arqon: ArqonServer = createArqonServer({ auth: { secret: "s".repeat(32) } });
@@ -183,6 +184,9 @@ const room: Room = new ArqonClient("ws://127.0.0.1:1/ws", { token: "t" }).room("
 export const code: string = ErrorCode.AUTH_INVALID;
 export const frame: Frame = { type: "publish", room: room.name };
 export const check: typeof verifyWebhook = verifyWebhook;
+const api = new ArqonServerClient({ url: "http://127.0.0.1:1", operatorKey: "k", tenant: "acme" });
+export const viaApi: Promise<ServerPublishResult> = api.publish("lobby", { text: "hi" });
+export const apiError: ArqonApiError = new ArqonApiError(ErrorCode.RATE_LIMITED, "slow down", 429, { retryAfterMs: 1000 });
 `,
   );
   writeFileSync(path.join(app, "tsconfig.json"), JSON.stringify({ compilerOptions: { strict: true, noEmit: true, module: "NodeNext", moduleResolution: "NodeNext", target: "ES2022", types: ["node"], skipLibCheck: false }, files: ["consumer.ts"] }));

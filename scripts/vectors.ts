@@ -132,6 +132,8 @@ const frames: Record<string, { description: string; json: unknown }> = {
   pong: { description: "keepalive answer", json: { type: "pong", requestId: "p1" } },
   auth: { description: "refresh the token", json: { type: "auth", requestId: "r15", token: "eyJhbGciOiJIUzI1NiJ9.e30.sig" } },
   auth_ok: { description: "token refreshed", json: { type: "auth_ok", requestId: "r15", expiresAt: 1767229200000 } },
+  rpc: { description: "ask the application backend to run a method (rpc proxy hook)", json: { type: "rpc", requestId: "r16", method: "profile.get", data: { id: 7 } } },
+  rpc_result: { description: "the backend's answer to an rpc", json: { type: "rpc_result", requestId: "r16", data: { name: "Alice", id: 7 } } },
 };
 
 mkdirSync(dir, { recursive: true });

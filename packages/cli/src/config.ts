@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
-import type { AuthOptions, LimitOptions, OutboundOptions, PresenceOptions, TenancyMode, TenantLimits } from "@arqon/server";
+import type { AuthOptions, LimitOptions, OutboundOptions, PresenceOptions, ProxyOptions, TenancyMode, TenantLimits } from "@arqon/server";
 
 /** A usage or configuration problem: printed without a stack, exit code 2. */
 export class CliError extends Error {
@@ -34,6 +34,8 @@ export interface ConfigFile {
   clusterKey?: string;
   /** What server-side requests may reach: `{ "allow": ["10.0.0.0/8"], "allowHttp": false, "timeoutMs": 5000 }`. */
   outbound?: Pick<OutboundOptions, "allow" | "allowHttp" | "timeoutMs" | "maxResponseBytes">;
+  /** Proxy hooks to the application backend: `{ "connect": "https://app/hooks/connect", "secret": "whsec_…" }` (docs/gateway.md). */
+  proxy?: ProxyOptions;
   presence?: PresenceOptions;
   allowedOrigins?: string[];
   perMessageDeflate?: boolean | { threshold?: number };

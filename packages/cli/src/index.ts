@@ -34,15 +34,21 @@ Commands:
   kick       close a tenant's connections of a user           arqon kick --tenant acme --user mallory
   revoke     refuse a tenant's tokens; list or lift rules     arqon revoke --tenant acme --user mallory
   audit      print the audit trail, newest first              arqon audit --tenant acme --limit 20
+  history    print a room's history                           arqon history lobby --tenant acme --limit 20
+  presence   print who is present in a room                   arqon presence lobby --tenant acme --stats
+  rooms      list a tenant's rooms live on the node           arqon rooms --tenant acme --prefix team/
+  api        call any server-API route by operation name      arqon api --list
+  dashboard  write the Grafana dashboard (all or one tenant)  arqon dashboard export --tenant acme --out acme.json
   version    print the version
 
 Client commands read the gateway URL from --url or ARQON_URL (default ws://127.0.0.1:9100/ws) and the token from
 --token or ARQON_TOKEN, e.g. export ARQON_TOKEN=$(npx arqon token --sub me --tenant dev).
 
-Operator commands (status, tenant, kick, revoke, audit) call the server API at the same URL (http(s)://host:port
-works too) with the operator key from ARQON_OPERATOR_KEY (or --operator-key), else the dev key that arqon serve
-writes to <ARQON_DATA_DIR or ./.arqon>/operator-key; show, kick, revoke and audit --tenant also take a token with
-role "admin" of that tenant (--token or ARQON_TOKEN).`;
+Operator commands (status, tenant, kick, revoke, audit, history, presence, rooms, api) call the server API at the
+same URL (http(s)://host:port works too) with the operator key from ARQON_OPERATOR_KEY (or --operator-key), else the
+dev key that arqon serve writes to <ARQON_DATA_DIR or ./.arqon>/operator-key; show, kick, revoke and audit --tenant
+also take a token with role "admin" of that tenant (--token or ARQON_TOKEN), and history, presence, rooms and the
+application-backend operations of api a token with role "admin" or "server".`;
 
 /** An AbortSignal fired by the first SIGINT/SIGTERM; a second one exits at once. */
 function processSignal(): AbortSignal {
@@ -106,6 +112,26 @@ export async function run(argv: readonly string[], io: CliIo = processIo, option
       case "audit": {
         const { auditCommand } = await import("./commands/audit.js");
         return await auditCommand(rest, io, ctx);
+      }
+      case "history": {
+        const { historyCommand } = await import("./commands/history.js");
+        return await historyCommand(rest, io, ctx);
+      }
+      case "presence": {
+        const { presenceCommand } = await import("./commands/presence.js");
+        return await presenceCommand(rest, io, ctx);
+      }
+      case "rooms": {
+        const { roomsCommand } = await import("./commands/rooms.js");
+        return await roomsCommand(rest, io, ctx);
+      }
+      case "api": {
+        const { apiCommand } = await import("./commands/api.js");
+        return await apiCommand(rest, io, ctx);
+      }
+      case "dashboard": {
+        const { dashboardCommand } = await import("./commands/dashboard.js");
+        return await dashboardCommand(rest, io, ctx);
       }
       case "help":
       case "--help":

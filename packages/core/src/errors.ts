@@ -6,7 +6,7 @@
 /**
  * Every error code ArqonBus raises on purpose, by name. The values are the wire codes carried in `error.code` of
  * `error` and `response` frames and in {@link ArqonError.code}; docs/errors.md lists when each is sent and what a
- * client should do. Only `RATE_LIMITED`, `BACKEND_UNAVAILABLE`, `SHUTTING_DOWN` and `INTERNAL` are retryable.
+ * client should do. Only `RATE_LIMITED`, `BACKEND_UNAVAILABLE`, `SHUTTING_DOWN`, `INTERNAL` and `PROXY_UNAVAILABLE` are retryable.
  */
 export const ErrorCode = {
   // Frames and codecs
@@ -63,6 +63,12 @@ export const ErrorCode = {
   OUTBOUND_FORBIDDEN: "ARQ_OUTBOUND_FORBIDDEN",
   /** A guarded server-side request got no answer (connection failed, timeout). */
   OUTBOUND_FAILED: "ARQ_OUTBOUND_FAILED",
+  /** A proxy hook (the application backend) denied the connection, subscription, publish, rpc or refresh. */
+  PROXY_DENIED: "ARQ_PROXY_DENIED",
+  /** A proxy hook failed (timeout, connection, HTTP error, bad answer, at its concurrency cap) and fails closed. Retryable. */
+  PROXY_UNAVAILABLE: "ARQ_PROXY_UNAVAILABLE",
+  /** A frame asked for a feature this server does not run: an `rpc` frame without an rpc proxy hook. */
+  FRAME_FEATURE_DISABLED: "ARQ_FEATURE_DISABLED",
   // Limits
   /** The connection published faster than `publishRatePerSecond` allows (plus `publishBurst`). Retryable. */
   RATE_LIMITED: "ARQ_RATE_LIMITED",
@@ -135,11 +141,12 @@ const RETRYABLE: ReadonlySet<string> = new Set<string>([
   ErrorCode.BACKEND_UNAVAILABLE,
   ErrorCode.SHUTTING_DOWN,
   ErrorCode.INTERNAL,
+  ErrorCode.PROXY_UNAVAILABLE,
 ]);
 
 /**
  * Whether the same request may succeed if sent again later (with backoff): true only for `ARQ_RATE_LIMITED`,
- * `ARQ_BACKEND_UNAVAILABLE`, `ARQ_SHUTTING_DOWN` and `ARQ_INTERNAL`. Every other code, known or not, gives false.
+ * `ARQ_BACKEND_UNAVAILABLE`, `ARQ_SHUTTING_DOWN`, `ARQ_INTERNAL` and `ARQ_PROXY_UNAVAILABLE`. Every other code, known or not, gives false.
  */
 export function isRetryable(code: string): boolean {
   return RETRYABLE.has(code);

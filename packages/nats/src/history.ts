@@ -15,6 +15,7 @@ import {
   type AppendResult,
   type Frame,
   type HistoryPage,
+  type HistoryStats,
   type HistoryQuery,
   type HistoryStore,
   type Position,
@@ -582,6 +583,13 @@ export class JetStreamHistoryStore implements HistoryStore {
     });
     this.#forget(token);
     return removed;
+  }
+
+  /** Subjects (rooms) and messages of the stream, from its info (one request to the server, no scan). */
+  async stats(): Promise<HistoryStats> {
+    this.#guard();
+    const info = await this.#withStream("history stats", () => this.#link.jsm.streams.info(this.#stream));
+    return { rooms: info.state.num_subjects ?? 0, messages: info.state.messages };
   }
 
   /** Drops this node's cached epochs, heads and purge times of the rooms of the escaped tenant `token`. */

@@ -102,6 +102,26 @@ export interface OperatorPublishResult {
 }
 
 /**
+ * Prometheus metrics an operator may add to its host's registry (`/metrics`). Names start with `arqon_`; a name asked
+ * for twice (an operator restarted) gets the same metric.
+ */
+export interface OperatorMeter {
+  /** A counter with the given labels. */
+  counter(
+    name: string,
+    help: string,
+    labelNames: string[],
+  ): {
+    /** Adds `by` (default 1) to the series of `labels`. */
+    inc(labels: Record<string, string>, by?: number): void;
+  };
+  /** A gauge whose series `collect` lists at each scrape (the latest `collect` given for a name is the one used). */
+  gauge(name: string, help: string, labelNames: string[], collect: () => Array<[labels: Record<string, string>, value: number]>): void;
+  /** The `tenant` label value of a tenant: the host bounds how many tenants get one of their own. */
+  tenant(tenant: string): string;
+}
+
+/**
  * The part of a gateway operators use. `ArqonServer` from @arqon/server satisfies it; operators never import the
  * server package (arrows point one way), so anything with this shape can host them.
  */
@@ -148,6 +168,8 @@ export interface OperatorHost {
     /** Logs an informational line: structured fields, then an optional message. */
     info(obj: object, msg?: string): void;
   };
+  /** Metrics on the host's `/metrics`; an operator without one counts nothing. */
+  readonly meter?: OperatorMeter;
   /** The limits of a tenant, when the host has tenants. */
   tenantLimits?(tenant: string): OperatorTenantLimits;
   /** Calls `listener` on every node when a tenant is deleted: operators drop its schedules, hooks and stored entries. */

@@ -26,6 +26,7 @@ export type {
   OperatorTenantLimits,
   OperatorUsageDelta,
   OperatorPublishResult,
+  OperatorMeter,
 } from "./host.js";
 export { storeOperator, type StoreOperatorOptions } from "./store.js";
 export { cronOperator, type CronOperatorOptions, type CronSchedule } from "./cron.js";

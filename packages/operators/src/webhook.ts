@@ -70,6 +70,8 @@ interface Hook {
   dropped: number;
   lastFailure?: FailureClass;
   state: "idle" | "delivering" | "retrying" | "circuit_open";
+  /** Messages after the cursor as of the last page read and delivery (0 until the first read). */
+  backlog: number;
   unsubscribe(): Promise<void>;
   closed: boolean;
   wake?: () => void;
@@ -224,6 +226,24 @@ export async function webhookOperator(host: OperatorHost, options: WebhookOperat
   const key = (tenant: string, name: string) => `${tenant}/${name}`;
   const maxHooks = (tenant: string) => host.tenantLimits?.(tenant).maxWebhooks ?? options.maxPerTenant ?? 20;
   let closed = false;
+  // Metrics (when the host has a meter): outcomes per message, failure classes per attempt, and the backlog of the
+  // hooks this node delivers, by tenant.
+  const meter = host.meter;
+  const outcomes = meter?.counter("arqon_webhook_deliveries_total", "Webhook messages by outcome: delivered (a 2xx), dead (sent to the dead letters)", ["tenant", "outcome"]);
+  const attemptFailures = meter?.counter(
+    "arqon_webhook_attempt_failures_total",
+    "Failed webhook delivery attempts by failure class (connect, timeout, http_status, redirect, forbidden, ...)",
+    ["tenant", "failure"],
+  );
+  meter?.gauge("arqon_webhook_backlog", "Messages waiting for delivery on the webhooks this node delivers", ["tenant"], () => {
+    const byTenant = new Map<string, number>();
+    for (const h of hooks.values()) {
+      if (!h.lease.holding) continue;
+      const label = meter.tenant(h.def.tenant);
+      byTenant.set(label, (byTenant.get(label) ?? 0) + h.backlog);
+    }
+    return [...byTenant].map(([tenant, n]) => [{ tenant }, n]);
+  });
 
   const sleep = (ms: number, hook: Hook) =>
     new Promise<void>((resolve) => {
@@ -303,12 +323,14 @@ export async function webhookOperator(host: OperatorHost, options: WebhookOperat
         await post(def, webhookId, body);
         breakers.success(origin);
         hook.delivered++;
+        outcomes?.inc({ tenant: meter!.tenant(def.tenant), outcome: "delivered" });
         hook.state = "idle";
         return;
       } catch (err) {
         failure = (err as { failure?: FailureClass }).failure ?? failureOf(err);
         breakers.failure(origin, Date.now());
         hook.lastFailure = failure;
+        attemptFailures?.inc({ tenant: meter!.tenant(def.tenant), failure });
         host.logger?.warn({ tenant: def.tenant, webhook: def.name, url: def.url, attempt: attempt + 1, failure, err }, "webhook delivery failed");
         if (failure === "forbidden" || failure === "unresolvable") break;
         const delay = Math.random() * Math.min(retryCapMs, retryBaseMs * 2 ** attempt);
@@ -317,6 +339,7 @@ export async function webhookOperator(host: OperatorHost, options: WebhookOperat
     }
     if (hook.closed) throw new Error("hook closed");
     hook.failed++;
+    outcomes?.inc({ tenant: meter!.tenant(def.tenant), outcome: "dead" });
     hook.lastFailure = failure;
     hook.state = "idle";
     await deadLetter(hook, { offset, epoch, webhookId, attempts, failure, at: Date.now(), body });
@@ -344,6 +367,7 @@ export async function webhookOperator(host: OperatorHost, options: WebhookOperat
           if (hook.closed || !hook.lease.holding) return;
           const page = await readHistory!(hook.def.tenant, hook.def.room, { fromOffset: (cursor?.offset ?? 0) + 1, limit: 100 });
           const { epoch, offset: head } = page.position;
+          hook.backlog = cursor && cursor.epoch === epoch ? Math.max(0, head - cursor.offset) : 0;
           if (!cursor || cursor.epoch !== epoch) {
             // No position yet (a hook stored before positions existed): start at the room's end. A new epoch: the
             // room's history was lost, and with it what the old one held; start at its beginning.
@@ -369,6 +393,7 @@ export async function webhookOperator(host: OperatorHost, options: WebhookOperat
             const offset = frame.offset ?? 0;
             if (offset > cursor.offset + 1) hook.dropped += offset - cursor.offset - 1;
             await deliver(hook, frame, epoch);
+            hook.backlog = Math.max(0, head - offset);
             cursor = { epoch, offset };
             await saveCursor(hook, cursor);
             if (hook.closed || !(await hook.lease.tryHold())) return;
@@ -393,6 +418,7 @@ export async function webhookOperator(host: OperatorHost, options: WebhookOperat
       failed: 0,
       dropped: 0,
       state: "idle",
+      backlog: 0,
       closed: false,
       unsubscribe: async () => undefined,
     };

@@ -42,15 +42,18 @@ def mint_token(secret: str, sub: str = "alice", *, tenant: str = "acme", ttl: in
 class Gateway:
     """A gateway process; ``restart()`` stops it (clients see 1001) and starts a new one on the same port."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, casil: bool = False) -> None:
+        self.casil = casil
         self.secret = secrets.token_hex(16)
+        #: The operator key the gateway accepts on its server API (arqon.server tests).
+        self.operator_key = "op-" + secrets.token_hex(16)
         self.proc: Optional[subprocess.Popen[str]] = None
         self.port = 0
         self.url = ""
 
     def start(self, port: int = 0) -> "Gateway":
         self.proc = subprocess.Popen(
-            [*NODE_ARGS, str(HERE / "gateway.mts"), "--port", str(port), "--jwt-secret", self.secret],
+            [*NODE_ARGS, str(HERE / "gateway.mts"), "--port", str(port), "--jwt-secret", self.secret, "--operator-key", self.operator_key, *(["--casil"] if self.casil else [])],
             cwd=REPO,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -99,6 +102,11 @@ class Gateway:
 
     def token(self, sub: str = "alice", **claims: Any) -> str:
         return mint_token(self.secret, sub, **claims)
+
+    @property
+    def http_url(self) -> str:
+        """http://127.0.0.1:<port>, where the server API answers."""
+        return f"http://127.0.0.1:{self.port}"
 
 
 class Peer:

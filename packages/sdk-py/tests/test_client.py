@@ -240,6 +240,25 @@ async def test_commands_return_results_and_typed_errors(gateway: Gateway, codec:
         assert info.value.code == "NOT_FOUND"
 
 
+@pytest.mark.parametrize("codec", ["json", "protobuf"])
+async def test_rpc_round_trip_through_the_proxy_hook(gateway: Gateway, codec: str) -> None:
+    async with ArqonClient(gateway.url, token=gateway.token("rpc-user"), codec=codec) as client:  # type: ignore[arg-type]
+        result = await client.rpc("profile.get", {"id": 7, "tags": ["a"]})
+        assert result == {"method": "profile.get", "data": {"id": 7, "tags": ["a"]}, "user": "rpc-user"}
+        assert (await client.rpc("profile.get"))["data"] is None
+
+        with pytest.raises(RequestError) as info:
+            await client.rpc("test.deny", {})
+        assert info.value.code == "ARQ_PROXY_DENIED"
+        assert info.value.message == "denied by the application backend: denied_by_test"
+        assert not info.value.retryable
+
+        with pytest.raises(RequestError) as info:
+            await client.rpc("not a method!")
+        assert info.value.code == "ARQ_FRAME_WRONG_TYPE"
+        await client.ping()
+
+
 async def test_request_errors_carry_the_server_code(gateway: Gateway) -> None:
     async with ArqonClient(gateway.url, token=gateway.token("err")) as client:
         with pytest.raises(RequestError) as info:

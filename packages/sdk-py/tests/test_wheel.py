@@ -33,7 +33,7 @@ def pyproject_version() -> str:
 
 VERSION = pyproject_version()
 
-MODULES = ["__init__.py", "client.py", "codec.py", "delta.py", "errors.py", "types.py", "webhooks.py"]
+MODULES = ["__init__.py", "client.py", "codec.py", "delta.py", "errors.py", "server.py", "types.py", "webhooks.py"]
 PACKAGE_FILES = [*MODULES, "py.typed", "v1/__init__.py", "v1/arqon_pb2.py", "v1/arqon_pb2.pyi"]
 
 
@@ -123,6 +123,22 @@ def test_wheel_installs_into_a_clean_virtualenv(dist: Dist) -> None:
     assert found["py_typed"] is True
     # installed from the wheel file, not a directory or an editable checkout
     assert found["direct_url"]["url"].endswith(dist.wheel.name) and "archive_info" in found["direct_url"], found
+
+
+def test_arqon_server_imports_without_httpx_and_names_the_extra(dist: Dist) -> None:
+    # The wheel's own dependencies do not include httpx (the `server` extra does): importing arqon.server works, and
+    # only creating a client asks for the extra.
+    probe = (
+        "import importlib.util, json, arqon.server\n"
+        "try:\n"
+        "    arqon.server.ArqonServerClient('http://127.0.0.1:1')\n"
+        "    hint = None\n"
+        "except ImportError as err:\n"
+        "    hint = str(err)\n"
+        "print(json.dumps({'httpx': importlib.util.find_spec('httpx') is not None, 'hint': hint}))\n"
+    )
+    found = json.loads(run([str(dist.python), "-c", probe], cwd=dist.python.parents[2]))
+    assert found == {"httpx": False, "hint": 'arqon.server needs httpx: pip install "arqon[server]"'}
 
 
 async def test_hello_world_bot_runs_from_the_wheel(dist: Dist, gateway: Gateway, room_name: str) -> None:

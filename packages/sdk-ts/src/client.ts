@@ -324,6 +324,15 @@ export class ArqonClient extends Emitter<ClientEvents> {
     return (reply.payload === undefined || reply.payload.length === 0 ? undefined : parseJsonBytes(reply.payload)) as T;
   }
 
+  /**
+   * Asks the application backend to run `method` (the server's rpc proxy hook); resolves with the `data` it answered.
+   * Rejects with an ArqonRequestError: ARQ_PROXY_DENIED, ARQ_PROXY_UNAVAILABLE, ARQ_FEATURE_DISABLED (no rpc hook), ...
+   */
+  async rpc<T = unknown>(method: string, data?: unknown, options: { timeoutMs?: number } = {}): Promise<T> {
+    const reply = await this.#request({ type: "rpc", method, data: jsonBytes(data ?? null) }, options);
+    return (reply.data && parseJsonBytes(reply.data)) as T;
+  }
+
   /** Round trip to the server; resolves with the time it took in milliseconds. */
   async ping(): Promise<number> {
     const started = Date.now();

@@ -24,6 +24,8 @@ describe("browser bundle", () => {
     // Markers of protobufjs's runtime and of the generated arqon.v1 classes; none may survive tree-shaking.
     const markers = ["LongBits", "index out of range"];
     expect(markers.filter((m) => text.includes(m))).toEqual([]);
+    // The server-API client (@arqon/sdk/server) is Node-only and never part of the browser bundle.
+    expect(["ArqonApiError", "x-api-key", "/api/v1/"].filter((m) => text.includes(m))).toEqual([]);
     expect(b.gzip).toBeGreaterThan(1000);
   });
 

@@ -153,10 +153,10 @@ export function tenantRoutes(o: ServerApiOptions): ApiRoute[] {
       method: "PATCH",
       path: "/api/v1/tenants/:tenant",
       access: "operator",
-      summary: "set a tenant's limits",
+      summary: "set a tenant's limits and proxy hooks",
       async handle({ params, body, actor }) {
         for (const field of Object.keys(body)) {
-          if (!["limits", "description"].includes(field)) throw new ArqonError(ErrorCode.VALIDATION_ERROR, `unknown field "${field}"`);
+          if (!["limits", "description", "proxy"].includes(field)) throw new ArqonError(ErrorCode.VALIDATION_ERROR, `unknown field "${field}"`);
         }
         return { body: await admin.set(actor, params.tenant!, body) };
       },

@@ -84,6 +84,8 @@ export interface AuthContext {
   expiresAt?: number;
   /** The whole verified payload. */
   claims: JWTPayload;
+  /** Presence info (UTF-8 JSON) the connect proxy hook gave the connection: its members' default `info`. */
+  info?: Uint8Array;
 }
 
 /** An authentication failure with its HTTP status (401) and code. */
@@ -126,7 +128,8 @@ function toKeyObject(key: string | JWK | KeyObject): { key: KeyObject; kid?: str
   return { key: createPublicKey({ key: jwk as import("node:crypto").JsonWebKey, format: "jwk" }), kid: jwk.kid };
 }
 
-function parseCaps(value: unknown): Capabilities | undefined {
+/** Reads a capabilities claim (or a proxy hook's `caps` answer); throws ARQ_AUTH_INVALID when it is malformed. */
+export function parseCaps(value: unknown): Capabilities | undefined {
   if (value === undefined) return undefined;
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
     throw new AuthError(ErrorCode.AUTH_INVALID, "capabilities claim must be an object of room pattern lists");

@@ -3,6 +3,7 @@ import type { Bus, ControlPlane, HistoryStore, Inspector, KeyValueStore, Limits,
 import type { AuthOptions } from "./auth.js";
 import type { CasilController } from "./casil/controller.js";
 import type { OutboundOptions } from "./outbound.js";
+import type { ProxyOptions } from "./proxy-config.js";
 import type { TenancyMode, TenantLimits } from "./tenants.js";
 
 /** The port `arqon serve` listens on when none is configured. */
@@ -131,6 +132,12 @@ export interface ArqonServerOptions {
    * internal hosts and CIDRs, `allowHttp` admits http:. See docs/security.md, "Outbound requests".
    */
   outbound?: OutboundOptions;
+  /**
+   * Proxy hooks: the gateway asks the application backend at connect, subscribe, publish, refresh and rpc (each call
+   * through the outbound guard, signed with `secret`). Tenants may have their own (set by the operator). See
+   * docs/gateway.md, "Proxy hooks". @default none
+   */
+  proxy?: ProxyOptions;
   /** Presence coalescing, per-user presence and rooms without presence. */
   presenceOptions?: PresenceOptions;
   /**
@@ -201,6 +208,15 @@ export interface ArqonServerOptions {
   };
   /** Collect Node process metrics into the registry too. @default true */
   processMetrics?: boolean;
+  /** The Prometheus metrics on `/metrics`. */
+  metrics?: {
+    /**
+     * Tenants that get a `tenant` label value of their own, first come (docs/gateway.md, "Metrics"); every later
+     * tenant is counted under `tenant="_other"`, so a server with many tenants keeps a bounded number of series.
+     * @default 100
+     */
+    maxTenantLabels?: number;
+  };
   /**
    * What GET /status reports under `storage` (whoever opened the stores says what they are, e.g. `arqon serve`:
    * `{ backend: "lmdb", durable: true }`). @default { backend: "memory", durable: false } when the history store is

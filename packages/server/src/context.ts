@@ -6,6 +6,7 @@ import type { Fanout } from "./fanout.js";
 import type { Inspected } from "./inspect.js";
 import type { ServerMetrics } from "./metrics.js";
 import type { PresenceManager } from "./presence.js";
+import type { ProxyHooks } from "./proxy.js";
 import type { RoomRegistry } from "./quota.js";
 import type { TenantRegistry } from "./tenants.js";
 
@@ -47,6 +48,8 @@ export interface HandlerContext {
   readonly rooms: RoomRegistry;
   readonly logger: Logger;
   readonly metrics: ServerMetrics;
+  /** The proxy hooks' client (the hooks in force for a tenant are on its runtime, `tenants.runtime(t).hooks`). */
+  readonly proxy: ProxyHooks;
   /** Per room, the bus publish of the newest append started on this node (see `inOrder` in rooms.ts). */
   readonly publishOrder: Map<string, Promise<void>>;
   /** Runs CASIL on inbound content (fail closed); a block throws an ArqonError with the reason code. */

@@ -44,7 +44,7 @@ export class LocalRoom {
   ) {
     this.messagesOut = metrics.messagesOut.labels(tenant);
     this.bytesOut = metrics.bytesOut.labels(tenant);
-    this.fanoutSeconds = metrics.fanoutSeconds.labels(tenant);
+    this.fanoutSeconds = metrics.fanoutSeconds.labels(metrics.tenant(tenant));
   }
 }
 

@@ -13,6 +13,7 @@ import {
   createDelta,
   isProtocolVersion,
   decodeFrame,
+  isValidTenant,
   type InspectionInput,
   type Frame,
   type Inspector,
@@ -30,6 +31,7 @@ import { ConnectionCounter } from "./limits.js";
 import type { ServerMetrics } from "./metrics.js";
 import { handleCommand, type CommandDeps, type CommandRegistry } from "./commands.js";
 import { PresenceManager } from "./presence.js";
+import { handleRpc, type ProxyHooks } from "./proxy.js";
 import type { ConnectionQuota, RoomRegistry } from "./quota.js";
 import { registerHistoryCommands } from "./history-commands.js";
 import { handleHistory, handlePublish, handleSubscribe, handleUnsubscribe, leaveRoom } from "./rooms.js";
@@ -73,6 +75,8 @@ export interface TenancyDeps {
   ready: Promise<void>;
   /** This node's id (message ids, control messages, connection leases). */
   nodeId: string;
+  /** The proxy hooks' client. */
+  proxy: ProxyHooks;
 }
 
 const kConnection = Symbol("arqon.connection");
@@ -212,6 +216,7 @@ export class Gateway {
       tenants: tenancy.tenants,
       rooms: tenancy.rooms,
       metrics,
+      proxy: tenancy.proxy,
       publishOrder: this.publishOrder,
       nextMessageId: () => this.nextMessageId(),
       sendError: (conn, requestId, code, message, retryable) => this.sendError(conn, requestId, code, message, retryable),
@@ -260,6 +265,11 @@ export class Gateway {
     rejectUpgrade(socket, status, code, message, headers);
   }
 
+  private refuseAuth(socket: Duplex, e: AuthError): void {
+    const challenge = e.code === ErrorCode.AUTH_MISSING ? 'Bearer realm="arqon"' : `Bearer realm="arqon", error="invalid_token"`;
+    this.reject(socket, 401, e.code, e.message, { "www-authenticate": challenge });
+  }
+
   private async upgrade(req: UpgradeRequest, socket: Duplex, head: Buffer): Promise<void> {
     if (this.shuttingDown) return this.reject(socket, 503, ErrorCode.SHUTTING_DOWN, "server is shutting down");
     const url = parseTarget(req.url ?? "/");
@@ -295,18 +305,41 @@ export class Gateway {
     let handedOver = false;
     let quotaTenant: string | undefined;
     try {
-      let auth: AuthContext;
+      let auth: AuthContext | undefined;
+      const token = extractToken(req, url.query);
+      // Without a token the connect proxy hook (if any) may admit the upgrade instead (session cookies).
+      let verifying: AuthError | undefined;
       try {
-        auth = await this.authenticator.verify(extractToken(req, url.query));
+        auth = await this.authenticator.verify(token);
       } catch (err) {
-        const e = err instanceof AuthError ? err : new AuthError(ErrorCode.AUTH_INVALID, "token could not be verified", { cause: err });
-        const challenge = e.code === ErrorCode.AUTH_MISSING ? 'Bearer realm="arqon"' : `Bearer realm="arqon", error="invalid_token"`;
-        return this.reject(socket, 401, e.code, e.message, { "www-authenticate": challenge });
+        verifying = err instanceof AuthError ? err : new AuthError(ErrorCode.AUTH_INVALID, "token could not be verified", { cause: err });
       }
+      if (verifying && (token !== undefined || verifying.code !== ErrorCode.AUTH_MISSING)) return this.refuseAuth(socket, verifying);
       if (!this.loaded) await this.tenancy.ready;
       if (socket.destroyed) return;
       if (this.shuttingDown) return this.reject(socket, 503, ErrorCode.SHUTTING_DOWN, "server is shutting down");
       const tenants = this.tenancy.tenants;
+      const named = auth?.tenant ?? queryParam(url.query, "tenant") ?? undefined;
+      if (named !== undefined && !isValidTenant(named)) return this.reject(socket, 400, ErrorCode.TENANT_INVALID, "tenant must be 1-64 characters of letters, digits, _ and -");
+      const connectHook = (named === undefined ? this.tenancy.proxy.serverHooks : tenants.runtime(named).hooks)?.connect;
+      if (connectHook) {
+        try {
+          auth = await this.tenancy.proxy.connect(connectHook, {
+            req,
+            auth,
+            tenant: named,
+            ip,
+            codec: codecParam ?? "json",
+            protocol: version,
+            defaultTenant: this.options.auth.defaultTenant,
+          });
+        } catch (err) {
+          const refusal = this.tenancy.proxy.refusalOf(err);
+          return this.reject(socket, refusal.status, refusal.code, refusal.message);
+        }
+        if (socket.destroyed) return;
+      }
+      if (!auth) return this.refuseAuth(socket, verifying ?? new AuthError(ErrorCode.AUTH_MISSING, "a bearer token is required"));
       const refusal = tenants.refusal(auth.tenant);
       if (refusal) return this.reject(socket, 403, refusal.code, refusal.message);
       if (tenants.revocationOf(auth)) {
@@ -379,8 +412,8 @@ export class Gateway {
     let set = this.byTenant.get(conn.tenant);
     if (!set) this.byTenant.set(conn.tenant, (set = new Set()));
     set.add(conn);
-    this.metrics.connections.labels(conn.tenant).inc();
-    this.metrics.connectionsTotal.labels(conn.tenant).inc();
+    this.metrics.connections.labels(this.metrics.tenant(conn.tenant)).inc();
+    this.metrics.connectionsTotal.labels(this.metrics.tenant(conn.tenant)).inc();
     // Shared listeners (the socket carries its connection): no closures per connection.
     ws.on("message", onSocketMessage);
     ws.on("pong", onSocketPong);
@@ -417,7 +450,7 @@ export class Gateway {
       set.delete(conn);
       if (set.size === 0) this.byTenant.delete(conn.tenant);
     }
-    this.metrics.connections.labels(conn.tenant).dec();
+    this.metrics.connections.labels(this.metrics.tenant(conn.tenant)).dec();
     this.metrics.closes.inc({ code: closeCodeLabel(this.endCodes.get(conn) ?? code) });
     const reason = this.endReasons.get(conn) ?? (this.shuttingDown ? "shutdown" : "disconnect");
     this.logger.debug({ clientId: conn.id, code, reason }, "disconnected");
@@ -457,7 +490,10 @@ export class Gateway {
         const exp = conn.auth.expiresAt;
         if (exp !== undefined && now >= exp) {
           this.closeConnection(conn, CloseCode.TOKEN_EXPIRED, "token expired", "expired");
-        } else if (conn.awaitingPong) {
+          continue;
+        }
+        if (exp !== undefined) this.tenancy.proxy.maybeRefresh(this.ctx, this.tenancy.tenants.runtime(conn.tenant).hooks?.refresh, conn, exp, now);
+        if (conn.awaitingPong) {
           if (now - conn.pingSentAt >= pongTimeoutMs) {
             // A peer that answers no ping reads no close frame either: the socket is dropped, and counted as the
             // gateway's 4001 (the peer sees 1006; the SDK's own heartbeat closes with 4001 on its side).
@@ -591,7 +627,7 @@ export class Gateway {
   }
 
   sendError(conn: Connection, requestId: string | undefined, code: string, message: string, retryable?: boolean): void {
-    this.metrics.errors.labels(conn.tenant, code).inc();
+    this.metrics.errors.labels(this.metrics.tenant(conn.tenant), code).inc();
     const frame: Frame = { type: "error", error: retryable ? { code, message, retryable } : { code, message } };
     if (requestId) frame.requestId = requestId;
     conn.send(frame);
@@ -624,6 +660,10 @@ export class Gateway {
         return;
       case "auth":
         return this.handleAuth(conn, frame);
+      case "rpc":
+        // Like commands, an rpc waits for the application backend without holding up the connection's other frames.
+        void handleRpc(ctx, conn, frame).catch((err: unknown) => this.replyFailure(conn, frame.requestId, err));
+        return;
       case "hello":
         return this.handleHello(conn, frame);
       case "ping":

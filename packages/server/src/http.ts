@@ -5,6 +5,7 @@ import { AuthError, type Authenticator } from "./auth.js";
 import { authorizeHttp, resolveHttpPrincipal, type KeySet } from "./authority.js";
 import type { Gateway } from "./gateway.js";
 import { readBody, sendError, sendJson } from "./http-util.js";
+import { OPENAPI_PATH, openApiDocument } from "./openapi.js";
 import { publishFields } from "./publish-body.js";
 import { serverPublish } from "./rooms.js";
 import type { TenantRegistry } from "./tenants.js";
@@ -79,14 +80,20 @@ async function monitorAllowed(http: HttpSurface, req: IncomingMessage, res: Serv
 }
 
 /**
- * Serves the HTTP surface: GET /health, /ready, /version (open), /status and /metrics (operator key or scrape token),
- * POST /api/publish and the server API under /api/v1. Resolves false for any other path so that an embedding
+ * Serves the HTTP surface: GET /health, /ready, /version, /api/v1/openapi.json (open), /status and /metrics (operator
+ * key or scrape token), POST /api/publish and the server API under /api/v1. Resolves false for any other path so that an embedding
  * application can handle it.
  */
 export async function handleHttp(http: HttpSurface, req: IncomingMessage, res: ServerResponse): Promise<boolean> {
   const gw = http.gw;
   const target = req.url ?? "/";
   const path = target.split("?")[0]!;
+  if (path === OPENAPI_PATH) {
+    // Open: it holds no data, so no credential is looked at.
+    if (req.method === "GET" || req.method === "HEAD") sendJson(res, 200, openApiDocument(http.api.list(), { version: gw.version }));
+    else sendError(res, 405, ErrorCode.VALIDATION_ERROR, "use GET", { allow: "GET" });
+    return true;
+  }
   if (path.startsWith("/api/v1")) {
     let url: URL;
     try {

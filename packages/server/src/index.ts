@@ -58,8 +58,10 @@ import { ClusterControl, clusterKeyOf } from "./control.js";
 import { Gateway, type Backends } from "./gateway.js";
 import { handleHttp, statusOf, type HttpSurface } from "./http.js";
 import { errorBody, rejectUpgrade, sendError } from "./http-util.js";
-import { ServerMetrics } from "./metrics.js";
+import { ServerMetrics, type ServerMeter } from "./metrics.js";
 import { OutboundGuard } from "./outbound.js";
+import { ProxyHooks } from "./proxy.js";
+import { mergeTenantProxy } from "./proxy-config.js";
 import { LeasedConnectionQuota, LocalConnectionQuota, RoomRegistry, UsageCounter, type TenantUsage } from "./quota.js";
 import { serverPublish, type PublishResult } from "./rooms.js";
 import { TENANT_TOPICS, TenantAdmin } from "./tenant-admin.js";
@@ -86,8 +88,12 @@ export { AuditLog, AUDIT_ROOM, SERVER_AUDIT_TENANT, type AuditRecord, type Audit
 export { KeySet, MIN_KEY_LENGTH, type Principal, type CommandAccess, type HttpAccess } from "./authority.js";
 export { ClusterControl, clusterKeyOf, MIN_CLUSTER_KEY_LENGTH } from "./control.js";
 export { httpStatusOf, type ApiRoute } from "./admin-http.js";
+export { openApiDocument, operationKey, openApiPath, API_OPERATIONS, FIXED_ROUTES, OPENAPI_PATH, GENERIC_MARK, type ApiOperationSpec, type FixedRoute, type DocumentedRoute, type OpenApiOptions, type JsonSchema } from "./openapi.js";
+export { ProxyHooks, ProxyHook, type ResolvedHooks, type ProxyFailure } from "./proxy.js";
+export { PROXY_HOOKS, type ProxyHookName, type ProxyHookOptions, type ProxyOptions, type TenantProxy, type ResolvedHookOptions } from "./proxy-config.js";
 export { OutboundGuard, OutboundError, type OutboundOptions, type OutboundResponse, type OutboundFailure, type CheckedTarget } from "./outbound.js";
 export type { TenantUsage } from "./quota.js";
+export { OTHER_TENANT_LABEL, DEFAULT_MAX_TENANT_LABELS, FANOUT_BUCKETS, type ServerMeter } from "./metrics.js";
 export { createAuthenticator, can, AuthError, signToken, parseTtl } from "./auth.js";
 export type { AuthOptions, AuthContext, Capabilities, Capability, Authenticator, SignTokenOptions } from "./auth.js";
 export { createLogger, type LoggerOptions } from "./logger.js";
@@ -178,6 +184,8 @@ export interface ArqonServer {
   inspector: Inspector;
   /** This instance's Prometheus registry. */
   readonly metrics: Registry;
+  /** Adds counters and gauges to `metrics` with the server's bounded tenant label (the operators use it). */
+  readonly meter: ServerMeter;
   /** The server's logger (`options.logger`, or its own pino logger). */
   readonly logger: Logger;
   /** What GET /status answers. */
@@ -210,6 +218,8 @@ export interface ArqonServer {
   onTenantRemoved(listener: (tenant: string) => void | Promise<void>): () => void;
   /** Adds routes to the server API (`/api/v1/...`). */
   addApiRoutes(routes: ApiRoute[]): void;
+  /** Every route of the server API router, in the order it matches them (GET /api/v1/openapi.json documents them). */
+  apiRoutes(): readonly ApiRoute[];
 }
 
 const CASIL_TOPICS = { baseline: "casil.reload", layer: "casil.layer" } as const;
@@ -254,9 +264,17 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
   }
   const commands = new CommandRegistry();
   // The rooms gauge is read at scrape time, after `gw` exists.
-  const metrics: ServerMetrics = new ServerMetrics({ processMetrics: options.processMetrics, rooms: (): number => gw.fanout.rooms.size });
+  const history = backends.history;
+  const metrics: ServerMetrics = new ServerMetrics({
+    processMetrics: options.processMetrics,
+    maxTenantLabels: options.metrics?.maxTenantLabels,
+    rooms: (): number => gw.fanout.rooms.size,
+    backendStatus: options.backendStatus,
+    historyStats: history.stats ? () => history.stats!() : undefined,
+  });
   const nodeId = randomBytes(6).toString("base64url");
   const outbound = new OutboundGuard(options.outbound);
+  const proxy = new ProxyHooks(options.proxy ?? {}, outbound, metrics, logger);
   const keys = { operator: new KeySet(options.operatorKeys ?? []), scrape: new KeySet(options.scrapeTokens ?? [], "scrape token") };
   const control = new ClusterControl(backends.controlPlane, clusterKeyOf(options.clusterKey, options.auth.secret), nodeId, logger);
   const registry = new TenantRegistry({
@@ -264,6 +282,8 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
     mode: options.tenancy ?? "open",
     defaults: { ...builtinTenantLimits(limits), ...options.tenantDefaults },
     configured: options.tenantLimits,
+    resolveHooks: (tenant, own) => proxy.resolve(tenant, own),
+    mergeProxy: (current, patch) => mergeTenantProxy(current, patch, outbound, proxy.hasSecret),
   });
   if (registry.mode !== "open" && registry.mode !== "registered") throw new ArqonError(ErrorCode.VALIDATION_ERROR, 'tenancy must be "open" or "registered"');
   const usage = new UsageCounter(backends.kv);
@@ -319,6 +339,7 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
       quota,
       ready,
       nodeId,
+      proxy,
       commandDeps: {
         audit,
         chargeUsage,
@@ -372,8 +393,8 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
   if (layered) {
     const baseline = layered.baseline;
     registerCasilCommands(commands, layered);
-    registerCasilMetrics(metrics.registry, baseline);
-    registerCasilLayerMetrics(metrics.registry, layered);
+    registerCasilMetrics(metrics.registry, baseline, (t) => metrics.tenant(t));
+    registerCasilLayerMetrics(metrics.registry, layered, (t) => metrics.tenant(t));
     baseline.onReload((event) => {
       if (event.source === "remote") return;
       control.send(CASIL_TOPICS.baseline, { document: event.document, version: event.version }).catch((err: unknown) => logger.error({ err }, "could not tell the cluster about a CASIL reload"));
@@ -588,6 +609,7 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
       gw.inspector = value;
     },
     metrics: metrics.registry,
+    meter: metrics.meter,
     logger,
     status() {
       return statusOf(gw, true);
@@ -638,6 +660,7 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
     addApiRoutes(routes) {
       api.add(routes);
     },
+    apiRoutes: () => api.list(),
   };
   return server;
 }

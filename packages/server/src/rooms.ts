@@ -210,7 +210,8 @@ export async function serverPublish(
 
 export function handlePublish(ctx: HandlerContext, conn: Connection, frame: Frame): void | Promise<void> {
   const room = frame.room!;
-  const tenantBucket = ctx.tenants.runtime(conn.tenant).publishBucket;
+  const runtime = ctx.tenants.runtime(conn.tenant);
+  const tenantBucket = runtime.publishBucket;
   if (!conn.bucket.take() || (tenantBucket && !tenantBucket.take())) {
     if (conn.abuse.hit(Date.now())) {
       ctx.sendError(conn, frame.requestId, ErrorCode.RATE_LIMITED, "publish rate exceeded", true);
@@ -219,7 +220,7 @@ export function handlePublish(ctx: HandlerContext, conn: Connection, frame: Fram
     }
     throw new ArqonError(ErrorCode.RATE_LIMITED, "publish rate exceeded");
   }
-  const result = publishNow(ctx, {
+  const input: PublishInput = {
     tenant: conn.tenant,
     room,
     payload: frame.payload!,
@@ -230,7 +231,17 @@ export function handlePublish(ctx: HandlerContext, conn: Connection, frame: Fram
     originClientId: conn.id,
     echo: frame.echo,
     path: "publish",
-  });
+  };
+  // With a publish proxy hook the backend sees (and may change) the publish before CASIL does; without one this is
+  // the whole cost of the feature.
+  const hook = runtime.hooks?.publish;
+  if (hook !== undefined) {
+    return ctx.proxy
+      .publish(hook, conn, input)
+      .then((changed) => publishNow(ctx, changed))
+      .then((stored) => sendAck(conn, frame, stored));
+  }
+  const result = publishNow(ctx, input);
   if (result instanceof Promise) return result.then((stored) => sendAck(conn, frame, stored));
   sendAck(conn, frame, result);
 }
@@ -262,8 +273,15 @@ export async function handleSubscribe(ctx: HandlerContext, conn: Connection, fra
     throw new ArqonError(ErrorCode.TOO_MANY_SUBSCRIPTIONS, `at most ${ctx.limits.maxSubscriptions} subscriptions per connection`);
   }
   let info = frame.info?.info;
-  if (info !== undefined) info = await ctx.presence.checkInfo(conn, room, info);
+  // The subscribe proxy hook runs after the capability check (authority.ts) and can only refuse more, or set info.
+  const hook = ctx.tenants.runtime(conn.tenant).hooks?.subscribe;
   const presenceOn = ctx.presence.enabled(room);
+  if (hook !== undefined) {
+    const answered = await ctx.proxy.subscribe(hook, conn, room, info);
+    if (presenceOn) info = answered;
+  }
+  if (info === undefined && presenceOn) info = conn.auth.info;
+  if (info !== undefined) info = await ctx.presence.checkInfo(conn, room, info);
   if (sub === undefined) {
     sub = {
       conn,

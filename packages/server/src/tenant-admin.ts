@@ -142,7 +142,8 @@ export class TenantAdmin {
       connectionsHere: this.o.gateway.byTenant.get(name)?.size ?? 0,
       revocations: this.o.registry.revocations(name),
     };
-    if (record) view.record = record;
+    // A tenant admin may read its record, never its hooks' signing secret.
+    if (record) view.record = record.proxy?.secret !== undefined ? { ...record, proxy: { ...record.proxy, secret: "(set)" } } : record;
     return view;
   }
 
@@ -163,7 +164,7 @@ export class TenantAdmin {
    * Changes a tenant's limits (merged into the record's; a field given as null goes back to the default) and its
    * description. NOT_FOUND when the tenant has no record.
    */
-  set(actor: AuditActor, name: string, input: { limits?: unknown; description?: unknown }): Promise<TenantRecord> {
+  set(actor: AuditActor, name: string, input: { limits?: unknown; description?: unknown; proxy?: unknown }): Promise<TenantRecord> {
     return this.audited(
       actor,
       "tenant.set",
@@ -173,7 +174,7 @@ export class TenantAdmin {
         await this.broadcast(TENANT_TOPICS.changed, { tenant: name });
         return record;
       },
-      () => ({ limits: input.limits ?? {} }),
+      () => (input.proxy !== undefined ? { limits: input.limits ?? {}, proxy: typeof input.proxy === "object" && input.proxy !== null ? Object.keys(input.proxy) : input.proxy } : { limits: input.limits ?? {} }),
     );
   }
 

@@ -2,6 +2,8 @@ import { randomBytes } from "node:crypto";
 import { ArqonError, ErrorCode, isValidTenant, jsonBytes, parseJsonBytes, type KeyValueStore } from "@arqon/core";
 import type { AuthContext } from "./auth.js";
 import { TokenBucket } from "./limits.js";
+import type { ResolvedHooks } from "./proxy.js";
+import type { TenantProxy } from "./proxy-config.js";
 
 /**
  * Limits of one tenant. Every field is optional: an unset field falls back to the server's default for tenants
@@ -165,6 +167,8 @@ export interface TenantRecord {
   updatedAt: number;
   /** When the tenant was last disabled, epoch ms; absent while it is active. */
   disabledAt?: number;
+  /** The tenant's own proxy hooks (set by the operator only); each replaces the server's hook of that name. */
+  proxy?: TenantProxy;
 }
 
 /**
@@ -223,6 +227,8 @@ export interface TenantRuntime {
   readonly publishBucket: TokenBucket | undefined;
   /** Live revocation rules. */
   revocations: readonly RevocationRule[];
+  /** The proxy hooks in force for the tenant (its own over the server's); undefined when there is none. */
+  readonly hooks: ResolvedHooks | undefined;
 }
 
 export const TENANTS_NAMESPACE = "arqon.tenants";
@@ -239,6 +245,10 @@ export interface TenantRegistryOptions {
   /** Per-tenant limits from configuration (`ArqonServerOptions.tenantLimits`), under a record's own limits. */
   configured?: Record<string, TenantLimits>;
   now?: () => number;
+  /** The proxy hooks in force for a tenant, given its record's `proxy`. @default none */
+  resolveHooks?: (tenant: string, own: TenantProxy | undefined) => ResolvedHooks | undefined;
+  /** Checks a `proxy` patch and merges it into the record's (`setLimits`). @default refuses every patch */
+  mergeProxy?: (current: TenantProxy | undefined, patch: unknown) => TenantProxy | undefined;
 }
 
 function notFound(name: string): ArqonError {
@@ -265,6 +275,8 @@ export class TenantRegistry {
   private readonly records = new Map<string, TenantRecord>();
   private readonly revocationRules = new Map<string, RevocationRule[]>();
   private readonly runtimes = new Map<string, TenantRuntime>();
+  private readonly resolveHooks: NonNullable<TenantRegistryOptions["resolveHooks"]>;
+  private readonly mergeProxy: NonNullable<TenantRegistryOptions["mergeProxy"]>;
 
   constructor(options: TenantRegistryOptions) {
     this.kv = options.kv;
@@ -272,6 +284,12 @@ export class TenantRegistry {
     this.defaults = options.defaults;
     this.configured = options.configured ?? {};
     this.now = options.now ?? Date.now;
+    this.resolveHooks = options.resolveHooks ?? (() => undefined);
+    this.mergeProxy =
+      options.mergeProxy ??
+      (() => {
+        throw new ArqonError(ErrorCode.VALIDATION_ERROR, "this server has no proxy hooks");
+      });
   }
 
   /** Reads every record and revocation rule from the store (at start). */
@@ -374,6 +392,7 @@ export class TenantRegistry {
         limits,
         publishBucket: rate > 0 ? new TokenBucket(rate, limits.publishBurst) : undefined,
         revocations: this.revocationRules.get(name) ?? [],
+        hooks: this.resolveHooks(name, record?.proxy),
       };
       if (!record && this.runtimes.size >= MAX_CACHED_RUNTIMES) this.runtimes.clear();
       this.runtimes.set(name, rt);
@@ -450,8 +469,11 @@ export class TenantRegistry {
     throw new ArqonError(ErrorCode.CONFLICT, `tenant "${name}" kept changing; try again`);
   }
 
-  /** Sets limits (fields given as null go back to the default) and the description. */
-  setLimits(name: string, input: { limits?: unknown; description?: unknown }): Promise<TenantRecord> {
+  /**
+   * Sets limits (fields given as null go back to the default), the description and the proxy hooks (merged per hook;
+   * a hook given as null, or `proxy: null`, removes it).
+   */
+  setLimits(name: string, input: { limits?: unknown; description?: unknown; proxy?: unknown }): Promise<TenantRecord> {
     const raw = input.limits ?? {};
     const patch = parseTenantLimits(raw);
     const cleared = typeof raw === "object" && raw !== null ? Object.entries(raw).filter(([, v]) => v === null).map(([k]) => k) : [];
@@ -461,6 +483,11 @@ export class TenantRegistry {
       for (const field of cleared) delete limits[field];
       const next: TenantRecord = { ...record, limits: limits as TenantLimits };
       if (description !== undefined) next.description = description;
+      if (input.proxy !== undefined) {
+        const proxy = this.mergeProxy(record.proxy, input.proxy);
+        if (proxy === undefined) delete next.proxy;
+        else next.proxy = proxy;
+      }
       return next;
     });
   }

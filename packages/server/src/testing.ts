@@ -53,8 +53,8 @@ export interface ClientOptions extends TokenClaims {
   headers?: Record<string, string>;
   /** Subprotocols to offer (a `bearer.<token>` one is added with `tokenIn: "protocol"`). */
   protocols?: string[];
-  /** How the token travels. @default "header" */
-  tokenIn?: "header" | "query" | "protocol";
+  /** How the token travels; "none" sends no token (a connect proxy hook admits the upgrade, e.g. by cookie). @default "header" */
+  tokenIn?: "header" | "query" | "protocol" | "none";
   /**
    * Protocol version asked for with `?protocol=`. @default none (the server's default, 1.0). The client records frames
    * as the wire has them: a 1.1 message lacks what `expandMessage` restores.
@@ -314,17 +314,17 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<T
     secret,
     token: (claims) => mintToken(secret, claims),
     async client(opts = {}) {
-      const token = opts.token ?? (await mintToken(secret, opts));
+      const tokenIn = opts.tokenIn ?? "header";
+      const token = tokenIn === "none" ? "" : (opts.token ?? (await mintToken(secret, opts)));
       const codec = opts.codec ?? "json";
       const query = new URLSearchParams();
       if (codec === "protobuf") query.set("codec", "protobuf");
       if (opts.protocol !== undefined) query.set("protocol", opts.protocol);
       const headers: Record<string, string> = { ...opts.headers };
       const protocols = [...(opts.protocols ?? [])];
-      const tokenIn = opts.tokenIn ?? "header";
       if (tokenIn === "header") headers.authorization = `Bearer ${token}`;
       else if (tokenIn === "query") query.set("token", token);
-      else protocols.push(`bearer.${token}`);
+      else if (tokenIn === "protocol") protocols.push(`bearer.${token}`);
       const qs = query.toString();
       const ws = new WebSocket(qs ? `${url}?${qs}` : url, protocols, { headers });
       const client = new TestClient(ws, opts.sendCodec ?? codec);

@@ -175,7 +175,8 @@ describe("casil through a real gateway", () => {
   it("casil metrics - shadow differences are labelled by the first 10,000 tenants, the rest under _other", async () => {
     const key = "operator-key-of-the-casil-shadow-metric-01";
     casil = await CasilController.create({ policy: { mode: "monitor", maxPayloadBytes: 1000, shadow: { mode: "enforce", maxPayloadBytes: 20 } } });
-    gw = await startGateway({ casil, operatorKeys: [key], limits: { maxConnectionsPerTenant: 100_000 } });
+    // The controller keeps 10,000 tenants apart; the server's label bound (default 100) is raised to match here.
+    gw = await startGateway({ casil, operatorKeys: [key], limits: { maxConnectionsPerTenant: 100_000 }, metrics: { maxTenantLabels: 10_000 } });
     const big = { text: "q".repeat(40) };
     for (let i = 0; i < 10_003; i++) await gw.server.publish(`t${i}`, "lobby", big);
     await gw.server.publish("t0", "lobby", big);

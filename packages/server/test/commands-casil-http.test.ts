@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { ArqonError, ErrorCode, jsonBytes, parseJsonBytes, utf8Decode, type Decision, type InspectionInput, type Inspector } from "@arqon/core";
 import { createArqonServer } from "../src/index.js";
 import { mintToken, payloadOf, startGateway, type TestGateway } from "../src/testing.js";
+import { checkedFetch } from "./api-client.js";
 import { pino } from "pino";
 
 let gw: TestGateway | undefined;
@@ -104,7 +105,7 @@ describe("gateway HTTP surface", () => {
     await alice.next("message");
     await alice.request({ type: "unsubscribe", room: "nope" });
     const get = async (path: string, headers: Record<string, string> = { authorization: `Bearer ${operatorKey}` }) => {
-      const res = await fetch(`${gw!.httpUrl}${path}`, { headers });
+      const res = await checkedFetch(`${gw!.httpUrl}${path}`, { headers });
       return { status: res.status, type: res.headers.get("content-type"), text: await res.text() };
     };
     for (const path of ["/status", "/metrics"]) {
@@ -142,7 +143,7 @@ describe("gateway HTTP surface", () => {
     const bob = await gw.client({ sub: "bob" });
     await bob.subscribe("news");
     const post = (body: unknown, token?: string) =>
-      fetch(`${gw!.httpUrl}/api/publish`, {
+      checkedFetch(`${gw!.httpUrl}/api/publish`, {
         method: "POST",
         headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
         body: typeof body === "string" ? body : JSON.stringify(body),
@@ -173,7 +174,7 @@ describe("gateway HTTP surface", () => {
     await bob.subscribe("news");
     const admin = await gw.token({ sub: "ops", role: "admin" });
     const post = (path: string, body: unknown, token: string) =>
-      fetch(`${gw!.httpUrl}${path}`, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${token}` }, body: JSON.stringify(body) });
+      checkedFetch(`${gw!.httpUrl}${path}`, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${token}` }, body: JSON.stringify(body) });
     const refused = async (res: Response) => [res.status, ((await res.json()) as { error: { code: string; message: string } }).error];
 
     expect(await refused(await post("/api/publish", { room: "news", payload: "x".repeat(2000) }, admin))).toEqual([

@@ -14,6 +14,7 @@ import {
   type ArqonServerOptions,
   type EmbeddedStorage,
   type PresenceOptions,
+  type ProxyOptions,
   type RetentionRule,
   type TenancyMode,
 } from "@arqon/server";
@@ -69,6 +70,17 @@ Settings come from flags, then ARQON_* environment variables, then ./arqon.confi
       --outbound-allow <h>   a host, address or CIDR that server-side requests (webhooks) may reach although it is not
                              public, repeatable (ARQON_OUTBOUND_ALLOW, comma-separated; config outbound.allow)
       --outbound-allow-http  let server-side requests use http:, not only https: (ARQON_OUTBOUND_ALLOW_HTTP=1)
+      --proxy-connect <url>  proxy hooks: the gateway POSTs the event to the application backend and obeys the
+      --proxy-subscribe <url>  answer (allow, deny, modify); see docs/gateway.md "Proxy hooks". Each also as
+      --proxy-publish <url>  ARQON_PROXY_CONNECT, ..._SUBSCRIBE, ..._PUBLISH, ..._REFRESH, ..._RPC (config proxy.*).
+      --proxy-refresh <url>  connect may admit upgrades without a token (session cookies); rpc serves rpc frames
+      --proxy-rpc <url>
+      --proxy-secret <s>     the Standard Webhooks secret (whsec_...) every hook call is signed with; required with a
+                             hook (ARQON_PROXY_SECRET; config proxy.secret)
+      --proxy-timeout <ms>   time each hook call may take (ARQON_PROXY_TIMEOUT_MS, default 1000)
+      --proxy-fail-open <hook>  let that hook's failures allow instead of deny, repeatable (default: fail closed)
+      --proxy-forward-cookie <name>  a cookie of the upgrade passed to the connect hook, repeatable
+      --proxy-forward-header <name>  a request header of the upgrade passed to the connect hook, repeatable
       --casil-policy <file>  CASIL policy document (JSON or YAML), reloaded when it changes (ARQON_CASIL_POLICY_FILE)
       --no-casil             turn CASIL off (ARQON_CASIL_ENABLED=false); op.casil.* then answers FEATURE_DISABLED
       --no-presence <room>   keep no presence in rooms matching this pattern ("feed/*", "*"), repeatable
@@ -137,6 +149,16 @@ export async function serveCommand(argv: readonly string[], io: CliIo, ctx: Serv
       "cluster-key": { type: "string" },
       "outbound-allow": { type: "string", multiple: true },
       "outbound-allow-http": { type: "boolean" },
+      "proxy-connect": { type: "string" },
+      "proxy-subscribe": { type: "string" },
+      "proxy-publish": { type: "string" },
+      "proxy-refresh": { type: "string" },
+      "proxy-rpc": { type: "string" },
+      "proxy-secret": { type: "string" },
+      "proxy-timeout": { type: "string" },
+      "proxy-fail-open": { type: "string", multiple: true },
+      "proxy-forward-cookie": { type: "string", multiple: true },
+      "proxy-forward-header": { type: "string", multiple: true },
       help: { type: "boolean", short: "h" },
     },
     strict: true,
@@ -275,6 +297,7 @@ export async function serveCommand(argv: readonly string[], io: CliIo, ctx: Serv
       allow: list(values["outbound-allow"]) ?? list(env.ARQON_OUTBOUND_ALLOW) ?? config.outbound?.allow ?? [],
       allowHttp: values["outbound-allow-http"] ?? (env.ARQON_OUTBOUND_ALLOW_HTTP ? ["1", "true", "yes"].includes(env.ARQON_OUTBOUND_ALLOW_HTTP.toLowerCase()) : undefined) ?? config.outbound?.allowHttp ?? false,
     },
+    proxy: proxyOptions(values, env, config.proxy),
     presenceOptions: presenceOptions(values["no-presence"], env.ARQON_PRESENCE_DISABLED_ROOMS, config.presence),
     allowedOrigins: list(values["allowed-origin"]) ?? list(env.ARQON_ALLOWED_ORIGINS) ?? config.allowedOrigins,
     perMessageDeflate: config.perMessageDeflate,
@@ -532,4 +555,31 @@ function parseRetention(value: unknown): RetentionRule[] | undefined {
     }
     return out;
   });
+}
+
+const PROXY_HOOK_NAMES = ["connect", "subscribe", "publish", "refresh", "rpc"] as const;
+
+/** The proxy hooks: flags over ARQON_PROXY_* over the config file's `proxy`. */
+export function proxyOptions(values: Record<string, unknown>, env: Record<string, string | undefined>, config: ProxyOptions = {}): ProxyOptions {
+  const out: ProxyOptions = { ...config };
+  const timeoutRaw = (values["proxy-timeout"] as string | undefined) ?? env.ARQON_PROXY_TIMEOUT_MS;
+  const timeoutMs = timeoutRaw === undefined ? undefined : Number(timeoutRaw);
+  if (timeoutMs !== undefined && (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1)) throw new CliError(`--proxy-timeout: a whole number of ms above 0, got "${timeoutRaw}"`);
+  const failOpen = new Set(list(values["proxy-fail-open"] as string[] | undefined) ?? []);
+  for (const name of failOpen) {
+    if (!(PROXY_HOOK_NAMES as readonly string[]).includes(name)) throw new CliError(`--proxy-fail-open: "${name}" is not a hook (${PROXY_HOOK_NAMES.join(", ")})`);
+  }
+  for (const name of PROXY_HOOK_NAMES) {
+    const url = (values[`proxy-${name}`] as string | undefined) ?? env[`ARQON_PROXY_${name.toUpperCase()}`];
+    const given = url !== undefined ? { url } : typeof config[name] === "string" ? { url: config[name] as string } : config[name];
+    if (given === undefined) continue;
+    out[name] = { ...given, ...(timeoutMs !== undefined ? { timeoutMs } : {}), ...(failOpen.has(name) ? { failOpen: true } : {}) };
+  }
+  const secret = (values["proxy-secret"] as string | undefined) ?? env.ARQON_PROXY_SECRET;
+  if (secret !== undefined) out.secret = secret;
+  const cookies = list(values["proxy-forward-cookie"] as string[] | undefined);
+  if (cookies) out.forwardCookies = cookies;
+  const headers = list(values["proxy-forward-header"] as string[] | undefined);
+  if (headers) out.forwardHeaders = headers;
+  return out;
 }

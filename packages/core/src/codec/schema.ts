@@ -82,6 +82,8 @@ export const SCHEMA: Record<MessageName, FieldSpec[]> = {
     f("info", { message: "Member" }),
     f("protocol", "string"),
     f("duplicate", "bool"),
+    f("method", "string"),
+    f("data", "json"),
   ],
   Position: [f("offset", "uint"), f("epoch", "string", true)],
   ErrorInfo: [f("code", "string", true), f("message", "string", true), f("retryable", "bool")],

@@ -25,6 +25,7 @@ export function stateKeyProblem(key: string): string | undefined {
 }
 const TWIST_ID_RE = /^[A-Za-z0-9_\-.:]{1,64}$/;
 const COMMAND_RE = /^[a-z][a-z0-9_-]*(\.[a-z0-9_-]+){1,3}$/;
+const RPC_METHOD_RE = /^[A-Za-z0-9_\-.:/]{1,128}$/;
 
 function missing(field: string, type: string): FrameError {
   return new FrameError(ErrorCode.FRAME_MISSING_FIELD, `${type} needs "${field}"`, { detail: { field } });
@@ -71,6 +72,14 @@ export function validateClientFrame(frame: Frame): FrameError | undefined {
       break;
     case "auth":
       if (frame.token === undefined) return missing("token", type);
+      break;
+    case "rpc":
+      if (frame.method === undefined) return missing("method", type);
+      if (!RPC_METHOD_RE.test(frame.method)) {
+        return new FrameError(ErrorCode.FRAME_WRONG_TYPE, "method must be 1-128 characters of letters, digits and _ - . : /", {
+          detail: { field: "method" },
+        });
+      }
       break;
   }
   const twist = frame.headers?.[HEADER_TWIST_ID];

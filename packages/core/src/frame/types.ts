@@ -37,6 +37,8 @@ export const FRAME_TYPES = [
   "pong",
   "auth",
   "auth_ok",
+  "rpc",
+  "rpc_result",
 ] as const;
 
 /** The type of a frame: one of `FRAME_TYPES` except "unspecified" (which no decoded frame carries). */
@@ -57,6 +59,7 @@ export const CLIENT_FRAME_TYPES: ReadonlySet<FrameType> = new Set<FrameType>([
   "ping",
   "pong",
   "auth",
+  "rpc",
 ]);
 
 /** How a frame's `payload` is read: "json" is UTF-8 JSON text of any JSON value, "binary" is opaque bytes. */
@@ -249,6 +252,10 @@ export interface Frame {
    * was not stored or delivered again, and `id`/`offset` are those of the first.
    */
   duplicate?: boolean;
+  /** rpc: the method the application backend is asked to run (1-128 characters of letters, digits and `_ - . : /`). */
+  method?: string;
+  /** rpc: the call's argument; rpc_result: the backend's answer. UTF-8 JSON. */
+  data?: Uint8Array;
 }
 
 /**

@@ -34,7 +34,9 @@ export namespace arqon {
             FRAME_TYPE_PING = 25,
             FRAME_TYPE_PONG = 26,
             FRAME_TYPE_AUTH = 27,
-            FRAME_TYPE_AUTH_OK = 28
+            FRAME_TYPE_AUTH_OK = 28,
+            FRAME_TYPE_RPC = 29,
+            FRAME_TYPE_RPC_RESULT = 30
         }
 
         enum PayloadFormat {
@@ -231,6 +233,8 @@ export namespace arqon {
             info?: (arqon.v1.IMember|null);
             protocol?: (string|null);
             duplicate?: (boolean|null);
+            method?: (string|null);
+            data?: (Uint8Array|null);
         }
 
         class Frame implements IFrame {
@@ -272,6 +276,8 @@ export namespace arqon {
             public info?: (arqon.v1.IMember|null);
             public protocol: string;
             public duplicate: boolean;
+            public method: string;
+            public data: Uint8Array;
             public static create(properties?: arqon.v1.IFrame): arqon.v1.Frame;
             public static encode(m: arqon.v1.IFrame, w?: $protobuf.Writer): $protobuf.Writer;
             public static decode(r: ($protobuf.Reader|Uint8Array), l?: number): arqon.v1.Frame;

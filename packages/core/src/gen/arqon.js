@@ -58,6 +58,8 @@ export const arqon = $root.arqon = (() => {
          * @property {number} FRAME_TYPE_PONG=26 FRAME_TYPE_PONG value
          * @property {number} FRAME_TYPE_AUTH=27 FRAME_TYPE_AUTH value
          * @property {number} FRAME_TYPE_AUTH_OK=28 FRAME_TYPE_AUTH_OK value
+         * @property {number} FRAME_TYPE_RPC=29 FRAME_TYPE_RPC value
+         * @property {number} FRAME_TYPE_RPC_RESULT=30 FRAME_TYPE_RPC_RESULT value
          */
         v1.FrameType = (function() {
             const valuesById = {}, values = Object.create(valuesById);
@@ -90,6 +92,8 @@ export const arqon = $root.arqon = (() => {
             values[valuesById[26] = "FRAME_TYPE_PONG"] = 26;
             values[valuesById[27] = "FRAME_TYPE_AUTH"] = 27;
             values[valuesById[28] = "FRAME_TYPE_AUTH_OK"] = 28;
+            values[valuesById[29] = "FRAME_TYPE_RPC"] = 29;
+            values[valuesById[30] = "FRAME_TYPE_RPC_RESULT"] = 30;
             return values;
         })();
 
@@ -1552,6 +1556,8 @@ export const arqon = $root.arqon = (() => {
              * @property {arqon.v1.IMember|null} [info] Frame info
              * @property {string|null} [protocol] Frame protocol
              * @property {boolean|null} [duplicate] Frame duplicate
+             * @property {string|null} [method] Frame method
+             * @property {Uint8Array|null} [data] Frame data
              */
 
             /**
@@ -1871,6 +1877,22 @@ export const arqon = $root.arqon = (() => {
              */
             Frame.prototype.duplicate = false;
 
+            /**
+             * Frame method.
+             * @member {string} method
+             * @memberof arqon.v1.Frame
+             * @instance
+             */
+            Frame.prototype.method = "";
+
+            /**
+             * Frame data.
+             * @member {Uint8Array} data
+             * @memberof arqon.v1.Frame
+             * @instance
+             */
+            Frame.prototype.data = $util.newBuffer([]);
+
             // OneOf field names bound to virtual getters and setters
             let $oneOfFields;
 
@@ -1995,6 +2017,10 @@ export const arqon = $root.arqon = (() => {
                     w.uint32(290).string(m.protocol);
                 if (m.duplicate != null && Object.hasOwnProperty.call(m, "duplicate"))
                     w.uint32(296).bool(m.duplicate);
+                if (m.method != null && Object.hasOwnProperty.call(m, "method"))
+                    w.uint32(306).string(m.method);
+                if (m.data != null && Object.hasOwnProperty.call(m, "data"))
+                    w.uint32(314).bytes(m.data);
                 return w;
             };
 
@@ -2215,6 +2241,14 @@ export const arqon = $root.arqon = (() => {
                         }
                     case 37: {
                             m.duplicate = r.bool();
+                            break;
+                        }
+                    case 38: {
+                            m.method = r.string();
+                            break;
+                        }
+                    case 39: {
+                            m.data = r.bytes();
                             break;
                         }
                     default:

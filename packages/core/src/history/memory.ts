@@ -8,6 +8,7 @@ import type {
   AppendOptions,
   AppendResult,
   HistoryPage,
+  HistoryStats,
   HistoryStore,
   RecoveryResult,
   RetentionPolicy,
@@ -253,6 +254,21 @@ export class MemoryHistoryStore implements HistoryStore {
       this.#rooms.delete(key);
     }
     return removed;
+  }
+
+  /** Rooms and messages kept; one pass over the rooms (not their messages). */
+  async stats(): Promise<HistoryStats> {
+    if (this.#closed) throw closed();
+    let rooms = 0;
+    let messages = 0;
+    for (const room of this.#rooms.values()) {
+      const kept = room.items.length - room.head;
+      if (kept > 0) {
+        rooms++;
+        messages += kept;
+      }
+    }
+    return { rooms, messages };
   }
 
   /** Drops every room's history; later calls reject with BackendUnavailableError. */

@@ -84,6 +84,14 @@ export interface RetentionPolicy {
  * - Rooms and tenants are independent: keys are opaque and never share offsets or messages.
  * - Deleting a tenant removes its rooms' history and nothing of any other tenant; the rooms start over in new epochs.
  */
+/** What a history store holds, as `HistoryStore.stats` reports it. */
+export interface HistoryStats {
+  /** Rooms with at least one kept message (a backend that cannot tell rooms apart cheaply reports those it knows). */
+  rooms: number;
+  /** Messages kept, over every room. */
+  messages: number;
+}
+
 export interface HistoryStore {
   /**
    * Stores `message` as the room's next offset (the frame is copied with `offset` and `epoch` set). With an
@@ -119,6 +127,11 @@ export interface HistoryStore {
    * VALIDATION_ERROR.
    */
   deleteTenant(tenant: string): Promise<number>;
+  /**
+   * Optional: how much the store holds now, for the `arqon_history_*` gauges (read at each scrape, so it must be
+   * cheap: a counter or the backend's own statistics, never a scan of the messages).
+   */
+  stats?(): Promise<HistoryStats>;
   /** Closes this handle: later calls reject with BackendUnavailableError. A durable backend keeps its data. */
   close(): Promise<void>;
 }

@@ -246,6 +246,19 @@ export function describeHistoryContract(name: string, factory: HistoryContractFa
       expect(r2.recovered && ns(r2.messages)).toEqual([101, 102]);
     });
 
+    it("history - stats (when the store has it) counts the rooms and messages appended, as every node sees them", async () => {
+      const { nodes: [a, b] } = await open();
+      if (a.stats === undefined) {
+        expect(b.stats).toBeUndefined();
+        return;
+      }
+      const before = await a.stats();
+      const tenant = uniqueTenant();
+      await fill(a, roomKey(tenant, "one"), 3);
+      await fill(b, roomKey(tenant, "two"), 2);
+      for (const node of [a, b]) expect(await node.stats!()).toEqual({ rooms: before.rooms + 2, messages: before.messages + 5 });
+    });
+
     it("history - deleteTenant removes the tenant's rooms on every node and touches no other tenant", async () => {
       const { nodes: [a, b] } = await open();
       const tenant = uniqueTenant();

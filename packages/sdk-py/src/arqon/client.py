@@ -313,6 +313,18 @@ class ArqonClient:
             )
         return reply.get("payload")
 
+    async def rpc(self, method: str, data: Any = None, *, timeout: Optional[float] = None) -> Any:
+        """Asks the application backend to run ``method`` (the server's rpc proxy hook); returns the ``data`` it answered.
+
+        Raises RequestError with the server's code: ``ARQ_PROXY_DENIED`` (the backend refused), ``ARQ_PROXY_UNAVAILABLE``
+        (it failed or timed out; retryable), ``ARQ_FEATURE_DISABLED`` (the server has no rpc hook).
+        """
+        frame: Dict[str, Any] = {"type": "rpc", "method": method}
+        if data is not None:
+            frame["data"] = data
+        reply = await self._request(frame, timeout=timeout)
+        return reply.get("data")
+
     async def ping(self) -> float:
         """An application-level round trip (``ping`` → ``pong``); returns its duration in seconds."""
         started = time.monotonic()

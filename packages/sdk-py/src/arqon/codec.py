@@ -149,6 +149,8 @@ SCHEMA: Dict[str, Tuple[_Field, ...]] = {
         _f("info", "message", "Member"),
         _f("protocol", "string"),
         _f("duplicate", "bool"),
+        _f("method", "string"),
+        _f("data", "json"),
     ),
     "Position": (_f("offset", "uint"), _f("epoch", "string", required=True)),
     "ErrorInfo": (_f("code", "string", required=True), _f("message", "string", required=True), _f("retryable", "bool")),

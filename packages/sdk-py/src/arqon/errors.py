@@ -19,6 +19,7 @@ __all__ = [
     "ConnectionClosedError",
     "FrameDecodeError",
     "RequestTimeoutError",
+    "ArqonApiError",
     "CloseCode",
     "should_reconnect",
     "CONNECTION_CLOSED",
@@ -38,7 +39,7 @@ REQUEST_TIMEOUT = "ARQ_REQUEST_TIMEOUT"
 #: upgrade, or an ``error`` frame answering ``hello``); the client refuses unknown ``protocol=`` values itself.
 PROTOCOL_UNSUPPORTED = "ARQ_PROTOCOL_UNSUPPORTED"
 
-RETRYABLE_CODES = frozenset({"ARQ_RATE_LIMITED", "ARQ_BACKEND_UNAVAILABLE", "ARQ_SHUTTING_DOWN", "ARQ_INTERNAL"})
+RETRYABLE_CODES = frozenset({"ARQ_RATE_LIMITED", "ARQ_BACKEND_UNAVAILABLE", "ARQ_SHUTTING_DOWN", "ARQ_INTERNAL", "ARQ_PROXY_UNAVAILABLE"})
 
 
 class ArqonError(Exception):
@@ -117,6 +118,25 @@ class RequestTimeoutError(ArqonError, TimeoutError):
 
     def __init__(self, message: str) -> None:
         super().__init__(REQUEST_TIMEOUT, message)
+
+
+class ArqonApiError(ArqonError):
+    """The server API (``arqon.server``) refused a request, or gave no answer.
+
+    ``code`` and ``message`` are the server's (docs/errors.md), ``status`` the HTTP status. A request without an answer
+    has ``status`` 0 and ``ARQ_REQUEST_TIMEOUT`` (none within the timeout) or ``ARQ_CONNECTION_CLOSED`` (no
+    connection, or it broke: whether the server acted is unknown). ``retry_after_ms`` is the answer's
+    ``Retry-After`` (a 429 or 503), in milliseconds, when it has one.
+    """
+
+    def __init__(self, code: str, message: str, *, status: int, retry_after_ms: Optional[int] = None) -> None:
+        super().__init__(code, message, detail={"status": status})
+        self.status = status
+        self.retry_after_ms = retry_after_ms
+
+    @property
+    def retryable(self) -> bool:
+        return self.status in (0, 429, 503) or super().retryable
 
 
 class FrameDecodeError(ArqonError):

@@ -5,9 +5,9 @@ import type { LayeredCasil } from "./layers.js";
  * Exposes the tenant layers' own counters on a Prometheus registry, read at scrape time (the baseline's stay with
  * registerCasilMetrics): `arqon_casil_layer_decisions_total{tenant,mode,decision,reason}` (decisions the tenant's
  * layer made; in monitor mode what enforce would have done), `arqon_casil_layer_wasm_calls_total{tenant,policy,outcome}`
- * `arqon_casil_layer_wasm_disabled{tenant,policy}` (circuit breaker) and `arqon_casil_layers` (tenants with a layer). Returns a function that removes them.
+ * `arqon_casil_layer_wasm_disabled{tenant,policy}` (circuit breaker) and `arqon_casil_layers` (tenants with a layer). `tenantLabel` bounds the tenant label (ServerMetrics.tenant). Returns a function that removes them.
  */
-export function registerCasilLayerMetrics(registry: Registry, layered: LayeredCasil): () => void {
+export function registerCasilLayerMetrics(registry: Registry, layered: LayeredCasil, tenantLabel: (tenant: string) => string = (t) => t): () => void {
   const registers = [registry];
   const decisions = new Counter({
     name: "arqon_casil_layer_decisions_total",
@@ -17,7 +17,7 @@ export function registerCasilLayerMetrics(registry: Registry, layered: LayeredCa
     collect() {
       this.reset();
       for (const { stats } of layered.layerStats()) {
-        for (const d of stats.decisions) this.inc({ tenant: d.tenant, mode: d.mode, decision: d.decision, reason: d.reason }, d.count);
+        for (const d of stats.decisions) this.inc({ tenant: tenantLabel(d.tenant), mode: d.mode, decision: d.decision, reason: d.reason }, d.count);
       }
     },
   });
@@ -29,7 +29,7 @@ export function registerCasilLayerMetrics(registry: Registry, layered: LayeredCa
     collect() {
       this.reset();
       for (const { tenant, stats } of layered.layerStats()) {
-        for (const w of stats.wasm) this.inc({ tenant, policy: w.policy, outcome: w.outcome }, w.count);
+        for (const w of stats.wasm) this.inc({ tenant: tenantLabel(tenant), policy: w.policy, outcome: w.outcome }, w.count);
       }
     },
   });
@@ -40,7 +40,7 @@ export function registerCasilLayerMetrics(registry: Registry, layered: LayeredCa
     registers,
     collect() {
       this.reset();
-      for (const b of layered.wasmBreakers()) if (b.state !== "closed") this.set({ tenant: b.tenant, policy: b.policy }, b.state === "open" ? 1 : 0.5);
+      for (const b of layered.wasmBreakers()) if (b.state !== "closed") this.set({ tenant: tenantLabel(b.tenant), policy: b.policy }, b.state === "open" ? 1 : 0.5);
     },
   });
   const layers = new Gauge({

@@ -5,9 +5,9 @@ import type { CasilController } from "./controller.js";
  * Exposes a controller's counters on a Prometheus registry (the server's `metrics`), read at scrape time:
  * `arqon_casil_decisions_total{tenant,mode,decision,reason}` (in monitor mode `decision` is what enforce would have
  * done), `arqon_casil_shadow_differences_total{tenant}`, `arqon_casil_wasm_calls_total{policy,outcome}` and
- * `arqon_casil_policy_version`, `arqon_casil_wasm_disabled{policy}` (circuit breaker). Returns a function that removes them.
+ * `arqon_casil_policy_version`, `arqon_casil_wasm_disabled{policy}` (circuit breaker). `tenantLabel` bounds the tenant label (ServerMetrics.tenant). Returns a function that removes them.
  */
-export function registerCasilMetrics(registry: Registry, controller: CasilController): () => void {
+export function registerCasilMetrics(registry: Registry, controller: CasilController, tenantLabel: (tenant: string) => string = (t) => t): () => void {
   const registers = [registry];
   const decisions = new Counter({
     name: "arqon_casil_decisions_total",
@@ -16,7 +16,7 @@ export function registerCasilMetrics(registry: Registry, controller: CasilContro
     registers,
     collect() {
       this.reset();
-      for (const d of controller.stats().decisions) this.inc({ tenant: d.tenant, mode: d.mode, decision: d.decision, reason: d.reason }, d.count);
+      for (const d of controller.stats().decisions) this.inc({ tenant: tenantLabel(d.tenant), mode: d.mode, decision: d.decision, reason: d.reason }, d.count);
     },
   });
   const shadow = new Counter({
@@ -26,7 +26,7 @@ export function registerCasilMetrics(registry: Registry, controller: CasilContro
     registers,
     collect() {
       this.reset();
-      for (const s of controller.stats().shadowDifferences) this.inc({ tenant: s.tenant }, s.count);
+      for (const s of controller.stats().shadowDifferences) this.inc({ tenant: tenantLabel(s.tenant) }, s.count);
     },
   });
   const wasm = new Counter({

@@ -13,6 +13,7 @@ import {
   type AppendResult,
   type Frame,
   type HistoryPage,
+  type HistoryStats,
   type HistoryQuery,
   type HistoryStore,
   type Position,
@@ -145,6 +146,12 @@ function roomHash(key: string): string {
 
 function payloadBytes(item: StoredMessage | undefined): number {
   return item?.frame.payload?.length ?? 0;
+}
+
+/** A database's entry count from `getStats()` (typed `{}` by lmdb-js; it carries `entryCount`). */
+function entryCount(db: { getStats(): object }): number {
+  const n = (db.getStats() as { entryCount?: unknown }).entryCount;
+  return typeof n === "number" ? n : 0;
 }
 
 function closed(): BackendUnavailableError {
@@ -523,6 +530,12 @@ export class LmdbHistoryStore implements HistoryStore {
     for (const room of removed) this.#rings.delete(room);
     for (const room of this.#rings.keys()) if (room.startsWith(token + ".")) this.#rings.delete(room);
     return removed.length;
+  }
+
+  /** Room rows and stored messages, from LMDB's own entry counts (no scan). A room emptied by retention keeps its row. */
+  async stats(): Promise<HistoryStats> {
+    if (this.#closed) throw closed();
+    return { rooms: entryCount(this.#rooms), messages: entryCount(this.#messages) };
   }
 
   async close(): Promise<void> {

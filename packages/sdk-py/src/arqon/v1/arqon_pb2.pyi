@@ -37,6 +37,8 @@ class FrameType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FRAME_TYPE_PONG: _ClassVar[FrameType]
     FRAME_TYPE_AUTH: _ClassVar[FrameType]
     FRAME_TYPE_AUTH_OK: _ClassVar[FrameType]
+    FRAME_TYPE_RPC: _ClassVar[FrameType]
+    FRAME_TYPE_RPC_RESULT: _ClassVar[FrameType]
 
 class PayloadFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -71,6 +73,8 @@ FRAME_TYPE_PING: FrameType
 FRAME_TYPE_PONG: FrameType
 FRAME_TYPE_AUTH: FrameType
 FRAME_TYPE_AUTH_OK: FrameType
+FRAME_TYPE_RPC: FrameType
+FRAME_TYPE_RPC_RESULT: FrameType
 PAYLOAD_FORMAT_JSON: PayloadFormat
 PAYLOAD_FORMAT_BINARY: PayloadFormat
 
@@ -177,7 +181,7 @@ class Inspection(_message.Message):
     def __init__(self, decision: _Optional[str] = ..., reason_code: _Optional[str] = ..., flags: _Optional[_Iterable[str]] = ..., policy_version: _Optional[int] = ...) -> None: ...
 
 class Frame(_message.Message):
-    __slots__ = ("type", "id", "request_id", "tenant", "room", "payload", "payload_format", "headers", "offset", "epoch", "since", "recovered", "idempotency_key", "delta", "error", "members", "joined", "left", "state", "command", "args", "status", "token", "client_id", "version", "limits", "echo", "timestamp", "reason", "history", "messages", "sender", "inspection", "expires_at", "info", "protocol", "duplicate")
+    __slots__ = ("type", "id", "request_id", "tenant", "room", "payload", "payload_format", "headers", "offset", "epoch", "since", "recovered", "idempotency_key", "delta", "error", "members", "joined", "left", "state", "command", "args", "status", "token", "client_id", "version", "limits", "echo", "timestamp", "reason", "history", "messages", "sender", "inspection", "expires_at", "info", "protocol", "duplicate", "method", "data")
     class HeadersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -222,6 +226,8 @@ class Frame(_message.Message):
     INFO_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     DUPLICATE_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
     type: FrameType
     id: str
     request_id: str
@@ -259,4 +265,6 @@ class Frame(_message.Message):
     info: Member
     protocol: str
     duplicate: bool
-    def __init__(self, type: _Optional[_Union[FrameType, str]] = ..., id: _Optional[str] = ..., request_id: _Optional[str] = ..., tenant: _Optional[str] = ..., room: _Optional[str] = ..., payload: _Optional[bytes] = ..., payload_format: _Optional[_Union[PayloadFormat, str]] = ..., headers: _Optional[_Mapping[str, str]] = ..., offset: _Optional[int] = ..., epoch: _Optional[str] = ..., since: _Optional[_Union[Position, _Mapping]] = ..., recovered: bool = ..., idempotency_key: _Optional[str] = ..., delta: bool = ..., error: _Optional[_Union[ErrorInfo, _Mapping]] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., joined: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., left: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., state: _Optional[_Iterable[_Union[StateEntry, _Mapping]]] = ..., command: _Optional[str] = ..., args: _Optional[bytes] = ..., status: _Optional[str] = ..., token: _Optional[str] = ..., client_id: _Optional[str] = ..., version: _Optional[str] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., echo: bool = ..., timestamp: _Optional[int] = ..., reason: _Optional[str] = ..., history: _Optional[_Union[HistoryQuery, _Mapping]] = ..., messages: _Optional[_Iterable[_Union[Frame, _Mapping]]] = ..., sender: _Optional[str] = ..., inspection: _Optional[_Union[Inspection, _Mapping]] = ..., expires_at: _Optional[int] = ..., info: _Optional[_Union[Member, _Mapping]] = ..., protocol: _Optional[str] = ..., duplicate: bool = ...) -> None: ...
+    method: str
+    data: bytes
+    def __init__(self, type: _Optional[_Union[FrameType, str]] = ..., id: _Optional[str] = ..., request_id: _Optional[str] = ..., tenant: _Optional[str] = ..., room: _Optional[str] = ..., payload: _Optional[bytes] = ..., payload_format: _Optional[_Union[PayloadFormat, str]] = ..., headers: _Optional[_Mapping[str, str]] = ..., offset: _Optional[int] = ..., epoch: _Optional[str] = ..., since: _Optional[_Union[Position, _Mapping]] = ..., recovered: bool = ..., idempotency_key: _Optional[str] = ..., delta: bool = ..., error: _Optional[_Union[ErrorInfo, _Mapping]] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., joined: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., left: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., state: _Optional[_Iterable[_Union[StateEntry, _Mapping]]] = ..., command: _Optional[str] = ..., args: _Optional[bytes] = ..., status: _Optional[str] = ..., token: _Optional[str] = ..., client_id: _Optional[str] = ..., version: _Optional[str] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., echo: bool = ..., timestamp: _Optional[int] = ..., reason: _Optional[str] = ..., history: _Optional[_Union[HistoryQuery, _Mapping]] = ..., messages: _Optional[_Iterable[_Union[Frame, _Mapping]]] = ..., sender: _Optional[str] = ..., inspection: _Optional[_Union[Inspection, _Mapping]] = ..., expires_at: _Optional[int] = ..., info: _Optional[_Union[Member, _Mapping]] = ..., protocol: _Optional[str] = ..., duplicate: bool = ..., method: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...

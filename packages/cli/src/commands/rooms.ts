@@ -1,0 +1,44 @@
+import { parseArgs } from "node:util";
+import { SERVER_OPERATIONS, type ServerRoom } from "@arqon/sdk/server";
+import type { CliIo } from "../index.js";
+import { CliError } from "../config.js";
+import { OPERATOR_FLAGS, OPERATOR_FLAGS_HELP, table, type OperatorContext } from "./operator-client.js";
+import { callOperation, clientFor, tenantOf } from "./api.js";
+import { parseCount } from "./units.js";
+
+const HELP = `usage: arqon rooms [--tenant T] [--prefix P] [--limit N]
+
+Prints the tenant's rooms live on the node that answers, with their local subscriptions, sorted by name; --prefix
+keeps the names starting with P, --limit is 1-1000 (default 100). --tenant defaults to the token's tenant. Needs an
+operator key, or a token with role "admin" or "server" of the tenant.
+${OPERATOR_FLAGS_HELP}`;
+
+/** `arqon rooms`. Exit codes: 0 ok, 1 refused or unreachable, 2 usage. */
+export async function roomsCommand(argv: readonly string[], io: CliIo, ctx: OperatorContext): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: [...argv],
+    options: { ...OPERATOR_FLAGS, tenant: { type: "string" }, prefix: { type: "string" }, limit: { type: "string" } },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (values.help) {
+    io.out(HELP);
+    return 0;
+  }
+  if (positionals.length > 0) throw new CliError(`unexpected argument "${positionals[0]}" (see arqon rooms --help)`);
+  const query = new URLSearchParams();
+  if (values.prefix !== undefined) query.set("prefix", values.prefix);
+  if (values.limit !== undefined) query.set("limit", String(parseCount(values.limit, "--limit")));
+  const op = SERVER_OPERATIONS.rooms;
+  const client = clientFor(op, values, ctx);
+  const tenant = tenantOf(values.tenant, client, "rooms");
+  try {
+    const answer = await callOperation<{ rooms: ServerRoom[] }>(client, op, { tenant }, query);
+    if (values.json) io.out(JSON.stringify(answer));
+    else if (answer.rooms.length === 0) io.out(`no rooms of tenant ${tenant} live on this node`);
+    else for (const line of table(["ROOM", "SUBSCRIBERS"], answer.rooms.map((r) => [r.room, String(r.subscribers)]))) io.out(line);
+    return 0;
+  } catch (err) {
+    return client.report(io, "rooms", err, ctx);
+  }
+}
