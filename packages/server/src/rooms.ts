@@ -273,8 +273,9 @@ export async function handleSubscribe(ctx: HandlerContext, conn: Connection, fra
     throw new ArqonError(ErrorCode.TOO_MANY_SUBSCRIPTIONS, `at most ${ctx.limits.maxSubscriptions} subscriptions per connection`);
   }
   let info = frame.info?.info;
-  // The subscribe proxy hook runs after the capability check (authority.ts) and can only refuse more, or set info.
-  const hook = ctx.tenants.runtime(conn.tenant).hooks?.subscribe;
+  // The subscribe proxy hook runs after the capability check (authority.ts) and can only refuse more, or set info. A
+  // server-side subscribe skips it as it skips the caps: the backend the hook would ask made the subscription.
+  const hook = origin === "client" ? ctx.tenants.runtime(conn.tenant).hooks?.subscribe : undefined;
   const presenceOn = ctx.presence.enabled(room);
   if (hook !== undefined) {
     const answered = await ctx.proxy.subscribe(hook, conn, room, info);

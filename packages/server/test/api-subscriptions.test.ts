@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { ErrorCode, MemoryHistoryStore, type Position, type RoomKey } from "@arqon/core";
 import { payloadOf, startGateway, type StartGatewayOptions, type TestClient, type TestGateway } from "../src/testing.js";
 import { callApi, codeOf, type ApiAnswer } from "./api-client.js";
+import { startBackend } from "./proxy-backend.js";
 
 const KEY = "operator-key-of-the-api-subscriptions-0";
 
@@ -107,6 +108,18 @@ describe("api-subscriptions - subscribe", () => {
     expect((await publisher.publish("vip", { secret: "menu" })).type).toBe("ack");
     expect(payloadOf(await alice.next("message", "vip"))).toEqual({ secret: "menu" });
     expect((await alice.publish("vip", { n: 1 })).error?.code).toBe(ErrorCode.FORBIDDEN);
+  });
+
+  it("subscribe - the subscribe proxy hook is not asked (the backend it would ask decided); it still judges the client's own subscribes", async () => {
+    await using backend = await startBackend();
+    backend.route("/subscribe", { deny: { reason: "not_a_member" } });
+    const g = await start({ outbound: { allow: ["127.0.0.1"], allowHttp: true }, proxy: { secret: backend.secret, subscribe: backend.url("/subscribe") } });
+    const alice = await g.client({ sub: "alice" });
+    expect((await alice.subscribe("vip")).error?.code).toBe("ARQ_PROXY_DENIED");
+    expect(backend.callsTo("/subscribe")).toHaveLength(1);
+    expect((await subscribe({ user: "alice", room: "vip" })).json).toEqual({ subscribedHere: 1 });
+    expect((await alice.next("subscribed", "vip")).reason).toBe("server");
+    expect(backend.callsTo("/subscribe")).toHaveLength(1);
   });
 
   it("subscribe - `client` picks one connection; a connection already subscribed is left as it is and not counted", async () => {
