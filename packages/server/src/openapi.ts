@@ -513,6 +513,21 @@ export const API_OPERATIONS: Readonly<Record<string, ApiOperationSpec>> = {
     responses: ok("closed", ref("Closed")),
     errors: [],
   },
+  "POST /api/v1/tenants/:tenant/subscribe": {
+    operationId: "subscribeUser",
+    description:
+      "Subscribes the user's live connections (or the one with id `client`) to the room on every node, without consulting the user's caps; each is told with `subscribed` carrying `reason: \"server\"`. A connection already subscribed is left as it is; one the subscription limit or presence quota refuses is listed in `refusedHere`.",
+    body: { schema: obj({ user: { type: "string", minLength: 1, maxLength: 256 }, room: str, client: { type: ["string", "null"], minLength: 1, maxLength: 256 } }, ["client"]) },
+    responses: ok("subscribed on this node (the other nodes subscribe theirs)", obj({ subscribedHere: int, refusedHere: list(obj({ client: str, error: errorObject })) }, ["refusedHere"])),
+    errors: [],
+  },
+  "POST /api/v1/tenants/:tenant/unsubscribe": {
+    operationId: "unsubscribeUser",
+    description: "Ends the room's subscription of the user's live connections (or the one with id `client`) on every node, whoever made it; each is told with `unsubscribed` carrying `reason: \"server\"`.",
+    body: { schema: obj({ user: { type: "string", minLength: 1, maxLength: 256 }, room: str, client: { type: ["string", "null"], minLength: 1, maxLength: 256 } }, ["client"]) },
+    responses: ok("unsubscribed on this node (the other nodes unsubscribe theirs)", obj({ unsubscribedHere: int })),
+    errors: [],
+  },
 };
 
 /** A route as the document needs it. */

@@ -200,6 +200,8 @@ describe("openapi - GET /api/v1/openapi.json", () => {
     await api("GET", "/api/v1/tenants/acme/rooms/lobby/presence/stats");
     await api("PUT", "/api/v1/tenants/acme/rooms/lobby/state/topic", { value: { t: 1 }, expectedVersion: 0 });
     await api("GET", "/api/v1/tenants/acme/rooms/lobby/state");
+    await api("POST", "/api/v1/tenants/acme/subscribe", { user: "alice", room: "news" });
+    await api("POST", "/api/v1/tenants/acme/unsubscribe", { user: "alice", room: "news", client: alice.welcome.clientId });
     await api("POST", "/api/v1/tenants/acme/disconnect", { user: "alice", code: 4001, reason: "bye" });
     await api("POST", "/api/v1/tenants/acme/disable");
     await api("POST", "/api/v1/tenants/acme/enable");
