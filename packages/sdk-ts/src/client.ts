@@ -104,11 +104,10 @@ export interface ClientEvents {
    * The application's backend subscribed this connection to a room (server API): the room, subscribed already, whose
    * `message` listeners get its messages from now on (add them in this listener to miss none). Such a subscription ends with the
    * connection: after a reconnect the backend subscribes again, the client does not (unless `room.subscribe()` was
-   * called, which makes it the client's own).
+   * called, which makes it the client's own). When the backend ends it, the room emits `unsubscribed` with reason
+   * "server".
    */
   serverSubscribed: Room;
-  /** The application's backend ended a subscription of this connection (server API), after the room's `unsubscribed`. */
-  serverUnsubscribed: Room;
 }
 
 /** Per-request options: `onReply` runs synchronously with the reply, before any later frame is handled. */
@@ -598,13 +597,13 @@ export class ArqonClient extends Emitter<ClientEvents> {
       this.emit("error", new ArqonRequestError(info.code, info.message, { requestId: frame.requestId, retryable: info.retryable }));
       return;
     }
-    if (frame.room === undefined) return;
-    // A subscription the server made or ended on its own (docs/protocol.md, "Server-side subscriptions").
-    const server = frame.reason === "server" && (frame.type === "subscribed" || frame.type === "unsubscribed");
-    const room = server && frame.type === "subscribed" ? this.room(frame.room) : this.#rooms.get(frame.room);
-    if (!room) return;
-    room._handle(frame);
-    if (server) this.emit(frame.type === "subscribed" ? "serverSubscribed" : "serverUnsubscribed", room);
+    // A `subscribed` that answers no request (`reason: "server"`): the server API subscribed this connection
+    // (docs/protocol.md, "Server-side subscriptions").
+    const subscribed = frame.type === "subscribed";
+    // `subscribed` always names its room; a frame without one finds no room.
+    const room = subscribed ? this.room(frame.room!) : this.#rooms.get(frame.room!);
+    room?._handle(frame);
+    if (subscribed) this.emit("serverSubscribed", room!);
   }
 
   #onWelcome(frame: Frame): void {

@@ -300,8 +300,6 @@ export class Room extends Emitter<RoomEvents> {
   /** A delta could not be applied: messages are ignored until the re-subscription (which restarts deltas) lands. */
   #deltaBroken = false;
   #everSubscribed = false;
-  /** The server API subscribed this connection (until it or the client ends it, or the connection drops). */
-  #server = false;
 
   constructor(
     /** The room's name, as given to `client.room()`. */
@@ -345,8 +343,9 @@ export class Room extends Emitter<RoomEvents> {
 
   /** Ends the subscription; the handler given to `subscribe` is removed. Presence and state stop updating. */
   async unsubscribe(): Promise<void> {
-    const wasWanted = this.#wanted || this.#server;
-    this.#wanted = this.#server = false;
+    // Not wanted but subscribed: a subscription the server API made.
+    const wasWanted = this.#wanted || this.#subscribed;
+    this.#wanted = false;
     this.#subscribed = false;
     this.#inflight = false;
     this.#generation++;
@@ -448,7 +447,7 @@ export class Room extends Emitter<RoomEvents> {
 
   /** @internal The connection dropped; the subscription will be renewed. */
   _disconnected(): void {
-    this.#subscribed = this.#server = false;
+    this.#subscribed = false;
     this.#inflight = false;
     this.#generation++;
   }
@@ -459,7 +458,7 @@ export class Room extends Emitter<RoomEvents> {
       case "message":
         // The server counts the epoch as told once it wrote it, whether or not this room still wants messages.
         if (frame.epoch !== undefined) this.#epoch = frame.epoch;
-        if (this.#wanted || this.#server) this.#onMessage(this.host.protocol() === "1.1" ? expandMessage(frame, this.#epoch) : frame);
+        if (this.#wanted || this.#subscribed) this.#onMessage(this.host.protocol() === "1.1" ? expandMessage(frame, this.#epoch) : frame);
         return;
       case "presence_join":
         this.presence._apply(frame.members, undefined);
@@ -473,26 +472,21 @@ export class Room extends Emitter<RoomEvents> {
       case "state_changed":
         this.state._changed(frame.state);
         return;
-      case "subscribed":
-        // Not a reply: the server API subscribed this connection (the client does not renew it after a reconnect).
-        this.#server = true;
-        this.#epoch = frame.epoch ?? "";
-        this.#onSubscribed(frame, false);
-        return;
       case "unsubscribed":
-        if (!this.#wanted && !this.#server) return;
-        this.#wanted = this.#server = false;
+        if (!(this.#wanted || this.#subscribed)) return;
+        this.#wanted = false;
         this.#subscribed = false;
         this.#rejectWaiters(new ArqonRequestError(ClientErrorCode.CLIENT_CLOSED, `the server ended the subscription: ${frame.reason ?? ""}`));
         this.emit("unsubscribed", { room: this.name, reason: frame.reason ?? "" });
         return;
-      default:
-        return;
+      case "subscribed":
+        // Not a reply: the server API subscribed this connection (not wanted, so not renewed after a reconnect).
+        this.#onSubscribed(frame, false);
     }
   }
 
   #onSubscribed(reply: Frame, resubscribed: boolean): void {
-    const position: Position = { offset: reply.offset ?? 0, epoch: reply.epoch ?? "" };
+    const position: Position = { offset: reply.offset ?? 0, epoch: (this.#epoch = reply.epoch ?? "") };
     // When recovery succeeded, the missed messages follow this frame: the position must advance through them, not
     // jump to the room's head. Otherwise (fresh subscribe, or recovery impossible) start from the room's head.
     const mine = this.#position;
@@ -515,8 +509,7 @@ export class Room extends Emitter<RoomEvents> {
       state: this.state.current,
     };
     if (reply.recovered !== undefined) event.recovered = reply.recovered;
-    if (reply.reason === "server") event.server = true;
-    else if (reply.reason) event.reason = reply.reason;
+    if (reply.reason) event.reason = reply.reason;
     const waiters = this.#waiters;
     this.#waiters = [];
     for (const w of waiters) w.resolve(event);

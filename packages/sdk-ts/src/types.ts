@@ -122,15 +122,14 @@ export interface SubscribedEvent {
    * was known): true when every missed message is delivered next, false when some were lost (see `reason`).
    */
   recovered?: boolean;
-  /** Why recovery was impossible: epoch_mismatch, position_ahead, retention_exceeded, too_many_missed, unavailable. */
+  /**
+   * Why recovery was impossible: epoch_mismatch, position_ahead, retention_exceeded, too_many_missed, unavailable. Or
+   * "server": the application's backend subscribed this connection (server API); the client did not ask, and does
+   * not renew it after a reconnect (the backend subscribes again). See `ClientEvents.serverSubscribed`.
+   */
   reason?: string;
   /** True for the automatic re-subscription after a reconnect. */
   resubscribed: boolean;
-  /**
-   * True when the application's backend subscribed this connection (server API): the client did not ask, and does
-   * not renew it after a reconnect (the backend subscribes again). See `ClientEvents.serverSubscribed`.
-   */
-  server?: boolean;
   /** The room's members when the subscription started (then kept up to date in `room.presence.current`). */
   members: PresenceMember[];
   /** The room's state map when the subscription started (then kept up to date in `room.state.current`). */
