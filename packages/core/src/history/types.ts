@@ -83,6 +83,7 @@ export interface RetentionPolicy {
  *   `recovered: false` with a reason; never a list with a gap.
  * - Rooms and tenants are independent: keys are opaque and never share offsets or messages.
  * - Deleting a tenant removes its rooms' history and nothing of any other tenant; the rooms start over in new epochs.
+ * - Deleting a room removes its history and nothing of any other room; the room starts over in a new epoch.
  */
 export interface HistoryStore {
   /**
@@ -119,6 +120,14 @@ export interface HistoryStore {
    * VALIDATION_ERROR.
    */
   deleteTenant(tenant: string): Promise<number>;
+  /**
+   * Removes the whole history of one room: its messages and idempotency keys. Resolves true when the room had at
+   * least one message. Afterwards an append to the room gets offset 1 in an epoch the room never had before, so a
+   * position handed out before the delete is refused by `recover` (`epoch_mismatch`) on every node. Every other room
+   * is untouched, including rooms whose key starts with this one. An append that runs concurrently with the delete
+   * may be removed by it. A key that is not a non-empty string rejects with VALIDATION_ERROR.
+   */
+  deleteRoom(key: RoomKey): Promise<boolean>;
   /** Closes this handle: later calls reject with BackendUnavailableError. A durable backend keeps its data. */
   close(): Promise<void>;
 }
