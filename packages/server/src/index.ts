@@ -42,6 +42,8 @@ import {
 } from "@arqon/core";
 import pkg from "../package.json" with { type: "json" };
 import { ServerApi, type ApiRoute } from "./admin-http.js";
+import { clusterRoutes } from "./api-cluster.js";
+import { ApiRateLimiter } from "./api-rate-limit.js";
 import { roomRoutes } from "./api-rooms.js";
 import { userRoutes } from "./api-users.js";
 import { AUDIT_RETENTION, AuditLog, isAuditKey, type AuditActor } from "./audit.js";
@@ -53,6 +55,7 @@ import { createAuthenticator } from "./auth.js";
 import { KeySet } from "./authority.js";
 import { CommandRegistry, type CommandHandler, type CommandOptions } from "./commands.js";
 import { DEFAULT_PORT, resolveLimits, type ArqonServerOptions } from "./config.js";
+import { ClusterInfo } from "./cluster-info.js";
 import { ClusterControl, clusterKeyOf } from "./control.js";
 import { Gateway, type Backends } from "./gateway.js";
 import { handleHttp, statusOf, type HttpSurface } from "./http.js";
@@ -85,6 +88,8 @@ export { AuditLog, AUDIT_ROOM, SERVER_AUDIT_TENANT, type AuditRecord, type Audit
 export { KeySet, MIN_KEY_LENGTH, type Principal, type CommandAccess, type HttpAccess } from "./authority.js";
 export { ClusterControl, clusterKeyOf, MIN_CLUSTER_KEY_LENGTH } from "./control.js";
 export { httpStatusOf, type ApiRoute } from "./admin-http.js";
+export { ApiRateLimiter, ApiRateLimitedError, type ApiRateLimitOptions } from "./api-rate-limit.js";
+export { CLUSTER_TOPICS, type KnownNode } from "./cluster-info.js";
 export { OutboundGuard, OutboundError, type OutboundOptions, type OutboundResponse, type OutboundFailure, type CheckedTarget } from "./outbound.js";
 export type { TenantUsage } from "./quota.js";
 export { createAuthenticator, can, AuthError, signToken, parseTtl } from "./auth.js";
@@ -358,13 +363,21 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
   if (maxBodyBytes !== undefined && (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes < 1)) {
     throw new ArqonError(ErrorCode.VALIDATION_ERROR, "http.maxBodyBytes must be a whole number of bytes above 0");
   }
+  const cluster = new ClusterInfo({ control, logger, beat: { version: gw.version, startedAt: gw.startedAt } });
+  const rateLimit = new ApiRateLimiter(options.http?.apiRateLimit);
   const api = new ServerApi({
     admin,
     registry,
     audit,
     keys,
     authenticator,
-    extra: [...(layered ? casilRoutes(layered, audit) : []), ...roomRoutes(gw.ctx), ...userRoutes({ gateway: gw, admin })],
+    extra: [
+      ...(layered ? casilRoutes(layered, audit) : []),
+      ...roomRoutes(gw.ctx),
+      ...userRoutes({ gateway: gw, admin }),
+      ...clusterRoutes({ gateway: gw, audit, cluster }),
+    ],
+    rateLimit,
     ...(maxBodyBytes !== undefined ? { maxBodyBytes } : {}),
   });
   if (layered) {
@@ -545,6 +558,7 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
         clearInterval(revocationSweep);
         clearInterval(resync);
         admin.close();
+        await cluster.close();
         control.close();
         await quota.close().catch((err: unknown) => logger.warn({ err }, "could not give back connection leases"));
         await layered?.close();
