@@ -48,7 +48,7 @@ export class ApiRateLimiter {
     const burst = options.burst ?? rate * 2;
     const maxKeys = options.maxKeys ?? DEFAULT_API_MAX_KEYS;
     if (!Number.isFinite(rate) || rate < 0) throw new ArqonError(ErrorCode.VALIDATION_ERROR, "http.apiRateLimit.perSecond must be a number >= 0");
-    if (!Number.isFinite(burst) || burst < 1) throw new ArqonError(ErrorCode.VALIDATION_ERROR, "http.apiRateLimit.burst must be a number >= 1");
+    if (rate > 0 && (!Number.isFinite(burst) || burst < 1)) throw new ArqonError(ErrorCode.VALIDATION_ERROR, "http.apiRateLimit.burst must be a number >= 1");
     if (!Number.isSafeInteger(maxKeys) || maxKeys < 1) throw new ArqonError(ErrorCode.VALIDATION_ERROR, "http.apiRateLimit.maxKeys must be a whole number >= 1");
     this.rate = rate;
     this.burst = burst;
