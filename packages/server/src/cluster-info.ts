@@ -138,7 +138,13 @@ export class ClusterInfo {
     });
     this.pending.set(id, pending);
     try {
-      await this.o.control.send(CLUSTER_TOPICS.request, { id, kind, args });
+      try {
+        await this.o.control.send(CLUSTER_TOPICS.request, { id, kind, args });
+      } catch (err) {
+        // The control plane is away (NATS reconnecting): this node's answer alone, every other node missing.
+        this.o.logger.warn({ err, kind }, "cluster request not sent");
+        return { answers: [{ node: this.nodeId, body: (await local) as T }], missing: [...expected].sort() };
+      }
       const mine = (await local) as T;
       await finished;
       const answered = new Set(pending.answers.map((a) => a.node));

@@ -117,6 +117,9 @@ describe("api-cluster - DELETE /api/v1/tenants/:tenant/rooms/:room/history", () 
     const after = await alice.publish("news", { n: 9 });
     expect(after.offset).toBe(1);
     expect(codeOf(await api("DELETE", "/api/v1/tenants/acme/rooms/bad%20room/history"))).toEqual([400, ErrorCode.ROOM_INVALID]);
+    // The audit trail is kept in a reserved room no route can name.
+    expect(codeOf(await api("DELETE", "/api/v1/tenants/acme/rooms/%24audit/history"))).toEqual([400, ErrorCode.ROOM_INVALID]);
+    expect((await api("GET", "/api/v1/tenants/acme/audit")).json.records.length).toBeGreaterThan(0);
     expect(codeOf(await api("DELETE", "/api/v1/tenants/bad!t/rooms/news/history"))).toEqual([400, ErrorCode.TENANT_INVALID]);
     expect(codeOf(await api("DELETE", "/api/v1/tenants/acme/rooms/news/history?x=1"))).toEqual([400, ErrorCode.VALIDATION_ERROR]);
   });
@@ -270,5 +273,18 @@ describe("api-cluster - node registry and scatter-gather over a control plane", 
     expect(performance.now() - started).toBeGreaterThanOrEqual(90);
     expect(got.answers.map((x) => x.node)).toEqual(["a"]);
     expect(got.missing).toEqual(["b", "c"]);
+  });
+
+  it("gather - without a working control plane this node answers alone and the others are missing, at once", async () => {
+    const hub = new MemoryBusHub();
+    const plane = new MemoryControlPlane({ hub });
+    const control = new ClusterControl(plane, key, "a", logger);
+    const a = new ClusterInfo({ control, logger, beat: { version: "test", startedAt: 1 } });
+    a.answer("echo", () => "here");
+    infos.push(a);
+    node(hub, "b");
+    expect(a.known().map((n) => n.id)).toEqual(["b"]);
+    await plane.close();
+    expect(await a.gather("echo", {})).toEqual({ answers: [{ node: "a", body: "here" }], missing: ["b"] });
   });
 });
