@@ -39,6 +39,8 @@ export interface ConfigFile {
   presence?: PresenceOptions;
   allowedOrigins?: string[];
   perMessageDeflate?: boolean | { threshold?: number };
+  /** The server API's per-credential rate limit: `{ "apiRateLimit": { "perSecond": 200, "burst": 400 } }`. */
+  http?: { apiRateLimit?: { perSecond?: number; burst?: number } };
   /** NATS server URL(s), comma-separated: run as a cluster node (bus, history, presence, state, kv on NATS). */
   nats?: string;
   /** JetStream replicas of the streams and buckets this node creates (3 on a 3-node NATS cluster). @default 1 */

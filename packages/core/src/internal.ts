@@ -5,3 +5,4 @@
 export { SCHEMA, BY_JSON_KEY, type FieldSpec, type FieldKind, type MessageName } from "./codec/schema.js";
 export { arqon as protoRoot } from "./gen/arqon.js";
 export { assertRecoveryOffset, recoveryRefusal } from "./history/recovery.js";
+export { assertRoomKeyArgument } from "./history/tenant.js";

@@ -23,6 +23,7 @@ import {
   type RetentionPolicy,
   type RoomKey,
 } from "@arqon/core";
+import { assertRoomKeyArgument } from "@arqon/core/internal";
 import { isStreamNotFound, isWrongLastSequence, type NatsLink } from "./link.js";
 import { scanSubject, type LogRecord } from "./subject-log.js";
 import { kvToken, roomKvKey, roomSubject, SUBJECT_HISTORY_PREFIX } from "./subjects.js";
@@ -400,6 +401,13 @@ export class JetStreamHistoryStore implements HistoryStore {
       }
       if (ack.duplicate) {
         const original = await this.#link.jsm.streams.getMessage(this.#stream, { seq: ack.seq });
+        if (cached !== undefined && (original === null || original.header.get(HEADER_EPOCH) !== epoch)) {
+          // The id was made from a cached epoch, and its original is gone or of another epoch: the room was deleted
+          // elsewhere since (JetStream still remembers the id). Start over from the room's current epoch.
+          this.#heads.delete(key);
+          this.#epochCache.delete(key);
+          continue;
+        }
         const frame = original === null ? undefined : this.#decode(original.data);
         if (frame === undefined || frame.offset === undefined) return { message, offset: 0, epoch, duplicate: true };
         const copy = { ...frame, epoch };
@@ -590,6 +598,29 @@ export class JetStreamHistoryStore implements HistoryStore {
     this.#guard();
     const info = await this.#withStream("history stats", () => this.#link.jsm.streams.info(this.#stream));
     return { rooms: info.state.num_subjects ?? 0, messages: info.state.messages };
+  }
+
+  /**
+   * Purges the room's subject from the stream, then removes its epoch record, so the room starts over at offset 1
+   * under a newly drawn epoch; other nodes' caches correct themselves as after `deleteTenant`.
+   */
+  async deleteRoom(key: RoomKey): Promise<boolean> {
+    this.#guard();
+    assertRoomKeyArgument(key);
+    const subject = roomSubject(key, this.#prefix);
+    const dropCaches = (): void => {
+      for (const cache of [this.#epochCache, this.#heads, this.#purgedAt]) cache.delete(key);
+    };
+    const had = await this.#withStream("history delete room", async () => {
+      dropCaches();
+      const info = await this.#link.jsm.streams.info(this.#stream, { subjects_filter: subject });
+      const stored = (info.state.subjects ?? {})[subject] ?? 0;
+      if (stored > 0) await this.#link.jsm.streams.purge(this.#stream, { filter: subject });
+      await this.#epochs.purge(roomKvKey(key));
+      return stored > 0;
+    });
+    dropCaches();
+    return had;
   }
 
   /** Drops this node's cached epochs, heads and purge times of the rooms of the escaped tenant `token`. */

@@ -3,6 +3,7 @@ import { ArqonError, ErrorCode } from "@arqon/core";
 import { SERVER_AUDIT_TENANT, type AuditActor, type AuditLog } from "./audit.js";
 import type { Authenticator } from "./auth.js";
 import { actorOf, authorizeHttp, resolveHttpPrincipal, type HttpAccess, type KeySet, type Principal } from "./authority.js";
+import { ApiRateLimitedError, type ApiRateLimiter } from "./api-rate-limit.js";
 import { readBody, sendJson } from "./http-util.js";
 import type { TenantAdmin } from "./tenant-admin.js";
 import type { TenantRegistry } from "./tenants.js";
@@ -119,6 +120,8 @@ export interface ServerApiOptions {
   extra?: ApiRoute[];
   /** The largest request body read (`http.maxBodyBytes`). @default MAX_API_BODY_BYTES */
   maxBodyBytes?: number;
+  /** The per-credential request limit (`http.apiRateLimit`); none when absent. */
+  rateLimit?: ApiRateLimiter;
 }
 
 function limitParam(query: URLSearchParams, name: string): number | undefined {
@@ -261,6 +264,7 @@ export class ServerApi {
     }
     try {
       const principal = await resolveHttpPrincipal(req, this.o.keys, this.o.authenticator);
+      this.o.rateLimit?.take(principal.kind === "tenant" ? `t:${principal.auth.tenant}/${principal.auth.sub}` : `${principal.kind}:${principal.keyId}`);
       authorizeHttp(principal, route.access, params.tenant);
       if (principal.kind === "scrape") throw new ArqonError(ErrorCode.FORBIDDEN, "a scrape token may only read /status and /metrics");
       if (principal.kind === "tenant") {
@@ -289,7 +293,9 @@ export class ServerApi {
     } catch (err) {
       if (err instanceof ArqonError) {
         const status = httpStatusOf(err.code);
-        sendError(res, status, err.code, err.message, status === 401 ? { "www-authenticate": 'Bearer realm="arqon"' } : {});
+        const headers: Record<string, string> = status === 401 ? { "www-authenticate": 'Bearer realm="arqon"' } : {};
+        if (err instanceof ApiRateLimitedError) headers["retry-after"] = String(err.retryAfterSeconds);
+        sendError(res, status, err.code, err.message, headers);
       } else throw err;
     }
     return true;

@@ -16,7 +16,6 @@ export const DEFAULT_API_PAGE = 100;
 const PUBLISH_FIELDS = ["room", "payload", "payloadFormat", "headers", "idempotencyKey"];
 const BROADCAST_FIELDS = ["rooms", "payload", "payloadFormat", "headers", "idempotencyKey"];
 const HISTORY_PARAMS = ["fromOffset", "toOffset", "fromTs", "toTs", "reverse", "limit"];
-const ROOMS_PARAMS = ["prefix", "limit"];
 
 /** Who the message says sent it: the token's `sub`, or "operator" for the operator key (as POST /api/publish does). */
 function senderOf(req: ApiRequest): string {
@@ -44,9 +43,8 @@ function messageJson(frame: Frame): Record<string, unknown> {
 
 /**
  * The room routes of the server API for a tenant's application backend (access "tenant-backend": the operator key, or
- * a token with role "admin" or "server" of the tenant the path names): publish, broadcast, history, and the rooms
- * live on this node. Publishes go through `serverPublish`, so CASIL, the tenant's limits, history and the bus apply
- * exactly as for POST /api/publish. docs/gateway.md ("Server API") lists them.
+ * a token with role "admin" or "server" of the tenant the path names): publish, broadcast and history. Publishes go through `serverPublish`, so CASIL, the tenant's limits, history and the bus apply
+ * exactly as for POST /api/publish. The room list is cluster-wide and lives in api-cluster.ts. docs/gateway.md ("Server API") lists them.
  */
 export function roomRoutes(ctx: HandlerContext): ApiRoute[] {
   return [
@@ -130,25 +128,6 @@ export function roomRoutes(ctx: HandlerContext): ApiRoute[] {
         }
         const page = await ctx.backends.history.read(roomKey(tenant, room), q);
         return { body: { messages: page.messages.map(messageJson), position: { offset: page.position.offset, epoch: page.position.epoch } } };
-      },
-    },
-    {
-      method: "GET",
-      path: "/api/v1/tenants/:tenant/rooms",
-      access: "tenant-backend",
-      summary: "list the tenant's rooms live on this node",
-      handle({ params, query }) {
-        const tenant = params.tenant!;
-        assertTenantName(tenant);
-        onlyParams(query, ROOMS_PARAMS);
-        const prefix = query.get("prefix") ?? "";
-        const limit = wholeParam(query, "limit", 1, MAX_API_PAGE) ?? DEFAULT_API_PAGE;
-        const rooms: Array<{ room: string; subscribers: number }> = [];
-        for (const local of ctx.fanout.rooms.values()) {
-          if (local.tenant === tenant && local.room.startsWith(prefix)) rooms.push({ room: local.room, subscribers: local.subs.length });
-        }
-        rooms.sort((a, b) => (a.room < b.room ? -1 : a.room > b.room ? 1 : 0));
-        return { body: { rooms: rooms.slice(0, limit) } };
       },
     },
   ];

@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import type { Bus, ControlPlane, HistoryStore, Inspector, KeyValueStore, Limits, PresenceStore, RoomStateStore } from "@arqon/core";
 import type { AuthOptions } from "./auth.js";
+import type { ApiRateLimitOptions } from "./api-rate-limit.js";
 import type { CasilController } from "./casil/controller.js";
 import type { OutboundOptions } from "./outbound.js";
 import type { ProxyOptions } from "./proxy-config.js";
@@ -205,6 +206,13 @@ export interface ArqonServerOptions {
      * @default unset (2 × maxPayloadBytes + 64 KiB for /api/publish, 1048576 for the server API)
      */
     maxBodyBytes?: number;
+    /**
+     * A token bucket per credential on every server API route (`/api/v1/*`): per operator key, per token (tenant and
+     * `sub`) and per scrape token. Past it a request gets 429 `ARQ_RATE_LIMITED` with `Retry-After` (seconds).
+     * `perSecond: 0` turns it off.
+     * @default { perSecond: 200, burst: 400, maxKeys: 10000 }
+     */
+    apiRateLimit?: ApiRateLimitOptions;
   };
   /** Collect Node process metrics into the registry too. @default true */
   processMetrics?: boolean;

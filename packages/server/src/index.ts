@@ -42,6 +42,8 @@ import {
 } from "@arqon/core";
 import pkg from "../package.json" with { type: "json" };
 import { ServerApi, type ApiRoute } from "./admin-http.js";
+import { clusterRoutes } from "./api-cluster.js";
+import { ApiRateLimiter } from "./api-rate-limit.js";
 import { roomRoutes } from "./api-rooms.js";
 import { userRoutes } from "./api-users.js";
 import { ServerSubscriptions } from "./api-subscriptions.js";
@@ -54,6 +56,7 @@ import { createAuthenticator } from "./auth.js";
 import { KeySet } from "./authority.js";
 import { CommandRegistry, type CommandHandler, type CommandOptions } from "./commands.js";
 import { DEFAULT_PORT, resolveLimits, type ArqonServerOptions } from "./config.js";
+import { ClusterInfo } from "./cluster-info.js";
 import { ClusterControl, clusterKeyOf } from "./control.js";
 import { Gateway, type Backends } from "./gateway.js";
 import { handleHttp, statusOf, type HttpSurface } from "./http.js";
@@ -91,6 +94,8 @@ export { httpStatusOf, type ApiRoute } from "./admin-http.js";
 export { openApiDocument, operationKey, openApiPath, API_OPERATIONS, FIXED_ROUTES, OPENAPI_PATH, GENERIC_MARK, type ApiOperationSpec, type FixedRoute, type DocumentedRoute, type OpenApiOptions, type JsonSchema } from "./openapi.js";
 export { ProxyHooks, ProxyHook, type ResolvedHooks, type ProxyFailure } from "./proxy.js";
 export { PROXY_HOOKS, type ProxyHookName, type ProxyHookOptions, type ProxyOptions, type TenantProxy, type ResolvedHookOptions } from "./proxy-config.js";
+export { ApiRateLimiter, ApiRateLimitedError, type ApiRateLimitOptions } from "./api-rate-limit.js";
+export { CLUSTER_TOPICS, type KnownNode } from "./cluster-info.js";
 export { OutboundGuard, OutboundError, type OutboundOptions, type OutboundResponse, type OutboundFailure, type CheckedTarget } from "./outbound.js";
 export type { TenantUsage } from "./quota.js";
 export { OTHER_TENANT_LABEL, DEFAULT_MAX_TENANT_LABELS, FANOUT_BUCKETS, type ServerMeter } from "./metrics.js";
@@ -381,13 +386,22 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
     throw new ArqonError(ErrorCode.VALIDATION_ERROR, "http.maxBodyBytes must be a whole number of bytes above 0");
   }
   const subscriptions = new ServerSubscriptions({ gateway: gw, control, logger });
+  const cluster = new ClusterInfo({ control, logger, beat: { version: gw.version, startedAt: gw.startedAt } });
+  const rateLimit = new ApiRateLimiter(options.http?.apiRateLimit);
   const api = new ServerApi({
     admin,
     registry,
     audit,
     keys,
     authenticator,
-    extra: [...(layered ? casilRoutes(layered, audit) : []), ...roomRoutes(gw.ctx), ...userRoutes({ gateway: gw, admin }), ...subscriptions.routes()],
+    extra: [
+      ...(layered ? casilRoutes(layered, audit) : []),
+      ...roomRoutes(gw.ctx),
+      ...userRoutes({ gateway: gw, admin }),
+      ...subscriptions.routes(),
+      ...clusterRoutes({ gateway: gw, audit, cluster }),
+    ],
+    rateLimit,
     ...(maxBodyBytes !== undefined ? { maxBodyBytes } : {}),
   });
   if (layered) {
@@ -569,6 +583,7 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
         clearInterval(resync);
         admin.close();
         subscriptions.close();
+        await cluster.close();
         control.close();
         await quota.close().catch((err: unknown) => logger.warn({ err }, "could not give back connection leases"));
         await layered?.close();

@@ -327,22 +327,22 @@ describe("api-rooms - GET /api/v1/tenants/:tenant/rooms", () => {
     await beta.subscribe("chat:3");
     expect((await api("GET", "/api/v1/tenants/acme/rooms")).json).toEqual({
       rooms: [
-        { room: "chat:1", subscribers: 2 },
-        { room: "chat:2", subscribers: 1 },
-        { room: "other", subscribers: 1 },
+        { room: "chat:1", subscribers: 2, nodes: 1 },
+        { room: "chat:2", subscribers: 1, nodes: 1 },
+        { room: "other", subscribers: 1, nodes: 1 },
       ],
     });
     expect((await api("GET", "/api/v1/tenants/acme/rooms?prefix=chat:")).json.rooms.map((r: Json) => r.room)).toEqual(["chat:1", "chat:2"]);
-    expect((await api("GET", "/api/v1/tenants/acme/rooms?limit=1")).json.rooms).toEqual([{ room: "chat:1", subscribers: 2 }]);
+    expect((await api("GET", "/api/v1/tenants/acme/rooms?limit=1")).json.rooms).toEqual([{ room: "chat:1", subscribers: 2, nodes: 1 }]);
     expect((await api("GET", "/api/v1/tenants/acme/rooms?prefix=nothing")).json.rooms).toEqual([]);
-    expect((await api("GET", "/api/v1/tenants/beta/rooms")).json.rooms).toEqual([{ room: "chat:3", subscribers: 1 }]);
+    expect((await api("GET", "/api/v1/tenants/beta/rooms")).json.rooms).toEqual([{ room: "chat:3", subscribers: 1, nodes: 1 }]);
     expect((await api("GET", "/api/v1/tenants/gamma/rooms")).json.rooms).toEqual([]);
     // Subscribers come and go with the sockets.
     await a2.close();
     await a1.request({ type: "unsubscribe", room: "chat:2" });
     await expect.poll(async () => (await api("GET", "/api/v1/tenants/acme/rooms")).json.rooms).toEqual([
-      { room: "chat:1", subscribers: 1 },
-      { room: "other", subscribers: 1 },
+      { room: "chat:1", subscribers: 1, nodes: 1 },
+      { room: "other", subscribers: 1, nodes: 1 },
     ]);
   });
 
@@ -353,7 +353,7 @@ describe("api-rooms - GET /api/v1/tenants/:tenant/rooms", () => {
     const { allowed, refused } = await principals(g);
     for (const p of allowed) {
       const r = await api("GET", "/api/v1/tenants/acme/rooms", undefined, p.auth);
-      expect([p.name, r.status, r.json]).toEqual([p.name, 200, { rooms: [{ room: "news", subscribers: 1 }] }]);
+      expect([p.name, r.status, r.json]).toEqual([p.name, 200, { rooms: [{ room: "news", subscribers: 1, nodes: 1 }] }]);
     }
     for (const p of refused) {
       const r = await api("GET", "/api/v1/tenants/acme/rooms", undefined, p.auth);

@@ -31,6 +31,7 @@ import type { CliIo } from "../index.js";
 import { CliError, KEY_OPTIONS, list, parsePort, resolveAuth, type ConfigFile, type KeyFlags } from "../config.js";
 import { loadOrCreateDevKey, loadOrCreateDevOperatorKey } from "../keys.js";
 import type { CommandContext } from "./token.js";
+import { parseRate } from "./units.js";
 
 export const SERVE_USAGE = `Usage: arqon serve [options]
 
@@ -81,6 +82,9 @@ Settings come from flags, then ARQON_* environment variables, then ./arqon.confi
       --proxy-fail-open <hook>  let that hook's failures allow instead of deny, repeatable (default: fail closed)
       --proxy-forward-cookie <name>  a cookie of the upgrade passed to the connect hook, repeatable
       --proxy-forward-header <name>  a request header of the upgrade passed to the connect hook, repeatable
+      --api-rate <N/s>       server API requests per second per credential (ARQON_API_RATE; config
+                             http.apiRateLimit.perSecond; default 200/s, 0 = no limit): 429 ARQ_RATE_LIMITED beyond
+      --api-burst <n>        requests a credential may make at once above that rate (ARQON_API_BURST; default 2 × rate)
       --casil-policy <file>  CASIL policy document (JSON or YAML), reloaded when it changes (ARQON_CASIL_POLICY_FILE)
       --no-casil             turn CASIL off (ARQON_CASIL_ENABLED=false); op.casil.* then answers FEATURE_DISABLED
       --no-presence <room>   keep no presence in rooms matching this pattern ("feed/*", "*"), repeatable
@@ -159,6 +163,8 @@ export async function serveCommand(argv: readonly string[], io: CliIo, ctx: Serv
       "proxy-fail-open": { type: "string", multiple: true },
       "proxy-forward-cookie": { type: "string", multiple: true },
       "proxy-forward-header": { type: "string", multiple: true },
+      "api-rate": { type: "string" },
+      "api-burst": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
     strict: true,
@@ -301,6 +307,7 @@ export async function serveCommand(argv: readonly string[], io: CliIo, ctx: Serv
     presenceOptions: presenceOptions(values["no-presence"], env.ARQON_PRESENCE_DISABLED_ROOMS, config.presence),
     allowedOrigins: list(values["allowed-origin"]) ?? list(env.ARQON_ALLOWED_ORIGINS) ?? config.allowedOrigins,
     perMessageDeflate: config.perMessageDeflate,
+    http: { apiRateLimit: apiRateLimit(values["api-rate"] ?? env.ARQON_API_RATE, values["api-burst"] ?? env.ARQON_API_BURST, config.http?.apiRateLimit) },
   };
   let server: ArqonServer;
   try {
@@ -581,5 +588,17 @@ export function proxyOptions(values: Record<string, unknown>, env: Record<string
   if (cookies) out.forwardCookies = cookies;
   const headers = list(values["proxy-forward-header"] as string[] | undefined);
   if (headers) out.forwardHeaders = headers;
+  return out;
+}
+
+/** `http.apiRateLimit` from the flags (or their environment variables) over the config file. */
+function apiRateLimit(rate: string | undefined, burst: string | undefined, config: { perSecond?: number; burst?: number } = {}): { perSecond?: number; burst?: number } {
+  const out = { ...config };
+  if (rate !== undefined) out.perSecond = parseRate(rate, "--api-rate");
+  if (burst !== undefined) {
+    const n = /^\d+$/.test(burst.trim()) ? Number(burst.trim()) : NaN;
+    if (!Number.isSafeInteger(n) || n < 1) throw new CliError(`--api-burst: "${burst}" is not a whole number above 0`);
+    out.burst = n;
+  }
   return out;
 }

@@ -3,7 +3,7 @@ import type { Frame, HistoryQuery, Position } from "../frame/types.js";
 import { HEADER_TIMESTAMP, HEADER_TWIST_ID } from "../frame/types.js";
 import type { RoomKey } from "../room/names.js";
 import { BackendUnavailableError } from "../errors.js";
-import { tenantKeyPrefix } from "./tenant.js";
+import { assertRoomKeyArgument, tenantKeyPrefix } from "./tenant.js";
 import type {
   AppendOptions,
   AppendResult,
@@ -269,6 +269,15 @@ export class MemoryHistoryStore implements HistoryStore {
       }
     }
     return { rooms, messages };
+  }
+
+  /** Forgets the room: the next use draws a new epoch (`#room`), so old positions get `epoch_mismatch`. */
+  async deleteRoom(key: RoomKey): Promise<boolean> {
+    if (this.#closed) throw closed();
+    assertRoomKeyArgument(key);
+    const room = this.#rooms.get(key);
+    this.#rooms.delete(key);
+    return room !== undefined && room.last > 0;
   }
 
   /** Drops every room's history; later calls reject with BackendUnavailableError. */

@@ -12,3 +12,10 @@ export function tenantKeyPrefix(tenant: unknown): string {
   }
   return escapeToken(tenant) + ".";
 }
+
+/** Rejects (VALIDATION_ERROR) a room key that is not a non-empty string, as `HistoryStore.deleteRoom` promises. */
+export function assertRoomKeyArgument(key: unknown): asserts key is string {
+  if (typeof key !== "string" || key.length === 0) {
+    throw new ArqonError(ErrorCode.VALIDATION_ERROR, "room key must be a non-empty string", { detail: { field: "key" } });
+  }
+}

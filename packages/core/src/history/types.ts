@@ -83,6 +83,7 @@ export interface RetentionPolicy {
  *   `recovered: false` with a reason; never a list with a gap.
  * - Rooms and tenants are independent: keys are opaque and never share offsets or messages.
  * - Deleting a tenant removes its rooms' history and nothing of any other tenant; the rooms start over in new epochs.
+ * - Deleting a room removes its history and nothing of any other room; the room starts over in a new epoch.
  */
 /** What a history store holds, as `HistoryStore.stats` reports it. */
 export interface HistoryStats {
@@ -132,6 +133,14 @@ export interface HistoryStore {
    * cheap: a counter or the backend's own statistics, never a scan of the messages).
    */
   stats?(): Promise<HistoryStats>;
+  /**
+   * Removes the whole history of one room: its messages and idempotency keys. Resolves true when the room had at
+   * least one message. Afterwards an append to the room gets offset 1 in an epoch the room never had before, so a
+   * position handed out before the delete is refused by `recover` (`epoch_mismatch`) on every node. Every other room
+   * is untouched, including rooms whose key starts with this one. An append that runs concurrently with the delete
+   * may be removed by it. A key that is not a non-empty string rejects with VALIDATION_ERROR.
+   */
+  deleteRoom(key: RoomKey): Promise<boolean>;
   /** Closes this handle: later calls reject with BackendUnavailableError. A durable backend keeps its data. */
   close(): Promise<void>;
 }

@@ -350,5 +350,77 @@ export function describeHistoryContract(name: string, factory: HistoryContractFa
       expect([old.epoch, empty.epoch]).not.toContain(third.epoch);
       expect(await b.position(key)).toEqual({ offset: 1, epoch: third.epoch });
     });
+
+    it("history - deleteRoom removes one room's messages and idempotency keys on every node and touches no other room", async () => {
+      const { nodes: [a, b] } = await open();
+      const tenant = uniqueTenant();
+      const key = roomKey(tenant, "lobby");
+      // A room whose key starts with the deleted one's, a sibling room and the same room name in another tenant.
+      const longer = roomKey(tenant, "lobby2");
+      const sibling = roomKey(tenant, "game");
+      const stranger = roomKey(uniqueTenant(), "lobby");
+      await fill(a, key, 4);
+      await b.append(key, msg(5), { idempotencyKey: "once" });
+      await fill(b, longer, 3);
+      await fill(a, sibling, 2);
+      await fill(b, stranger, 2);
+      const before = { longer: await a.position(longer), sibling: await b.position(sibling), stranger: await a.position(stranger) };
+
+      expect(await b.deleteRoom(key)).toBe(true);
+      for (const node of [a, b]) {
+        expect((await node.read(key, {})).messages).toEqual([]);
+        expect((await node.position(key)).offset).toBe(0);
+        expect(await node.position(longer)).toEqual(before.longer);
+        expect(ns((await node.read(longer, {})).messages)).toEqual([1, 2, 3]);
+        expect(await node.position(sibling)).toEqual(before.sibling);
+        expect(ns((await node.read(sibling, {})).messages)).toEqual([1, 2]);
+        expect(await node.position(stranger)).toEqual(before.stranger);
+      }
+      const again = await a.append(key, msg(6), { idempotencyKey: "once" });
+      expect(again).toMatchObject({ offset: 1, duplicate: false });
+      expect(ns([again.message])).toEqual([6]);
+      expect(await a.deleteRoom(key)).toBe(true);
+      expect(await b.deleteRoom(key)).toBe(false);
+      expect(await a.deleteRoom(roomKey(tenant, "never-used"))).toBe(false);
+      for (const bad of [5, "", undefined]) {
+        expect((await a.deleteRoom(bad as unknown as ReturnType<typeof roomKey>).catch((e: unknown) => e)) as object).toMatchObject({
+          code: ErrorCode.VALIDATION_ERROR,
+        });
+      }
+    });
+
+    it("history - after deleteRoom the room starts at offset 1 in a new epoch and old positions are epoch_mismatch", async () => {
+      const { nodes: [a, b] } = await open();
+      const key = roomKey(uniqueTenant(), "lobby");
+      await fill(a, key, 3);
+      await b.append(key, msg(4));
+      const old = await b.position(key);
+      expect(await a.position(key)).toEqual(old);
+
+      expect(await a.deleteRoom(key)).toBe(true);
+      // The other node appends first, before anyone read the room again.
+      const first = await b.append(key, msg(10));
+      expect(first.offset).toBe(1);
+      expect(first.epoch).not.toBe(old.epoch);
+      expect(await a.append(key, msg(11))).toMatchObject({ offset: 2, epoch: first.epoch });
+      const position = { offset: 2, epoch: first.epoch };
+      for (const node of [a, b]) {
+        expect(await node.position(key)).toEqual(position);
+        expect(ns((await node.read(key, {})).messages)).toEqual([10, 11]);
+        for (const since of [old, { offset: 1, epoch: old.epoch }, { offset: 0, epoch: old.epoch }]) {
+          expect(await node.recover(key, since, 100)).toEqual({ recovered: false, reason: "epoch_mismatch", position });
+        }
+        const fresh = await node.recover(key, { offset: 1, epoch: first.epoch }, 100);
+        expect(fresh.recovered && ns(fresh.messages)).toEqual([11]);
+      }
+
+      // Deleted again from the other node, with nothing read in between: yet another epoch.
+      expect(await b.deleteRoom(key)).toBe(true);
+      const empty = await a.position(key);
+      expect(empty.offset).toBe(0);
+      expect([old.epoch, first.epoch]).not.toContain(empty.epoch);
+      const third = await b.append(key, msg(20));
+      expect(third).toMatchObject({ offset: 1, epoch: empty.epoch });
+    });
   });
 }

@@ -22,7 +22,7 @@ import {
   type RoomKey,
 } from "@arqon/core";
 import { DB, keyPart, keysOf, keysWithPrefix, plainBytes, wallClock, type StorageClock, type StorageEnv } from "./env.js";
-import { assertRecoveryOffset, recoveryRefusal } from "@arqon/core/internal";
+import { assertRecoveryOffset, assertRoomKeyArgument, recoveryRefusal } from "@arqon/core/internal";
 
 export const DEFAULT_HISTORY_MAX_MESSAGES = 1000;
 export const DEFAULT_HISTORY_MAX_AGE_MS = 86_400_000;
@@ -257,7 +257,11 @@ export class LmdbHistoryStore implements HistoryStore {
     const base = `${this.#env.storeId}-${roomHash(key)}`;
     const dot = key.indexOf(".");
     const generation = dot < 0 ? undefined : this.#tenants.get(key.slice(0, dot));
-    return generation === undefined ? base : `${base}-${generation}`;
+    const tenantPart = generation === undefined ? base : `${base}-${generation}`;
+    // A room deleted on its own (`deleteRoom`) carries its own generation, stored under the room key (which, unlike an
+    // escaped tenant, contains a dot).
+    const roomGeneration = dot < 0 ? undefined : this.#tenants.get(key);
+    return roomGeneration === undefined ? tenantPart : `${tenantPart}-r${roomGeneration}`;
   }
 
   async append(key: RoomKey, message: Frame, options?: AppendOptions): Promise<AppendResult> {
@@ -523,6 +527,8 @@ export class LmdbHistoryStore implements HistoryStore {
         for (const key of keysOf(this.#dedupe, room)) this.#dedupe.remove(key);
         this.#rooms.remove(room);
       }
+      // Room generations give way to the new tenant generation, which no room epoch carried before.
+      for (const room of keysWithPrefix(this.#tenants, token + ".")) this.#tenants.remove(room);
       // Expiry rows of the removed idempotency keys stay until the sweep reaches them; it removes only what they name.
       this.#tenants.put(token, generation);
       return rooms;
@@ -536,6 +542,26 @@ export class LmdbHistoryStore implements HistoryStore {
   async stats(): Promise<HistoryStats> {
     if (this.#closed) throw closed();
     return { rooms: entryCount(this.#rooms), messages: entryCount(this.#messages) };
+  }
+
+  /**
+   * Removes one room in one write transaction (messages, room row, idempotency keys) and draws the room a new epoch
+   * generation, so the room's next epoch differs from every one it had.
+   */
+  async deleteRoom(key: RoomKey): Promise<boolean> {
+    if (this.#closed) throw closed();
+    assertRoomKeyArgument(key);
+    const generation = randomBytes(6).toString("hex");
+    const had = await this.#env.write(() => {
+      const record = this.#rooms.get(key);
+      for (const k of keysOf(this.#messages, key)) this.#messages.remove(k);
+      for (const k of keysOf(this.#dedupe, key)) this.#dedupe.remove(k);
+      this.#rooms.remove(key);
+      if (key.includes(".")) this.#tenants.put(key, generation);
+      return record !== undefined && record.last > 0;
+    });
+    this.#rings.delete(key);
+    return had;
   }
 
   async close(): Promise<void> {
