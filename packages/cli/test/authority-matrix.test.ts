@@ -347,6 +347,15 @@ describe("authority matrix (docs/security.md)", () => {
     { group: "HTTP", label: "`GET /api/v1/tenants/:t/rooms/:room/state` (also `role: \"server\"`)", expect: HTTP_TENANT_ADMIN, run: (c) => http(c, "GET", `/api/v1/tenants/${c.tenant}/rooms/lobby/state`) },
     { group: "HTTP", label: "`PUT /api/v1/tenants/:t/rooms/:room/state/:key` (also `role: \"server\"`)", expect: HTTP_TENANT_ADMIN, run: (c) => http(c, "PUT", `/api/v1/tenants/${c.tenant}/rooms/lobby/state/topic`, { value: `v${++seq}` }) },
     { group: "HTTP", label: "`POST /api/v1/tenants/:t/disconnect` (also `role: \"server\"`)", expect: HTTP_TENANT_ADMIN, run: (c) => http(c, "POST", `/api/v1/tenants/${c.tenant}/disconnect`, { user: "nobody", code: 4504 }) },
+    { group: "HTTP", label: "`GET /api/v1/openapi.json`", expect: HTTP_OPEN, run: (c) => http(c, "GET", "/api/v1/openapi.json") },
+    { group: "HTTP", label: "`POST /api/v1/tenants/:t/subscribe`, `/unsubscribe` (also `role: \"server\"`)", expect: HTTP_TENANT_ADMIN, run: async (c) => {
+        const added = await http(c, "POST", `/api/v1/tenants/${c.tenant}/subscribe`, { user: "nobody", room: "lobby" });
+        return added === OK ? http(c, "POST", `/api/v1/tenants/${c.tenant}/unsubscribe`, { user: "nobody", room: "lobby" }) : added;
+      },
+    },
+    { group: "HTTP", label: "`DELETE /api/v1/tenants/:t/rooms/:room/history` (also `role: \"server\"`)", expect: HTTP_TENANT_ADMIN, run: (c) => http(c, "DELETE", `/api/v1/tenants/${c.tenant}/rooms/scratch/history`) },
+    { group: "HTTP", label: "`GET /api/v1/tenants/:t/info`", expect: HTTP_TENANT_ADMIN, run: (c) => http(c, "GET", `/api/v1/tenants/${c.tenant}/info`) },
+    { group: "HTTP", label: "`GET /api/v1/info`", expect: HTTP_OPERATOR, run: (c) => http(c, "GET", "/api/v1/info") },
     // ---- CLI --------------------------------------------------------------------------------------------------------
     { group: "CLI", label: "`arqon status`", expect: HTTP_OPERATOR, run: (c) => cli(c, ["status", "--json"]) },
     { group: "CLI", label: "`arqon tenant list`", expect: HTTP_OPERATOR, run: (c) => cli(c, ["tenant", "list"]) },
@@ -367,6 +376,11 @@ describe("authority matrix (docs/security.md)", () => {
     { group: "CLI", label: "`arqon kick`", expect: HTTP_TENANT_ADMIN, run: (c) => cli(c, ["kick", "--tenant", c.tenant, "--user", "nobody"]) },
     { group: "CLI", label: "`arqon revoke`", expect: HTTP_TENANT_ADMIN, run: (c) => cli(c, ["revoke", "--tenant", c.tenant, "--user", "nobody", "--ttl", "1m"]) },
     { group: "CLI", label: "`arqon audit --tenant`", expect: HTTP_TENANT_ADMIN, run: (c) => cli(c, ["audit", "--tenant", c.tenant]) },
+    { group: "CLI", label: "`arqon history` (also `role: \"server\"`)", expect: HTTP_TENANT_ADMIN, run: (c) => cli(c, ["history", "lobby", "--tenant", c.tenant]) },
+    { group: "CLI", label: "`arqon presence [--stats]` (also `role: \"server\"`)", expect: HTTP_TENANT_ADMIN, run: (c) => cli(c, ["presence", "lobby", "--tenant", c.tenant, "--stats"]) },
+    { group: "CLI", label: "`arqon rooms` (also `role: \"server\"`)", expect: HTTP_TENANT_ADMIN, run: (c) => cli(c, ["rooms", "--tenant", c.tenant]) },
+    { group: "CLI", label: "`arqon api <operation>`: the operation's route (here `showTenant`)", expect: HTTP_TENANT_ADMIN, run: (c) => cli(c, ["api", "showTenant", "--tenant", c.tenant]) },
+    { group: "CLI", label: "`arqon api info` (an operator route)", expect: HTTP_OPERATOR, run: (c) => cli(c, ["api", "info"]) },
     { group: "CLI", label: "`arqon casil get` (operator: the baseline)", expect: CLI_CASIL, run: (c) => cli(c, ["casil", "get"]) },
     { group: "CLI", label: "`arqon casil reload` (operator: the baseline)", expect: CLI_CASIL, run: (c) => cli(c, ["casil", "reload", "--mode", "enforce", "--dry-run"]) },
     { group: "CLI", label: "`arqon publish`", expect: CLI_WS_ROOM, run: (c) => cli(c, ["publish", "lobby", '{"n":1}']) },

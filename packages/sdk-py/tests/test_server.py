@@ -69,10 +69,36 @@ async def test_rooms_presence_and_stats_of_live_websocket_clients(gateway: Gatew
         await bob.room("lobby").subscribe()
         await bob.room("lab").subscribe()
         async with ArqonServerClient(gateway.http_url, token=gateway.token("root", tenant=tenant, role="admin"), tenant=tenant) as api:
-            assert await api.rooms() == [{"room": "lab", "subscribers": 1}, {"room": "lobby", "subscribers": 2}]
-            assert await api.rooms(prefix="lo") == [{"room": "lobby", "subscribers": 2}]
+            assert await api.rooms() == [{"room": "lab", "subscribers": 1, "nodes": 1}, {"room": "lobby", "subscribers": 2, "nodes": 1}]
+            assert await api.rooms(prefix="lo") == [{"room": "lobby", "subscribers": 2, "nodes": 1}]
+            page = await api.rooms_page(limit=1)
+            assert page["rooms"] == [{"room": "lab", "subscribers": 1, "nodes": 1}]
+            assert await api.rooms_page(limit=1, cursor=page["next"]) == {"rooms": [{"room": "lobby", "subscribers": 2, "nodes": 1}]}
+            info = await api.tenant_info()
+            assert (info["tenant"], info["connections"], info["subscribers"]) == (tenant, 2, 3)
             assert sorted(m["user"] for m in await api.presence("lobby")) == ["alice", "bob"]
             assert await api.presence_stats("lobby") == {"clients": 2, "users": 2}
+
+
+async def test_history_remove_subscribe_user_and_info(gateway: Gateway, room_name: str) -> None:
+    tenant = fresh_tenant()
+    async with ArqonClient(gateway.url, token=gateway.token("carol", tenant=tenant)) as carol:
+        pushed: List[str] = []
+        carol.on_server_subscribed(lambda room: pushed.append(room.name))
+        async with ArqonServerClient(gateway.http_url, operator_key=gateway.operator_key, tenant=tenant) as api:
+            before = await api.publish(room_name, {"n": 1})
+            removed = await api.history_remove(room_name)
+            assert removed["removed"] is True and removed["position"]["offset"] == 0 and removed["position"]["epoch"] != before["epoch"]
+            assert (await api.history(room_name))["messages"] == []
+            assert await api.subscribe_user("carol", room_name) == {"subscribedHere": 1}
+            await until(lambda: pushed == [room_name], what="the server-side subscription")
+            assert await api.unsubscribe_user("carol", room_name) == {"unsubscribedHere": 1}
+            nodes = await api.info()
+            assert nodes["nodes"][0]["self"] is True and nodes["nodes"][0]["id"] == nodes["node"]
+        async with ArqonServerClient(gateway.http_url, token=gateway.token("b", tenant=tenant, role="server"), tenant=tenant) as backend:
+            with pytest.raises(ArqonApiError) as refused:
+                await backend.info()
+            assert (refused.value.status, refused.value.code) == (403, "ARQ_FORBIDDEN")
 
 
 async def test_state_set_reaches_subscribers_and_a_wrong_expected_version_is_409(gateway: Gateway, room_name: str) -> None:

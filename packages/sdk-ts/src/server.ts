@@ -69,12 +69,17 @@ export const SERVER_OPERATIONS = {
     query: ["fromOffset", "toOffset", "fromTs", "toTs", "reverse", "limit"],
     summary: "a page of a room's history",
   },
-  rooms: { method: "GET", path: "/api/v1/tenants/:tenant/rooms", access: "tenant-backend", query: ["prefix", "limit"], summary: "the tenant's rooms live on the node that answers" },
+  rooms: { method: "GET", path: "/api/v1/tenants/:tenant/rooms", access: "tenant-backend", query: ["prefix", "limit", "cursor"], summary: "the tenant's rooms live on any node, a page at a time" },
+  historyRemove: { method: "DELETE", path: "/api/v1/tenants/:tenant/rooms/:room/history", access: "tenant-backend", summary: "remove a room's history (the room starts over in a new epoch)" },
   presence: { method: "GET", path: "/api/v1/tenants/:tenant/rooms/:room/presence", access: "tenant-backend", summary: "a room's presence members" },
   presenceStats: { method: "GET", path: "/api/v1/tenants/:tenant/rooms/:room/presence/stats", access: "tenant-backend", summary: "a room's presence counts" },
   stateGet: { method: "GET", path: "/api/v1/tenants/:tenant/rooms/:room/state", access: "tenant-backend", summary: "a room's state entries" },
   stateSet: { method: "PUT", path: "/api/v1/tenants/:tenant/rooms/:room/state/:key", access: "tenant-backend", body: true, summary: "write a room state key {value, expectedVersion?}" },
   disconnect: { method: "POST", path: "/api/v1/tenants/:tenant/disconnect", access: "tenant-backend", body: true, summary: "close connections {user?, client?, code?, reason?}" },
+  subscribeUser: { method: "POST", path: "/api/v1/tenants/:tenant/subscribe", access: "tenant-backend", body: true, summary: "subscribe a user's live connections to a room {user, room, client?}" },
+  unsubscribeUser: { method: "POST", path: "/api/v1/tenants/:tenant/unsubscribe", access: "tenant-backend", body: true, summary: "unsubscribe a user's live connections from a room {user, room, client?}" },
+  tenantInfo: { method: "GET", path: "/api/v1/tenants/:tenant/info", access: "tenant-admin", summary: "a tenant's connections and subscriptions per node" },
+  info: { method: "GET", path: "/api/v1/info", access: "operator", summary: "this node and every other node of the cluster" },
 } as const satisfies Record<string, ServerOperation>;
 
 /** The name of an operation of {@link SERVER_OPERATIONS}. */
@@ -213,7 +218,10 @@ export interface ServerHistoryPage {
 /** A room live on the node that answered, with its local subscriptions. */
 export interface ServerRoom {
   room: string;
+  /** Subscriptions over every node. */
   subscribers: number;
+  /** Nodes it is live on. */
+  nodes: number;
 }
 
 /** A presence member. */
@@ -464,9 +472,44 @@ export class ArqonServerClient {
     }
   }
 
-  /** The tenant's rooms live on the node that answers, sorted by name. */
-  rooms(options: TenantScoped & { prefix?: string; limit?: number } = {}): Promise<{ rooms: ServerRoom[] }> {
-    return this.#scoped("rooms", options, { query: { prefix: options.prefix, limit: options.limit } });
+  /**
+   * A page of the tenant's rooms live on any node, sorted by name; pass the answer's `next` as `cursor` for the next
+   * page. `partial` when a known node did not answer in time.
+   */
+  rooms(options: TenantScoped & { prefix?: string; limit?: number; cursor?: string } = {}): Promise<{ rooms: ServerRoom[]; next?: string; partial?: true }> {
+    return this.#scoped("rooms", options, { query: { prefix: options.prefix, limit: options.limit, cursor: options.cursor } });
+  }
+
+  /** Removes a room's stored history; the room starts over at offset 1 in a new epoch. */
+  historyRemove(room: string, options: TenantScoped = {}): Promise<{ removed: boolean; position: { offset: number; epoch: string } }> {
+    return this.#scoped("historyRemove", options, { params: { room } });
+  }
+
+  /**
+   * Subscribes the user's live connections (or the one `client`) to `room` on every node, caps aside; each gets a
+   * `subscribed` frame with `reason: "server"`. A reconnect does not renew it.
+   */
+  subscribeUser(user: string, room: string, options: TenantScoped & { client?: string } = {}): Promise<{ subscribedHere: number; refusedHere?: Array<{ client: string; error: { code: string; message: string } }> }> {
+    const body: Record<string, unknown> = { user, room };
+    if (options.client !== undefined) body.client = options.client;
+    return this.#scoped("subscribeUser", options, { body });
+  }
+
+  /** Ends the user's subscriptions to `room` (or the one `client`'s) on every node. */
+  unsubscribeUser(user: string, room: string, options: TenantScoped & { client?: string } = {}): Promise<{ unsubscribedHere: number }> {
+    const body: Record<string, unknown> = { user, room };
+    if (options.client !== undefined) body.client = options.client;
+    return this.#scoped("unsubscribeUser", options, { body });
+  }
+
+  /** The tenant's connections and room subscriptions per node. Operator, or an admin of the tenant. */
+  tenantInfo(options: TenantScoped = {}): Promise<{ tenant: string; nodes: Array<{ id: string; connections: number; rooms: number; subscribers: number }>; connections: number; subscribers: number; partial?: true }> {
+    return this.#scoped("tenantInfo", options, {});
+  }
+
+  /** This node first, then every other node known from its heartbeats. Operator only. */
+  info(): Promise<{ node: string; clustered: boolean; nodes: Array<Record<string, unknown> & { id: string; self: boolean }> }> {
+    return this.call("GET", "/api/v1/info");
   }
 
   /** A room's presence members. 400 ARQ_PRESENCE_DISABLED when the room keeps none. */

@@ -66,6 +66,45 @@ describe("server client - rooms and users", () => {
     expect([...(got[1]!.payload as Uint8Array)]).toEqual([1, 2, 3]);
   });
 
+  it("cluster routes - rooms pages with a cursor, historyRemove starts a new epoch, subscribeUser reaches a live client, tenantInfo and info", async () => {
+    const gw = await gateway();
+    const server = api(gw);
+    const bob = await wsClient(gw, "bob");
+    for (const name of ["a.one", "a.two", "a.three"]) await bob.room(name).subscribe();
+    const first = await server.rooms({ prefix: "a.", limit: 2 });
+    expect(first.rooms).toEqual([
+      { room: "a.one", subscribers: 1, nodes: 1 },
+      { room: "a.three", subscribers: 1, nodes: 1 },
+    ]);
+    expect(typeof first.next).toBe("string");
+    const second = await server.rooms({ prefix: "a.", limit: 2, cursor: first.next });
+    expect(second).toEqual({ rooms: [{ room: "a.two", subscribers: 1, nodes: 1 }] });
+    const before = await server.publish("a.one", { n: 1 });
+    const removed = await server.historyRemove("a.one");
+    expect(removed.removed).toBe(true);
+    expect(removed.position.offset).toBe(0);
+    expect(removed.position.epoch).not.toBe(before.epoch);
+    expect((await server.history("a.one")).messages).toEqual([]);
+    const joined = nextEvent(bob, "serverSubscribed");
+    expect(await server.subscribeUser("bob", "pushed")).toEqual({ subscribedHere: 1 });
+    const room = await joined;
+    expect(room.name).toBe("pushed");
+    const got = nextEvent(room, "message");
+    await server.publish("pushed", { hi: 1 });
+    expect((await got).payload).toEqual({ hi: 1 });
+    expect(await server.unsubscribeUser("bob", "pushed")).toEqual({ unsubscribedHere: 1 });
+    const info = await server.tenantInfo();
+    expect(info).toMatchObject({ tenant: "acme", connections: 1, nodes: [{ connections: 1 }] });
+    const nodes = await server.info();
+    expect(nodes.clustered).toBe(false);
+    expect(nodes.nodes).toMatchObject([{ id: nodes.node, self: true, connections: 1 }]);
+    // info is the operator's; an admin of the tenant gets 403, a server token also for tenantInfo.
+    const admin = api(gw, { operatorKey: undefined, token: await gw.token({ sub: "boss", role: "admin" }) });
+    expect(codeOf(await refusal(admin.info()))).toEqual([403, ErrorCode.FORBIDDEN]);
+    const backend = api(gw, { operatorKey: undefined, token: await gw.token({ sub: "b", role: "server" }) });
+    expect(codeOf(await refusal(backend.tenantInfo()))).toEqual([403, ErrorCode.FORBIDDEN]);
+  });
+
   it("broadcast - one message into several rooms; a bad room name is a 400 for the whole request", async () => {
     const gw = await gateway();
     const bob = await wsClient(gw, "bob");
@@ -138,13 +177,13 @@ describe("server client - rooms and users", () => {
     const c = api(gw);
     expect(await c.rooms()).toEqual({
       rooms: [
-        { room: "lab", subscribers: 1 },
-        { room: "lobby", subscribers: 3 },
+        { room: "lab", subscribers: 1, nodes: 1 },
+        { room: "lobby", subscribers: 3, nodes: 1 },
       ],
     });
-    expect(await c.rooms({ prefix: "lo" })).toEqual({ rooms: [{ room: "lobby", subscribers: 3 }] });
-    expect(await c.rooms({ limit: 1 })).toEqual({ rooms: [{ room: "lab", subscribers: 1 }] });
-    expect(await c.rooms({ tenant: "beta" })).toEqual({ rooms: [{ room: "lobby", subscribers: 1 }] });
+    expect(await c.rooms({ prefix: "lo" })).toEqual({ rooms: [{ room: "lobby", subscribers: 3, nodes: 1 }] });
+    expect(await c.rooms({ limit: 1 })).toMatchObject({ rooms: [{ room: "lab", subscribers: 1, nodes: 1 }], next: expect.any(String) });
+    expect(await c.rooms({ tenant: "beta" })).toEqual({ rooms: [{ room: "lobby", subscribers: 1, nodes: 1 }] });
     const { members } = await c.presence("lobby");
     expect(members.map((m) => m.user).sort()).toEqual(["alice", "alice", "bob"]);
     expect(members.every((m) => typeof m.clientId === "string")).toBe(true);

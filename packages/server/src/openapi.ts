@@ -470,12 +470,75 @@ export const API_OPERATIONS: Readonly<Record<string, ApiOperationSpec>> = {
   },
   "GET /api/v1/tenants/:tenant/rooms": {
     operationId: "listRooms",
-    description: "The rooms live on the node that answers, sorted by name. Other query parameters are refused.",
+    description:
+      "The tenant's rooms live on any node (every node answers within 500 ms), sorted by name, with the subscriptions summed over nodes. Page with `cursor` = the previous answer's `next`. `partial: true` when a known node did not answer. Other query parameters are refused.",
     query: [
       { name: "prefix", description: "only rooms whose name starts with it", schema: str },
       { name: "limit", description: "at most this many", schema: { type: "integer", minimum: 1, maximum: 1000, default: 100 } },
+      { name: "cursor", description: "the `next` of the previous page (opaque)", schema: str },
     ],
-    responses: ok("rooms and their local subscriptions", obj({ rooms: list(obj({ room: str, subscribers: int })) })),
+    responses: ok(
+      "a page of rooms",
+      obj({ rooms: list(obj({ room: str, subscribers: int, nodes: { type: "integer", minimum: 1 } })), next: str, partial: { const: true } }, ["next", "partial"]),
+    ),
+    errors: [],
+  },
+  "DELETE /api/v1/tenants/:tenant/rooms/:room/history": {
+    operationId: "historyRemove",
+    description:
+      "Removes the room's stored messages and idempotency keys on the shared store; the room starts over at offset 1 in a new epoch, so positions handed out before get `recovered: false` (epoch_mismatch). Audited as room.history.delete.",
+    responses: ok("removed (false: the room had no message)", obj({ removed: bool, position: obj({ offset: int, epoch: str }) })),
+    errors: [],
+  },
+  "GET /api/v1/info": {
+    operationId: "info",
+    description: "This node first, then every other node known from its heartbeats; a node that did not answer within 500 ms is listed with `answered: false` and what its last heartbeat said.",
+    responses: ok(
+      "the nodes",
+      obj({
+        node: str,
+        clustered: bool,
+        nodes: list(
+          obj(
+            {
+              id: str,
+              self: bool,
+              answered: { const: false },
+              version: str,
+              startedAt: int,
+              uptimeMs: int,
+              status: str,
+              connections: int,
+              rooms: int,
+              tenants: int,
+              backends: { type: "object" },
+              storage: { type: "object" },
+              cluster: { type: "object" },
+              lastHeartbeat: int,
+            },
+            ["answered", "version", "startedAt", "uptimeMs", "status", "connections", "rooms", "tenants", "backends", "storage", "cluster", "lastHeartbeat"],
+          ),
+        ),
+      }),
+    ),
+    errors: [],
+  },
+  "GET /api/v1/tenants/:tenant/info": {
+    operationId: "tenantInfo",
+    description: "The tenant's connections and room subscriptions per node, and their totals; never another tenant's numbers.",
+    responses: ok(
+      "the tenant's figures",
+      obj(
+        {
+          tenant: str,
+          nodes: list(obj({ id: str, connections: int, rooms: int, subscribers: int })),
+          connections: int,
+          subscribers: int,
+          partial: { const: true },
+        },
+        ["partial"],
+      ),
+    ),
     errors: [],
   },
   "GET /api/v1/tenants/:tenant/rooms/:room/presence": {
@@ -590,7 +653,8 @@ const STATUS_TEXT: Record<number, string> = {
 function commonErrors(route: DocumentedRoute, fixed: boolean): number[] {
   if (route.access === "open") return [];
   const out = [401, 403, 500];
-  if (!fixed) out.push(503);
+  // Every /api/v1 route is rate limited per credential (429 ARQ_RATE_LIMITED with Retry-After).
+  if (!fixed) out.push(429, 503);
   if (route.method !== "GET") out.push(400, 413);
   if (route.path.includes(":tenant")) out.push(400);
   return out;

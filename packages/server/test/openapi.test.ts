@@ -195,13 +195,17 @@ describe("openapi - GET /api/v1/openapi.json", () => {
     await api("POST", "/api/v1/tenants/acme/publish", { room: "lobby", payload: { n: 2 }, headers: { "x-kind": "note" }, idempotencyKey: "k" });
     await api("POST", "/api/v1/tenants/acme/broadcast", { rooms: ["lobby", "news"], payload: "b", payloadFormat: "json" });
     await api("GET", "/api/v1/tenants/acme/rooms/lobby/history?fromOffset=1&limit=10");
-    await api("GET", "/api/v1/tenants/acme/rooms?prefix=l&limit=5");
+    const page = await api("GET", "/api/v1/tenants/acme/rooms?prefix=l&limit=1");
+    expect(page.rooms).toEqual([{ room: "lobby", subscribers: 1, nodes: 1 }]);
+    await api("GET", "/api/v1/tenants/acme/info");
+    await api("GET", "/api/v1/info");
     await api("GET", "/api/v1/tenants/acme/rooms/lobby/presence");
     await api("GET", "/api/v1/tenants/acme/rooms/lobby/presence/stats");
     await api("PUT", "/api/v1/tenants/acme/rooms/lobby/state/topic", { value: { t: 1 }, expectedVersion: 0 });
     await api("GET", "/api/v1/tenants/acme/rooms/lobby/state");
     await api("POST", "/api/v1/tenants/acme/subscribe", { user: "alice", room: "news" });
     await api("POST", "/api/v1/tenants/acme/unsubscribe", { user: "alice", room: "news", client: alice.welcome.clientId });
+    expect((await api("DELETE", "/api/v1/tenants/acme/rooms/lobby/history")).removed).toBe(true);
     await api("POST", "/api/v1/tenants/acme/disconnect", { user: "alice", code: 4001, reason: "bye" });
     await api("POST", "/api/v1/tenants/acme/disable");
     await api("POST", "/api/v1/tenants/acme/enable");

@@ -74,11 +74,16 @@ SERVER_OPERATIONS: Dict[str, Tuple[Method, str]] = {
     "broadcast": ("POST", "/api/v1/tenants/:tenant/broadcast"),
     "history": ("GET", "/api/v1/tenants/:tenant/rooms/:room/history"),
     "rooms": ("GET", "/api/v1/tenants/:tenant/rooms"),
+    "history_remove": ("DELETE", "/api/v1/tenants/:tenant/rooms/:room/history"),
     "presence": ("GET", "/api/v1/tenants/:tenant/rooms/:room/presence"),
     "presence_stats": ("GET", "/api/v1/tenants/:tenant/rooms/:room/presence/stats"),
     "state_get": ("GET", "/api/v1/tenants/:tenant/rooms/:room/state"),
     "state_set": ("PUT", "/api/v1/tenants/:tenant/rooms/:room/state/:key"),
     "disconnect": ("POST", "/api/v1/tenants/:tenant/disconnect"),
+    "subscribe_user": ("POST", "/api/v1/tenants/:tenant/subscribe"),
+    "unsubscribe_user": ("POST", "/api/v1/tenants/:tenant/unsubscribe"),
+    "tenant_info": ("GET", "/api/v1/tenants/:tenant/info"),
+    "info": ("GET", "/api/v1/info"),
 }
 
 class HistoryPosition(TypedDict):
@@ -122,10 +127,11 @@ class HistoryPage(TypedDict):
 
 
 class RoomInfo(TypedDict):
-    """A room live on the node that answered, with its local subscriptions."""
+    """A room live on some node, with its subscriptions summed over nodes and the number of nodes it is live on."""
 
     room: str
     subscribers: int
+    nodes: int
 
 
 class _PresenceMemberBase(TypedDict):
@@ -385,9 +391,40 @@ class ArqonServerClient:
                 from_offset = last + 1
 
     async def rooms(self, *, prefix: Optional[str] = None, limit: Optional[int] = None, tenant: Optional[str] = None) -> List[RoomInfo]:
-        """The tenant's rooms live on the node that answers, sorted by name."""
-        answer = await self.operation("rooms", params=self._t(tenant), query={"prefix": prefix, "limit": limit})
-        return cast(List[RoomInfo], answer["rooms"])
+        """The first page of the tenant's rooms live on any node, sorted by name (``rooms_page`` pages on)."""
+        return cast(List[RoomInfo], (await self.rooms_page(prefix=prefix, limit=limit, tenant=tenant))["rooms"])
+
+    async def rooms_page(
+        self, *, prefix: Optional[str] = None, limit: Optional[int] = None, cursor: Optional[str] = None, tenant: Optional[str] = None
+    ) -> Json:
+        """One page: ``{"rooms": [...], "next"?: cursor, "partial"?: True}``; pass ``next`` as ``cursor`` for the next."""
+        return cast(Json, await self.operation("rooms", params=self._t(tenant), query={"prefix": prefix, "limit": limit, "cursor": cursor}))
+
+    async def history_remove(self, room: str, *, tenant: Optional[str] = None) -> Json:
+        """Removes a room's stored history: ``{"removed", "position"}``; the room starts over in a new epoch."""
+        return cast(Json, await self.operation("history_remove", params=self._t(tenant, room=room)))
+
+    async def subscribe_user(self, user: str, room: str, *, client: Optional[str] = None, tenant: Optional[str] = None) -> Json:
+        """Subscribes the user's live connections (or one ``client``) to ``room`` on every node: ``{"subscribedHere"}``."""
+        body: Json = {"user": user, "room": room}
+        if client is not None:
+            body["client"] = client
+        return cast(Json, await self.operation("subscribe_user", params=self._t(tenant), body=body))
+
+    async def unsubscribe_user(self, user: str, room: str, *, client: Optional[str] = None, tenant: Optional[str] = None) -> Json:
+        """Ends the user's subscriptions to ``room`` on every node: ``{"unsubscribedHere"}``."""
+        body: Json = {"user": user, "room": room}
+        if client is not None:
+            body["client"] = client
+        return cast(Json, await self.operation("unsubscribe_user", params=self._t(tenant), body=body))
+
+    async def tenant_info(self, *, tenant: Optional[str] = None) -> Json:
+        """The tenant's connections and subscriptions per node (operator, or an admin of the tenant)."""
+        return cast(Json, await self.operation("tenant_info", params=self._t(tenant)))
+
+    async def info(self) -> Json:
+        """This node first, then every other node of the cluster (operator only)."""
+        return cast(Json, await self.operation("info"))
 
     async def presence(self, room: str, *, tenant: Optional[str] = None) -> List[PresenceMember]:
         """A room's presence members."""
