@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { CasilController } from "@arqon/server";
 import { startGateway, type StartGatewayOptions, type TestGateway } from "@arqon/server/testing";
 import { ErrorCode } from "@arqon/core";
-import { ArqonClient, type RoomMessage, type StateChange } from "../src/index.js";
+import { ArqonClient, type Room, type RoomEvents, type RoomMessage, type StateChange } from "../src/index.js";
 import { ArqonApiError, ArqonServerClient, SERVER_OPERATIONS, operationParams, parseRetryAfter, type ArqonServerClientOptions } from "../src/server.js";
 import { nextEvent, until } from "./helpers/wait.js";
 
@@ -87,9 +87,9 @@ describe("server client - rooms and users", () => {
     expect((await server.history("a.one")).messages).toEqual([]);
     const joined = nextEvent(bob, "serverSubscribed");
     expect(await server.subscribeUser("bob", "pushed")).toEqual({ subscribedHere: 1 });
-    const room = await joined;
+    const room: Room = await joined;
     expect(room.name).toBe("pushed");
-    const got = nextEvent(room, "message");
+    const got = nextEvent<RoomEvents, "message">(room, "message");
     await server.publish("pushed", { hi: 1 });
     expect((await got).payload).toEqual({ hi: 1 });
     expect(await server.unsubscribeUser("bob", "pushed")).toEqual({ unsubscribedHere: 1 });
