@@ -105,6 +105,19 @@ describe("server client - rooms and users", () => {
     expect(codeOf(await refusal(backend.tenantInfo()))).toEqual([403, ErrorCode.FORBIDDEN]);
   });
 
+  it("operations - SERVER_OPERATIONS names exactly the /api/v1 operations of the server's OpenAPI document, with their methods", async () => {
+    const gw = await gateway({ casil: await CasilController.create({ policy: { mode: "monitor" } }) });
+    const doc = (await (await fetch(`${gw.httpUrl}/api/v1/openapi.json`)).json()) as { paths: Record<string, Record<string, unknown>> };
+    const documented = new Set<string>();
+    for (const [path, ops] of Object.entries(doc.paths)) {
+      if (!path.startsWith("/api/v1/") || path === "/api/v1/openapi.json") continue;
+      for (const method of Object.keys(ops)) if (["get", "post", "put", "patch", "delete"].includes(method)) documented.add(`${method.toUpperCase()} ${path}`);
+    }
+    const ours = new Set(Object.values(SERVER_OPERATIONS).map((o) => `${o.method} ${o.path.replace(/:(\w+)/g, "{$1}")}`));
+    expect([...ours].filter((o) => !documented.has(o)), "client operations the server does not document").toEqual([]);
+    expect([...documented].filter((o) => !ours.has(o)), "documented operations the client has no method for").toEqual([]);
+  });
+
   it("broadcast - one message into several rooms; a bad room name is a 400 for the whole request", async () => {
     const gw = await gateway();
     const bob = await wsClient(gw, "bob");
