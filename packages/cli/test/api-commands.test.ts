@@ -195,14 +195,22 @@ describe("cli - arqon history, presence, rooms", () => {
       const r = await cli(["rooms", "--tenant", "acme"], env);
       expect(r.code).toBe(0);
       expect(r.out.map((l) => l.split(/\s+/))).toEqual([
-        ["ROOM", "SUBSCRIBERS"],
-        ["lobby", "1"],
-        ["team/eng", "1"],
-        ["team/ops", "1"],
+        ["ROOM", "SUBSCRIBERS", "NODES"],
+        ["lobby", "1", "1"],
+        ["team/eng", "1", "1"],
+        ["team/ops", "1", "1"],
       ]);
     }
-    expect(await answer(["rooms", "--prefix", "team/", "--limit", "1", "--json"], p.server)).toEqual({ rooms: [{ room: "team/eng", subscribers: 1 }] });
-    expect((await cli(["rooms", "--tenant", "acme", "--prefix", "zzz"], p.operator)).out).toEqual(["no rooms of tenant acme live on this node"]);
+    const page = (await answer(["rooms", "--prefix", "team/", "--limit", "1", "--json"], p.server)) as { rooms: unknown[]; next: string };
+    expect(page).toEqual({ rooms: [{ room: "team/eng", subscribers: 1, nodes: 1 }], next: expect.any(String) });
+    const paged = await cli(["rooms", "--tenant", "acme", "--prefix", "team/", "--limit", "1"], p.operator);
+    expect(paged.out.at(-1)).toBe(`more: --cursor ${page.next}`);
+    const rest = await cli(["rooms", "--tenant", "acme", "--prefix", "team/", "--cursor", page.next], p.operator);
+    expect(rest.out.map((l) => l.split(/\s+/))).toEqual([
+      ["ROOM", "SUBSCRIBERS", "NODES"],
+      ["team/ops", "1", "1"],
+    ]);
+    expect((await cli(["rooms", "--tenant", "acme", "--prefix", "zzz"], p.operator)).out).toEqual(["no rooms of tenant acme live on any node"]);
     const other = await cli(["rooms", "--tenant", "acme"], p.otherAdmin);
     expect(other).toEqual({ code: 1, out: [], err: [`arqon rooms: ${ErrorCode.FORBIDDEN}: a token of tenant "beta" cannot act on tenant "acme"`] });
     const anonymous = { ARQON_URL: p.gw.httpUrl, ARQON_DATA_DIR: EMPTY_DATA_DIR };

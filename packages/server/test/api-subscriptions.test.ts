@@ -95,7 +95,7 @@ describe("api-subscriptions - subscribe", () => {
     // The subscription is the connection's like any other: the client may end it itself.
     expect((await a1.request({ type: "unsubscribe", room: "news" })).type).toBe("unsubscribed");
     const rooms = await api("GET", "/api/v1/tenants/acme/rooms");
-    expect(rooms.json.rooms).toEqual([{ room: "news", subscribers: 1 }]);
+    expect(rooms.json.rooms).toEqual([{ room: "news", subscribers: 1, nodes: 1 }]);
   });
 
   it("subscribe - the user's caps are not consulted for the subscription, but still hold for the client's own frames", async () => {
@@ -231,7 +231,7 @@ describe("api-subscriptions - in turn", () => {
     release();
     // The other connection was not disturbed.
     expect((await bob.subscribe("news")).type).toBe("subscribed");
-    expect((await api("GET", "/api/v1/tenants/acme/rooms")).json.rooms).toEqual([{ room: "news", subscribers: 1 }]);
+    expect((await api("GET", "/api/v1/tenants/acme/rooms")).json.rooms).toEqual([{ room: "news", subscribers: 1, nodes: 1 }]);
   });
 });
 

@@ -6,18 +6,19 @@ import { OPERATOR_FLAGS, OPERATOR_FLAGS_HELP, table, type OperatorContext } from
 import { callOperation, clientFor, tenantOf } from "./api.js";
 import { parseCount } from "./units.js";
 
-const HELP = `usage: arqon rooms [--tenant T] [--prefix P] [--limit N]
+const HELP = `usage: arqon rooms [--tenant T] [--prefix P] [--limit N] [--cursor C]
 
-Prints the tenant's rooms live on the node that answers, with their local subscriptions, sorted by name; --prefix
-keeps the names starting with P, --limit is 1-1000 (default 100). --tenant defaults to the token's tenant. Needs an
-operator key, or a token with role "admin" or "server" of the tenant.
+Prints a page of the tenant's rooms live on any node of the cluster, with their subscriptions summed over nodes and
+the number of nodes, sorted by name; --prefix keeps the names starting with P, --limit is 1-1000 (default 100), and
+--cursor C continues after the page that printed "more: --cursor C". --tenant defaults to the token's tenant. Needs
+an operator key, or a token with role "admin" or "server" of the tenant.
 ${OPERATOR_FLAGS_HELP}`;
 
 /** `arqon rooms`. Exit codes: 0 ok, 1 refused or unreachable, 2 usage. */
 export async function roomsCommand(argv: readonly string[], io: CliIo, ctx: OperatorContext): Promise<number> {
   const { values, positionals } = parseArgs({
     args: [...argv],
-    options: { ...OPERATOR_FLAGS, tenant: { type: "string" }, prefix: { type: "string" }, limit: { type: "string" } },
+    options: { ...OPERATOR_FLAGS, tenant: { type: "string" }, prefix: { type: "string" }, limit: { type: "string" }, cursor: { type: "string" } },
     allowPositionals: true,
     strict: true,
   });
@@ -29,14 +30,19 @@ export async function roomsCommand(argv: readonly string[], io: CliIo, ctx: Oper
   const query = new URLSearchParams();
   if (values.prefix !== undefined) query.set("prefix", values.prefix);
   if (values.limit !== undefined) query.set("limit", String(parseCount(values.limit, "--limit")));
+  if (values.cursor !== undefined) query.set("cursor", values.cursor);
   const op = SERVER_OPERATIONS.rooms;
   const client = clientFor(op, values, ctx);
   const tenant = tenantOf(values.tenant, client, "rooms");
   try {
-    const answer = await callOperation<{ rooms: ServerRoom[] }>(client, op, { tenant }, query);
+    const answer = await callOperation<{ rooms: ServerRoom[]; next?: string; partial?: true }>(client, op, { tenant }, query);
     if (values.json) io.out(JSON.stringify(answer));
-    else if (answer.rooms.length === 0) io.out(`no rooms of tenant ${tenant} live on this node`);
-    else for (const line of table(["ROOM", "SUBSCRIBERS"], answer.rooms.map((r) => [r.room, String(r.subscribers)]))) io.out(line);
+    else {
+      if (answer.rooms.length === 0) io.out(`no rooms of tenant ${tenant} live on any node`);
+      else for (const line of table(["ROOM", "SUBSCRIBERS", "NODES"], answer.rooms.map((r) => [r.room, String(r.subscribers), String(r.nodes)]))) io.out(line);
+      if (answer.next !== undefined) io.out(`more: --cursor ${answer.next}`);
+      if (answer.partial) io.err("partial: a node of the cluster did not answer in time");
+    }
     return 0;
   } catch (err) {
     return client.report(io, "rooms", err, ctx);
