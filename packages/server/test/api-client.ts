@@ -1,5 +1,7 @@
 import Ajv2020, { type ValidateFunction } from "ajv/dist/2020.js";
 import addFormats from "ajv-formats";
+import { afterEach } from "vitest";
+import { startGateway, type StartGatewayOptions, type TestGateway } from "../src/testing.js";
 import { API_OPERATIONS, FIXED_ROUTES, GENERIC_MARK, openApiDocument } from "../src/openapi.js";
 
 // Response bodies are read field by field in the assertions.
@@ -153,4 +155,29 @@ export async function checkedFetch(url: string, init: RequestInit = {}): Promise
 /** The status and error code of an answer, for one-line assertions. */
 export function codeOf(r: ApiAnswer): [number, string | undefined] {
   return [r.status, r.json?.error?.code];
+}
+
+/**
+ * A test file's server-API gateway: `start` opens one (port 0, the operator key `key`), `api` calls it over real HTTP
+ * with `auth` as the bearer credential (the operator key unless given, none for null); it is closed after each test.
+ */
+export function apiGateway(key: string): {
+  start(options?: StartGatewayOptions): Promise<TestGateway>;
+  api(method: string, path: string, body?: unknown, auth?: string | null): Promise<ApiAnswer>;
+} {
+  let gw: TestGateway | undefined;
+  afterEach(async () => {
+    await gw?.close();
+    gw = undefined;
+  });
+  return {
+    async start(options = {}) {
+      gw = await startGateway({ operatorKeys: [key], ...options });
+      return gw;
+    },
+    api(method, path, body, auth = key) {
+      if (!gw) throw new Error("apiGateway: start() a gateway first");
+      return callApi(gw.httpUrl, method, path, body, auth);
+    },
+  };
 }

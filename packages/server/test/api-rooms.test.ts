@@ -1,25 +1,11 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ErrorCode, roomKey, toBase64 } from "@arqon/core";
-import { payloadOf, startGateway, type StartGatewayOptions, type TestGateway } from "../src/testing.js";
-import { callApi, codeOf, type ApiAnswer, type Json } from "./api-client.js";
+import { payloadOf, type TestGateway } from "../src/testing.js";
+import { apiGateway, codeOf, type Json } from "./api-client.js";
 
 const KEY = "operator-key-of-the-api-rooms-tests-0123";
 
-let gw: TestGateway | undefined;
-afterEach(async () => {
-  await gw?.close();
-  gw = undefined;
-});
-
-async function start(options: StartGatewayOptions = {}): Promise<TestGateway> {
-  gw = await startGateway({ operatorKeys: [KEY], ...options });
-  return gw;
-}
-
-/** Calls the server API over real HTTP; `auth` is the bearer credential (the operator key unless given, none for null). */
-function api(method: string, path: string, body?: unknown, auth: string | null = KEY): Promise<ApiAnswer> {
-  return callApi(gw!.httpUrl, method, path, body, auth);
-}
+const { start, api } = apiGateway(KEY);
 
 interface Allowed {
   name: string;

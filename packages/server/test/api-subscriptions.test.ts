@@ -1,26 +1,12 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ErrorCode, MemoryHistoryStore, type Position, type RoomKey } from "@arqon/core";
-import { payloadOf, startGateway, type StartGatewayOptions, type TestClient, type TestGateway } from "../src/testing.js";
-import { callApi, codeOf, type ApiAnswer } from "./api-client.js";
+import { payloadOf, type TestClient } from "../src/testing.js";
+import { apiGateway, codeOf } from "./api-client.js";
 import { startBackend } from "./proxy-backend.js";
 
 const KEY = "operator-key-of-the-api-subscriptions-0";
 
-let gw: TestGateway | undefined;
-afterEach(async () => {
-  await gw?.close();
-  gw = undefined;
-});
-
-async function start(options: StartGatewayOptions = {}): Promise<TestGateway> {
-  gw = await startGateway({ operatorKeys: [KEY], ...options });
-  return gw;
-}
-
-/** Calls the server API; `auth` is the bearer credential (the operator key unless given). */
-function api(method: string, path: string, body?: unknown, auth: string | null = KEY): Promise<ApiAnswer> {
-  return callApi(gw!.httpUrl, method, path, body, auth);
-}
+const { start, api } = apiGateway(KEY);
 
 const subscribe = (body: unknown, auth?: string | null) => api("POST", "/api/v1/tenants/acme/subscribe", body, auth);
 const unsubscribe = (body: unknown, auth?: string | null) => api("POST", "/api/v1/tenants/acme/unsubscribe", body, auth);
