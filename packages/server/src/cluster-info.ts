@@ -4,8 +4,11 @@ import type { ClusterControl } from "./control.js";
 
 /** Control-plane topics of the node registry and the scatter-gather requests. */
 export const CLUSTER_TOPICS = {
+  /** A node's periodic announcement (its id, version, start time); a closing node's goodbye. */
   heartbeat: "cluster.heartbeat",
+  /** A scatter-gather request every node answers (rooms of a tenant, node or tenant facts). */
   request: "cluster.request",
+  /** A node's answer to a request, matched by its request id. */
   reply: "cluster.reply",
 } as const;
 

@@ -98,7 +98,7 @@ export { ApiRateLimiter, ApiRateLimitedError, type ApiRateLimitOptions } from ".
 export { CLUSTER_TOPICS, type KnownNode } from "./cluster-info.js";
 export { OutboundGuard, OutboundError, type OutboundOptions, type OutboundResponse, type OutboundFailure, type CheckedTarget } from "./outbound.js";
 export type { TenantUsage } from "./quota.js";
-export { OTHER_TENANT_LABEL, DEFAULT_MAX_TENANT_LABELS, FANOUT_BUCKETS, type ServerMeter } from "./metrics.js";
+export { OTHER_TENANT_LABEL, DEFAULT_MAX_TENANT_LABELS, FANOUT_BUCKETS, TenantLabels, type ServerMeter } from "./metrics.js";
 export { createAuthenticator, can, AuthError, signToken, parseTtl } from "./auth.js";
 export type { AuthOptions, AuthContext, Capabilities, Capability, Authenticator, SignTokenOptions } from "./auth.js";
 export { createLogger, type LoggerOptions } from "./logger.js";

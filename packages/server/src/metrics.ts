@@ -30,7 +30,10 @@ export const DEFAULT_MAX_TENANT_LABELS = 100;
 export class TenantLabels {
   readonly #pinned = new Set<string>();
 
-  constructor(readonly max: number = DEFAULT_MAX_TENANT_LABELS) {
+  constructor(
+    /** Tenants that get a label of their own. */
+    readonly max: number = DEFAULT_MAX_TENANT_LABELS,
+  ) {
     if (!Number.isSafeInteger(max) || max < 0) throw new RangeError(`maxTenantLabels must be a whole number >= 0, not ${max}`);
   }
 

@@ -68,6 +68,14 @@ export interface RetentionPolicy {
   maxBytes?: number;
 }
 
+/** What a history store holds, as `HistoryStore.stats` reports it. */
+export interface HistoryStats {
+  /** Rooms with at least one kept message (a backend that cannot tell rooms apart cheaply reports those it knows). */
+  rooms: number;
+  /** Messages kept, over every room. */
+  messages: number;
+}
+
 /**
  * A room's ordered message log.
  *
@@ -85,14 +93,6 @@ export interface RetentionPolicy {
  * - Deleting a tenant removes its rooms' history and nothing of any other tenant; the rooms start over in new epochs.
  * - Deleting a room removes its history and nothing of any other room; the room starts over in a new epoch.
  */
-/** What a history store holds, as `HistoryStore.stats` reports it. */
-export interface HistoryStats {
-  /** Rooms with at least one kept message (a backend that cannot tell rooms apart cheaply reports those it knows). */
-  rooms: number;
-  /** Messages kept, over every room. */
-  messages: number;
-}
-
 export interface HistoryStore {
   /**
    * Stores `message` as the room's next offset (the frame is copied with `offset` and `epoch` set). With an
