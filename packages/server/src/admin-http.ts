@@ -145,10 +145,13 @@ export function tenantRoutes(o: ServerApiOptions): ApiRoute[] {
       async handle({ body, actor }) {
         if (typeof body.name !== "string") throw new ArqonError(ErrorCode.VALIDATION_ERROR, 'body needs "name"');
         for (const field of Object.keys(body)) {
-          if (!["name", "limits", "description", "disabled"].includes(field)) throw new ArqonError(ErrorCode.VALIDATION_ERROR, `unknown field "${field}"`);
+          if (!["name", "limits", "description", "disabled", "proxy"].includes(field)) throw new ArqonError(ErrorCode.VALIDATION_ERROR, `unknown field "${field}"`);
         }
         if (body.disabled !== undefined && typeof body.disabled !== "boolean") throw new ArqonError(ErrorCode.VALIDATION_ERROR, '"disabled" must be true or false');
-        return { status: 201, body: await admin.create(actor, body.name, { limits: body.limits, description: body.description, disabled: body.disabled as boolean | undefined }) };
+        return {
+          status: 201,
+          body: await admin.create(actor, body.name, { limits: body.limits, description: body.description, disabled: body.disabled as boolean | undefined, proxy: body.proxy }),
+        };
       },
     },
     { method: "GET", path: "/api/v1/tenants/:tenant", access: "tenant-admin", summary: "show a tenant", handle: async ({ params }) => ({ body: await admin.show(params.tenant!) }) },

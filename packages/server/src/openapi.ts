@@ -120,9 +120,35 @@ const COMPONENTS: Record<string, JsonSchema> = {
       createdAt: int,
       updatedAt: int,
       disabledAt: int,
+      proxy: ref("TenantProxy"),
     },
-    ["description", "disabledAt"],
+    ["description", "disabledAt", "proxy"],
   ),
+  ProxyHook: obj(
+    { url: str, timeoutMs: { type: "integer", minimum: 1 }, maxConcurrency: { type: "integer", minimum: 1 }, failOpen: bool },
+    ["timeoutMs", "maxConcurrency", "failOpen"],
+  ),
+  TenantProxy: {
+    type: "object",
+    description: "The tenant's own proxy hooks (docs/gateway.md, Proxy hooks); a tenant admin sees the secret as \"(set)\".",
+    properties: {
+      connect: ref("ProxyHook"),
+      subscribe: ref("ProxyHook"),
+      publish: ref("ProxyHook"),
+      refresh: ref("ProxyHook"),
+      rpc: ref("ProxyHook"),
+      secret: str,
+    },
+    additionalProperties: false,
+  },
+  TenantProxyPatch: {
+    type: ["object", "null"],
+    description: "Set by the operator only. A hook is a URL or its options; a hook given as null, or the whole field as null, removes it.",
+    properties: Object.fromEntries(
+      [...["connect", "subscribe", "publish", "refresh", "rpc"].map((h) => [h, { oneOf: [str, ref("ProxyHook"), { type: "null" }] }]), ["secret", { type: ["string", "null"] }]],
+    ),
+    additionalProperties: false,
+  },
   RevocationRule: obj(
     { id: str, tenant: ref("TenantName"), user: str, jti: str, before: int, createdAt: int, expiresAt: int, by: str },
     ["user", "jti", "before"],
@@ -279,7 +305,10 @@ export const API_OPERATIONS: Readonly<Record<string, ApiOperationSpec>> = {
   "POST /api/v1/tenants": {
     operationId: "createTenant",
     body: {
-      schema: obj({ name: ref("TenantName"), limits: ref("TenantLimits"), description: { type: "string", minLength: 1, maxLength: 512 }, disabled: bool }, ["limits", "description", "disabled"]),
+      schema: obj(
+        { name: ref("TenantName"), limits: ref("TenantLimits"), description: { type: "string", minLength: 1, maxLength: 512 }, disabled: bool, proxy: ref("TenantProxyPatch") },
+        ["limits", "description", "disabled", "proxy"],
+      ),
     },
     responses: { 201: json("created", ref("TenantRecord")) },
     errors: [409],
@@ -305,7 +334,7 @@ export const API_OPERATIONS: Readonly<Record<string, ApiOperationSpec>> = {
   },
   "PATCH /api/v1/tenants/:tenant": {
     operationId: "setTenant",
-    body: { schema: obj({ limits: ref("TenantLimitsPatch"), description: { type: "string", minLength: 1, maxLength: 512 } }, ["limits", "description"]) },
+    body: { schema: obj({ limits: ref("TenantLimitsPatch"), description: { type: "string", minLength: 1, maxLength: 512 }, proxy: ref("TenantProxyPatch") }, ["limits", "description", "proxy"]) },
     responses: ok("the record as it is now", ref("TenantRecord")),
     errors: [404],
   },

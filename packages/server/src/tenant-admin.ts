@@ -151,7 +151,7 @@ export class TenantAdmin {
    * Creates a tenant record (`limits` are validated like `parseTenantLimits`; `disabled` creates it disabled).
    * CONFLICT when the tenant has a record already.
    */
-  create(actor: AuditActor, name: string, input: { limits?: unknown; description?: unknown; disabled?: boolean }): Promise<TenantRecord> {
+  create(actor: AuditActor, name: string, input: { limits?: unknown; description?: unknown; disabled?: boolean; proxy?: unknown }): Promise<TenantRecord> {
     return this.audited(actor, "tenant.create", name, async () => {
       const record = await this.o.registry.create(name, input);
       this.applyStatus(name);

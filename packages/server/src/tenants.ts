@@ -426,13 +426,15 @@ export class TenantRegistry {
   }
 
   /** Creates a record; CONFLICT when the tenant exists. */
-  async create(name: string, input: { limits?: unknown; description?: unknown; disabled?: boolean } = {}): Promise<TenantRecord> {
+  async create(name: string, input: { limits?: unknown; description?: unknown; disabled?: boolean; proxy?: unknown } = {}): Promise<TenantRecord> {
     assertTenantName(name);
     const limits = parseTenantLimits(input.limits);
     const description = parseDescription(input.description);
+    const proxy = input.proxy === undefined || input.proxy === null ? undefined : this.mergeProxy(undefined, input.proxy);
     const now = this.now();
     const record: TenantRecord = { name, status: input.disabled ? "disabled" : "active", limits, createdAt: now, updatedAt: now };
     if (description !== undefined) record.description = description;
+    if (proxy !== undefined) record.proxy = proxy;
     if (input.disabled) record.disabledAt = now;
     try {
       await this.kv.put(TENANTS_NAMESPACE, name, jsonBytes(record), { ifRevision: 0 });

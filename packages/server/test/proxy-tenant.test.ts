@@ -1,18 +1,16 @@
 import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { startGateway } from "../src/testing.js";
+import { callApi } from "./api-client.js";
 import { startBackend } from "./proxy-backend.js";
 
 const outbound = { allow: ["127.0.0.1"], allowHttp: true };
 const operatorKey = randomBytes(24).toString("base64url");
 
+/** Calls the server API over real HTTP; every answer is checked against the OpenAPI document (test/api-client.ts). */
 async function api(httpUrl: string, method: string, path: string, credential: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
-  const res = await fetch(`${httpUrl}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${credential}`, "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+  const r = await callApi(httpUrl, method, path, body, credential);
+  return { status: r.status, json: r.json as Record<string, unknown> };
 }
 
 describe("proxy hooks - per tenant", () => {
@@ -50,6 +48,21 @@ describe("proxy hooks - per tenant", () => {
     expect(cleared.json.proxy).toBeUndefined();
     expect((await bob.subscribe("lobby2")).type).toBe("subscribed");
     expect(backend.callsTo("/server/subscribe").map((c) => c.body.tenant)).toEqual(["acme", "beta"]);
+  });
+
+  it("tenant hooks - POST /api/v1/tenants may create a tenant with its hooks (operator only), checked as PATCH checks them", async () => {
+    await using backend = await startBackend();
+    backend.route("/gamma/subscribe", { deny: { reason: "gamma_hook" } });
+    await using gw = await startGateway({ outbound, operatorKeys: [operatorKey], proxy: { secret: backend.secret } });
+    const created = await api(gw.httpUrl, "POST", "/api/v1/tenants", operatorKey, { name: "gamma", proxy: { subscribe: backend.url("/gamma/subscribe") } });
+    expect(created.status).toBe(201);
+    expect(created.json.proxy).toEqual({ subscribe: { url: backend.url("/gamma/subscribe"), timeoutMs: 1000, maxConcurrency: 64, failOpen: false } });
+    const carol = await gw.client({ sub: "carol", tenant: "gamma" });
+    expect((await carol.subscribe("lobby")).error).toEqual({ code: "ARQ_PROXY_DENIED", message: "denied by the application backend: gamma_hook" });
+    const refused = await api(gw.httpUrl, "POST", "/api/v1/tenants", operatorKey, { name: "delta", proxy: { publish: "http://169.254.169.254/latest" } });
+    expect(refused.status).toBe(400);
+    expect((await api(gw.httpUrl, "GET", "/api/v1/tenants/delta", operatorKey)).json).toMatchObject({ name: "delta" });
+    expect(((await api(gw.httpUrl, "GET", "/api/v1/tenants", operatorKey)).json.tenants as Array<{ name: string }>).map((t) => t.name)).not.toContain("delta");
   });
 
   it("tenant hooks - a URL the outbound guard refuses, an unknown hook or a bad option is refused with nothing changed", async () => {
