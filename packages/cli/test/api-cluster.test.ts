@@ -1,8 +1,8 @@
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { beforeAll, expect, it } from "vitest";
 import { ErrorCode, utf8Decode, type Frame } from "@arqon/core";
-import { connectNatsBackends, type NatsBackends } from "@arqon/nats";
-import { describeWithNats, startNatsServer, type NatsServerHandle } from "@arqon/nats/testing";
-import { payloadOf, startGateway, type TestClient, type TestGateway } from "@arqon/server/testing";
+import { describeWithNats } from "@arqon/nats/testing";
+import { payloadOf, type TestClient, type TestGateway } from "@arqon/server/testing";
+import { gatewayPair } from "./helpers/gateway-pair.js";
 
 const SECRET = "api-cluster-secret-0123456789abcdef0123";
 const KEY = "api-cluster-operator-key-0123456789abc";
@@ -16,30 +16,14 @@ type Json = any;
  * real WebSocket clients of gateway B see (and reads on A see what happened on B).
  */
 describeWithNats("server API across two gateways on NATS", () => {
-  let nats: NatsServerHandle;
-  const backends: NatsBackends[] = [];
+  const pair = gatewayPair({ secret: SECRET, operatorKeys: [KEY], presenceOptions: { coalesceMs: 0 } });
   let a: TestGateway;
   let b: TestGateway;
   let server: string;
 
-  async function node(name: string): Promise<TestGateway> {
-    const nb = await connectNatsBackends({ servers: nats.url, name });
-    backends.push(nb);
-    return startGateway({ secret: SECRET, operatorKeys: [KEY], presenceOptions: { coalesceMs: 0 }, ...nb });
-  }
-
   beforeAll(async () => {
-    nats = await startNatsServer();
-    a = await node("api-a");
-    b = await node("api-b");
+    ({ a, b } = pair);
     server = await a.token({ tenant: "t-api", sub: "backend", role: "server" });
-  });
-
-  afterAll(async () => {
-    await a?.close();
-    await b?.close();
-    for (const nb of backends) await nb.close();
-    await nats?.stop();
   });
 
   /** Calls gateway `gw`'s server API as tenant t-api's backend (a `role: "server"` token). */

@@ -1,8 +1,8 @@
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { beforeAll, expect, it } from "vitest";
 import { ErrorCode } from "@arqon/core";
-import { connectNatsBackends, type NatsBackends } from "@arqon/nats";
-import { describeWithNats, startNatsServer, type NatsServerHandle } from "@arqon/nats/testing";
-import { startGateway, type TestGateway } from "@arqon/server/testing";
+import { describeWithNats } from "@arqon/nats/testing";
+import type { TestGateway } from "@arqon/server/testing";
+import { gatewayPair } from "./helpers/gateway-pair.js";
 
 const SECRET = "cluster-api-secret-0123456789abcdef0123";
 const KEY = "cluster-api-operator-key-0123456789abc";
@@ -13,21 +13,12 @@ type Json = any;
 
 /** Two gateways sharing one real nats-server: the room list, info and history removal answer for the whole cluster. */
 describeWithNats("server API across two gateways on NATS", () => {
-  let nats: NatsServerHandle;
-  const backends: NatsBackends[] = [];
+  const pair = gatewayPair({ secret: SECRET, operatorKeys: [KEY] });
   let a: TestGateway;
   let b: TestGateway;
 
-  async function node(name: string): Promise<TestGateway> {
-    const nb = await connectNatsBackends({ servers: nats.url, name });
-    backends.push(nb);
-    return startGateway({ secret: SECRET, operatorKeys: [KEY], ...nb });
-  }
-
   beforeAll(async () => {
-    nats = await startNatsServer();
-    a = await node("api-a");
-    b = await node("api-b");
+    ({ a, b } = pair);
     // Each node knows the other once its first heartbeat arrived.
     for (const [gw, other] of [[a, b], [b, a]] as const) {
       const deadline = Date.now() + 5000;
@@ -36,13 +27,6 @@ describeWithNats("server API across two gateways on NATS", () => {
         await new Promise((r) => setTimeout(r, 20));
       }
     }
-  });
-
-  afterAll(async () => {
-    await a?.close();
-    await b?.close();
-    for (const nb of backends) await nb.close();
-    await nats?.stop();
   });
 
   async function api(gw: TestGateway, method: string, path: string, auth: string | null = KEY): Promise<{ status: number; json: Json }> {
@@ -168,7 +152,7 @@ describeWithNats("server API across two gateways on NATS", () => {
   });
 
   it("registry - a node that closes leaves the other's node list at once", async () => {
-    const c = await node("api-c");
+    const c = await pair.node("api-c");
     await expect.poll(async () => (await api(a, "GET", "/api/v1/info")).json.nodes.length, { timeout: 5000 }).toBe(3);
     await c.close();
     await expect.poll(async () => (await api(a, "GET", "/api/v1/info")).json.nodes.map((n: Json) => n.id).sort(), { timeout: 2000 }).toEqual(
