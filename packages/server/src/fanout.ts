@@ -1,3 +1,4 @@
+import type { Tracing } from "./tracing.js";
 import { Buffer } from "node:buffer";
 import { performance } from "node:perf_hooks";
 import type { Envelope, Frame, RoomKey } from "@arqon/core";
@@ -112,6 +113,10 @@ export class Fanout implements OutboundScheduler {
   private dirty: Connection[] = [];
   private flushScheduled = false;
   private readonly flushAllBound = (): void => this.flushAll();
+  /** The gateway's spans while tracing is on: a `deliver <room>` span per message frame. */
+  tracing: Tracing | undefined;
+  /** This node's id, on the `deliver` spans. */
+  nodeId: string | undefined;
 
   constructor(
     private readonly metrics: ServerMetrics,
@@ -218,6 +223,7 @@ export class Fanout implements OutboundScheduler {
     if (!room) return;
     const started = performance.now();
     const frame = envelope.frame;
+    const span = this.tracing !== undefined && frame.type === "message" ? this.tracing.deliver(room.tenant, room.room, frame.headers, this.nodeId) : undefined;
     const presence = isPresenceFrame(frame.type);
     const origin = envelope.echo ? undefined : envelope.originClientId;
     const message = frame.type === "message";
@@ -306,6 +312,12 @@ export class Fanout implements OutboundScheduler {
       room.messagesOut.inc(delivered);
       room.bytesOut.inc(bytes);
       room.fanoutSeconds.observe((performance.now() - started) / 1000);
+    }
+    if (span !== undefined) {
+      span.setAttribute("arqon.deliveries", delivered);
+      if (frame.offset !== undefined) span.setAttribute("arqon.offset", frame.offset);
+      if (frame.id !== undefined) span.setAttribute("messaging.message.id", frame.id);
+      span.end();
     }
   }
 

@@ -20,6 +20,8 @@ import {
 } from "@arqon/core";
 import { can } from "./auth.js";
 import type { Inspected } from "./inspect.js";
+import { endWithError, injectTraceHeaders, type Tracing } from "./tracing.js";
+import type { Span } from "@opentelemetry/api";
 import { retainable } from "./slab.js";
 import type { Connection, Subscription } from "./connection.js";
 import type { HandlerContext } from "./context.js";
@@ -36,6 +38,8 @@ export interface PublishInput {
   originClientId?: string;
   echo?: boolean;
   path: InspectionPath;
+  /** @internal The publish's span while tracing is on (set by {@link publishNow}). */
+  span?: Span;
 }
 
 /** What a publish resolves with: where the message was stored. */
@@ -75,6 +79,7 @@ export async function publishMessage(ctx: HandlerContext, input: PublishInput): 
  * answered within the call. Errors are thrown, or rejected once a step went asynchronous.
  */
 export function publishNow(ctx: HandlerContext, input: PublishInput): PublishResult | Promise<PublishResult> {
+  if (ctx.tracing !== undefined && input.span === undefined) return tracedPublish(ctx, ctx.tracing, input);
   const { tenant } = input;
   const refusal = ctx.tenants.refusal(tenant);
   if (refusal) throw refusal;
@@ -86,7 +91,7 @@ export function publishNow(ctx: HandlerContext, input: PublishInput): PublishRes
   if (input.path !== "publish" && tenantLimits.publishBucket && !tenantLimits.publishBucket.take()) {
     throw new ArqonError(ErrorCode.RATE_LIMITED, "the tenant's publish rate is exceeded");
   }
-  const inspecting = ctx.inspect({
+  const inspection = {
     tenant,
     room: input.room,
     path: input.path,
@@ -94,7 +99,8 @@ export function publishNow(ctx: HandlerContext, input: PublishInput): PublishRes
     payload: input.payload,
     payloadFormat: input.payloadFormat,
     headers: input.headers,
-  });
+  };
+  const inspecting = input.span === undefined ? ctx.inspect(inspection) : tracedInspect(ctx, input.span, inspection);
   if (inspecting instanceof Promise) return inspecting.then((inspected) => storeInspected(ctx, input, inspected, tenantLimits.limits.maxRooms));
   return storeInspected(ctx, input, inspecting, tenantLimits.limits.maxRooms);
 }
@@ -115,6 +121,8 @@ function storeInspected(ctx: HandlerContext, input: PublishInput, inspected: Ins
   const headers: Record<string, string> = input.headers === undefined ? {} : Object.assign({}, input.headers);
   headers[HEADER_TIMESTAMP] = String(now);
   headers[HEADER_TWIST_ID] = twist ?? DEFAULT_TWIST_ID;
+  // Tracing on: the message carries the publish span's context to every node, subscriber and webhook.
+  if (input.span !== undefined) injectTraceHeaders(input.span, headers);
   const message: Frame = { type: "message", id: ctx.nextMessageId(), room, payload: retainable(payload), headers, timestamp: now };
   if (input.payloadFormat === "binary") message.payloadFormat = "binary";
   if (input.sender) message.sender = input.sender;
@@ -134,13 +142,86 @@ function appendAndPublish(ctx: HandlerContext, key: RoomKey, message: Frame, inp
   const dedupe = input.idempotencyKey ? { idempotencyKey: input.idempotencyKey, dedupeWindowMs: ctx.limits.dedupeWindowMs } : undefined;
   // In-process backends and no earlier publish of this room still on its way to the bus: store and deliver now,
   // which keeps offset order on the bus as `inOrder` would.
+  const span = input.span === undefined ? undefined : ctx.tracing!.child(input.span, "history append", { "arqon.history.dedupe": dedupe !== undefined });
   if (history.appendNow !== undefined && bus.publishNow !== undefined && !ctx.publishOrder.has(key)) {
-    const appended = history.appendNow(key, message, dedupe);
+    let appended: AppendResult;
+    try {
+      appended = history.appendNow(key, message, dedupe);
+    } catch (err) {
+      if (span !== undefined) endWithError(span, err);
+      throw err;
+    }
+    span?.end();
     if (!appended.duplicate) bus.publishNow(key, envelopeOf(appended.message, input));
     return resultOf(appended, message);
   }
-  const appending = history.append(key, message, dedupe);
+  let appending = history.append(key, message, dedupe);
+  if (span !== undefined) {
+    appending = appending.then(
+      (appended) => {
+        span.end();
+        return appended;
+      },
+      (err: unknown) => {
+        endWithError(span, err);
+        throw err;
+      },
+    );
+  }
   return inOrder(ctx, key, appending, (result) => (result.duplicate ? Promise.resolve() : bus.publish(key, envelopeOf(result.message, input)))).then((appended) => resultOf(appended, message));
+}
+
+/** {@link publishNow} inside a `publish <room>` span (tracing on): the span ends with the result or the refusal. */
+function tracedPublish(ctx: HandlerContext, tracing: Tracing, input: PublishInput): PublishResult | Promise<PublishResult> {
+  const span = tracing.publish(input.tenant, input.room, input.path, input.headers);
+  const traced: PublishInput = Object.assign({}, input, { span });
+  const done = (result: PublishResult): PublishResult => {
+    span.setAttributes({ "messaging.message.id": result.id, "arqon.offset": result.offset, "arqon.epoch": result.epoch, "arqon.duplicate": result.duplicate });
+    span.end();
+    return result;
+  };
+  let result: PublishResult | Promise<PublishResult>;
+  try {
+    result = publishNow(ctx, traced);
+  } catch (err) {
+    endWithError(span, err);
+    throw err;
+  }
+  if (result instanceof Promise) {
+    return result.then(done, (err: unknown) => {
+      endWithError(span, err);
+      throw err;
+    });
+  }
+  return done(result);
+}
+
+/** CASIL's inspection inside a `casil inspect` span: the decision (or the block's reason) goes on the span. */
+function tracedInspect(ctx: HandlerContext, parent: Span, input: Parameters<HandlerContext["inspect"]>[0]): Inspected | Promise<Inspected> {
+  const span = ctx.tracing!.child(parent, "casil inspect", { "arqon.casil.path": input.path });
+  const done = (inspected: Inspected): Inspected => {
+    span.setAttribute("arqon.casil.decision", inspected.decision.action);
+    const decision = inspected.decision;
+    if (decision.action === "redact" && decision.reasonCode) span.setAttribute("arqon.casil.reason", decision.reasonCode);
+    span.end();
+    return inspected;
+  };
+  let inspecting: Inspected | Promise<Inspected>;
+  try {
+    inspecting = ctx.inspect(input);
+  } catch (err) {
+    span.setAttribute("arqon.casil.decision", "block");
+    endWithError(span, err);
+    throw err;
+  }
+  if (inspecting instanceof Promise) {
+    return inspecting.then(done, (err: unknown) => {
+      span.setAttribute("arqon.casil.decision", "block");
+      endWithError(span, err);
+      throw err;
+    });
+  }
+  return done(inspecting);
 }
 
 function envelopeOf(frame: Frame, input: PublishInput): Envelope {
