@@ -249,6 +249,43 @@ type proxy struct {
 	wg     sync.WaitGroup
 	// accepted counts the connections relayed so far.
 	accepted atomic.Int64
+	// gate: freeze holds it exclusively, and the relays wait for it before writing what they read.
+	gate   sync.RWMutex
+	frozen atomic.Bool
+}
+
+// relay copies from src to dst until either fails, waiting at the gate before each write.
+func (p *proxy) relay(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.gate.RLock()
+			_, werr := dst.Write(buf[:n])
+			p.gate.RUnlock()
+			if werr != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	_ = dst.Close()
+	_ = src.Close()
+}
+
+// freeze stops forwarding (both ways) without closing anything, as a dead network would; thaw resumes.
+func (p *proxy) freeze() {
+	if p.frozen.CompareAndSwap(false, true) {
+		p.gate.Lock()
+	}
+}
+
+func (p *proxy) thaw() {
+	if p.frozen.CompareAndSwap(true, false) {
+		p.gate.Unlock()
+	}
 }
 
 func startProxy(t *testing.T, targetPort int) *proxy {
@@ -276,12 +313,13 @@ func startProxy(t *testing.T, targetPort int) *proxy {
 			p.conns = append(p.conns, in, out)
 			p.mu.Unlock()
 			p.wg.Add(2)
-			go func() { defer p.wg.Done(); _, _ = io.Copy(out, in); _ = out.Close() }()
-			go func() { defer p.wg.Done(); _, _ = io.Copy(in, out); _ = in.Close() }()
+			go func() { defer p.wg.Done(); p.relay(out, in) }()
+			go func() { defer p.wg.Done(); p.relay(in, out) }()
 		}
 	}()
 	t.Cleanup(func() {
 		_ = ln.Close()
+		p.thaw()
 		p.sever()
 		p.wg.Wait()
 	})
@@ -290,8 +328,8 @@ func startProxy(t *testing.T, targetPort int) *proxy {
 
 func (p *proxy) url() string { return "ws://" + p.ln.Addr().String() + "/ws" }
 
-// sever closes every relayed connection abruptly (no close frame).
-func (p *proxy) sever() {
+// sever closes every relayed connection abruptly (no close frame) and returns how many sockets it closed.
+func (p *proxy) sever() int {
 	p.mu.Lock()
 	conns := p.conns
 	p.conns = nil
@@ -302,4 +340,5 @@ func (p *proxy) sever() {
 		}
 		_ = c.Close()
 	}
+	return len(conns)
 }
