@@ -31,11 +31,16 @@ func TestRecoveryKillSocketDuringStream(t *testing.T) {
 				t.Fatal(err)
 			}
 			pub := newClient(t, shared.url, Options{Token: shared.token("writer")})
-			kills := 0
+			kills, due := 0, false
 			for i := 1; i <= total; i++ {
 				publishPaced(t, ctx, pub.Room(name), map[string]int{"seq": i})
-				if i%60 == 30 && relay.sever() > 0 {
+				// Every 60 messages a kill is due; it hits once the renewal after the previous one has landed.
+				if i%60 == 30 {
+					due = true
+				}
+				if due && room.Subscribed() && relay.sever() > 0 {
 					kills++
+					due = false
 				}
 			}
 			eventually(t, 30*time.Second, fmt.Sprintf("%d messages (have %d)", total, got.len()), func() bool { return got.len() >= total })

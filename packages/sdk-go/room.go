@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"sort"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/arqonbus/arqonbus/packages/sdk-go/arqonpb"
 )
 
@@ -17,6 +19,9 @@ type SubscribeOptions struct {
 	Since *Position
 	// Meta is this connection's initial presence metadata in the room (any JSON value).
 	Meta any
+	// Delta asks the server for delta-compressed payloads (fossil deltas against the previous payload, rebuilt by the
+	// SDK before the handler sees them). Set on the first Subscribe, it stays for the renewals.
+	Delta bool
 }
 
 // PublishOptions tune a publish.
@@ -57,6 +62,12 @@ type Room struct {
 	generation     int
 	everSubscribed bool
 	meta           []byte
+	delta          bool
+	base           []byte // the previous payload this subscription received, for deltas
+	baseBinary     bool
+	hasBase        bool
+	deltaBroken    bool // a delta did not apply: messages are ignored until the renewal lands
+	deltasApplied  int  // for the tests
 	waiters        []chan subResult
 	members        map[string]Member
 	state          map[string]StateValue
@@ -176,6 +187,9 @@ func (r *Room) Subscribe(ctx context.Context, handler func(Message), opts ...Sub
 	}
 	if meta != nil {
 		r.meta = meta
+	}
+	if o.Delta {
+		r.delta = true
 	}
 	r.wanted = true
 	ch := make(chan subResult, 1)
@@ -452,6 +466,7 @@ func (r *Room) resubscribeLocked(afterReconnect bool) {
 	if r.meta != nil {
 		f.Info = &arqonpb.Member{Info: r.meta}
 	}
+	f.Delta = r.delta
 	resubscribed := afterReconnect || r.everSubscribed
 	r.inflight = true
 	r.generation++
@@ -585,6 +600,8 @@ func (r *Room) onSubscribedLocked(reply *arqonpb.Frame, resubscribed bool) {
 		p := pos
 		r.position = &p
 	}
+	// The server restarts every delta subscription with a full payload.
+	r.hasBase, r.base, r.deltaBroken = false, nil, false
 	r.subscribed = true
 	r.everSubscribed = true
 	r.resetMembersLocked(reply.Members)
@@ -604,14 +621,48 @@ func (r *Room) onSubscribedLocked(reply *arqonpb.Frame, resubscribed bool) {
 }
 
 func (r *Room) onMessageLocked(f *arqonpb.Frame) {
+	if r.deltaBroken {
+		return
+	}
 	mine := r.position
 	// A message at or before the last seen position of the same epoch was already delivered: drop it.
 	if f.Offset > 0 && mine != nil && mine.Epoch == f.Epoch && f.Offset <= mine.Offset {
 		return
 	}
-	if f.Delta {
-		r.c.reportLocked(&Error{Code: CodeDeltaInvalid, Message: fmt.Sprintf("message %s in %q is a delta; the Go SDK does not ask for deltas", f.Id, r.name)})
-		return
+	if r.delta || f.Delta {
+		if !f.Delta {
+			r.base, r.baseBinary, r.hasBase = f.Payload, f.PayloadFormat == arqonpb.PayloadFormat_PAYLOAD_FORMAT_BINARY, true
+		} else {
+			var full []byte
+			err := fmt.Errorf("no previous payload")
+			if r.hasBase {
+				full, err = applyDelta(r.base, f.Payload, maxDeltaOutput)
+			}
+			if err != nil {
+				// Every later delta would build on the missing payload: renew the subscription from the last good
+				// position instead; the server replays from there and starts again with a full payload.
+				r.deltaBroken = true
+				e := &Error{Code: CodeDeltaInvalid, Message: fmt.Sprintf("message %s in %q: %v", f.Id, r.name, err), Cause: err}
+				if h := r.onError; h != nil {
+					r.c.emitLocked(func() { h(e) })
+				}
+				r.c.reportLocked(e)
+				if r.c.welcomed {
+					r.inflight = false
+					r.resubscribeLocked(false)
+				}
+				return
+			}
+			r.deltasApplied++
+			r.base = full
+			out := proto.Clone(f).(*arqonpb.Frame)
+			out.Payload, out.Delta = full, false
+			out.PayloadFormat = arqonpb.PayloadFormat_PAYLOAD_FORMAT_JSON
+			if r.baseBinary {
+				out.PayloadFormat = arqonpb.PayloadFormat_PAYLOAD_FORMAT_BINARY
+			}
+			f = out
+		}
 	}
 	if f.PayloadFormat != arqonpb.PayloadFormat_PAYLOAD_FORMAT_BINARY && len(f.Payload) > 0 && !json.Valid(f.Payload) {
 		r.c.reportLocked(newError(CodeFrameMalformed, fmt.Sprintf("message %s has a payload that is not JSON", f.Id)))
