@@ -304,6 +304,8 @@ func (c *Client) start() {
 	c.runDone = make(chan struct{})
 	c.events = newDispatcher()
 	c.refreshNow = make(chan struct{}, 1)
+	// Connecting from now on (the run loop reports it): a Connect or request made meanwhile waits for the welcome.
+	c.status = Status{Kind: StatusConnecting}
 	go c.run(runCtx, c.runDone, c.events)
 }
 

@@ -405,3 +405,36 @@ func TestConcurrentUse(t *testing.T) {
 		}
 	}
 }
+
+// Subscribe before Connect, and two Connects at once: both wait for the same welcome.
+func TestSubscribeBeforeConnectAndConcurrentConnects(t *testing.T) {
+	ctx := testCtx(t, 20*time.Second)
+	c, err := New(shared.url, Options{Token: shared.token("early")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close(ctx) }()
+	name := roomName(t)
+	var got collector[Message]
+	subscribed := make(chan error, 1)
+	go func() {
+		_, err := c.Room(name).Subscribe(ctx, got.add)
+		subscribed <- err
+	}()
+	errs := make(chan error, 2)
+	for i := 0; i < 2; i++ {
+		go func() { errs <- c.Connect(ctx) }()
+	}
+	for i := 0; i < 2; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-subscribed; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Room(name).Publish(ctx, "mine", PublishOptions{Echo: true}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the echo", func() bool { return got.len() == 1 })
+}

@@ -153,7 +153,8 @@ func (r *Room) check() error {
 }
 
 // Subscribe subscribes (or changes the handler of an existing subscription; nil keeps the current one) and returns
-// once the server confirmed it; if the client is not connected yet, once it is. The subscription is renewed after
+// once the server confirmed it; if the client is not connected yet (Connect not called, or reconnecting), once it
+// is, or when ctx ends (the subscription stays wanted: it is sent at the next welcome). The subscription is renewed after
 // every reconnect with the last seen position.
 func (r *Room) Subscribe(ctx context.Context, handler func(Message), opts ...SubscribeOptions) (Subscribed, error) {
 	if err := r.check(); err != nil {
@@ -173,10 +174,9 @@ func (r *Room) Subscribe(ctx context.Context, handler func(Message), opts ...Sub
 	}
 	c := r.c
 	c.mu.Lock()
-	switch c.status.Kind {
-	case StatusClosed, StatusIdle:
+	if c.status.Kind == StatusClosed {
 		c.mu.Unlock()
-		return Subscribed{}, newError(CodeClientClosed, "the client is not connected: call Connect first")
+		return Subscribed{}, newError(CodeClientClosed, "the client is closed")
 	}
 	if handler != nil {
 		r.onMessage = handler
