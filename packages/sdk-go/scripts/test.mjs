@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+/* global process, console */
 // Runs `go test -race -count=1 ./...` in the current directory (packages/sdk-go, or apps/examples/hello-bot-go, whose
 // package.json calls this script too); the tests start a real `arqon serve` from packages/cli/dist. Extra arguments
 // go to go test.
