@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -946,6 +947,11 @@ func (c *Client) onCloseLocked(code int) {
 	}
 }
 
+func requestSeq(p *pending) uint64 {
+	n, _ := strconv.ParseUint(p.frame.RequestId, 10, 64)
+	return n
+}
+
 type heartbeat struct {
 	interval, timeout time.Duration
 }
@@ -970,10 +976,16 @@ func (c *Client) onWelcomeLocked(f *arqonpb.Frame) *heartbeat {
 	for _, r := range c.rooms {
 		r.resubscribeLocked(reconnected)
 	}
+	// Requests queued while (re)connecting go out in the order they were made.
+	var queued []*pending
 	for _, p := range c.pending {
 		if !p.sent {
-			c.transmitLocked(p)
+			queued = append(queued, p)
 		}
+	}
+	sort.Slice(queued, func(i, j int) bool { return requestSeq(queued[i]) < requestSeq(queued[j]) })
+	for _, p := range queued {
+		c.transmitLocked(p)
 	}
 	if h := c.opts.OnConnected; h != nil {
 		c.emitLocked(func() { h(ev) })

@@ -377,3 +377,43 @@ func TestHeartbeatTimeout(t *testing.T) {
 	relay.thaw()
 	eventually(t, 10*time.Second, "reconnected", func() bool { return c.Connected() })
 }
+
+// Requests made while the client reconnects are queued and go out, in the order they were made, after the welcome.
+func TestRequestsQueuedWhileReconnecting(t *testing.T) {
+	ctx := testCtx(t, 30*time.Second)
+	relay := startProxy(t, shared.port)
+	c := newClient(t, relay.url(), Options{Token: shared.token("queued")})
+	name := roomName(t)
+	relay.refuse.Store(true)
+	relay.sever()
+	eventually(t, 5*time.Second, "reconnecting", func() bool { return c.Status().Kind == StatusReconnecting || c.Status().Kind == StatusConnecting })
+	const n = 20
+	acks := make([]chan Ack, n)
+	for i := 0; i < n; i++ {
+		acks[i] = make(chan Ack, 1)
+		go func() {
+			ack, err := c.Room(name).Publish(ctx, map[string]int{"n": i})
+			if err != nil {
+				t.Error(err)
+			}
+			acks[i] <- ack
+		}()
+		// each request is queued before the next is made
+		eventually(t, 5*time.Second, "queued", func() bool {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			return len(c.pending) == i+1
+		})
+	}
+	relay.refuse.Store(false)
+	for i := 0; i < n; i++ {
+		select {
+		case ack := <-acks[i]:
+			if ack.Offset != uint64(i+1) {
+				t.Fatalf("request %d got offset %d", i, ack.Offset)
+			}
+		case <-ctx.Done():
+			t.Fatal("no ack")
+		}
+	}
+}

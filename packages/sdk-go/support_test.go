@@ -252,6 +252,8 @@ type proxy struct {
 	// gate: freeze holds it exclusively, and the relays wait for it before writing what they read.
 	gate   sync.RWMutex
 	frozen atomic.Bool
+	// refuse: new connections are closed at once (the gateway looks down).
+	refuse atomic.Bool
 }
 
 // relay copies from src to dst until either fails, waiting at the gate before each write.
@@ -302,6 +304,10 @@ func startProxy(t *testing.T, targetPort int) *proxy {
 			in, err := ln.Accept()
 			if err != nil {
 				return
+			}
+			if p.refuse.Load() {
+				_ = in.Close()
+				continue
 			}
 			out, err := net.Dial("tcp", p.target)
 			if err != nil {
