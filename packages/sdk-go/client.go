@@ -240,11 +240,11 @@ func (c *Client) Protocol() string {
 // BackoffDelay is the delay before reconnect attempt n (1-based): uniformly random in [0, cap) with
 // cap = min(MaxDelay, InitialDelay * 2^(n-1)) ("full jitter").
 func BackoffDelay(attempt int, r ReconnectOptions) time.Duration {
-	exp := min(30, max(0, attempt-1))
-	ceiling := min(r.MaxDelay, r.InitialDelay*time.Duration(1<<exp))
-	if ceiling <= 0 || r.InitialDelay*time.Duration(1<<exp) < 0 {
-		ceiling = r.MaxDelay
+	ceiling := r.InitialDelay
+	for i := 1; i < attempt && ceiling < r.MaxDelay; i++ {
+		ceiling *= 2
 	}
+	ceiling = min(ceiling, r.MaxDelay)
 	if ceiling <= 0 {
 		return 0
 	}

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"sort"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -296,5 +297,25 @@ func TestShouldReconnect(t *testing.T) {
 		if ShouldReconnect(c) {
 			t.Errorf("%d is terminal", c)
 		}
+	}
+}
+
+func TestBackoffDelay(t *testing.T) {
+	r := ReconnectOptions{InitialDelay: 100 * time.Millisecond, MaxDelay: time.Second}
+	for attempt, ceiling := range map[int]time.Duration{1: 100 * time.Millisecond, 2: 200 * time.Millisecond, 4: 800 * time.Millisecond, 5: time.Second, 60: time.Second} {
+		var most time.Duration
+		for i := 0; i < 200; i++ {
+			d := BackoffDelay(attempt, r)
+			if d < 0 || d >= ceiling {
+				t.Fatalf("attempt %d: %s outside [0, %s)", attempt, d, ceiling)
+			}
+			most = max(most, d)
+		}
+		if most < ceiling/2 {
+			t.Fatalf("attempt %d: no delay above %s in 200 draws (jitter spans the whole range)", attempt, ceiling/2)
+		}
+	}
+	if d := BackoffDelay(40, ReconnectOptions{InitialDelay: time.Hour, MaxDelay: 2 * time.Hour}); d < 0 || d >= 2*time.Hour {
+		t.Fatalf("large delays overflow: %s", d)
 	}
 }
