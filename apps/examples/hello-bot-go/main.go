@@ -24,7 +24,7 @@ func env(name, fallback string) string {
 func main() {
 	token := os.Getenv("ARQON_TOKEN")
 	if token == "" {
-		fmt.Fprintln(os.Stderr, "ARQON_TOKEN is not set. Get one with: npx arqon token --sub hello-bot")
+		fmt.Fprintln(os.Stderr, "ARQON_TOKEN is not set. Get one with: npx arqon token --sub hello-bot --tenant dev")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
