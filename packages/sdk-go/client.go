@@ -1042,7 +1042,9 @@ func (c *Client) onFrameLocked(f *arqonpb.Frame) {
 		}
 		return
 	case arqonpb.FrameType_FRAME_TYPE_SUBSCRIBED:
-		if f.Room == "" {
+		// Without a request id: the server API subscribed this connection. With one: a reply nobody waits for any
+		// more (its request timed out), ignored.
+		if f.Room == "" || f.RequestId != "" {
 			return
 		}
 		r := c.roomLocked(f.Room)
