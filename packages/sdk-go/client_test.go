@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -437,4 +438,44 @@ func TestSubscribeBeforeConnectAndConcurrentConnects(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 5*time.Second, "the echo", func() bool { return got.len() == 1 })
+}
+
+// Reconnect attempts are bounded by MaxAttempts: then the client closes and Connect says why.
+func TestReconnectGivesUp(t *testing.T) {
+	ctx := testCtx(t, 20*time.Second)
+	relay := startProxy(t, shared.port)
+	relay.refuse.Store(true)
+	var statuses collector[Status]
+	c, err := New(relay.url(), Options{Token: shared.token("gives-up"), OnStatus: statuses.add,
+		Reconnect: ReconnectOptions{InitialDelay: 10 * time.Millisecond, MaxDelay: 20 * time.Millisecond, MaxAttempts: 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close(ctx) }()
+	err = c.Connect(ctx)
+	var e *Error
+	if !errors.As(err, &e) || e.Code != CodeClientClosed || e.Detail["code"] != CloseAbnormal || !strings.Contains(e.Message, "gave up after 3 attempts") {
+		t.Fatalf("connect: %#v", err)
+	}
+	eventually(t, 5*time.Second, "the closed status", func() bool {
+		all := statuses.all()
+		return len(all) > 0 && all[len(all)-1].Kind == StatusClosed
+	})
+	reconnects := 0
+	for _, s := range statuses.all() {
+		if s.Kind == StatusReconnecting {
+			reconnects++
+			if s.Delay < 0 || s.Delay >= 20*time.Millisecond {
+				t.Fatalf("delay %s", s.Delay)
+			}
+		}
+	}
+	if reconnects != 3 {
+		t.Fatalf("%d reconnect attempts", reconnects)
+	}
+	// the same client connects once the gateway is back
+	relay.refuse.Store(false)
+	if err := c.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
 }
