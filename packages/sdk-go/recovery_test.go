@@ -417,3 +417,16 @@ func TestRequestsQueuedWhileReconnecting(t *testing.T) {
 		}
 	}
 }
+
+// A token that expires without a refresh: the server closes with 4004; without a token provider that is terminal.
+func TestTokenExpiredWithoutProvider(t *testing.T) {
+	ctx := testCtx(t, 30*time.Second)
+	c := newClient(t, shared.url, Options{Token: mintToken(shared.secret, "short-lived", "acme", 2*time.Second, nil)})
+	eventually(t, 20*time.Second, "closed", func() bool { return c.Status().Kind == StatusClosed })
+	if st := c.Status(); st.Code != CloseTokenExpired {
+		t.Fatalf("status %+v", st)
+	}
+	if _, err := c.Ping(ctx); !errors.Is(err, ErrClientClosed) {
+		t.Fatalf("ping after expiry: %v", err)
+	}
+}
