@@ -34,7 +34,7 @@ import { PresenceManager } from "./presence.js";
 import { handleRpc, type ProxyHooks } from "./proxy.js";
 import type { ConnectionQuota, RoomRegistry } from "./quota.js";
 import { registerHistoryCommands } from "./history-commands.js";
-import { handleHistory, handlePublish, handleSubscribe, handleUnsubscribe, leaveRoom } from "./rooms.js";
+import { handleHistory, handlePublish, handleSubscribe, handleUnsubscribe, leavePattern, leaveRoom } from "./rooms.js";
 import { Tracing } from "./tracing.js";
 import { SpanStatusCode, type Span } from "@opentelemetry/api";
 import { handleStateGet, handleStateSet, watchState } from "./state.js";
@@ -499,7 +499,8 @@ export class Gateway {
   private async endSubscriptions(conn: Connection, reason: string): Promise<void> {
     const subs = [...conn.subscriptions.values()];
     conn.subscriptions.clear();
-    await Promise.all(subs.map((sub) => leaveRoom(this.ctx, sub, reason)));
+    const patterns = [...conn.patterns.values()];
+    await Promise.all([...subs.map((sub) => leaveRoom(this.ctx, sub, reason)), ...patterns.map((ps) => leavePattern(this.ctx, ps))]);
   }
 
   /** Closes a connection with a code (the peer sees it after everything already written). */

@@ -2,6 +2,8 @@ import {
   ArqonError,
   DEFAULT_TWIST_ID,
   ErrorCode,
+  escapeToken,
+  isRoomPattern,
   HEADER_TIMESTAMP,
   HEADER_TWIST_ID,
   isValidTenant,
@@ -23,7 +25,7 @@ import type { Inspected } from "./inspect.js";
 import { endWithError, injectTraceHeaders, type Tracing } from "./tracing.js";
 import type { Span } from "@opentelemetry/api";
 import { retainable } from "./slab.js";
-import type { Connection, Subscription } from "./connection.js";
+import type { Connection, PatternSubscription, Subscription } from "./connection.js";
 import type { HandlerContext } from "./context.js";
 
 export interface PublishInput {
@@ -347,10 +349,11 @@ function positionOf(frame: Frame): number | undefined {
  */
 export async function handleSubscribe(ctx: HandlerContext, conn: Connection, frame: Frame, origin: "client" | "server" = "client"): Promise<void> {
   const room = frame.room!;
+  if (isRoomPattern(room)) return subscribePattern(ctx, conn, frame);
   const key = roomKey(conn.tenant, room);
   let sub = conn.subscriptions.get(key);
   const fresh = sub === undefined;
-  if (fresh && conn.subscriptions.size >= ctx.limits.maxSubscriptions) {
+  if (fresh && conn.subscriptions.size + conn.patterns.size >= ctx.limits.maxSubscriptions) {
     throw new ArqonError(ErrorCode.TOO_MANY_SUBSCRIPTIONS, `at most ${ctx.limits.maxSubscriptions} subscriptions per connection`);
   }
   let info = frame.info?.info;
@@ -551,8 +554,77 @@ export async function leaveRoom(ctx: HandlerContext, sub: Subscription, reason: 
   for (const r of results) if (r.status === "rejected") ctx.logger.warn({ err: r.reason, room: sub.room }, "leave failed");
 }
 
+/**
+ * A wildcard subscribe (`room` is a pattern): the connection receives every message of its tenant's rooms that the
+ * pattern matches and its token may subscribe to (checked per room at delivery; the gateway checked the pattern
+ * itself against the caps before). Live messages only: no presence, state or snapshot, and `since` is refused —
+ * a pattern subscriber recovers per room with `history` (docs/protocol.md). Answers `subscribed` with the pattern.
+ */
+async function subscribePattern(ctx: HandlerContext, conn: Connection, frame: Frame): Promise<void> {
+  const pattern = frame.room!;
+  const bus = ctx.backends.bus;
+  if (bus.subscribeTenant === undefined) throw new ArqonError(ErrorCode.FRAME_FEATURE_DISABLED, "this server's bus has no wildcard subscriptions");
+  if (frame.since) {
+    throw new ArqonError(ErrorCode.VALIDATION_ERROR, "a wildcard subscription has no position: recover each room with history since its last offset", {
+      detail: { field: "since" },
+    });
+  }
+  // A subscribe proxy hook decides wildcard subscriptions too: the backend sees the pattern as the room.
+  const hook = ctx.tenants.runtime(conn.tenant).hooks?.subscribe;
+  if (hook !== undefined) await ctx.proxy.subscribe(hook, conn, pattern, frame.info?.info);
+  if (!conn.patterns.has(pattern)) {
+    if (conn.subscriptions.size + conn.patterns.size >= ctx.limits.maxSubscriptions) {
+      throw new ArqonError(ErrorCode.TOO_MANY_SUBSCRIPTIONS, `at most ${ctx.limits.maxSubscriptions} subscriptions per connection`);
+    }
+    const ps: PatternSubscription = {
+      conn,
+      pattern,
+      tenantToken: escapeToken(conn.tenant),
+      allowed: new Map(),
+      allowedFor: conn.auth,
+      seen: new Map(),
+      closed: false,
+    };
+    conn.patterns.set(pattern, ps);
+    ctx.fanout.addPattern(ps);
+    try {
+      await bus.subscribeTenant(conn.tenant);
+    } catch (err) {
+      await leavePattern(ctx, ps);
+      throw new ArqonError(ErrorCode.BACKEND_UNAVAILABLE, "could not subscribe on the bus", { cause: err });
+    }
+    if (ps.closed) return;
+  }
+  const reply: Frame = { type: "subscribed", room: pattern };
+  if (frame.requestId) reply.requestId = frame.requestId;
+  conn.send(reply);
+}
+
+/** Ends one wildcard subscription, and the node's tenant-wide bus interest with its tenant's last one. */
+export async function leavePattern(ctx: HandlerContext, ps: PatternSubscription): Promise<void> {
+  if (ps.closed) return;
+  ps.closed = true;
+  if (ps.conn.patterns.get(ps.pattern) === ps) ps.conn.patterns.delete(ps.pattern);
+  if (ctx.fanout.removePattern(ps)) {
+    try {
+      await ctx.backends.bus.unsubscribeTenant?.(ps.conn.tenant);
+    } catch (err) {
+      ctx.logger.warn({ err, pattern: ps.pattern }, "leave failed");
+    }
+  }
+}
+
 export async function handleUnsubscribe(ctx: HandlerContext, conn: Connection, frame: Frame): Promise<void> {
   const room = frame.room!;
+  if (isRoomPattern(room)) {
+    const ps = conn.patterns.get(room);
+    if (!ps) throw new ArqonError(ErrorCode.NOT_SUBSCRIBED, `not subscribed to "${room}"`);
+    await leavePattern(ctx, ps);
+    const reply: Frame = { type: "unsubscribed", room };
+    if (frame.requestId) reply.requestId = frame.requestId;
+    conn.send(reply);
+    return;
+  }
   const key = roomKey(conn.tenant, room);
   const sub = conn.subscriptions.get(key);
   if (!sub) throw new ArqonError(ErrorCode.NOT_SUBSCRIBED, `not subscribed to "${room}"`);
