@@ -410,9 +410,11 @@ export class Fanout implements OutboundScheduler {
       room.fanoutSeconds.observe((performance.now() - started) / 1000);
     }
     if (span !== undefined) {
-      span.setAttribute("arqon.deliveries", delivered);
-      if (frame.offset !== undefined) span.setAttribute("arqon.offset", frame.offset);
-      if (frame.id !== undefined) span.setAttribute("messaging.message.id", frame.id);
+      if (span.isRecording()) {
+        span.setAttribute("arqon.deliveries", delivered);
+        if (frame.offset !== undefined) span.setAttribute("arqon.offset", frame.offset);
+        if (frame.id !== undefined) span.setAttribute("messaging.message.id", frame.id);
+      }
       span.end();
     }
   }
