@@ -326,7 +326,7 @@ describe("Pusher client events", () => {
     await once(chC, "pusher:subscription_succeeded");
     const disabled = once<{ data: { arqon_code: string } }>(c.connection, "error");
     chC.trigger("client-x", {});
-    expect((await disabled).data.arqon_code).toBe(ErrorCode.FEATURE_DISABLED);
+    expect((await disabled).data.arqon_code).toBe(ErrorCode.FRAME_FEATURE_DISABLED);
   });
 
   it("pusher - CASIL inspects client events and HTTP API events like native publishes: a block is a pusher:error / a 422", async () => {

@@ -394,7 +394,7 @@ export class PusherGateway {
         if (typeof fields.channel === "string") await this.leave(s, fields.channel, "unsubscribe");
         return;
       case "pusher:signin":
-        return s.error(null, "pusher:signin (user authentication) is not supported by this server", ErrorCode.FEATURE_DISABLED);
+        return s.error(null, "pusher:signin (user authentication) is not supported by this server", ErrorCode.FRAME_FEATURE_DISABLED);
       default:
         if (frame.event.startsWith("client-")) return this.clientEvent(s, frame.event, frame.channel, frame.data);
         return s.error(null, `unsupported event "${frame.event.slice(0, 64)}"`, ErrorCode.FRAME_UNKNOWN_TYPE);
@@ -616,7 +616,7 @@ export class PusherGateway {
   // ---- client events -----------------------------------------------------------------------------------------------
 
   private async clientEvent(s: PusherSocket, event: string, channelValue: unknown, data: unknown): Promise<void> {
-    if (!s.app.clientEvents) return s.error(null, "client events are not enabled for this app", ErrorCode.FEATURE_DISABLED);
+    if (!s.app.clientEvents) return s.error(null, "client events are not enabled for this app", ErrorCode.FRAME_FEATURE_DISABLED);
     if (event.length > MAX_EVENT_NAME) return s.error(null, `event name is longer than ${MAX_EVENT_NAME} characters`, ErrorCode.VALIDATION_ERROR);
     const channel = typeof channelValue === "string" ? channelValue : "";
     const m = s.channels.get(channel);

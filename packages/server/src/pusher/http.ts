@@ -152,7 +152,7 @@ export class PusherHttpApi {
         return void sendJson(res, 200, await this.batch(app, parsed));
       }
       if (method !== "GET" && method !== "HEAD") return void sendError(res, 405, ErrorCode.VALIDATION_ERROR, "use GET", { allow: "GET" });
-      if (rest === "channels") return void sendJson(res, 200, this.channels(app, params));
+      if (rest === "channels") return void sendJson(res, 200, await this.channels(app, params));
       const ch = /^channels\/([^/]+)(\/users)?$/.exec(rest);
       if (ch) {
         let channel: string;
@@ -227,14 +227,15 @@ export class PusherHttpApi {
     return aggregateByUser(members).map((m) => m.userId ?? "");
   }
 
-  private channels(app: Readonly<PusherAppOptions>, params: Map<string, string>): Record<string, unknown> {
+  private async channels(app: Readonly<PusherAppOptions>, params: Map<string, string>): Promise<Record<string, unknown>> {
     const prefix = params.get("filter_by_prefix") ?? "";
     const fields = infoFields(params.get("info"));
-    if (fields.has("user_count") && !prefix.startsWith("presence-")) fail(ErrorCode.VALIDATION_ERROR, "info=user_count needs filter_by_prefix=presence-");
+    const userCount = fields.has("user_count");
+    if (userCount && !prefix.startsWith("presence-")) fail(ErrorCode.VALIDATION_ERROR, "info=user_count needs filter_by_prefix=presence-");
     const channels: Record<string, Record<string, unknown>> = {};
     for (const name of this.pusher.localChannels(app.tenant)) {
       if (!name.startsWith(prefix)) continue;
-      channels[name] = {};
+      channels[name] = userCount ? { user_count: (await this.presenceUsers(app, name)).length } : {};
     }
     return { channels };
   }
