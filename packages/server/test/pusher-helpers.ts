@@ -122,3 +122,70 @@ export function signedPost(gw: TestGateway, app: PusherAppOptions, what: string,
   const sig = createHmac("sha256", app.secret).update(`POST\n${path}\n${qs}`).digest("hex");
   return fetch(`${gw.httpUrl}${path}?${qs}&auth_signature=${sig}`, { method: "POST", body: text, headers: { "content-type": "application/json" } });
 }
+
+/** A Pusher frame as a raw client sees it (data as sent: a string, or an object for pusher:error). */
+export interface RawPusherFrame {
+  event: string;
+  channel?: string;
+  data?: unknown;
+  user_id?: string;
+}
+
+/** A raw WebSocket speaking the Pusher protocol by hand, for what pusher-js would never send. */
+export class RawPusher {
+  readonly frames: RawPusherFrame[] = [];
+  socketId = "";
+  closed: Promise<{ code: number; reason: string }>;
+  private readonly waiters = new Set<() => void>();
+
+  constructor(readonly ws: import("ws").WebSocket) {
+    ws.on("message", (d: Buffer) => {
+      this.frames.push(JSON.parse(d.toString("utf8")) as RawPusherFrame);
+      for (const w of [...this.waiters]) w();
+    });
+    this.closed = new Promise((resolve) => ws.on("close", (code, reason) => resolve({ code, reason: reason.toString() })));
+  }
+
+  /** Opens `/app/{key}?protocol=7` and waits for `pusher:connection_established`. */
+  static async open(gw: TestGateway, key: string): Promise<RawPusher> {
+    const { WebSocket } = await import("ws");
+    const raw = new RawPusher(new WebSocket(`ws://127.0.0.1:${gw.port}/app/${key}?protocol=7&client=raw&version=0`));
+    const established = await raw.next("pusher:connection_established");
+    raw.socketId = (JSON.parse(established.data as string) as { socket_id: string }).socket_id;
+    return raw;
+  }
+
+  send(frame: unknown): void {
+    this.ws.send(typeof frame === "string" ? frame : JSON.stringify(frame));
+  }
+
+  /** Takes the first frame with `event` (and `channel`) from what arrived, waiting up to `ms`. */
+  async next(event: string, channel?: string, ms = 3000): Promise<RawPusherFrame> {
+    const end = Date.now() + ms;
+    for (let i = 0; i < 1000; i++) {
+      const at = this.frames.findIndex((f) => f.event === event && (channel === undefined || f.channel === channel));
+      if (at >= 0) return this.frames.splice(at, 1)[0]!;
+      const left = end - Date.now();
+      if (left <= 0) break;
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          this.waiters.delete(done);
+          clearTimeout(timer);
+          resolve();
+        };
+        const timer = setTimeout(done, Math.min(left, 100));
+        this.waiters.add(done);
+      });
+    }
+    throw new Error(`no ${event} within ${ms} ms (got ${this.frames.map((f) => f.event).join(", ")})`);
+  }
+
+  close(): void {
+    this.ws.close();
+  }
+}
+
+/** Hex HMAC-SHA256, as the channel signatures use it. */
+export function hmac(secret: string, text: string): string {
+  return createHmac("sha256", secret).update(text).digest("hex");
+}
