@@ -60,7 +60,8 @@ function authorizer(sdk: PusherServer, user?: string) {
 }
 
 describeWithNats("Pusher protocol mode across a NATS cluster, with the native @arqon/sdk", () => {
-  const pair = gatewayPair({ pusher: { apps: [APP] } });
+  // One secret for both nodes: the control plane's key (terminate_connections crosses nodes) derives from it.
+  const pair = gatewayPair({ secret: "pusher-cluster-test-secret-0123456789", pusher: { apps: [APP] } });
 
   it("pusher cluster - pusher-js on node A and @arqon/sdk on node B share a room both ways; the pusher SDK publishes on B", async () => {
     const p = pusherJs(pair.a);
@@ -106,5 +107,26 @@ describeWithNats("Pusher protocol mode across a NATS cluster, with the native @a
     const removed = once<{ id: string }>(annCh, "pusher:member_removed");
     ben.disconnect();
     expect((await removed).id).toBe("ben");
+  });
+
+  it("pusher cluster - sendToUser on node B reaches a user signed in on node A; terminate_connections on B closes it on A", async () => {
+    const sdkB = sdkFor(pair.b);
+    const sdkA = sdkFor(pair.a);
+    const p = pusherJs(pair.a, {
+      userAuthentication: {
+        customHandler: (params: { socketId: string }, callback: (err: Error | null, auth: unknown) => void) => callback(null, sdkA.authenticateUser(params.socketId, { id: "u-42" })),
+      },
+    });
+    p.signin();
+    for (let i = 0; i < 250 && !(p.user as unknown as { serverToUserChannel?: { subscribed: boolean } }).serverToUserChannel?.subscribed; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const notice = once<{ n: number }>(p.user, "notice");
+    await sdkB.sendToUser("u-42", "notice", { n: 1 });
+    expect(await notice).toEqual({ n: 1 });
+    const closed = once<{ data?: { code: number }; error?: { data: { code: number } } }>(p.connection, "error");
+    await sdkB.terminateUserConnections("u-42");
+    const e = await closed;
+    expect(e.data?.code ?? e.error?.data.code).toBe(4009);
   });
 });

@@ -427,7 +427,7 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
   } else if (!options.inspector) {
     for (const name of ["op.casil.get", "op.casil.reload"]) commands.disable(name, "CASIL is turned off on this gateway");
   }
-  const pusher = options.pusher ? new PusherGateway(gw, resolvePusherOptions(options.pusher)) : undefined;
+  const pusher = options.pusher ? new PusherGateway(gw, resolvePusherOptions(options.pusher), control) : undefined;
   const pusherApi = pusher ? new PusherHttpApi(pusher, maxBodyBytes) : undefined;
   const surface: HttpSurface = {
     gw,

@@ -122,7 +122,6 @@ describe("Pusher mode: keepalive, limits and bad input", () => {
       { event: "pusher:subscribe", data: { channel: "presence-p", auth: "x" } },
       { event: "pusher:subscribe", data: { channel: "presence-p", auth: "x", channel_data: { user_id: 1 } } },
       { event: "pusher:unsubscribe", data: { channel: "never" } },
-      { event: "pusher:signin", data: { auth: "x", user_data: "{}" } },
       { event: "client-x" },
       { event: "client-x", channel: "calm", data: {} },
       { event: "unknown:event" },

@@ -6,6 +6,7 @@ import WebSocket, { WebSocketServer } from "ws";
 import { ArqonError, ErrorCode, roomKey, type Envelope, type Frame, type Member, type PresenceEvent, type RoomKey } from "@arqon/core";
 import type { AuthContext } from "../auth.js";
 import { Connection, frameBytes, type OutboundScheduler, type OutFrame } from "../connection.js";
+import type { ClusterControl } from "../control.js";
 import type { Gateway } from "../gateway.js";
 import { parseTarget, queryParam, rejectUpgrade } from "../http-util.js";
 import { ConnectionCounter } from "../limits.js";
@@ -14,10 +15,13 @@ import type { PusherAppOptions, ResolvedPusherOptions } from "./config.js";
 import {
   MAX_EVENT_NAME,
   PUSHER_EVENT_HEADER,
+  USER_ROOM_PREFIX,
   PusherCode,
   channelAuthValid,
   channelKind,
-  channelProblem,
+  roomOfChannel,
+  userAuthValid,
+  userIdProblem,
   dataOfMessage,
   eventOfMessage,
   payloadOfData,
@@ -48,6 +52,8 @@ class PusherSocket {
   inFlight = 0;
   chain: Promise<void> = Promise.resolve();
   closed = false;
+  /** The user this socket signed in as (`pusher:signin`), and its user_data as sent. */
+  userId: string | undefined;
 
   constructor(
     readonly id: string,
@@ -93,7 +99,10 @@ class ChannelGroup {
   constructor(
     readonly key: RoomKey,
     readonly tenant: string,
+    /** The Pusher channel name (what frames carry). */
     readonly channel: string,
+    /** The room it maps to (the same name, but for users' channels). */
+    readonly room: string,
     readonly kind: ChannelKind,
   ) {}
 
@@ -123,13 +132,21 @@ function userInfoOf(info: Uint8Array | undefined): unknown {
   }
 }
 
+function userKey(tenant: string, userId: string): string {
+  return `${tenant}\u0000${userId}`;
+}
+
+function roomOfUser(userId: string): string {
+  return `${USER_ROOM_PREFIX}${userId}`;
+}
+
 function nextSocketId(): string {
   const b = randomBytes(8);
   return `${b.readUInt32BE(0)}.${b.readUInt32BE(4)}`;
 }
 
-const kSocket = Symbol("arqon.pusher.socket");
-type TaggedWs = WebSocket & { [kSocket]?: PusherSocket };
+/** The control-plane topic that asks every node to close a signed-in user's Pusher sockets. */
+export const PUSHER_TERMINATE_TOPIC = "pusher.terminate_user";
 
 /**
  * The Pusher Channels protocol on `/app/{key}`: each app key belongs to one tenant, each channel is that tenant's
@@ -138,6 +155,9 @@ type TaggedWs = WebSocket & { [kSocket]?: PusherSocket };
  */
 export class PusherGateway {
   readonly sockets = new Set<PusherSocket>();
+  private readonly byConn = new WeakMap<Connection, PusherSocket>();
+  /** Signed-in sockets by tenant and user id. */
+  private readonly users = new Map<string, Set<PusherSocket>>();
   private readonly groups = new Map<RoomKey, ChannelGroup>();
   private readonly wss: WebSocketServer;
   private readonly ipCounter = new ConnectionCounter();
@@ -147,9 +167,12 @@ export class PusherGateway {
   private closing = false;
   private readonly scheduler: OutboundScheduler;
 
+  private readonly offControl: (() => void) | undefined;
+
   constructor(
     readonly gw: Gateway,
     readonly options: ResolvedPusherOptions,
+    private readonly control?: ClusterControl,
   ) {
     this.wss = new WebSocketServer({ noServer: true, clientTracking: false, maxPayload: gw.limits.maxFrameBytes, perMessageDeflate: false });
     this.wss.on("error", (err) => gw.logger.error({ err }, "pusher websocket server error"));
@@ -165,6 +188,10 @@ export class PusherGateway {
       } catch (err) {
         gw.logger.error({ err }, "pusher presence event failed");
       }
+    });
+    this.offControl = control?.on(PUSHER_TERMINATE_TOPIC, (body) => {
+      const b = body as { tenant?: unknown; userId?: unknown } | null;
+      if (typeof b?.tenant === "string" && typeof b.userId === "string") this.terminateHere(b.tenant, b.userId);
     });
     const sweepMs = Math.max(20, Math.min(1000, Math.floor(options.pongTimeoutMs / 4)));
     this.sweepTimer = setInterval(() => this.sweep(), sweepMs);
@@ -282,8 +309,9 @@ export class PusherGateway {
     const auth: AuthContext = { sub: `pusher:${id}`, tenant: app.tenant, admin: false, claims: {} };
     const conn = new Connection(id, ws, auth, "json", ip, gw.limits.maxPendingBytes, this.scheduler, gw.limits);
     const s = new PusherSocket(id, conn, app, ws);
-    (ws as TaggedWs)[kSocket] = s;
     this.sockets.add(s);
+    this.byConn.set(conn, s);
+    gw.metrics.connections.labels(gw.metrics.tenant(app.tenant)).inc();
     gw.metrics.connectionsTotal.labels(gw.metrics.tenant(app.tenant)).inc();
     ws.on("message", (data: Buffer, isBinary: boolean) => this.onMessage(s, data, isBinary));
     ws.on("error", (err) => gw.logger.debug({ err, socketId: id }, "pusher socket error"));
@@ -296,20 +324,29 @@ export class PusherGateway {
     s.closed = true;
     s.conn.closing = true;
     this.sockets.delete(s);
+    this.gw.metrics.connections.labels(this.gw.metrics.tenant(s.tenant)).dec();
+    if (s.userId !== undefined) this.users.get(userKey(s.tenant, s.userId))?.delete(s);
     this.ipCounter.decrement(ip);
     this.gw.tenancy.quota.release(s.tenant);
     for (const channel of [...s.channels.keys()]) void this.leave(s, channel, "disconnect");
   }
 
   private closeSocketOf(conn: Connection, code: number, reason: string): void {
-    for (const s of this.sockets) {
-      if (s.conn === conn) return this.closeSocket(s, code, reason);
-    }
+    const s = this.byConn.get(conn);
+    if (s) this.closeSocket(s, code, reason);
   }
 
   /** Closes a Pusher socket with a protocol code (what was queued before it is written first). */
   closeSocket(s: PusherSocket, code: number, reason: string): void {
     if (s.conn.closing) return;
+    // What was queued (the pusher:error that says why) goes out first; a slow consumer's backlog does not.
+    if (code !== PusherCode.OVER_CAPACITY) {
+      try {
+        s.conn.flush(Number.POSITIVE_INFINITY);
+      } catch {
+        // the close below still runs
+      }
+    }
     s.conn.close(code, reason, code === PusherCode.OVER_CAPACITY ? this.gw.limits.slowConsumerCloseMs : 5000);
   }
 
@@ -394,7 +431,7 @@ export class PusherGateway {
         if (typeof fields.channel === "string") await this.leave(s, fields.channel, "unsubscribe");
         return;
       case "pusher:signin":
-        return s.error(null, "pusher:signin (user authentication) is not supported by this server", ErrorCode.FRAME_FEATURE_DISABLED);
+        return this.signin(s, fields.auth, fields.user_data);
       default:
         if (frame.event.startsWith("client-")) return this.clientEvent(s, frame.event, frame.channel, frame.data);
         return s.error(null, `unsupported event "${frame.event.slice(0, 64)}"`, ErrorCode.FRAME_UNKNOWN_TYPE);
@@ -406,9 +443,10 @@ export class PusherGateway {
   }
 
   private async subscribe(s: PusherSocket, channelValue: unknown, auth: unknown, channelData: unknown): Promise<void> {
-    const problem = channelProblem(channelValue);
-    if (problem) return s.error(null, problem, ErrorCode.ROOM_INVALID);
+    const mapped = roomOfChannel(channelValue);
+    if ("problem" in mapped) return s.error(null, mapped.problem, ErrorCode.ROOM_INVALID);
     const channel = channelValue as string;
+    const room = mapped.room;
     const existing = s.channels.get(channel);
     if (existing) {
       if (existing.active) s.send(pusherFrame("pusher_internal:subscription_succeeded", await this.succeededData(existing), channel));
@@ -421,7 +459,12 @@ export class PusherGateway {
     const kind = channelKind(channel);
     let userId: string | undefined;
     let userInfo: Uint8Array | undefined;
-    if (kind !== "public") {
+    if (kind === "user") {
+      // A user's channel is open to the sockets signed in as that user only.
+      if (s.userId === undefined || room !== roomOfUser(s.userId)) {
+        return this.subscriptionError(s, channel, 403, "a user's channel is open to sockets signed in as that user only", ErrorCode.FORBIDDEN);
+      }
+    } else if (kind !== "public") {
       const presenceData = kind === "presence" ? (typeof channelData === "string" ? channelData : undefined) : undefined;
       if (kind === "presence" && presenceData === undefined) {
         return this.subscriptionError(s, channel, 400, "presence channels need channel_data", ErrorCode.FRAME_MISSING_FIELD);
@@ -452,8 +495,8 @@ export class PusherGateway {
       }
     }
     if (s.closed) return;
-    const key = roomKey(s.tenant, channel);
-    const group = await this.join(key, s.tenant, channel, kind);
+    const key = roomKey(s.tenant, room);
+    const group = await this.join(key, s.tenant, channel, room, kind);
     const membership: Membership = { group, active: false, inPresence: false, ...(userId !== undefined ? { userId } : {}) };
     s.channels.set(channel, membership);
     group.sockets.add(s);
@@ -505,11 +548,11 @@ export class PusherGateway {
   }
 
   /** The channel group of a room, created with the room's listener and bus interest when it is new. */
-  private async join(key: RoomKey, tenant: string, channel: string, kind: ChannelKind): Promise<ChannelGroup> {
+  private async join(key: RoomKey, tenant: string, channel: string, room: string, kind: ChannelKind): Promise<ChannelGroup> {
     const gw = this.gw;
     let group = this.groups.get(key);
     if (!group) {
-      group = new ChannelGroup(key, tenant, channel, kind);
+      group = new ChannelGroup(key, tenant, channel, room, kind);
       this.groups.set(key, group);
       if (kind === "presence") {
         const presence: ChannelPresence = { users: new Map(), members: new Map(), queued: [], loaded: Promise.resolve() };
@@ -528,13 +571,13 @@ export class PusherGateway {
           },
         );
       }
-      const { room, created } = gw.fanout.addListener(key, tenant, channel, group.listener);
+      const { room: local, created } = gw.fanout.addListener(key, tenant, room, group.listener);
       if (created) {
-        room.ready = gw.backends.bus.subscribe(key);
-        gw.presenceManager.roomCreated(key, channel);
+        local.ready = gw.backends.bus.subscribe(key);
+        gw.presenceManager.roomCreated(key, room);
       }
       try {
-        await room.ready;
+        await local.ready;
       } catch (err) {
         this.groups.delete(key);
         if (gw.fanout.removeListener(key, group.listener)) gw.presenceManager.roomDropped(key);
@@ -621,7 +664,7 @@ export class PusherGateway {
     const channel = typeof channelValue === "string" ? channelValue : "";
     const m = s.channels.get(channel);
     if (!m?.active) return s.error(null, `cannot broadcast client event (connection not subscribed to channel ${channel.slice(0, 164)})`, ErrorCode.NOT_SUBSCRIBED);
-    if (m.group.kind === "public") return s.error(null, "client events are allowed on private and presence channels only", ErrorCode.FORBIDDEN);
+    if (m.group.kind === "public" || m.group.kind === "user") return s.error(null, "client events are allowed on private and presence channels only", ErrorCode.FORBIDDEN);
     const gw = this.gw;
     const tenantBucket = gw.tenancy.tenants.runtime(s.tenant).publishBucket;
     if (!s.conn.bucket.take() || (tenantBucket && !tenantBucket.take())) {
@@ -629,13 +672,65 @@ export class PusherGateway {
     }
     await publishMessage(gw.ctx, {
       tenant: s.tenant,
-      room: channel,
+      room: m.group.room,
       payload: payloadOfData(data),
       headers: { [PUSHER_EVENT_HEADER]: event },
       sender: m.userId ?? s.conn.auth.sub,
       originClientId: s.id,
       path: "publish",
     });
+  }
+
+  // ---- user authentication -----------------------------------------------------------------------------------------
+
+  /**
+   * `pusher:signin`: `auth` signs `socket_id::user::user_data` with the app secret; `user_data` is a JSON text with a
+   * string `id`. Success is `pusher:signin_success`; a bad signature or user_data is `pusher:error` 4009 and a close.
+   */
+  private signin(s: PusherSocket, auth: unknown, userData: unknown): void {
+    const refuse = (message: string, arqonCode: string): void => {
+      s.error(PusherCode.UNAUTHORIZED, message, arqonCode);
+      this.closeSocket(s, PusherCode.UNAUTHORIZED, "connection is unauthorized");
+    };
+    if (typeof userData !== "string" || userData.length > this.gw.limits.maxPresenceInfoBytes) {
+      return refuse(`user_data must be a JSON text of at most ${this.gw.limits.maxPresenceInfoBytes} bytes`, ErrorCode.FRAME_WRONG_TYPE);
+    }
+    if (!userAuthValid(s.app.key, s.app.secret, s.id, auth, userData)) return refuse("invalid signature for pusher:signin", ErrorCode.AUTH_INVALID);
+    let id: unknown;
+    try {
+      id = (JSON.parse(userData) as { id?: unknown } | null)?.id;
+    } catch {
+      return refuse("user_data is not valid JSON", ErrorCode.FRAME_MALFORMED);
+    }
+    const problem = userIdProblem(id);
+    if (problem) return refuse(problem, ErrorCode.VALIDATION_ERROR);
+    if (s.userId !== undefined && s.userId !== id) return refuse("a socket signs in as one user only", ErrorCode.AUTH_MISMATCH);
+    s.userId = id as string;
+    const key = userKey(s.tenant, s.userId);
+    let set = this.users.get(key);
+    if (!set) this.users.set(key, (set = new Set()));
+    set.add(s);
+    s.send(pusherFrame("pusher:signin_success", JSON.stringify({ user_data: userData })));
+  }
+
+  /** Closes a signed-in user's Pusher sockets on every node (4009); resolves with how many were on this one. */
+  async terminateUser(tenant: string, userId: string): Promise<number> {
+    const here = this.terminateHere(tenant, userId);
+    await this.control?.send(PUSHER_TERMINATE_TOPIC, { tenant, userId });
+    return here;
+  }
+
+  private terminateHere(tenant: string, userId: string): number {
+    const set = this.users.get(userKey(tenant, userId));
+    if (!set) return 0;
+    let n = 0;
+    for (const s of [...set]) {
+      s.error(PusherCode.UNAUTHORIZED, "connection terminated by the application");
+      this.closeSocket(s, PusherCode.UNAUTHORIZED, "connection terminated");
+      n++;
+    }
+    this.users.delete(userKey(tenant, userId));
+    return n;
   }
 
   // ---- queries (the HTTP API) ------------------------------------------------------------------------------------
@@ -677,6 +772,7 @@ export class PusherGateway {
     }
     await Promise.all(closed);
     this.unwatch();
+    this.offControl?.();
     this.wss.close();
   }
 }

@@ -6,7 +6,7 @@ import { aggregateByUser } from "../presence.js";
 import { publishMessage } from "../rooms.js";
 import type { PusherAppOptions } from "./config.js";
 import type { PusherGateway } from "./gateway.js";
-import { MAX_EVENT_NAME, PUSHER_EVENT_HEADER, channelKind, channelProblem, hmacHex, isSocketId, md5Hex, payloadOfData, safeEqual } from "./protocol.js";
+import { MAX_EVENT_NAME, PUSHER_EVENT_HEADER, channelKind, channelProblem, hmacHex, isSocketId, md5Hex, payloadOfData, roomOfChannel, safeEqual, userIdProblem } from "./protocol.js";
 
 /** The sender (`sub`) of messages published through the Pusher HTTP API. */
 export const PUSHER_API_SENDER = "pusher-api";
@@ -88,8 +88,8 @@ function eventOf(value: unknown, maxChannels: number, batch: boolean): EventInpu
   else fail(ErrorCode.FRAME_MISSING_FIELD, batch ? 'a batch event needs "channel"' : 'an event needs "channels" or "channel"');
   if (channels.length === 0 || channels.length > maxChannels) fail(ErrorCode.VALIDATION_ERROR, `an event goes to 1-${maxChannels} channels`);
   for (const c of channels) {
-    const problem = channelProblem(c);
-    if (problem) fail(ErrorCode.ROOM_INVALID, `${String(c).slice(0, 164)}: ${problem}`);
+    const mapped = roomOfChannel(c);
+    if ("problem" in mapped) fail(ErrorCode.ROOM_INVALID, `${String(c).slice(0, 164)}: ${mapped.problem}`);
   }
   if (v.socket_id !== undefined && !isSocketId(v.socket_id)) fail(ErrorCode.VALIDATION_ERROR, '"socket_id" must look like "123.456"');
   if (v.info !== undefined && typeof v.info !== "string") fail(ErrorCode.VALIDATION_ERROR, '"info" must be a string');
@@ -140,6 +140,20 @@ export class PusherHttpApi {
       const refusal = gw.tenancy.tenants.refusal(app.tenant);
       if (refusal) throw refusal;
       const rest = m[2]!;
+      const terminate = /^users\/([^/]+)\/terminate_connections$/.exec(rest);
+      if (terminate) {
+        if (method !== "POST") return void sendError(res, 405, ErrorCode.VALIDATION_ERROR, "use POST", { allow: "POST" });
+        let userId: string;
+        try {
+          userId = decodeURIComponent(terminate[1]!);
+        } catch {
+          fail(ErrorCode.VALIDATION_ERROR, "user id is not valid");
+        }
+        const problem = userIdProblem(userId);
+        if (problem) fail(ErrorCode.VALIDATION_ERROR, problem);
+        await this.pusher.terminateUser(app.tenant, userId);
+        return void sendJson(res, 200, {});
+      }
       if (rest === "events" || rest === "batch_events") {
         if (method !== "POST") return void sendError(res, 405, ErrorCode.VALIDATION_ERROR, "use POST", { allow: "POST" });
         let parsed: unknown;
@@ -180,7 +194,7 @@ export class PusherHttpApi {
     for (const channel of event.channels) {
       await publishMessage(ctx, {
         tenant: app.tenant,
-        room: channel,
+        room: (roomOfChannel(channel) as { room: string }).room,
         payload,
         headers: { [PUSHER_EVENT_HEADER]: event.name },
         sender: PUSHER_API_SENDER,

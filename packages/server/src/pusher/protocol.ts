@@ -23,11 +23,39 @@ export function channelProblem(channel: unknown): string | undefined {
   return roomNameProblem(channel);
 }
 
-/** The kind of a channel, from its prefix. */
-export type ChannelKind = "public" | "private" | "presence";
+/** The prefix of a signed-in user's channel (`pusher:signin`): `#server-to-user-{id}`. */
+export const USER_CHANNEL_PREFIX = "#server-to-user-";
+/** The room of a user's channel: `pusher-user/{id}` (a name no Pusher channel maps to, as channels have no "/"). */
+export const USER_ROOM_PREFIX = "pusher-user/";
 
-/** `private-` (including `private-encrypted-`), `presence-`, else public. */
+/**
+ * The room a Pusher channel maps to, or the reason it maps to none: a channel is the room of the same name, except a
+ * user's channel `#server-to-user-{id}`, which is the room `pusher-user/{id}`.
+ */
+export function roomOfChannel(channel: unknown): { room: string } | { problem: string } {
+  if (typeof channel === "string" && channel.startsWith(USER_CHANNEL_PREFIX)) {
+    const id = channel.slice(USER_CHANNEL_PREFIX.length);
+    const problem = userIdProblem(id);
+    return problem ? { problem } : { room: USER_ROOM_PREFIX + id };
+  }
+  const problem = channelProblem(channel);
+  return problem ? { problem } : { room: channel as string };
+}
+
+/** Why `id` cannot be a signed-in user's id here (its room must be a valid room name), or undefined. */
+export function userIdProblem(id: unknown): string | undefined {
+  if (typeof id !== "string" || id.length === 0) return "the user id must be a non-empty string";
+  if (id.length > 160) return "the user id is longer than 160 characters";
+  if (roomNameProblem(USER_ROOM_PREFIX + id)) return "the user id may contain only letters, digits and _ - . : @ / = + !";
+  return undefined;
+}
+
+/** The kind of a channel, from its prefix. */
+export type ChannelKind = "public" | "private" | "presence" | "user";
+
+/** `private-` (including `private-encrypted-`), `presence-`, `#server-to-user-`, else public. */
 export function channelKind(channel: string): ChannelKind {
+  if (channel.startsWith(USER_CHANNEL_PREFIX)) return "user";
   if (channel.startsWith("presence-")) return "presence";
   if (channel.startsWith("private-")) return "private";
   return "public";
@@ -36,6 +64,14 @@ export function channelKind(channel: string): ChannelKind {
 /** Whether `id` looks like a Pusher socket id (`123.456`). */
 export function isSocketId(id: unknown): id is string {
   return typeof id === "string" && SOCKET_ID_RE.test(id);
+}
+
+/** Checks a user authentication (`auth` of `pusher:signin`): `<key>:<hex HMAC-SHA256 of socket_id::user::user_data>`. */
+export function userAuthValid(key: string, secret: string, socketId: string, auth: unknown, userData: string): boolean {
+  if (typeof auth !== "string" || auth.length > 512) return false;
+  const colon = auth.indexOf(":");
+  if (colon < 0 || !safeEqual(auth.slice(0, colon), key)) return false;
+  return safeEqual(auth.slice(colon + 1), hmacHex(secret, `${socketId}::user::${userData}`));
 }
 
 /** HMAC-SHA256 of `text` under `secret`, hex. */
@@ -137,7 +173,7 @@ export const PusherCode = {
   VERSION_UNSUPPORTED: 4007,
   /** No `protocol` query parameter. */
   VERSION_MISSING: 4008,
-  /** The connection is not authorized (a frame the server cannot accept on it). */
+  /** The connection is not authorized: `pusher:signin` refused, or the user's connections terminated. */
   UNAUTHORIZED: 4009,
   /** The server is over capacity (connection limits, too many frames in flight, slow consumer): retry after a backoff. */
   OVER_CAPACITY: 4100,
