@@ -145,7 +145,10 @@ export interface ArqonServer {
   attach(server: Server): void;
   /** ws-style entry for frameworks that route upgrades themselves. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
-  /** Serves /health, /ready, /version, /status, /metrics, POST /api/publish; resolves false for other paths. */
+  /**
+   * Serves /health, /ready, /version, /status, /metrics, POST /api/publish, the server API and, with `pusher` set, the
+   * Pusher HTTP API under /apps/; resolves false for other paths.
+   */
   handleRequest(req: IncomingMessage, res: ServerResponse): Promise<boolean>;
   /** Starts an HTTP server of its own (WebSocket and HTTP routes on one port). @default port 9100, host "127.0.0.1" */
   listen(port?: number, host?: string): Promise<AddressInfo>;

@@ -203,11 +203,6 @@ export class PusherGateway {
     return url.startsWith("/app/");
   }
 
-  /** The app of a key, if configured. */
-  appOfKey(key: string): Readonly<PusherAppOptions> | undefined {
-    return this.options.byKey.get(key);
-  }
-
   // ---- upgrade ---------------------------------------------------------------------------------------------------
 
   /** Accepts a WebSocket on `/app/{key}`; protocol refusals (unknown app, version) are a `pusher:error` and a close. */
@@ -325,7 +320,11 @@ export class PusherGateway {
     s.conn.closing = true;
     this.sockets.delete(s);
     this.gw.metrics.connections.labels(this.gw.metrics.tenant(s.tenant)).dec();
-    if (s.userId !== undefined) this.users.get(userKey(s.tenant, s.userId))?.delete(s);
+    if (s.userId !== undefined) {
+      const key = userKey(s.tenant, s.userId);
+      const set = this.users.get(key);
+      if (set?.delete(s) && set.size === 0) this.users.delete(key);
+    }
     this.ipCounter.decrement(ip);
     this.gw.tenancy.quota.release(s.tenant);
     for (const channel of [...s.channels.keys()]) void this.leave(s, channel, "disconnect");
