@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import Echo from "laravel-echo";
 import Pusher from "pusher-js";
 import type { TestGateway } from "../src/testing.js";
-import { APPS, authEndpoint, pusherServer, sleep, startPusherGateway } from "./pusher-helpers.js";
+import { APPS, authEndpoint, pusherServer, startPusherGateway } from "./pusher-helpers.js";
 
 let gw: TestGateway | undefined;
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -47,8 +47,12 @@ describe("Laravel Echo (pusher connector)", () => {
     const sdk = pusherServer(gw, APPS.acme);
     const headersSeen: string[] = [];
     // The application's /broadcasting/auth: only a request with the app's bearer token gets a signature.
-    const endpoint = await authEndpoint(sdk, { deny: () => headersSeen.at(-1) !== "Bearer user-token" });
-    endpoint.server.prependListener("request", (req) => headersSeen.push(String(req.headers.authorization)));
+    const endpoint = await authEndpoint(sdk, {
+      deny: (_channel, headers) => {
+        headersSeen.push(String(headers.authorization));
+        return headers.authorization !== "Bearer user-token";
+      },
+    });
     cleanups.push(() => new Promise<void>((resolve) => endpoint.server.close(() => resolve())));
 
     const alice = echoFor(gw.port, endpoint.url, "user-token");
@@ -73,6 +77,44 @@ describe("Laravel Echo (pusher connector)", () => {
     const mallory = echoFor(gw.port, endpoint.url, "stolen");
     const failed = first<{ status: number }>((cb) => mallory.private("orders.1").error(cb));
     expect((await failed).status).toBe(403);
-    await sleep(50);
+    expect(headersSeen.at(-1)).toBe("Bearer stolen");
+  });
+
+  it("pusher - Echo joins a presence channel: here / joining / leaving with the user_info the endpoint gave; whispers carry the sender", async () => {
+    gw = await startPusherGateway();
+    const sdk = pusherServer(gw, APPS.acme);
+    // The endpoint maps the bearer token to the user, as a Laravel app maps its session.
+    const users = new Map([
+      ["Bearer t-ann", "ann"],
+      ["Bearer t-ben", "ben"],
+    ]);
+    const endpoint = await authEndpoint(sdk, {
+      presence: (_socketId, headers) => {
+        const user = users.get(String(headers.authorization)) ?? "nobody";
+        return { user_id: user, user_info: { name: user } };
+      },
+    });
+    cleanups.push(() => new Promise<void>((resolve) => endpoint.server.close(() => resolve())));
+    const ann = echoFor(gw.port, endpoint.url, "t-ann");
+    const annRoom = ann.join("chat");
+    const here = await first<Array<{ name: string }>>((cb) => annRoom.here(cb));
+    expect(here).toEqual([{ name: "ann" }]);
+    const joining = first<{ name: string }>((cb) => annRoom.joining(cb));
+    const ben = echoFor(gw.port, endpoint.url, "t-ben");
+    const benRoom = ben.join("chat");
+    const benHere = await first<Array<{ name: string }>>((cb) => benRoom.here(cb));
+    expect(benHere.map((u) => u.name).sort()).toEqual(["ann", "ben"]);
+    expect(await joining).toEqual({ name: "ben" });
+
+    // A whisper on a presence channel carries the sender's user_id (pusher-js hands it over as metadata).
+    const whisper = new Promise<{ data: unknown; userId: string }>((resolve) => {
+      ann.connector.pusher.channel("presence-chat").bind("client-typing", (data: unknown, meta: { user_id: string }) => resolve({ data, userId: meta.user_id }));
+    });
+    benRoom.whisper("typing", { on: true });
+    expect(await whisper).toEqual({ data: { on: true }, userId: "ben" });
+
+    const leaving = first<{ name: string }>((cb) => annRoom.leaving(cb));
+    ben.leave("chat");
+    expect(await leaving).toEqual({ name: "ben" });
   });
 });

@@ -1,5 +1,5 @@
 import { createHash, createHmac } from "node:crypto";
-import { createServer, type Server } from "node:http";
+import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import Pusher from "pusher-js";
 import PusherServer from "pusher";
@@ -69,7 +69,10 @@ export function record(target: { bind_global(cb: (event: string, data: unknown) 
  */
 export async function authEndpoint(
   sdk: PusherServer,
-  opts: { presence?: (socketId: string) => { user_id: string; user_info?: Record<string, unknown> }; deny?: (channel: string) => boolean } = {},
+  opts: {
+    presence?: (socketId: string, headers: IncomingHttpHeaders) => { user_id: string; user_info?: Record<string, unknown> };
+    deny?: (channel: string, headers: IncomingHttpHeaders) => boolean;
+  } = {},
 ): Promise<{ url: string; server: Server; calls: Array<{ socketId: string; channel: string }> }> {
   const calls: Array<{ socketId: string; channel: string }> = [];
   const server = createServer((req, res) => {
@@ -88,8 +91,8 @@ export async function authEndpoint(
       calls.push({ socketId, channel });
       const cors = { "access-control-allow-origin": "*", "access-control-allow-headers": "*" };
       if (req.method === "OPTIONS") return void res.writeHead(204, cors).end();
-      if (opts.deny?.(channel)) return void res.writeHead(403, cors).end("forbidden");
-      const auth = channel.startsWith("presence-") ? sdk.authorizeChannel(socketId, channel, opts.presence!(socketId)) : sdk.authorizeChannel(socketId, channel);
+      if (opts.deny?.(channel, req.headers)) return void res.writeHead(403, cors).end("forbidden");
+      const auth = channel.startsWith("presence-") ? sdk.authorizeChannel(socketId, channel, opts.presence!(socketId, req.headers)) : sdk.authorizeChannel(socketId, channel);
       res.writeHead(200, { "content-type": "application/json", ...cors }).end(JSON.stringify(auth));
     });
   });
