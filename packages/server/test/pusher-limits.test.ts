@@ -164,4 +164,47 @@ describe("Pusher mode: keepalive, limits and bad input", () => {
     const ok = await s.next("pusher_internal:subscription_succeeded", "presence-c");
     expect(JSON.parse(ok.data as string)).toEqual({ presence: { ids: ["me"], hash: { me: null }, count: 1 } });
   });
+
+  it("pusher - client events over the connection's publish rate get pusher:error 4301 and the connection stays", async () => {
+    gw = await startPusherGateway({ limits: { publishRatePerSecond: 1, publishBurst: 2 } });
+    const a = await open();
+    const b = await open();
+    const sign = (s: RawPusher, channel: string) => `${APPS.acme.key}:${hmac(APPS.acme.secret, `${s.socketId}:${channel}`)}`;
+    for (const s of [a, b]) {
+      s.send({ event: "pusher:subscribe", data: { channel: "private-rl", auth: sign(s, "private-rl") } });
+      await s.next("pusher_internal:subscription_succeeded", "private-rl");
+    }
+    for (let i = 0; i < 4; i++) a.send({ event: "client-n", channel: "private-rl", data: { i } });
+    const limited = await a.next("pusher:error");
+    expect(limited.data).toMatchObject({ code: 4301, arqon_code: ErrorCode.RATE_LIMITED });
+    await b.next("client-n", "private-rl");
+    await b.next("client-n", "private-rl");
+    a.send({ event: "pusher:ping", data: {} });
+    await a.next("pusher:pong");
+    expect(b.frames.filter((f) => f.event === "client-n")).toEqual([]);
+  });
+
+  it("pusher - a Pusher socket that stops reading is cut as a slow consumer; the other subscribers get every message", async () => {
+    gw = await startPusherGateway({ limits: { maxPendingBytes: 64 * 1024 } });
+    const stuck = await open();
+    const reader = await open();
+    for (const s of [stuck, reader]) {
+      s.send({ event: "pusher:subscribe", data: { channel: "firehose" } });
+      await s.next("pusher_internal:subscription_succeeded", "firehose");
+    }
+    (stuck.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket.pause();
+    // 12 MB in all: more than loopback socket buffers hold, so the server's own backlog for the stuck socket grows.
+    const text = "x".repeat(12_000);
+    // One event-loop turn per message, so each is written out before the next (the backlog cap counts what is queued).
+    for (let i = 0; i < 1000; i++) {
+      await gw.server.publish("acme", "firehose", { i, text }, { headers: { event: "tick" } });
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    for (let i = 0; i < 400 && reader.frames.filter((f) => f.event === "tick").length < 1000; i++) await sleep(25);
+    expect(reader.frames.filter((f) => f.event === "tick").length).toBe(1000);
+    (stuck.ws as unknown as { _socket: { resume(): void } })._socket.resume();
+    const closed = await Promise.race([stuck.closed, sleep(3000).then(() => ({ code: 0, reason: "still open" }))]);
+    expect([4100, 1006]).toContain(closed.code);
+    expect(stuck.frames.filter((f) => f.event === "tick").length).toBeLessThan(1000);
+  });
 });
