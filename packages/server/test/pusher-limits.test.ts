@@ -143,7 +143,7 @@ describe("Pusher mode: keepalive, limits and bad input", () => {
   });
 
   it("pusher - presence channel_data is bound by maxPresenceInfoBytes and must carry a user_id; the signature covers channel_data", async () => {
-    gw = await startPusherGateway({ limits: { maxPresenceInfoBytes: 64 } });
+    gw = await startPusherGateway({ limits: { maxPresenceInfoBytes: 64 }, presenceOptions: { disabledRooms: ["presence-off*"] } });
     const s = await open();
     const sign = (channel: string, data: string) => `${APPS.acme.key}:${hmac(APPS.acme.secret, `${s.socketId}:${channel}:${data}`)}`;
     const big = JSON.stringify({ user_id: "u", user_info: { bio: "x".repeat(100) } });
@@ -156,6 +156,9 @@ describe("Pusher mode: keepalive, limits and bad input", () => {
     const mine = JSON.stringify({ user_id: "me" });
     s.send({ event: "pusher:subscribe", data: { channel: "presence-c", auth: sign("presence-c", mine), channel_data: JSON.stringify({ user_id: "admin" }) } });
     expect(JSON.parse((await s.next("pusher:subscription_error", "presence-c")).data as string)).toMatchObject({ status: 401, arqon_code: ErrorCode.AUTH_INVALID });
+    // A room without presence (server configuration) takes no presence subscription.
+    s.send({ event: "pusher:subscribe", data: { channel: "presence-off1", auth: sign("presence-off1", mine), channel_data: mine } });
+    expect(JSON.parse((await s.next("pusher:subscription_error", "presence-off1")).data as string)).toMatchObject({ arqon_code: ErrorCode.PRESENCE_DISABLED });
     // Signed for another socket: refused.
     const otherSig = `${APPS.acme.key}:${hmac(APPS.acme.secret, `1.2:private-d`)}`;
     s.send({ event: "pusher:subscribe", data: { channel: "private-d", auth: otherSig } });

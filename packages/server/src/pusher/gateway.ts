@@ -465,6 +465,9 @@ export class PusherGateway {
       }
     } else if (kind !== "public") {
       const presenceData = kind === "presence" ? (typeof channelData === "string" ? channelData : undefined) : undefined;
+      if (kind === "presence" && !gw.presenceManager.enabled(room)) {
+        return this.subscriptionError(s, channel, 400, `channel "${channel}" keeps no presence (server configuration)`, ErrorCode.PRESENCE_DISABLED);
+      }
       if (kind === "presence" && presenceData === undefined) {
         return this.subscriptionError(s, channel, 400, "presence channels need channel_data", ErrorCode.FRAME_MISSING_FIELD);
       }
