@@ -61,6 +61,9 @@ import { ClusterInfo } from "./cluster-info.js";
 import { ClusterControl, clusterKeyOf } from "./control.js";
 import { Gateway, type Backends } from "./gateway.js";
 import { handleHttp, statusOf, type HttpSurface } from "./http.js";
+import { resolvePusherOptions } from "./pusher/config.js";
+import { PusherGateway } from "./pusher/gateway.js";
+import { PusherHttpApi } from "./pusher/http.js";
 import { errorBody, rejectUpgrade, sendError } from "./http-util.js";
 import { ServerMetrics, type ServerMeter } from "./metrics.js";
 import { OutboundGuard } from "./outbound.js";
@@ -108,6 +111,7 @@ export { CommandRegistry } from "./commands.js";
 export type { CommandContext, CommandHandler, CommandOptions } from "./commands.js";
 export { TokenBucket } from "./limits.js";
 export type { PublishResult } from "./rooms.js";
+export type { PusherOptions, PusherAppOptions } from "./pusher/config.js";
 /** Re-exported from @arqon/core, where it now lives (the protocol 1.1 codecs and the SDKs need it too). */
 export { DEFAULT_TWIST_ID } from "@arqon/core";
 export {
@@ -143,7 +147,10 @@ export interface ArqonServer {
   attach(server: Server): void;
   /** ws-style entry for frameworks that route upgrades themselves. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
-  /** Serves /health, /ready, /version, /status, /metrics, POST /api/publish; resolves false for other paths. */
+  /**
+   * Serves /health, /ready, /version, /status, /metrics, POST /api/publish, the server API and, with `pusher` set, the
+   * Pusher HTTP API under /apps/; resolves false for other paths.
+   */
   handleRequest(req: IncomingMessage, res: ServerResponse): Promise<boolean>;
   /** Starts an HTTP server of its own (WebSocket and HTTP routes on one port). @default port 9100, host "127.0.0.1" */
   listen(port?: number, host?: string): Promise<AddressInfo>;
@@ -428,7 +435,17 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
   } else if (!options.inspector) {
     for (const name of ["op.casil.get", "op.casil.reload"]) commands.disable(name, "CASIL is turned off on this gateway");
   }
-  const surface: HttpSurface = { gw, keys, authenticator, tenants: registry, api, ...(maxBodyBytes !== undefined ? { maxBodyBytes } : {}) };
+  const pusher = options.pusher ? new PusherGateway(gw, resolvePusherOptions(options.pusher), control) : undefined;
+  const pusherApi = pusher ? new PusherHttpApi(pusher, maxBodyBytes) : undefined;
+  const surface: HttpSurface = {
+    gw,
+    keys,
+    authenticator,
+    tenants: registry,
+    api,
+    ...(maxBodyBytes !== undefined ? { maxBodyBytes } : {}),
+    ...(pusherApi ? { pusher: pusherApi } : {}),
+  };
   const revocationSweep = setInterval(() => {
     registry.sweepRevocations().catch((err: unknown) => logger.warn({ err }, "revocation sweep failed"));
   }, 60_000);
@@ -464,6 +481,7 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
       if (attached.has(target)) return;
       const listener = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
         if (wsPathOf(req)) return gw.handleUpgrade(req, socket, head);
+        if (pusher?.matches(req.url ?? "/")) return pusher.handleUpgrade(req, socket, head);
         // Leave other paths to the application's own upgrade handlers; answer 404 when there are none.
         if (target.listenerCount("upgrade") === 1) rejectUpgrade(socket, 404, ErrorCode.NOT_FOUND, "no WebSocket endpoint here");
       };
@@ -471,6 +489,7 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
       target.on("upgrade", listener);
     },
     handleUpgrade(req, socket, head) {
+      if (pusher?.matches(req.url ?? "/")) return pusher.handleUpgrade(req, socket, head);
       gw.handleUpgrade(req, socket, head);
     },
     handleRequest(req, res) {
@@ -583,7 +602,7 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
         const listening = httpServer;
         const serverClosed = listening ? new Promise<void>((resolve) => listening.close(() => resolve())) : Promise.resolve();
         listening?.closeIdleConnections();
-        await gw.shutdown(options.shutdownTimeoutMs ?? 5000);
+        await Promise.all([gw.shutdown(options.shutdownTimeoutMs ?? 5000), pusher?.close(options.shutdownTimeoutMs ?? 5000)]);
         clearInterval(revocationSweep);
         clearInterval(resync);
         admin.close();

@@ -317,6 +317,7 @@ export async function serveCommand(argv: readonly string[], io: CliIo, ctx: Serv
     presenceOptions: presenceOptions(values["no-presence"], env.ARQON_PRESENCE_DISABLED_ROOMS, config.presence),
     allowedOrigins: list(values["allowed-origin"]) ?? list(env.ARQON_ALLOWED_ORIGINS) ?? config.allowedOrigins,
     perMessageDeflate: config.perMessageDeflate,
+    ...(config.pusher ? { pusher: config.pusher } : {}),
     http: { apiRateLimit: apiRateLimit(values["api-rate"] ?? env.ARQON_API_RATE, values["api-burst"] ?? env.ARQON_API_BURST, config.http?.apiRateLimit) },
   };
   const otelOn = values.otel ?? ["1", "true", "yes"].includes((env.ARQON_OTEL ?? "").toLowerCase());
