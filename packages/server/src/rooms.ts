@@ -4,6 +4,7 @@ import {
   ErrorCode,
   escapeToken,
   isRoomPattern,
+  roomPatternProblem,
   HEADER_TIMESTAMP,
   HEADER_TWIST_ID,
   isValidTenant,
@@ -563,6 +564,8 @@ export async function leaveRoom(ctx: HandlerContext, sub: Subscription, reason: 
  */
 async function subscribePattern(ctx: HandlerContext, conn: Connection, frame: Frame): Promise<void> {
   const pattern = frame.room!;
+  const problem = roomPatternProblem(pattern);
+  if (problem) throw new ArqonError(ErrorCode.ROOM_INVALID, problem, { detail: { field: "room" } });
   const bus = ctx.backends.bus;
   if (bus.subscribeTenant === undefined) throw new ArqonError(ErrorCode.FRAME_FEATURE_DISABLED, "this server's bus has no wildcard subscriptions");
   if (frame.since) {
@@ -618,6 +621,8 @@ export async function leavePattern(ctx: HandlerContext, ps: PatternSubscription)
 export async function handleUnsubscribe(ctx: HandlerContext, conn: Connection, frame: Frame): Promise<void> {
   const room = frame.room!;
   if (isRoomPattern(room)) {
+    const problem = roomPatternProblem(room);
+    if (problem) throw new ArqonError(ErrorCode.ROOM_INVALID, problem, { detail: { field: "room" } });
     const ps = conn.patterns.get(room);
     if (!ps) throw new ArqonError(ErrorCode.NOT_SUBSCRIBED, `not subscribed to "${room}"`);
     await leavePattern(ctx, ps);
