@@ -185,6 +185,8 @@ export class ArqonClient extends Emitter<ClientEvents> {
   #seq = 0;
   #pending = new Map<string, Pending>();
   #rooms = new Map<string, Room>();
+  /** The rooms whose name is a pattern (wildcard subscriptions). */
+  #globs: Room[] = [];
   #waiters: Array<{ resolve: () => void; reject: (err: unknown) => void }> = [];
   #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   #refreshTimer: ReturnType<typeof setTimeout> | undefined;
@@ -304,6 +306,7 @@ export class ArqonClient extends Emitter<ClientEvents> {
       };
       room = new Room(name, host);
       this.#rooms.set(name, room);
+      if (room._glob) this.#globs.push(room);
     }
     return room;
   }
@@ -603,6 +606,8 @@ export class ArqonClient extends Emitter<ClientEvents> {
     // `subscribed` always names its room; a frame without one finds no room.
     const room = subscribed ? this.room(frame.room!) : this.#rooms.get(frame.room!);
     room?._handle(frame);
+    // Wildcard subscriptions get the messages of every room their pattern matches.
+    if (frame.type === "message") for (const r of this.#globs) if (r._glob!.test(frame.room!)) r._handle(frame);
     if (subscribed) this.emit("serverSubscribed", room!);
   }
 

@@ -1,4 +1,4 @@
-import { ErrorCode, FrameError, decodeJson, encodeJson10, type Codec, type DecodeResult } from "@arqon/core";
+import { ErrorCode, FrameError, decodeServerJson, encodeJson10, type Codec, type DecodeResult } from "@arqon/core";
 
 /**
  * The codecs a client can speak. JSON is always there; protobuf is registered by importing `@arqon/sdk/protobuf`,
@@ -42,7 +42,7 @@ export function findCodec(name: string): Codec | undefined {
 
 /** Decodes one inbound WebSocket message: text is JSON, binary is protobuf (when registered). */
 export function decodeInbound(data: string | Uint8Array): DecodeResult | undefined {
-  if (typeof data === "string") return decodeJson(data, INBOUND_DECODE);
+  if (typeof data === "string") return decodeServerJson(data, INBOUND_DECODE);
   return binaryDecode(data);
 }
 

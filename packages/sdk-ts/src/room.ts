@@ -282,6 +282,15 @@ export class Room extends Emitter<RoomEvents> {
   readonly state: RoomState;
   /** @internal presence metadata restored on re-subscribe */
   _meta: unknown = undefined;
+  /**
+   * @internal A wildcard subscription's pattern (the name has a `*`), as a regular expression: the room gets the
+   * messages of every room it matches, and keeps no position (docs/protocol.md, "Wildcard subscriptions").
+   */
+  _glob: RegExp | undefined;
+  /** A wildcard subscription's last position per concrete room (its recovery after a reconnect starts there). */
+  #seen = new Map<string, Position>();
+  /** Rooms a wildcard subscription is catching up with after a reconnect: their live messages wait here. */
+  #held = new Map<string, Frame[]>();
   #position: Position | undefined;
   /**
    * The room's epoch as the server last told this subscription (its `subscribed` reply, or a message that carried
@@ -307,6 +316,8 @@ export class Room extends Emitter<RoomEvents> {
     private readonly host: RoomHost,
   ) {
     super();
+    // `*` within a segment (separated by `:`, `/` or `.`), `**` anything: the capability syntax.
+    if (name.includes("*")) this._glob = new RegExp("^" + name.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*\*?/g, (m) => (m[1] ? ".*" : "[^:/.]*")) + "$");
     this.presence = new RoomPresence(this);
     this.state = new RoomState(this);
   }
@@ -326,7 +337,8 @@ export class Room extends Emitter<RoomEvents> {
    * client is not connected yet, once it is. The subscription is renewed after every reconnect.
    */
   subscribe(handler?: (message: RoomMessage) => void, options: SubscribeOptions = {}): Promise<SubscribedEvent> {
-    const problem = roomNameProblem(this.name);
+    // A pattern (a wildcard subscription) is the server's to check (ARQ_ROOM_INVALID).
+    const problem = this._glob ? undefined : roomNameProblem(this.name);
     if (problem) return Promise.reject(new ArqonRequestError("ARQ_ROOM_INVALID", problem));
     if (this.host.closed()) return Promise.reject(new ArqonRequestError(ClientErrorCode.CLIENT_CLOSED, "the client is closed"));
     if (this.#handler) this.off("message", this.#handler);
@@ -399,7 +411,7 @@ export class Room extends Emitter<RoomEvents> {
     if (!this.#wanted || this.#inflight) return;
     this.#subscribed = false;
     const frame: Frame = { type: "subscribe", room: this.name };
-    if (this.#position) frame.since = { ...this.#position };
+    if (this.#position && !this._glob) frame.since = { ...this.#position };
     if (this.#delta) frame.delta = true;
     if (this._meta !== undefined) frame.info = { info: jsonBytes(this._meta) };
     const resubscribed = afterReconnect || this.#everSubscribed;
@@ -413,6 +425,8 @@ export class Room extends Emitter<RoomEvents> {
       this.#inflight = false;
       if (!this.#wanted) return;
       this.#onSubscribed(reply, resubscribed);
+      // A wildcard subscription recovers per concrete room: history since the last offset it delivered of each.
+      if (this._glob && resubscribed) for (const [room, position] of this.#seen) void this.#catchUp(room, position);
       // Protocol 1.1 sends recovered messages in the reply (the rest, if any, follow as message frames): they are
       // delivered as if each had come in its own frame, with the reply's epoch where they leave theirs out.
       if (reply.type === "subscribed" && reply.messages) {
@@ -455,11 +469,16 @@ export class Room extends Emitter<RoomEvents> {
   /** @internal A frame about this room that is not a reply to a request. */
   _handle(frame: Frame): void {
     switch (frame.type) {
-      case "message":
+      case "message": {
         // The server counts the epoch as told once it wrote it, whether or not this room still wants messages.
         if (frame.epoch !== undefined) this.#epoch = frame.epoch;
-        if (this.#wanted || this.#subscribed) this.#onMessage(this.host.protocol() === "1.1" ? expandMessage(frame, this.#epoch) : frame);
+        if (!(this.#wanted || this.#subscribed)) return;
+        const full = this.host.protocol() === "1.1" ? expandMessage(frame, this.#epoch) : frame;
+        const held = this._glob && this.#held.get(frame.room!);
+        if (held) held.push(full);
+        else this.#onMessage(full);
         return;
+      }
       case "presence_join":
         this.presence._apply(frame.members, undefined);
         return;
@@ -516,11 +535,34 @@ export class Room extends Emitter<RoomEvents> {
     this.emit("subscribed", event);
   }
 
+  /** Reads `room`'s history after `position` (page by page), then lets the live messages held meanwhile through. */
+  async #catchUp(room: string, position: Position): Promise<void> {
+    const held: Frame[] = [];
+    this.#held.set(room, held);
+    try {
+      for (let from = position.offset + 1; ; ) {
+        const page = await this.host.request({ type: "history", room, history: { fromOffset: from } });
+        // Another epoch: the room's history was lost, there is nothing to recover from.
+        if ((page.epoch ?? "") !== position.epoch) break;
+        const messages = page.messages ?? [];
+        for (const m of messages) this.#onMessage(expandMessage({ ...m, room }, page.epoch));
+        const last = messages.at(-1)?.offset ?? 0;
+        if (last === 0 || last >= (page.offset ?? 0)) break;
+        from = last + 1;
+      }
+    } catch {
+      // Not recoverable now (disconnected again, refused): the live messages go on.
+    }
+    this.#held.delete(room);
+    for (const f of held) this.#onMessage(f);
+  }
+
   #onMessage(frame: Frame): void {
     if (this.#deltaBroken) return;
     const offset = frame.offset ?? 0;
     const epoch = frame.epoch ?? "";
-    const mine = this.#position;
+    const glob = this._glob;
+    const mine = glob ? this.#seen.get(frame.room!) : this.#position;
     // A message at or before the last seen position of the same epoch was already delivered: drop it.
     if (offset > 0 && mine && mine.epoch === epoch && offset <= mine.offset) return;
     let full = frame;
@@ -540,12 +582,15 @@ export class Room extends Emitter<RoomEvents> {
     }
     let message: RoomMessage;
     try {
-      message = toRoomMessage(full, this.name, full.payload, full.payloadFormat === "binary");
+      message = toRoomMessage(full, glob ? frame.room! : this.name, full.payload, full.payloadFormat === "binary");
     } catch (err) {
       this.emit("error", new ArqonError("ARQ_FRAME_MALFORMED", `message ${frame.id ?? ""} has a payload that is not JSON`, { cause: err }));
       return;
     }
-    if (offset > 0) this.#position = { offset, epoch };
+    if (offset > 0) {
+      if (glob) this.#seen.set(frame.room!, { offset, epoch });
+      else this.#position = { offset, epoch };
+    }
     this.emit("message", message);
   }
 

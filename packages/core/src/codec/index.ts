@@ -5,7 +5,7 @@ import { decodeProto } from "./proto.js";
 export type { Codec, DecodeOptions, DecodeResult, EncodeOptions } from "./types.js";
 export type { JsonParts } from "./json.js";
 export { COMPACT_MESSAGE_KEYS, expandMessage } from "./message11.js";
-export { encodeJson, encodeJson10, encodeJsonParts, decodeJson, jsonCodec, DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_DEPTH } from "./json.js";
+export { encodeJson, encodeJson10, encodeJsonParts, decodeJson, decodeServerJson, jsonCodec, DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_DEPTH } from "./json.js";
 export { encodeProto, decodeProto, protobufCodec } from "./proto.js";
 export { validateClientFrame, stateKeyProblem, MAX_STATE_KEY_LENGTH } from "./validate.js";
 export * from "./bytes.js";

@@ -307,6 +307,19 @@ function topLevelRequestId(text: string): string | undefined {
  * ARQ_FRAME_UNEXPECTED, ARQ_ROOM_INVALID, ARQ_HEADER_INVALID, ARQ_STATE_KEY_INVALID).
  */
 export function decodeJson(text: string, options: DecodeOptions = {}): DecodeResult {
+  return decodeChecked(text, options, (options.from ?? "client") === "client" ? validateClientFrame : undefined);
+}
+
+/**
+ * {@link decodeJson} with `from: "any"`, for frames a server sent: the client-frame rules (which types a client may
+ * send, room names, state keys) are not applied, so a bundle that decodes only server frames (the browser SDK) does
+ * not carry them.
+ */
+export function decodeServerJson(text: string, options: Omit<DecodeOptions, "from"> = {}): DecodeResult {
+  return decodeChecked(text, options, undefined);
+}
+
+function decodeChecked(text: string, options: DecodeOptions, check: ((frame: Frame) => FrameError | undefined) | undefined): DecodeResult {
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_FRAME_BYTES;
   let requestId: string | undefined;
   try {
@@ -330,8 +343,8 @@ export function decodeJson(text: string, options: DecodeOptions = {}): DecodeRes
     const rid = obj.requestId ?? obj.request_id;
     if (typeof rid === "string") requestId = rid;
     const frame = readFrame(obj, "");
-    if ((options.from ?? "client") === "client") {
-      const error = validateClientFrame(frame);
+    if (check !== undefined) {
+      const error = check(frame);
       if (error) return { ok: false, error, requestId };
     }
     return { ok: true, frame };
