@@ -28,6 +28,7 @@ function History(props: { session: Session; tenant: string; room: string }): VNo
         `${tenantPath(props.tenant, "rooms", props.room, "history")}?reverse=true&limit=20${before !== undefined ? `&toOffset=${before}` : ""}`,
       ),
     [props.session.credential, props.tenant, props.room, before],
+    before === undefined ? 5000 : undefined,
   );
   const msgs = page.data?.messages ?? [];
   const oldest = msgs.length > 0 ? Math.min(...msgs.map((m) => m.offset)) : undefined;
