@@ -1,3 +1,4 @@
+/* global process, console */
 // Builds the web console (console/) into a flat static directory, dist/console by default:
 //   node scripts/build-console.mjs [outDir]
 // index.html names the bundled script and stylesheet by content hash (cached for a year by the server); Preact and
