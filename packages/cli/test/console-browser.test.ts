@@ -1,5 +1,9 @@
+/// <reference lib="dom" />
+// page.evaluate callbacks run in the page and use its DOM types.
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readdirSync, statSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -77,11 +81,27 @@ describe.skipIf(!haveChromium("console"))("web console in Chromium against arqon
   const clients: TestClient[] = [];
   const track = (c: TestClient): void => void clients.push(c);
   const pageErrors: string[] = [];
+  let sink: Server;
+  const received: string[] = [];
 
   beforeAll(async () => {
     ensureConsoleBuilt();
     mkdirSync(SHOTS, { recursive: true });
-    gw = await serveInProcess(["--memory", "--console"], { ARQON_JWT_SECRET: SECRET, ARQON_OPERATOR_KEY: KEY, ARQON_LOG_LEVEL: "silent" });
+    // A loopback receiver for the webhook test: server-side requests may reach it only because it is allowed here.
+    sink = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", () => {
+        received.push(Buffer.concat(chunks).toString("utf8"));
+        res.writeHead(200).end();
+      });
+    });
+    await new Promise<void>((resolve) => sink.listen(0, "127.0.0.1", resolve));
+    gw = await serveInProcess(["--memory", "--console", "--outbound-allow", "127.0.0.1", "--outbound-allow-http"], {
+      ARQON_JWT_SECRET: SECRET,
+      ARQON_OPERATOR_KEY: KEY,
+      ARQON_LOG_LEVEL: "silent",
+    });
     browser = await launchChromium();
   }, 60_000);
 
@@ -89,6 +109,8 @@ describe.skipIf(!haveChromium("console"))("web console in Chromium against arqon
     for (const c of clients) await c[Symbol.asyncDispose]();
     await browser?.close();
     await gw?.stop();
+    sink?.closeAllConnections();
+    await new Promise<void>((resolve) => (sink ? sink.close(() => resolve()) : resolve()));
   });
 
   async function open(viewport: { width: number; height: number } = VIEWPORTS[0]): Promise<{ context: BrowserContext; page: Page }> {
@@ -208,6 +230,51 @@ describe.skipIf(!haveChromium("console"))("web console in Chromium against arqon
     expect(await page.$("#baseline-editor")).toBeNull();
     await go(page, "operators");
     await expect.poll(() => page.textContent("#store-table"), { timeout: 10_000 }).toContain("greeting");
+    await context.close();
+    expect(pageErrors).toEqual([]);
+  }, 60_000);
+
+  it("console - the CASIL editor validates with a dry run, applies a tenant layer, and shows a refusal's code", async () => {
+    const { context, page } = await open();
+    await signIn(page, KEY, "casiltest");
+    await go(page, "casil");
+    await page.waitForSelector("#layer-version", { timeout: 10_000 });
+    expect(await page.textContent("#layer-version")).toBe("none");
+    await page.fill("#layer-editor textarea[name=policy]", '{"mode": "monitor"}');
+    await page.click("#layer-editor button.validate");
+    await expect.poll(() => page.textContent("#layer-editor"), { timeout: 10_000 }).toContain("valid: version 1 would replace 0");
+    // A dry run changes nothing.
+    const before = await fetch(`${gw.httpUrl}/api/v1/tenants/casiltest/casil`, { headers: { "x-api-key": KEY } });
+    expect(((await before.json()) as { layer: unknown }).layer).toBeNull();
+    await page.click("#layer-editor button.apply");
+    await expect.poll(() => page.textContent("#layer-version"), { timeout: 10_000 }).toBe("1");
+    const after = await fetch(`${gw.httpUrl}/api/v1/tenants/casiltest/casil`, { headers: { "x-api-key": KEY } });
+    expect(((await after.json()) as { layer: { version: number; mode: string } }).layer).toMatchObject({ version: 1, mode: "monitor" });
+    await page.fill("#layer-editor textarea[name=policy]", '{"mode": "loud"}');
+    await page.click("#layer-editor button.validate");
+    await expect.poll(() => page.textContent("#layer-editor .error"), { timeout: 10_000 }).toMatch(/^[A-Z_]+: /);
+    await page.screenshot({ path: path.join(SHOTS, "casil-editor-desktop.png"), fullPage: true });
+    await context.close();
+    // The refused dry run is an answer the page shows, not a page error; the browser logs the 4xx resource load.
+    expect(pageErrors.filter((e) => !e.startsWith("Failed to load resource"))).toEqual([]);
+    pageErrors.length = 0;
+  }, 60_000);
+
+  it("console - the operators page lists a webhook with what it delivered to a loopback receiver", async () => {
+    const ada = await connectClient(gw.url, SECRET, { sub: "ada", tenant: "acme", role: "admin" }, track);
+    const sinkUrl = `http://127.0.0.1:${(sink.address() as AddressInfo).port}/hook`;
+    const reg = await ada.request({ type: "command", command: "op.webhook.register", args: jsonBytes({ name: "sink", room: "events", url: sinkUrl }) });
+    expect(reg.status).toBe("ok");
+    await ada.publish("events", { text: "to the hook" });
+    await expect.poll(() => received.some((b) => b.includes("to the hook")), { timeout: 15_000 }).toBe(true);
+    const { context, page } = await open();
+    await signIn(page, KEY, "acme");
+    await go(page, "operators");
+    await expect.poll(() => page.textContent("#webhooks-table"), { timeout: 10_000 }).toContain(sinkUrl);
+    await expect.poll(() => page.$$eval("#webhooks-table tbody tr td:nth-child(6)", (tds) => tds.map((td) => td.textContent)), { timeout: 10_000 }).toEqual(["1"]);
+    await page.click("#webhooks-table button[data-hook=sink]");
+    await expect.poll(() => page.textContent("#ops-webhooks .dead"), { timeout: 10_000 }).toContain("none");
+    await page.screenshot({ path: path.join(SHOTS, "operators-webhook-desktop.png"), fullPage: true });
     await context.close();
     expect(pageErrors).toEqual([]);
   }, 60_000);

@@ -22,6 +22,12 @@ export class BusError extends Error {
 
 /** How long a request waits for its answer. */
 const REQUEST_TIMEOUT_MS = 10_000;
+/** A new token is sent (an `auth` frame) this long before the current one expires. */
+const REFRESH_BEFORE_MS = 60_000;
+/** Reconnects after an unexpected close, while rooms are followed: at most this many in a row, 1 s, 2 s, 4 s, ... apart. */
+const MAX_RECONNECTS = 5;
+/** Close codes after which reconnecting cannot help (revoked, tenant disabled, kicked). */
+const FINAL_CLOSES = new Set([4500, 4503, 4504]);
 
 export class BusConnection {
   private ws: WebSocket | undefined;
@@ -30,6 +36,8 @@ export class BusConnection {
   private readonly pending = new Map<string, Pending>();
   private readonly listeners = new Map<string, Set<(frame: Frame) => void>>();
   private closed = false;
+  private refreshTimer: ReturnType<typeof setTimeout> | undefined;
+  private reconnects = 0;
   /** Called with every state change ("connecting", "open", "closed 4503: ..."). */
   onStatus: (status: string) => void = () => undefined;
 
@@ -55,7 +63,7 @@ export class BusConnection {
 
   private async connect(): Promise<void> {
     this.onStatus("connecting");
-    const { token } = await api<{ token: string }>(this.session.credential, "POST", tenantPath(this.tenant, "console-token"), { access: this.access });
+    const { token, expiresAt } = await this.mint();
     await new Promise<void>((resolve, reject) => {
       const ws = new WebSocket(this.url(), ["arqon.v1.json", `bearer.${token}`]);
       this.ws = ws;
@@ -70,6 +78,8 @@ export class BusConnection {
         }
         if (frame.type === "welcome" && !welcomed) {
           welcomed = true;
+          this.reconnects = 0;
+          this.scheduleRefresh(expiresAt);
           this.onStatus("open");
           resolve();
           return;
@@ -83,10 +93,48 @@ export class BusConnection {
           p.reject(new BusError("CLOSED", `connection closed (${ev.code})`));
           this.pending.delete(id);
         }
+        if (this.refreshTimer) clearTimeout(this.refreshTimer);
         this.onStatus(`closed ${ev.code}${ev.reason ? `: ${ev.reason}` : ""}`);
         if (!welcomed) reject(new BusError("CLOSED", `connection refused (${ev.code})`));
+        else this.reconnectLater(ev.code);
       };
     });
+  }
+
+  private mint(): Promise<{ token: string; expiresAt: string }> {
+    return api<{ token: string; expiresAt: string }>(this.session.credential, "POST", tenantPath(this.tenant, "console-token"), { access: this.access });
+  }
+
+  /** Sends a fresh token (`auth`) shortly before this one expires, so the connection outlives its first token. */
+  private scheduleRefresh(expiresAt: string): void {
+    if (this.refreshTimer) clearTimeout(this.refreshTimer);
+    const wait = Math.max(5_000, Date.parse(expiresAt) - Date.now() - REFRESH_BEFORE_MS);
+    this.refreshTimer = setTimeout(() => {
+      this.mint().then(
+        (next) => {
+          this.request({ type: "auth", token: next.token }).then(
+            () => this.scheduleRefresh(next.expiresAt),
+            () => undefined,
+          );
+        },
+        () => undefined,
+      );
+    }, wait);
+  }
+
+  /** After an unexpected close, reconnects (bounded) and follows the same rooms again. */
+  private reconnectLater(code: number): void {
+    if (this.closed || this.listeners.size === 0 || FINAL_CLOSES.has(code) || this.reconnects >= MAX_RECONNECTS) return;
+    const delay = 1000 * 2 ** this.reconnects++;
+    setTimeout(() => {
+      if (this.closed) return;
+      this.open().then(
+        () => {
+          for (const room of this.listeners.keys()) void this.request({ type: "subscribe", room }).catch(() => undefined);
+        },
+        () => this.reconnectLater(code),
+      );
+    }, delay);
   }
 
   private dispatch(frame: Frame): void {
@@ -150,6 +198,7 @@ export class BusConnection {
   /** Closes for good. */
   close(): void {
     this.closed = true;
+    if (this.refreshTimer) clearTimeout(this.refreshTimer);
     this.ws?.close(1000, "console closed");
   }
 }
