@@ -1,6 +1,6 @@
 /** The CASIL page: the baseline and the tenant layers, an editor with validation (dry run) and apply, decisions. */
 import type { VNode } from "preact";
-import { useState } from "preact/hooks";
+import { useRef, useState } from "preact/hooks";
 import { api, tenantPath, type Session } from "./api.js";
 import { Card, ErrorLine, Outcome, Table, html, useAction, useLoad } from "./ui.js";
 
@@ -12,9 +12,32 @@ interface Decision {
   count?: number;
 }
 
-function decisionRows(list: Decision[] | undefined): unknown[][] {
-  return (list ?? []).map((d) => [d.tenant ?? "", d.mode ?? "", d.decision ?? "", d.reason ?? "", d.count ?? 0]);
+const decisionKey = (d: Decision): string => `${d.tenant ?? ""}|${d.mode ?? ""}|${d.decision ?? ""}|${d.reason ?? ""}`;
+
+/** The counts first seen of each kind of decision (`primed` once the first answer came). */
+interface Seen {
+  primed: boolean;
+  counts: Map<string, number>;
 }
+
+const newSeen = (): Seen => ({ primed: false, counts: new Map() });
+
+/**
+ * Decision counters as rows, with how many of each came since the page opened: the server keeps counters, not single
+ * decisions, so "recent" is the difference from the counts of the first answer (a kind first seen later is all new).
+ */
+function decisionRows(list: Decision[] | undefined, seen: Seen): unknown[][] {
+  const rows = (list ?? []).map((d) => {
+    const key = decisionKey(d);
+    const count = d.count ?? 0;
+    if (!seen.counts.has(key)) seen.counts.set(key, seen.primed ? 0 : count);
+    return [d.tenant ?? "", d.mode ?? "", d.decision ?? "", d.reason ?? "", count, count - seen.counts.get(key)!];
+  });
+  seen.primed = true;
+  return rows;
+}
+
+const DECISION_HEAD = ["tenant", "mode", "decision", "reason", "since start", "since opened"];
 
 /** A policy editor: "Validate" sends the document with dryRun (nothing changes), "Apply" sends it for real. */
 function Editor(props: { id: string; initial: unknown; put(body: Record<string, unknown>): Promise<Record<string, unknown>>; onApplied(): void; clear?: () => Promise<unknown> }): VNode {
@@ -54,14 +77,15 @@ function Baseline(props: { session: Session }): VNode {
   const cred = props.session.credential;
   const base = useLoad(() => api<{ version: number; mode: string; enabled: boolean; source: string; loadedAt: string; document: unknown; layers: Array<Record<string, unknown>>; stats: { decisions: Decision[] } }>(cred, "GET", "/api/v1/casil/baseline"), [cred], 5000);
   const b = base.data;
+  const seen = useRef(newSeen());
   return html`<${Card} title="Baseline (operator)" id="casil-baseline" wide>
     <${ErrorLine} error=${base.error} />
     ${b ? html`<p>version <strong>${b.version}</strong>, ${b.enabled ? b.mode : "off"}, from ${b.source}, loaded ${b.loadedAt}</p>` : null}
     ${b ? html`<${Editor} key=${`b${b.version}`} id="baseline-editor" initial=${b.document} put=${(body: Record<string, unknown>) => api(cred, "PUT", "/api/v1/casil/baseline", body)} onApplied=${() => base.reload()} />` : null}
     <h3>Tenant layers</h3>
     <${Table} head=${["tenant", "version", "mode", "updated", "by"]} rows=${(b?.layers ?? []).map((l) => [String(l.tenant), String(l.version), String(l.mode), String(l.updatedAt ?? ""), String(l.updatedBy ?? "")])} empty="no tenant has a layer" />
-    <h3>Decisions (since start)</h3>
-    <${Table} head=${["tenant", "mode", "decision", "reason", "count"]} rows=${decisionRows(b?.stats.decisions)} empty="no inspections yet" />
+    <h3>Decisions</h3>
+    <${Table} head=${DECISION_HEAD} rows=${b ? decisionRows(b.stats.decisions, seen.current) : []} empty="no inspections yet" />
   <//>`;
 }
 
@@ -74,6 +98,8 @@ function TenantLayer(props: { session: Session; tenant: string }): VNode {
     5000,
   );
   const v = view.data;
+  const seen = useRef(newSeen());
+  const seenLayer = useRef(newSeen());
   return html`<${Card} title=${`Layer of ${tenant}`} id="casil-layer" wide>
     <${ErrorLine} error=${view.error} />
     ${v ? html`<p>baseline version ${v.baseline.version} (${v.baseline.enabled ? v.baseline.mode : "off"}); layer ${v.layer ? html`version <strong id="layer-version">${v.layer.version}</strong>, ${v.layer.mode}, by ${v.layer.updatedBy}` : html`<strong id="layer-version">none</strong>`}</p>` : null}
@@ -89,7 +115,7 @@ function TenantLayer(props: { session: Session; tenant: string }): VNode {
         />`
       : null}
     <h3>Decisions for ${tenant}</h3>
-    <${Table} head=${["tenant", "mode", "decision", "reason", "count"]} rows=${[...decisionRows(v?.stats?.baseline), ...decisionRows(v?.stats?.layer)]} empty="no inspections yet" />
+    <${Table} head=${DECISION_HEAD} rows=${v ? [...decisionRows(v.stats?.baseline, seen.current), ...decisionRows(v.stats?.layer, seenLayer.current)] : []} empty="no inspections yet" />
   <//>`;
 }
 
