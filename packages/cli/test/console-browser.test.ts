@@ -208,6 +208,13 @@ describe.skipIf(!haveChromium("console"))("web console in Chromium against arqon
     await go(page, "tenants");
     await page.waitForSelector("#tenant-list button[data-tenant=doomed]", { timeout: 10_000 });
     await page.click("#tenant-list button[data-tenant=doomed]");
+    // Limits set from the form land in the tenant's record (and show among the limits in force).
+    await page.fill("#tenant-detail textarea[name=limits]", '{"maxRooms": 50}');
+    await page.click("#tenant-detail form:has(textarea[name=limits]) button[type=submit]");
+    await expect.poll(() => page.textContent("#tenant-detail"), { timeout: 10_000 }).toContain("limits saved");
+    const shown = await fetch(`${gw.httpUrl}/api/v1/tenants/doomed`, { headers: { "x-api-key": KEY } });
+    expect(((await shown.json()) as { record: { limits: Record<string, number> } }).record.limits).toEqual({ maxRooms: 50 });
+    await expect.poll(() => page.textContent("#tenant-limits"), { timeout: 10_000 }).toContain('"maxRooms": 50');
     await page.click("#tenant-disable");
     const closed = await Promise.race([victim.closed, new Promise<never>((_, reject) => setTimeout(() => reject(new Error("not closed within 10 s")), 10_000))]);
     expect(closed.code).toBe(4503);

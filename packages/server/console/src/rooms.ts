@@ -178,8 +178,8 @@ export function Rooms(props: { session: Session; bus: () => BusConnection }): VN
         <${ErrorLine} error=${list.error} />
         <${Table}
           id="rooms-table"
-          head=${["room", "subscribers", "nodes", ""]}
-          rows=${(list.data?.rooms ?? []).map((r) => [html`<code>${r.room}</code>`, r.subscribers, r.nodes, html`<button class="link" data-room=${r.room} onClick=${() => setRoom(r.room)}>open</button>`])}
+          head=${["room", "subscribers", "nodes"]}
+          rows=${(list.data?.rooms ?? []).map((r) => [html`<button class="link" data-room=${r.room} title="open" onClick=${() => setRoom(r.room)}><code>${r.room}</code></button>`, r.subscribers, r.nodes])}
           empty="no room has a subscriber now"
         />
         ${list.data?.next ? html`<p class="muted">more rooms: narrow the prefix</p>` : null}

@@ -14,7 +14,10 @@ interface TenantRecord {
 interface TenantView {
   name: string;
   status: string;
+  /** The limits in force (record, configuration and defaults together). */
   limits: Record<string, number>;
+  /** The tenant's own record, when it has one (its `limits` are the ones set for it). */
+  record?: { limits?: Record<string, number> };
   usage?: { rooms: number; storeKeys: number; storeBytes: number };
   connectionsHere?: number;
   revocations?: unknown[];
@@ -41,7 +44,7 @@ function KickForm(props: { session: Session; tenant: string }): VNode {
 }
 
 /** The limits of one tenant, editable as JSON by the operator (a limit set to null goes back to the default). */
-function LimitsForm(props: { session: Session; tenant: string; limits: Record<string, number>; onSaved(): void }): VNode {
+function LimitsForm(props: { session: Session; tenant: string; limits: Record<string, number>; hasRecord: boolean; onSaved(): void }): VNode {
   const [text, setText] = useState(JSON.stringify(props.limits, null, 2));
   const action = useAction();
   return html`<form
@@ -54,9 +57,11 @@ function LimitsForm(props: { session: Session; tenant: string; limits: Record<st
         } catch {
           throw new Error("limits must be a JSON object, e.g. {\"maxConnections\": 100}");
         }
-        await api(props.session.credential, "PATCH", tenantPath(props.tenant), { limits });
+        // A tenant without a record (open mode) gets one, with these limits.
+        if (props.hasRecord) await api(props.session.credential, "PATCH", tenantPath(props.tenant), { limits });
+        else await api(props.session.credential, "POST", "/api/v1/tenants", { name: props.tenant, limits });
         props.onSaved();
-        return "limits saved";
+        return props.hasRecord ? "limits saved" : "limits saved (the tenant's record was created)";
       });
     }}
   >
@@ -99,10 +104,12 @@ function TenantDetail(props: { session: Session; tenant: string; onChange(): voi
       : null}
     <h3>Kick</h3>
     <${KickForm} session=${session} tenant=${tenant} />
-    <h3>Limits in force</h3>
     ${v && session.kind === "operator"
-      ? html`<${LimitsForm} key=${tenant} session=${session} tenant=${tenant} limits=${v.limits} onSaved=${() => view.reload()} />`
-      : html`<pre class="code">${v ? JSON.stringify(v.limits, null, 2) : ""}</pre>`}
+      ? html`<h3>Limits set for ${tenant}</h3>
+          <${LimitsForm} key=${tenant} session=${session} tenant=${tenant} limits=${v.record?.limits ?? {}} hasRecord=${v.record !== undefined} onSaved=${() => view.reload()} />`
+      : null}
+    <h3>Limits in force</h3>
+    <pre class="code" id="tenant-limits">${v ? JSON.stringify(v.limits, null, 2) : ""}</pre>
   <//>`;
 }
 
@@ -155,15 +162,14 @@ export function Tenants(props: { session: Session; selectTenant(t: string): void
       <${Card} title=${`Tenants (${d?.mode ?? "…"} mode)`} id="tenant-list" wide>
         <${ErrorLine} error=${list.error} />
         <${Table}
-          head=${["tenant", "status", "connections here", "limits set", ""]}
+          head=${["tenant", "status", "connections here", "limits set"]}
           rows=${[...names].sort().map((name) => {
             const rec = byName.get(name);
             return [
-              html`<code>${name}</code>`,
-              rec?.status ?? "no record (open mode)",
+              html`<button class="link" data-tenant=${name} title="open" onClick=${() => choose(name)}>${name}</button>`,
+              rec?.status ?? "no record",
               d?.connections[name] ?? 0,
-              rec ? jsonText(rec.limits, 80) : "defaults",
-              html`<button class="link" data-tenant=${name} onClick=${() => choose(name)}>open</button>`,
+              rec && Object.keys(rec.limits).length > 0 ? jsonText(rec.limits, 80) : "defaults",
             ];
           })}
           empty="no tenants yet"
