@@ -75,12 +75,13 @@ function Editor(props: { id: string; initial: unknown; put(body: Record<string, 
 
 function Baseline(props: { session: Session }): VNode {
   const cred = props.session.credential;
-  const base = useLoad(() => api<{ version: number; mode: string; enabled: boolean; source: string; loadedAt: string; document: unknown; layers: Array<Record<string, unknown>>; stats: { decisions: Decision[] } }>(cred, "GET", "/api/v1/casil/baseline"), [cred], 5000);
+  const base = useLoad(() => api<{ version: number; mode: string; enabled: boolean; source: string; loadedAt: string; document: unknown; effective?: unknown; layers: Array<Record<string, unknown>>; stats: { decisions: Decision[] } }>(cred, "GET", "/api/v1/casil/baseline"), [cred], 5000);
   const b = base.data;
   const seen = useRef(newSeen());
   return html`<${Card} title="Baseline (operator)" id="casil-baseline" wide>
     <${ErrorLine} error=${base.error} />
     ${b ? html`<p>version <strong>${b.version}</strong>, ${b.enabled ? b.mode : "off"}, from ${b.source}, loaded ${b.loadedAt}</p>` : null}
+    ${b?.effective ? html`<details class="effective"><summary>effective policy (the document with the defaults filled in)</summary><pre class="code">${JSON.stringify(b.effective, null, 2)}</pre></details>` : null}
     ${b ? html`<${Editor} key=${`b${b.version}`} id="baseline-editor" initial=${b.document} put=${(body: Record<string, unknown>) => api(cred, "PUT", "/api/v1/casil/baseline", body)} onApplied=${() => base.reload()} />` : null}
     <h3>Tenant layers</h3>
     <${Table} head=${["tenant", "version", "mode", "updated", "by"]} rows=${(b?.layers ?? []).map((l) => [String(l.tenant), String(l.version), String(l.mode), String(l.updatedAt ?? ""), String(l.updatedBy ?? "")])} empty="no tenant has a layer" />
