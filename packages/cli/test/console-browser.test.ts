@@ -11,7 +11,8 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { jsonBytes } from "@arqon/core";
-import { mintToken, payloadOf, type TestClient } from "@arqon/server/testing";
+import { mintToken, payloadOf, startGateway, type TestClient } from "@arqon/server/testing";
+import { registerStandardOperators } from "@arqon/operators";
 import { haveChromium, launchChromium } from "./helpers/browser.js";
 import { connectClient } from "./helpers/clients.js";
 import { serveInProcess, type ServedGateway } from "./helpers/serve.js";
@@ -288,5 +289,66 @@ describe.skipIf(!haveChromium("console"))("web console in Chromium against arqon
     await page.screenshot({ path: path.join(SHOTS, "operators-webhook-desktop.png"), fullPage: true });
     await context.close();
     expect(pageErrors).toEqual([]);
+  }, 60_000);
+});
+
+describe.skipIf(!haveChromium("console dead letters"))("web console: webhook dead letters and replay, on an embedded server", () => {
+  it("console - a delivery that failed for good shows as a dead letter, and Replay all delivers it", async () => {
+    let accept = false;
+    const bodies: string[] = [];
+    const sink = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", () => {
+        if (accept) bodies.push(Buffer.concat(chunks).toString("utf8"));
+        res.writeHead(accept ? 200 : 500).end();
+      });
+    });
+    await new Promise<void>((resolve) => sink.listen(0, "127.0.0.1", resolve));
+    // One attempt per delivery, so the first failure is final; the console on, as an embedder turns it on.
+    const gw = await startGateway({ operatorKeys: [KEY], console: true, outbound: { allow: ["127.0.0.1"], allowHttp: true } });
+    const operators = await registerStandardOperators(gw.server, { webhook: { attempts: 1, retryBaseMs: 10, retryCapMs: 20 } });
+    const browser = await launchChromium();
+    try {
+      const admin = await gw.client({ sub: "ada", tenant: "acme", role: "admin" });
+      const url = `http://127.0.0.1:${(sink.address() as AddressInfo).port}/hook`;
+      const reg = await admin.request({ type: "command", command: "op.webhook.register", args: jsonBytes({ name: "flaky", room: "orders", url }) });
+      expect(reg.status, JSON.stringify(reg)).toBe("ok");
+      await admin.publish("orders", { order: 42 });
+      const list = async (): Promise<number> => {
+        const r = await admin.request({ type: "command", command: "op.webhook.list" });
+        return (payloadOf(r) as { webhooks: Array<{ deadLetters: number }> }).webhooks[0]?.deadLetters ?? 0;
+      };
+      await expect.poll(list, { timeout: 15_000 }).toBe(1);
+
+      const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+      const page = await context.newPage();
+      const errors: string[] = [];
+      page.on("pageerror", (err) => errors.push(String(err)));
+      await page.goto(`${gw.httpUrl}/console/`);
+      await page.waitForSelector("body[data-ready=true]", { timeout: 10_000 });
+      await page.fill("input[name=credential]", KEY);
+      await page.fill("input[name=tenant]", "acme");
+      await page.click("#signin-submit");
+      await page.waitForSelector("body[data-page=overview]", { timeout: 10_000 });
+      await page.click("#nav-operators");
+      await page.waitForSelector("#webhooks-table button[data-hook=flaky]", { timeout: 10_000 });
+      await page.click("#webhooks-table button[data-hook=flaky]");
+      await expect.poll(() => page.textContent("#ops-webhooks .dead"), { timeout: 10_000 }).toContain("http_status");
+      await page.screenshot({ path: path.join(SHOTS, "operators-dead-letters-desktop.png"), fullPage: true });
+      accept = true;
+      await page.click("#ops-webhooks .dead button");
+      await expect.poll(() => page.textContent("#ops-webhooks .dead"), { timeout: 10_000 }).toContain("replayed 1, failed again 0");
+      expect(bodies.some((b) => b.includes('"order":42'))).toBe(true);
+      await expect.poll(list, { timeout: 10_000 }).toBe(0);
+      await context.close();
+      expect(errors).toEqual([]);
+    } finally {
+      await browser.close();
+      await operators.close();
+      await gw.close();
+      sink.closeAllConnections();
+      await new Promise<void>((resolve) => sink.close(() => resolve()));
+    }
   }, 60_000);
 });

@@ -25,7 +25,17 @@ function DeadLetters(props: { bus: () => BusConnection; hook: string; onReplayed
   return html`<div class="dead">
     <h3>Dead letters of <code>${props.hook}</code></h3>
     <${ErrorLine} error=${letters.error} />
-    <${Table} head=${["offset", "failed at", "failure"]} rows=${(letters.data?.deadLetters ?? []).map((l) => [String(l.offset ?? ""), timeText(l.failedAt ?? l.at), jsonText(l.failure ?? l.error ?? l.reason ?? "", 120)])} empty="none" />
+    <${Table}
+      head=${["offset", "epoch", "attempts", "failed at", "failure"]}
+      rows=${(letters.data?.deadLetters ?? []).map((l) => [
+        String(l.offset ?? ""),
+        html`<code>${String(l.epoch ?? "")}</code>`,
+        String(l.attempts ?? ""),
+        timeText(l.at),
+        typeof l.failure === "string" ? l.failure : jsonText(l.failure ?? "", 120),
+      ])}
+      empty="none"
+    />
     <button disabled=${action.busy || (letters.data?.deadLetters.length ?? 0) === 0} onClick=${() => void action.run(async () => {
       const r = await props.bus().command<{ replayed: number; failed: number }>("op.webhook.replay", { name: props.hook });
       letters.reload();
