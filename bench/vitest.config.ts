@@ -5,7 +5,9 @@ import { defineConfig } from "vitest/config";
 // packages' own configs.
 export default defineConfig({
   resolve: { conditions: ["arqon-source", "module", "browser", "development|production"] },
-  ssr: { resolve: { conditions: ["arqon-source", "module", "node", "development|production"] } },
+  // Without Vite's "module" condition on the Node side: Node itself ignores it, and packages whose "module" build is
+  // not loadable by Node (@opentelemetry/api's extensionless ESM) must resolve as Node resolves them.
+  ssr: { resolve: { conditions: ["arqon-source", "node", "development|production"] } },
   test: {
     name: "@arqon/bench",
     include: ["test/**/*.test.ts"],

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Regenerates every module derived from proto/: the protobufjs static module used by @arqon/core and the Python
-// module of the Python SDK. Generated files are committed; CI runs this and fails on any diff.
+// Regenerates every module derived from proto/: the protobufjs static module used by @arqon/core, the Python module of
+// the Python SDK and the Go package of the Go SDK. Generated files are committed; CI runs this and fails on any diff.
 //
 // The Python generator (grpcio-tools, which bundles protoc) is pinned so its output is byte-stable and loads on the
 // protobuf runtime range packages/sdk-py declares. It is installed into .venv-proto/ on first use.
@@ -12,6 +12,10 @@ import { fileURLToPath } from "node:url";
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const proto = "proto/arqon/v1/arqon.proto";
 const GRPCIO_TOOLS = "grpcio-tools==1.71.0";
+// The Go generator, pinned to the google.golang.org/protobuf version packages/sdk-go/go.mod requires; `go install`ed
+// into .cache/go-bin/ (git-ignored) and run by the protoc that grpcio-tools bundles.
+const PROTOC_GEN_GO = "google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12";
+const GO_MODULE = "github.com/arqonbus/arqonbus/packages/sdk-go";
 
 function run(cmd, args, opts = {}) {
   execFileSync(cmd, args, { cwd: root, stdio: ["ignore", "inherit", "inherit"], ...opts });
@@ -47,6 +51,28 @@ for (const init of ["arqon/v1/__init__.py"]) {
   const p = join(pyOut, init);
   if (!existsSync(p)) writeFileSync(p, "");
 }
-// 3. Shared vectors: JSON frames with their protobuf twins, produced by the codecs just generated.
+// 3. Go: packages/sdk-go/arqonpb/arqon.pb.go. The import path is given here (M option) so the .proto needs no
+// go_package option (which would change the other generated files).
+const goBin = join(root, ".cache/go-bin");
+const protocGenGo = join(goBin, "protoc-gen-go");
+const goStamp = join(goBin, ".version");
+if (!existsSync(protocGenGo) || !existsSync(goStamp) || readFileSync(goStamp, "utf8") !== PROTOC_GEN_GO) {
+  mkdirSync(goBin, { recursive: true });
+  run("go", ["install", PROTOC_GEN_GO], { env: { ...process.env, GOBIN: goBin } });
+  writeFileSync(goStamp, PROTOC_GEN_GO);
+}
+run(py, [
+  "-m",
+  "grpc_tools.protoc",
+  "-Iproto",
+  `--plugin=protoc-gen-go=${protocGenGo}`,
+  "--go_out=packages/sdk-go",
+  `--go_opt=module=${GO_MODULE}`,
+  `--go_opt=M${proto.slice("proto/".length)}=${GO_MODULE}/arqonpb;arqonpb`,
+  proto,
+]);
+// 4. Shared vectors: JSON frames with their protobuf twins, produced by the codecs just generated.
 run(join(bin, "tsx"), ["scripts/vectors.ts"]);
-console.log("proto: generated packages/core/src/gen/arqon.{js,d.ts} and packages/sdk-py/src/arqon/v1/arqon_pb2.{py,pyi}");
+console.log(
+  "proto: generated packages/core/src/gen/arqon.{js,d.ts}, packages/sdk-py/src/arqon/v1/arqon_pb2.{py,pyi} and packages/sdk-go/arqonpb/arqon.pb.go",
+);

@@ -8,7 +8,8 @@
 // The binary comes from the npm registry (node-linux-<arch>, the package the `node` npm package installs), is cached
 // in .cache/node/<version>/ and goes first on PATH for nx and every process the tests start (gateways, `arqon serve`,
 // tsx). The dependencies installed by `npm ci` are reused: the native ones (lmdb, msgpackr) ship N-API builds that load
-// on any Node. The Python SDK's suite is left out: it tests Python against gateways that npm test already ran on Node 20.
+// on any Node. The Python and Go SDKs' suites (and the Go example's) are left out: they test Python and Go against
+// gateways that npm test already ran on Node 20.
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { arch, platform } from "node:os";
@@ -50,7 +51,7 @@ console.log(`test-node: running the test suites on Node ${running}`);
 const nx = join(root, "node_modules", ".bin", "nx");
 const run = spawnSync(
   nx,
-  ["run-many", "-t", "test", "--parallel=2", "--outputStyle=stream", "--skip-nx-cache", "--exclude", "@arqon/sdk-py", ...args],
+  ["run-many", "-t", "test", "--parallel=2", "--outputStyle=stream", "--skip-nx-cache", "--exclude", "@arqon/sdk-py,@arqon/sdk-go,hello-bot-go", ...args],
   { cwd: root, env, stdio: "inherit" },
 );
 process.exit(run.status ?? 1);

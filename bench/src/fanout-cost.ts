@@ -20,6 +20,9 @@ import { getSystem, prepareSystems } from "./systems/index.js";
  *
  * `--lean`: the subscribers read with the bench's bare frame reader instead of `ws` (src/lean.ts), so the figures
  * show each server's own ceiling (floor and ArqonBus; Socket.IO's lean client is the `socketio-raw` system).
+ *
+ * `--pattern`: the room is `fan.1`, and each ArqonBus system runs twice, its subscribers once on the room itself and
+ * once on the wildcard `fan.*` (`<system>+pattern`): the cost of wildcard subscribers per delivery, same run.
  */
 const { values: args } = parseArgs({
   options: {
@@ -32,6 +35,8 @@ const { values: args } = parseArgs({
     alloc: { type: "string" },
     /** Subscribers read with the bare frame reader (src/lean.ts): the servers' own ceiling. */
     lean: { type: "boolean", default: false },
+    /** Each ArqonBus system also with its subscribers on the pattern `fan.*` (see above). */
+    pattern: { type: "boolean", default: false },
     "prof-us": { type: "string", default: "200" },
   },
 });
@@ -52,19 +57,25 @@ interface Cell {
   receivers: number[];
 }
 
-const sessions: Array<{ s: Session; pub: Child; subs: Child[] }> = [];
+const room = args.pattern ? "fan.1" : "fan";
+const sessions: Array<{ s: Session; pub: Child; subs: Child[]; id: string }> = [];
 try {
   // A system that cannot run here (Centrifugo without Go) is left out, with its reason.
-  for (const id of (await prepareSystems(args.systems.split(","), (m) => console.log(m))).ready) {
-    const s = await Session.forTool(getSystem(id), secret);
+  const ready = (await prepareSystems(args.systems.split(","), (m) => console.log(m))).ready;
+  const variants = ready.flatMap((id) => [
+    { system: id, id, subscribeTo: room },
+    ...(args.pattern && id.startsWith("arqon") ? [{ system: id, id: `${id}+pattern`, subscribeTo: "fan.*" }] : []),
+  ]);
+  for (const { system, id, subscribeTo } of variants) {
+    const s = await Session.forTool(getSystem(system), secret);
     const subs = await s.addClients(2);
     const [pub] = await s.addClients(1);
-    sessions.push({ s, pub: pub!, subs });
+    sessions.push({ s, pub: pub!, subs, id });
     const counts = split(n, 2);
     await s.connect(subs, counts, { from: 1 });
     await s.connect([pub!], [1], { from: 0 });
-    await Promise.all(subs.map((c, i) => s.subscribe(c, new Array<string>(counts[i]!).fill("fan"))));
-    await pub!.call("setPlan", { entries: [{ conn: 0, room: "fan", deliveries: n }] });
+    await Promise.all(subs.map((c, i) => s.subscribe(c, new Array<string>(counts[i]!).fill(subscribeTo))));
+    await pub!.call("setPlan", { entries: [{ conn: 0, room, deliveries: n }] });
     if (args.lean) await Promise.all(subs.map((c) => c.call("lean")));
     // Warm-up (JIT, buffers), not reported.
     await runStep(s, [pub!], subs, rates[0]!, rates[0]! / n, 1000, 4000);
@@ -72,8 +83,7 @@ try {
   const cells = new Map<string, Cell>();
   for (let r = 0; r < rounds; r++) {
     for (const rate of rates) {
-      for (const { s, pub, subs } of sessions) {
-        const id = s.ctx.system.id;
+      for (const { s, pub, subs, id } of sessions) {
         const last = r === rounds - 1 && rate === rates[rates.length - 1];
         const step = await captureStep(
           s.server,
@@ -102,10 +112,10 @@ try {
   console.log("| offered /s | system | achieved /s | kept up | server user | server kernel | receivers |");
   console.log("|---:|---|---:|---|---:|---:|---:|");
   for (const rate of rates) {
-    for (const { s } of sessions) {
-      const c = cells.get(`${s.ctx.system.id}@${rate}`)!;
+    for (const { id } of sessions) {
+      const c = cells.get(`${id}@${rate}`)!;
       console.log(
-        `| ${rate} | ${s.ctx.system.id} | ${spreadText(c.achieved, 0)} | ${c.keptUp.filter(Boolean).length}/${c.keptUp.length} | ${spreadText(c.serverUser)} | ${spreadText(c.serverKernel)} | ${spreadText(c.receivers)} |`,
+        `| ${rate} | ${id} | ${spreadText(c.achieved, 0)} | ${c.keptUp.filter(Boolean).length}/${c.keptUp.length} | ${spreadText(c.serverUser)} | ${spreadText(c.serverKernel)} | ${spreadText(c.receivers)} |`,
       );
     }
   }

@@ -6,7 +6,9 @@ import { defineConfig } from "vitest/config";
 // either replaces Vite's defaults, so those are repeated after "arqon-source".
 export default defineConfig({
   resolve: { conditions: ["arqon-source", "module", "browser", "development|production"] },
-  ssr: { resolve: { conditions: ["arqon-source", "module", "node", "development|production"] } },
+  // Without Vite's "module" condition on the Node side: Node itself ignores it, and packages whose "module" build is
+  // not loadable by Node (@opentelemetry/api's extensionless ESM) must resolve as Node resolves them.
+  ssr: { resolve: { conditions: ["arqon-source", "node", "development|production"] } },
   test: {
     name: "@arqon/cli",
     include: ["src/**/*.test.ts", "test/**/*.test.ts"],

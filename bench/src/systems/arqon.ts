@@ -13,14 +13,16 @@ import type { ClientFactory, ClientHooks, ClientOptions, RunningServer, ServerSt
 export const BENCH_TENANT = "bench";
 
 /** `hmacVerifier`: which code checks the HS256 tokens (`jose` only for the `arqon-json-jose` comparison). */
-async function startServer(opts: ServerStartOptions, hmacVerifier: "builtin" | "jose" = "builtin"): Promise<RunningServer> {
+async function startServer(opts: ServerStartOptions, hmacVerifier: "builtin" | "jose" = "builtin", traced = false): Promise<RunningServer> {
   const { createArqonServer } = await import("@arqon/server");
   const { pino } = await import("pino");
   // ARQON_BENCH_HISTORY_MESSAGES: another history retention per room, for an experiment (the figures use the default, 1,000).
   const keep = process.env.ARQON_BENCH_HISTORY_MESSAGES;
   const history = keep === undefined ? undefined : new (await import("@arqon/core")).MemoryHistoryStore({ retention: { maxMessages: Number(keep) } });
+  const tracing = traced ? await benchTracing() : undefined;
   const server = createArqonServer({
     ...(history ? { history } : {}),
+    ...(tracing ? { tracing: { tracerProvider: tracing.provider } } : {}),
     auth: { secret: opts.secret, algorithms: ["HS256"], hmacVerifier },
     logger: pino({ level: process.env.ARQON_LOG_LEVEL ?? "warn" }),
     limits: {
@@ -37,7 +39,33 @@ async function startServer(opts: ServerStartOptions, hmacVerifier: "builtin" | "
     },
   });
   const addr = await server.listen(0, "127.0.0.1");
-  return { port: addr.port, close: () => server.close() };
+  return {
+    port: addr.port,
+    close: async () => {
+      await server.close();
+      await tracing?.provider.shutdown();
+    },
+  };
+}
+
+/**
+ * Tracing on, every span sampled, batched as `arqon serve --otel` batches them and serialized to OTLP/JSON by the same
+ * serializer, then dropped instead of posted (no collector on the bench machine: the HTTP write to one is not counted).
+ */
+async function benchTracing() {
+  const { BasicTracerProvider, BatchSpanProcessor } = await import("@opentelemetry/sdk-trace-base");
+  const { JsonTraceSerializer } = await import("@opentelemetry/otlp-transformer");
+  const { ExportResultCode } = await import("@opentelemetry/core");
+  let exported = 0;
+  const exporter = {
+    export(spans: Parameters<typeof JsonTraceSerializer.serializeRequest>[0], done: (r: { code: number }) => void) {
+      exported += JsonTraceSerializer.serializeRequest(spans)?.length ?? 0;
+      done({ code: ExportResultCode.SUCCESS });
+    },
+    shutdown: async () => undefined,
+  };
+  const provider = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(exporter, { scheduledDelayMillis: 1000, maxQueueSize: 65_536, maxExportBatchSize: 4096 })] });
+  return { provider, exportedBytes: () => exported };
 }
 
 /** `protocol`: the wire protocol version the subscribers ask for (`&protocol=1.1`); "1.0" asks for none. */
@@ -139,6 +167,15 @@ export const arqonJsonJose: SystemAdapter = {
   label: "ArqonBus (JSON, jose HMAC)",
   clientNote: "ws clients, JSON text frames (?codec=json&protocol=1.1)",
   startServer: (opts) => startServer(opts, "jose"),
+  createClientFactory: makeFactory("json", "1.1"),
+};
+
+/** `arqon-json` with OpenTelemetry tracing on (every span sampled, exported in batches; issue 25's "with it on"). */
+export const arqonJsonOtel: SystemAdapter = {
+  id: "arqon-json-otel",
+  label: "ArqonBus (JSON, tracing on)",
+  clientNote: "ws clients, JSON text frames (?codec=json&protocol=1.1); the server traces every publish and delivery",
+  startServer: (opts) => startServer(opts, "builtin", true),
   createClientFactory: makeFactory("json", "1.1"),
 };
 

@@ -123,6 +123,22 @@ describe("casil time budget", () => {
     expect(() => createCasilEngine({ policy: {}, timeBudgetMs: 0 })).toThrow(/timeBudgetMs/);
   });
 
+  it("budget - a pause of the whole process (the wall clock jumps, the CPU clock does not) is not an overrun; CPU spent past the budget is", () => {
+    const policy = { mode: "enforce" as const, patterns: [{ name: "a", pattern: "zz" }, { name: "b", pattern: "yy" }, { name: "c", pattern: "xx" }] };
+    let wall = 0;
+    // The first read after the start is 100 ms later: the process was descheduled (or collecting garbage) in between.
+    const clock = () => (wall += wall === 0 ? 1 : 100);
+    let cpu = 0;
+    const paused = createCasilEngine({ policy, clock, cpuClock: () => cpu, timeBudgetMs: 50 });
+    expect(sync(paused.inspect(input({ text: "hello" })))).toMatchObject({ action: "allow" });
+    // The same overrun with CPU time running (30 ms per read, past half the budget): real work, blocked.
+    wall = 0;
+    const busy = createCasilEngine({ policy, clock, cpuClock: () => (cpu += 30), timeBudgetMs: 50 });
+    const d = sync(busy.inspect(input({ text: "hello" })));
+    expect(d).toMatchObject({ action: "block", reasonCode: ErrorCode.CASIL_INTERNAL_ERROR });
+    expect(d.flags).toContain("inspect_budget_exceeded");
+  });
+
   it("budget - twelve descendant steps over a 25-deep payload redact in linear time", () => {
     let deep: Record<string, unknown> = { leaf: "secret" };
     // A chain (not a shared DAG: serialized, that would be exponential) with siblings at every level.

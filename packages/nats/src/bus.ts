@@ -3,6 +3,8 @@ import {
   BackendUnavailableError,
   decodeProto,
   encodeProto,
+  escapeToken,
+  tenantTokenOfKey,
   type Bus,
   type ControlPlane,
   type Envelope,
@@ -81,6 +83,12 @@ export class NatsBus implements Bus {
   readonly #prefix: string;
   readonly #maxFrameBytes: number;
   readonly #subs = new Map<RoomKey, Subscription>();
+  /**
+   * Tenant-wide subscriptions (`<prefix>.<tenant>.*`, for wildcard room subscriptions), by escaped tenant token.
+   * `ready` once NATS has the interest: from then on a room of that tenant is taken from this subscription only, so
+   * a node holding both gets each envelope once.
+   */
+  readonly #tenantSubs = new Map<string, { sub: Subscription; ready: boolean }>();
   #handlers: readonly ((key: RoomKey, envelope: Envelope) => void)[] = [];
   readonly #onBadFrame: (key: RoomKey, error: Error) => void;
   readonly #onHandlerError: HandlerErrorReporter;
@@ -127,6 +135,41 @@ export class NatsBus implements Bus {
     }
   }
 
+  /**
+   * Registers interest in every room of `tenant` (one NATS subscription on `<prefix>.<tenant token>.*`: the token is
+   * escaped, so no tenant can reach another's subjects) and resolves once the NATS server has it.
+   */
+  async subscribeTenant(tenant: string): Promise<void> {
+    this.#open();
+    const token = escapeToken(tenant);
+    let entry = this.#tenantSubs.get(token);
+    if (entry === undefined) {
+      this.#link.guard("bus subscribe");
+      const sub = this.#link.nc.subscribe(`${this.#prefix}.${token}.*`, { callback: (err, msg) => {
+        if (err === null) this.#receive(msg, true);
+      } });
+      entry = { sub, ready: false };
+      this.#tenantSubs.set(token, entry);
+    }
+    try {
+      await this.#link.nc.flush();
+    } catch (error) {
+      throw this.#link.fail("bus subscribe", error);
+    }
+    // Until now the rooms' own subscriptions delivered (the tenant's may not have been registered yet).
+    if (this.#tenantSubs.get(token) === entry) entry.ready = true;
+  }
+
+  /** Drops the tenant-wide interest; the rooms' own subscriptions deliver again from now on. */
+  async unsubscribeTenant(tenant: string): Promise<void> {
+    const token = escapeToken(tenant);
+    const entry = this.#tenantSubs.get(token);
+    if (entry === undefined) return;
+    this.#tenantSubs.delete(token);
+    entry.sub.unsubscribe();
+    for (const key of [...this.#order.keys()]) if (tenantTokenOfKey(key) === token && !this.#subs.has(key)) this.#dropOrder(key);
+  }
+
   /** Drops the interest in `key`, with any of its messages held for reordering; nothing happens if there was none. */
   async unsubscribe(key: RoomKey): Promise<void> {
     const sub = this.#subs.get(key);
@@ -170,9 +213,14 @@ export class NatsBus implements Bus {
     };
   }
 
-  #receive(msg: Msg): void {
+  #receive(msg: Msg, tenantWide = false): void {
     const key = roomKeyOfSubject(msg.subject, this.#prefix);
-    if (key === undefined || !this.#subs.has(key)) return;
+    if (key === undefined) return;
+    if (this.#tenantSubs.size > 0) {
+      const wide = this.#tenantSubs.get(tenantTokenOfKey(key));
+      // One delivery per envelope: the tenant-wide subscription's once it is registered, else the room's.
+      if (tenantWide ? wide === undefined : wide?.ready === true || !this.#subs.has(key)) return;
+    } else if (tenantWide || !this.#subs.has(key)) return;
     const decoded = decodeProto(msg.data, { from: "any", maxBytes: this.#maxFrameBytes });
     if (!decoded.ok) {
       this.#onBadFrame(key, decoded.error);
@@ -250,6 +298,8 @@ export class NatsBus implements Bus {
     this.#closed = true;
     for (const sub of this.#subs.values()) sub.unsubscribe();
     this.#subs.clear();
+    for (const { sub } of this.#tenantSubs.values()) sub.unsubscribe();
+    this.#tenantSubs.clear();
     for (const key of [...this.#order.keys()]) this.#dropOrder(key);
     this.#handlers = [];
   }

@@ -1,3 +1,4 @@
+import type { Tracer } from "@opentelemetry/api";
 import type { Frame, HistoryPage, HistoryQuery, KeyValueStore } from "@arqon/core";
 
 /** The tenant limits operators apply (a structural subset of @arqon/server's ResolvedTenantLimits). */
@@ -170,6 +171,8 @@ export interface OperatorHost {
   };
   /** Metrics on the host's `/metrics`; an operator without one counts nothing. */
   readonly meter?: OperatorMeter;
+  /** The host's tracer while it traces (OpenTelemetry); an operator without one makes no spans. */
+  readonly tracer?: Tracer;
   /** The limits of a tenant, when the host has tenants. */
   tenantLimits?(tenant: string): OperatorTenantLimits;
   /** Calls `listener` on every node when a tenant is deleted: operators drop its schedules, hooks and stored entries. */

@@ -1,3 +1,4 @@
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Span, type Tracer } from "@opentelemetry/api";
 import { createHmac, randomBytes } from "node:crypto";
 import { ArqonError, ErrorCode, isValidRoomName, jsonBytes, parseJsonBytes, toBase64, type Frame } from "@arqon/core";
 import { argsObject, int, str, NAME_RE } from "./args.js";
@@ -265,7 +266,7 @@ export async function webhookOperator(host: OperatorHost, options: WebhookOperat
   }
 
   /** One POST through the guard. Resolves on a 2xx; otherwise throws with a failure class. */
-  async function post(def: HookDefinition, webhookId: string, body: string): Promise<void> {
+  async function post(def: HookDefinition, webhookId: string, body: string, trace?: WebhookTrace): Promise<void> {
     const timestamp = Math.floor(Date.now() / 1000);
     const headers: Record<string, string> = {
       "content-type": "application/json",
@@ -275,11 +276,25 @@ export async function webhookOperator(host: OperatorHost, options: WebhookOperat
       "webhook-signature": signWebhookPayload(secretsOf(def, Date.now()), webhookId, timestamp, body),
     };
     await slots.take(def.tenant);
+    // Tracing on: one client span per attempt, in the trace of the message, whose context the receiver gets in
+    // `traceparent` (outside the signed content: Standard Webhooks signs the id, timestamp and body).
+    const span = trace === undefined ? undefined : startDeliverySpan(host.tracer!, def, trace, headers);
     try {
       const res = await outbound!.request(def.url, { method: "POST", headers, body, timeoutMs });
-      if (res.status >= 200 && res.status < 300) return;
+      span?.setAttribute("http.response.status_code", res.status);
+      if (res.status >= 200 && res.status < 300) {
+        span?.end();
+        return;
+      }
       const failure: FailureClass = res.status >= 300 && res.status < 400 ? "redirect" : "http_status";
       throw Object.assign(new Error(`HTTP ${res.status}`), { failure, status: res.status });
+    } catch (err) {
+      if (span !== undefined) {
+        span.setAttribute("arqon.webhook.failure", (err as { failure?: FailureClass }).failure ?? failureOf(err));
+        span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
+        span.end();
+      }
+      throw err;
     } finally {
       slots.give(def.tenant);
     }
@@ -320,7 +335,7 @@ export async function webhookOperator(host: OperatorHost, options: WebhookOperat
       }
       hook.state = attempt === 0 ? "delivering" : "retrying";
       try {
-        await post(def, webhookId, body);
+        await post(def, webhookId, body, host.tracer === undefined ? undefined : { headers: frame.headers, attempt: attempt + 1 });
         breakers.success(origin);
         hook.delivered++;
         outcomes?.inc({ tenant: meter!.tenant(def.tenant), outcome: "delivered" });
@@ -647,4 +662,45 @@ export async function webhookOperator(host: OperatorHost, options: WebhookOperat
       hooks.clear();
     },
   };
+}
+
+/** What a traced delivery attempt needs: the message's headers (its trace context) and the attempt's number. */
+interface WebhookTrace {
+  headers: Readonly<Record<string, string>> | undefined;
+  attempt: number;
+}
+
+const TRACEPARENT_RE = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+
+/** The `webhook deliver` client span of one attempt; writes its context into the request's headers. */
+function startDeliverySpan(tracer: Tracer, def: HookDefinition, t: WebhookTrace, headers: Record<string, string>): Span {
+  const m = TRACEPARENT_RE.exec(t.headers?.traceparent ?? "");
+  const parent =
+    m && m[1] !== "0".repeat(32) && m[2] !== "0".repeat(16)
+      ? trace.setSpanContext(ROOT_CONTEXT, { traceId: m[1]!, spanId: m[2]!, traceFlags: parseInt(m[3]!, 16) & 1, isRemote: true })
+      : ROOT_CONTEXT;
+  let host: string;
+  try {
+    host = new URL(def.url).host;
+  } catch {
+    host = "";
+  }
+  const span = tracer.startSpan(
+    "webhook deliver",
+    {
+      kind: SpanKind.CLIENT,
+      attributes: {
+        "http.request.method": "POST",
+        "server.address": host,
+        "arqon.tenant": def.tenant,
+        "arqon.webhook.name": def.name,
+        "arqon.webhook.attempt": t.attempt,
+        "messaging.destination.name": def.room,
+      },
+    },
+    parent,
+  );
+  const sc = span.spanContext();
+  if (trace.isSpanContextValid(sc)) headers.traceparent = `00-${sc.traceId}-${sc.spanId}-${(sc.traceFlags & 1) === 1 ? "01" : "00"}`;
+  return span;
 }

@@ -1,6 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Webhook } from "standardwebhooks";
+import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { startGateway, type StartGatewayOptions, type TestClient, type TestGateway } from "@arqon/server/testing";
 import { ErrorCode, type Frame } from "@arqon/core";
@@ -114,6 +116,41 @@ describe("operators - op.webhook", () => {
     await admin.publish("orders", { n: 6 });
     await hook.waitFor(6);
     expect(hook.received.map((r) => (r.body.payload as { n: number }).n)).not.toContain(99);
+  });
+
+  it("webhook - tracing on: each attempt is a client span in the message's trace, and the receiver gets its traceparent (the signature still verifies)", async () => {
+    let calls = 0;
+    const hook = await receiver(() => (++calls === 1 ? 503 : 204));
+    const spans = new InMemorySpanExporter();
+    const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spans)] });
+    const gw = await gateway({ tracing: { tracerProvider: provider } });
+    await operator(gw);
+    const admin = await gw.client({ sub: "root", role: "admin" });
+    const reg = await command(admin, "op.webhook.register", { name: "traced", room: "orders", url: hook.url });
+    const { secret } = payload<{ secret: string }>(reg);
+    const appTrace = "0af7651916cd43dd8448eb211c80319c";
+    await admin.publish("orders", { n: 1 }, { headers: { traceparent: `00-${appTrace}-b7ad6b7169203331-01` } });
+    await hook.waitFor(1);
+    const got = hook.received[0]!;
+    expect(new Webhook(secret).verify(got.raw, got.headers)).toMatchObject({ room: "orders" });
+    const carried = /^00-([0-9a-f]{32})-([0-9a-f]{16})-01$/.exec(got.headers.traceparent ?? "");
+    expect(carried, got.headers.traceparent).not.toBeNull();
+    expect(carried![1]).toBe(appTrace);
+    const publish = spans.getFinishedSpans().find((s) => s.name === "publish orders")!;
+    const attempts = spans.getFinishedSpans().filter((s) => s.name === "webhook deliver");
+    expect(attempts.map((s) => s.attributes["arqon.webhook.attempt"])).toEqual([1, 2]);
+    for (const s of attempts) {
+      expect(s.kind).toBe(SpanKind.CLIENT);
+      expect(s.spanContext().traceId).toBe(appTrace);
+      expect(s.parentSpanContext?.spanId).toBe(publish.spanContext().spanId);
+      expect(s.attributes).toMatchObject({ "arqon.webhook.name": "traced", "server.address": new URL(hook.url).host });
+    }
+    expect(attempts[0]!.status.code).toBe(SpanStatusCode.ERROR);
+    expect(attempts[0]!.attributes).toMatchObject({ "http.response.status_code": 503, "arqon.webhook.failure": "http_status" });
+    expect(attempts[1]!.attributes["http.response.status_code"]).toBe(204);
+    // The receiver's traceparent is the second attempt's span: the one that got through.
+    expect(carried![2]).toBe(attempts[1]!.spanContext().spanId);
+    await provider.shutdown();
   });
 
   it("webhook - private targets in every notation are refused at registration (ARQ_OUTBOUND_FORBIDDEN) and never reached", async () => {

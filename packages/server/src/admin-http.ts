@@ -1,3 +1,4 @@
+import { endWithError, withSpan, type Tracing } from "./tracing.js";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { ArqonError, ErrorCode } from "@arqon/core";
 import { SERVER_AUDIT_TENANT, type AuditActor, type AuditLog } from "./audit.js";
@@ -122,6 +123,8 @@ export interface ServerApiOptions {
   maxBodyBytes?: number;
   /** The per-credential request limit (`http.apiRateLimit`); none when absent. */
   rateLimit?: ApiRateLimiter;
+  /** The gateway's spans while tracing is on: a server span per call, the handler in its context. */
+  tracing?: Tracing;
 }
 
 function limitParam(query: URLSearchParams, name: string): number | undefined {
@@ -265,6 +268,20 @@ export class ServerApi {
       else sendError(res, 404, ErrorCode.NOT_FOUND, `no route ${url.pathname}`);
       return true;
     }
+    const span = this.o.tracing?.api(req.method ?? "GET", route.path, req.headers);
+    try {
+      const status = span === undefined ? await this.call(route, params, url, req, res) : await withSpan(span, () => this.call(route, params!, url, req, res));
+      span?.setAttribute("http.response.status_code", status);
+      span?.end();
+    } catch (err) {
+      if (span !== undefined) endWithError(span, err);
+      throw err;
+    }
+    return true;
+  }
+
+  /** Authenticates, authorizes, reads the body and runs one route; answers and resolves with the status sent. */
+  private async call(route: CompiledRoute, params: Record<string, string>, url: URL, req: IncomingMessage, res: ServerResponse): Promise<number> {
     try {
       const principal = await resolveHttpPrincipal(req, this.o.keys, this.o.authenticator);
       this.o.rateLimit?.take(principal.kind === "tenant" ? `t:${principal.auth.tenant}/${principal.auth.sub}` : `${principal.kind}:${principal.keyId}`);
@@ -292,16 +309,19 @@ export class ServerApi {
         }
       }
       const out = await route.handle({ principal, params, query: url.searchParams, body, actor: actorOf(principal) });
-      sendJson(res, out.status ?? 200, out.body);
+      const status = out.status ?? 200;
+      sendJson(res, status, out.body);
+      return status;
     } catch (err) {
       if (err instanceof ArqonError) {
         const status = httpStatusOf(err.code);
         const headers: Record<string, string> = status === 401 ? { "www-authenticate": 'Bearer realm="arqon"' } : {};
         if (err instanceof ApiRateLimitedError) headers["retry-after"] = String(err.retryAfterSeconds);
         sendError(res, status, err.code, err.message, headers);
-      } else throw err;
+        return status;
+      }
+      throw err;
     }
-    return true;
   }
 }
 

@@ -1,3 +1,4 @@
+import type { TracingOptions } from "./tracing.js";
 import type { Logger } from "pino";
 import type { Bus, ControlPlane, HistoryStore, Inspector, KeyValueStore, Limits, PresenceStore, RoomStateStore } from "@arqon/core";
 import type { AuthOptions } from "./auth.js";
@@ -225,6 +226,14 @@ export interface ArqonServerOptions {
      */
     apiRateLimit?: ApiRateLimitOptions;
   };
+  /**
+   * OpenTelemetry traces (docs/gateway.md, "Traces"): spans for upgrades, publishes (with CASIL and the history
+   * append), deliveries on every node and server API calls, with the W3C trace context carried in the message's
+   * `traceparent` header. `true` uses the global tracer provider (register one, e.g. the OpenTelemetry Node SDK's);
+   * `{ tracerProvider }` names one. Off, nothing is traced and the message headers pass through as sent.
+   * @default false
+   */
+  tracing?: boolean | TracingOptions;
   /** Collect Node process metrics into the registry too. @default true */
   processMetrics?: boolean;
   /** The Prometheus metrics on `/metrics`. */

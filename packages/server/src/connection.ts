@@ -129,6 +129,28 @@ export interface Subscription {
 }
 
 /**
+ * A connection's wildcard subscription (docs/protocol.md, "Wildcard subscriptions"): every room of its tenant whose
+ * name `pattern` matches (the capabilities' syntax), delivered with the concrete room name. No presence, no state,
+ * no recovery of its own.
+ */
+export interface PatternSubscription {
+  readonly conn: Connection;
+  readonly pattern: string;
+  /** The escaped tenant token its rooms' keys start with. */
+  readonly tenantToken: string;
+  /** Per concrete room, whether the token's `sub` capability covers it (for the auth it was computed with). */
+  allowed: Map<RoomKey, boolean>;
+  /** The auth `allowed` was computed for: a refresh with other caps starts it over. */
+  allowedFor: unknown;
+  /**
+   * Per concrete room, the newest offset delivered (with its epoch): the bus may hand an envelope twice while it
+   * switches a node to the tenant-wide subscription.
+   */
+  readonly seen: Map<RoomKey, { epoch: string | undefined; offset: number }>;
+  closed: boolean;
+}
+
+/**
  * Something the server does to a connection in turn with its inbound frames (a server-side subscribe): it runs when
  * the frames queued before it are handled, and handles its own errors.
  */
@@ -146,6 +168,8 @@ export interface OutboundScheduler {
  */
 export class Connection {
   readonly subscriptions = new Map<RoomKey, Subscription>();
+  /** Wildcard subscriptions, by pattern (counted with `subscriptions` against `limits.maxSubscriptions`). */
+  readonly patterns = new Map<string, PatternSubscription>();
   readonly bucket: TokenBucket;
   readonly abuse: AbuseCounter;
   /** Outbound frames waiting for the next flush. */

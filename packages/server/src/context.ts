@@ -9,6 +9,7 @@ import type { PresenceManager } from "./presence.js";
 import type { ProxyHooks } from "./proxy.js";
 import type { RoomRegistry } from "./quota.js";
 import type { TenantRegistry } from "./tenants.js";
+import type { Tracing } from "./tracing.js";
 
 /** The stores and the bus a server runs on. */
 export interface Backends {
@@ -50,6 +51,8 @@ export interface HandlerContext {
   readonly metrics: ServerMetrics;
   /** The proxy hooks' client (the hooks in force for a tenant are on its runtime, `tenants.runtime(t).hooks`). */
   readonly proxy: ProxyHooks;
+  /** The tracer's spans, only while tracing is on (`ArqonServerOptions.tracing`); undefined costs nothing. */
+  readonly tracing?: Tracing;
   /** Per room, the bus publish of the newest append started on this node (see `inOrder` in rooms.ts). */
   readonly publishOrder: Map<string, Promise<void>>;
   /** Runs CASIL on inbound content (fail closed); a block throws an ArqonError with the reason code. */

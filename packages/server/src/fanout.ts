@@ -1,3 +1,4 @@
+import type { Tracing } from "./tracing.js";
 import { Buffer } from "node:buffer";
 import { performance } from "node:perf_hooks";
 import type { Envelope, Frame, RoomKey } from "@arqon/core";
@@ -10,9 +11,11 @@ import {
   type Connection,
   type OutboundScheduler,
   type OutFrame,
+  type PatternSubscription,
   type Subscription,
 } from "./connection.js";
-import { encodeProto, type EncodeOptions } from "@arqon/core";
+import { encodeProto, roomMatches, tenantTokenOfKey, type EncodeOptions } from "@arqon/core";
+import { can } from "./auth.js";
 import type { ServerMetrics } from "./metrics.js";
 
 /** The local subscribers of one room. */
@@ -56,6 +59,9 @@ function deltaFrame(frame: Frame, delta: Uint8Array): Frame {
   out.delta = true;
   return out;
 }
+
+/** Rooms a wildcard subscription remembers its capability answer and last offset for (then it starts over). */
+const PATTERN_CACHE_ROOMS = 4096;
 
 /** Live frames held for one subscription while its subscribe (snapshot, recovery) is in progress. */
 export const MAX_SUBSCRIBE_BUFFER = 10_000;
@@ -112,6 +118,12 @@ export class Fanout implements OutboundScheduler {
   private dirty: Connection[] = [];
   private flushScheduled = false;
   private readonly flushAllBound = (): void => this.flushAll();
+  /** Wildcard subscriptions by tenant token (docs/protocol.md, "Wildcard subscriptions"). */
+  readonly patterns = new Map<string, PatternSubscription[]>();
+  /** The gateway's spans while tracing is on: a `deliver <room>` span per message frame. */
+  tracing: Tracing | undefined;
+  /** This node's id, on the `deliver` spans. */
+  nodeId: string | undefined;
 
   constructor(
     private readonly metrics: ServerMetrics,
@@ -176,6 +188,91 @@ export class Fanout implements OutboundScheduler {
     return this.dropIfEmpty(room);
   }
 
+  /** Adds a wildcard subscription; returns true when it is its tenant's first on this node (the bus needs interest). */
+  addPattern(ps: PatternSubscription): boolean {
+    const list = this.patterns.get(ps.tenantToken);
+    if (list === undefined) {
+      this.patterns.set(ps.tenantToken, [ps]);
+      return true;
+    }
+    list.push(ps);
+    return false;
+  }
+
+  /** Removes a wildcard subscription; returns true when its tenant has none left on this node. */
+  removePattern(ps: PatternSubscription): boolean {
+    const list = this.patterns.get(ps.tenantToken);
+    if (list === undefined) return false;
+    const i = list.indexOf(ps);
+    if (i >= 0) list.splice(i, 1);
+    if (list.length > 0) return false;
+    this.patterns.delete(ps.tenantToken);
+    return true;
+  }
+
+  /**
+   * Delivers one message to the wildcard subscriptions of its tenant whose pattern matches the room and whose token
+   * may subscribe to that room, as the message itself (its concrete `room`, the epoch always included: a pattern
+   * subscriber got no `subscribed` per room). Each connection gets a message once: from the room's own subscription
+   * when it holds one, else from the first of its patterns that matches.
+   */
+  private deliverPatterns(key: RoomKey, envelope: Envelope, subs: PatternSubscription[]): void {
+    const frame = envelope.frame;
+    const name = frame.room;
+    if (name === undefined) return;
+    const origin = envelope.echo ? undefined : envelope.originClientId;
+    const offset = frame.offset;
+    const epoch = frame.epoch;
+    let matched: Map<string, boolean> | undefined;
+    let outs: Array<OutFrame | undefined> | undefined;
+    let delivered = 0;
+    let bytes = 0;
+    // Connections with several patterns get the message from the first one that matches, once.
+    let served: Set<Connection> | undefined;
+    for (let i = 0; i < subs.length; i++) {
+      const ps = subs[i]!;
+      const conn = ps.conn;
+      if (ps.closed || (origin !== undefined && conn.id === origin) || conn.subscriptions.has(key)) continue;
+      if (served?.has(conn)) continue;
+      let hit = matched?.get(ps.pattern);
+      if (hit === undefined) (matched ??= new Map()).set(ps.pattern, (hit = roomMatches(ps.pattern, name)));
+      if (!hit) continue;
+      if (ps.allowedFor !== conn.auth) {
+        ps.allowed = new Map();
+        ps.allowedFor = conn.auth;
+      }
+      let allowed = ps.allowed.get(key);
+      if (allowed === undefined) {
+        allowed = can(conn.auth, "sub", name);
+        if (ps.allowed.size >= PATTERN_CACHE_ROOMS) ps.allowed.clear();
+        ps.allowed.set(key, allowed);
+      }
+      if (!allowed) continue;
+      if (offset !== undefined) {
+        const last = ps.seen.get(key);
+        if (last === undefined) {
+          if (ps.seen.size >= PATTERN_CACHE_ROOMS) ps.seen.clear();
+          ps.seen.set(key, { epoch, offset });
+        } else {
+          if (last.epoch === epoch && offset <= last.offset) continue;
+          last.epoch = epoch;
+          last.offset = offset;
+        }
+      }
+      const variant = (conn.codec === "json" ? 0 : 1) + (conn.protocol === "1.1" ? 4 : 0);
+      const out = ((outs ??= new Array<OutFrame | undefined>(VARIANTS))[variant] ??= encodeVariant(frame, variant, envelope.encoded));
+      conn.enqueue(out);
+      if (conn.patterns.size > 1) (served ??= new Set()).add(conn);
+      delivered++;
+      bytes += out.size;
+    }
+    if (delivered > 0) {
+      const tenant = subs[0]!.conn.tenant;
+      this.metrics.messagesOut.labels(tenant).inc(delivered);
+      this.metrics.bytesOut.labels(tenant).inc(bytes);
+    }
+  }
+
   /** Adds an in-process listener to a room; returns the room and whether it is new on this node. */
   addListener(key: RoomKey, tenant: string, roomName: string, listener: (frame: Frame) => void): { room: LocalRoom; created: boolean } {
     let room = this.rooms.get(key);
@@ -214,10 +311,15 @@ export class Fanout implements OutboundScheduler {
    * message (just subscribed or recovered, skipped its own publish) gets the full message.
    */
   deliver(key: RoomKey, envelope: Envelope): void {
+    if (this.patterns.size > 0 && envelope.frame.type === "message") {
+      const wide = this.patterns.get(tenantTokenOfKey(key));
+      if (wide !== undefined) this.deliverPatterns(key, envelope, wide);
+    }
     const room = this.rooms.get(key);
     if (!room) return;
     const started = performance.now();
     const frame = envelope.frame;
+    const span = this.tracing !== undefined && frame.type === "message" ? this.tracing.deliver(room.tenant, room.room, frame.headers, this.nodeId) : undefined;
     const presence = isPresenceFrame(frame.type);
     const origin = envelope.echo ? undefined : envelope.originClientId;
     const message = frame.type === "message";
@@ -306,6 +408,12 @@ export class Fanout implements OutboundScheduler {
       room.messagesOut.inc(delivered);
       room.bytesOut.inc(bytes);
       room.fanoutSeconds.observe((performance.now() - started) / 1000);
+    }
+    if (span !== undefined) {
+      span.setAttribute("arqon.deliveries", delivered);
+      if (frame.offset !== undefined) span.setAttribute("arqon.offset", frame.offset);
+      if (frame.id !== undefined) span.setAttribute("messaging.message.id", frame.id);
+      span.end();
     }
   }
 

@@ -34,7 +34,9 @@ import { PresenceManager } from "./presence.js";
 import { handleRpc, type ProxyHooks } from "./proxy.js";
 import type { ConnectionQuota, RoomRegistry } from "./quota.js";
 import { registerHistoryCommands } from "./history-commands.js";
-import { handleHistory, handlePublish, handleSubscribe, handleUnsubscribe, leaveRoom } from "./rooms.js";
+import { handleHistory, handlePublish, handleSubscribe, handleUnsubscribe, leavePattern, leaveRoom } from "./rooms.js";
+import { Tracing } from "./tracing.js";
+import { SpanStatusCode, type Span } from "@opentelemetry/api";
 import { handleStateGet, handleStateSet, watchState } from "./state.js";
 import type { RevocationRule, TenantRegistry } from "./tenants.js";
 
@@ -52,6 +54,9 @@ interface UpgradeContext {
 }
 
 const kUpgrade = Symbol("arqon.upgrade");
+const kUpgradeSpan = Symbol("arqon.upgradeSpan");
+/** A socket being upgraded while tracing is on: its `arqon connect` span. */
+type TracedSocket = Duplex & { [kUpgradeSpan]?: { span: Span; refused: boolean } };
 type UpgradeRequest = IncomingMessage & { [kUpgrade]?: UpgradeContext };
 type UpgradingSocket = Duplex & { [kUpgrade]?: UpgradeContext };
 
@@ -163,6 +168,8 @@ export class Gateway {
   /** The close code the gateway chose for a connection it closed: a slow consumer's socket is cut, so it sees 1006. */
   private readonly endCodes = new WeakMap<Connection, number>();
   private messageCounter = 0;
+  /** The gateway's spans while tracing is on (`options.tracing`). */
+  readonly tracing: Tracing | undefined;
   private wireLimitsCache: ReturnType<typeof wireLimits> | undefined;
 
   constructor(
@@ -194,6 +201,11 @@ export class Gateway {
       (conn) => this.closeConnection(conn, CloseCode.SLOW_CONSUMER, "slow consumer", "slow_consumer"),
       createDelta,
     );
+    if (options.tracing) {
+      this.tracing = new Tracing(options.tracing === true ? {} : options.tracing, version);
+      this.fanout.tracing = this.tracing;
+      this.fanout.nodeId = this.nodeId;
+    }
     this.wss = new WebSocketServer({
       noServer: true,
       clientTracking: false,
@@ -218,6 +230,7 @@ export class Gateway {
       metrics,
       proxy: tenancy.proxy,
       publishOrder: this.publishOrder,
+      tracing: this.tracing,
       nextMessageId: () => this.nextMessageId(),
       sendError: (conn, requestId, code, message, retryable) => this.sendError(conn, requestId, code, message, retryable),
       closeConnection: (conn, code, message, reason) => this.closeConnection(conn, code, message, reason),
@@ -247,10 +260,27 @@ export class Gateway {
   /** ws-style upgrade entry: verifies everything, answers HTTP errors before any WebSocket exists. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on("error", onHandshakeSocketError);
-    this.upgrade(req as UpgradeRequest, socket, head).catch((err: unknown) => {
+    const traced = this.tracing === undefined ? undefined : this.tracedUpgrade(req, socket);
+    const upgrading = this.upgrade(req as UpgradeRequest, socket, head, traced?.span).catch((err: unknown) => {
       this.logger.error({ err }, "upgrade failed");
       this.reject(socket, 500, ErrorCode.INTERNAL, "internal error");
     });
+    if (traced !== undefined) void upgrading.then(() => traced.end());
+  }
+
+  /** Tracing on: the `arqon connect` span of one upgrade; `reject` marks it with the refusal. */
+  private tracedUpgrade(req: IncomingMessage, socket: Duplex): { span: Span; end(): void } {
+    const span = this.tracing!.connect(req.headers, this.path);
+    const traced = {
+      span,
+      refused: false,
+      end(): void {
+        if (!traced.refused) span.setAttribute("http.response.status_code", socket.destroyed ? 499 : 101);
+        span.end();
+      },
+    };
+    (socket as TracedSocket)[kUpgradeSpan] = traced;
+    return traced;
   }
 
   /** @internal An upgrade that passed verification ended before its WebSocket existed. */
@@ -262,6 +292,12 @@ export class Gateway {
 
   private reject(socket: Duplex, status: number, code: string, message: string, headers?: Record<string, string>): void {
     this.metrics.upgradesRejected.inc({ code });
+    const traced = (socket as TracedSocket)[kUpgradeSpan];
+    if (traced !== undefined) {
+      traced.refused = true;
+      traced.span.setAttributes({ "http.response.status_code": status, "arqon.error.code": code });
+      traced.span.setStatus({ code: SpanStatusCode.ERROR, message });
+    }
     rejectUpgrade(socket, status, code, message, headers);
   }
 
@@ -270,7 +306,7 @@ export class Gateway {
     this.reject(socket, 401, e.code, e.message, { "www-authenticate": challenge });
   }
 
-  private async upgrade(req: UpgradeRequest, socket: Duplex, head: Buffer): Promise<void> {
+  private async upgrade(req: UpgradeRequest, socket: Duplex, head: Buffer, span?: Span): Promise<void> {
     if (this.shuttingDown) return this.reject(socket, 503, ErrorCode.SHUTTING_DOWN, "server is shutting down");
     const url = parseTarget(req.url ?? "/");
     if (!url) return this.reject(socket, 400, ErrorCode.HEADER_INVALID, "request target is not a valid URL");
@@ -356,6 +392,7 @@ export class Gateway {
       }
       if (!admitted) return this.reject(socket, 429, ErrorCode.TOO_MANY_CONNECTIONS, "tenant connection limit reached", { "retry-after": "5" });
       quotaTenant = auth.tenant;
+      span?.setAttributes({ "arqon.tenant": auth.tenant, "enduser.id": auth.sub });
       if (socket.destroyed) return;
       const offered = offeredProtocols(req);
       const firstArqon = offered.find((p) => p === SUBPROTOCOL_JSON || p === SUBPROTOCOL_PROTO);
@@ -462,7 +499,8 @@ export class Gateway {
   private async endSubscriptions(conn: Connection, reason: string): Promise<void> {
     const subs = [...conn.subscriptions.values()];
     conn.subscriptions.clear();
-    await Promise.all(subs.map((sub) => leaveRoom(this.ctx, sub, reason)));
+    const patterns = [...conn.patterns.values()];
+    await Promise.all([...subs.map((sub) => leaveRoom(this.ctx, sub, reason)), ...patterns.map((ps) => leavePattern(this.ctx, ps))]);
   }
 
   /** Closes a connection with a code (the peer sees it after everything already written). */

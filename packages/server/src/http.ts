@@ -1,3 +1,4 @@
+import { withSpan } from "./tracing.js";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { ArqonError, ErrorCode, PROTOCOL_VERSION, PROTOCOL_VERSIONS } from "@arqon/core";
 import { httpStatusOf, type ServerApi } from "./admin-http.js";
@@ -140,13 +141,20 @@ export async function handleHttp(http: HttpSurface, req: IncomingMessage, res: S
       res.end(text);
       return true;
     }
-    case "/api/publish":
+    case "/api/publish": {
       if (method !== "POST") {
         sendError(res, 405, ErrorCode.VALIDATION_ERROR, "use POST", { allow: "POST" });
         return true;
       }
-      await apiPublish(http, req, res);
+      const span = http.gw.tracing?.api("POST", "/api/publish", req.headers);
+      if (span === undefined) await apiPublish(http, req, res);
+      else {
+        await withSpan(span, () => apiPublish(http, req, res));
+        span.setAttribute("http.response.status_code", res.statusCode);
+        span.end();
+      }
       return true;
+    }
     default:
       return false;
   }

@@ -5,6 +5,7 @@
  *
  * @module @arqon/server
  */
+import type { Tracer } from "@opentelemetry/api";
 import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -106,6 +107,7 @@ export { OTHER_TENANT_LABEL, DEFAULT_MAX_TENANT_LABELS, FANOUT_BUCKETS, TenantLa
 export { createAuthenticator, can, AuthError, signToken, parseTtl } from "./auth.js";
 export type { AuthOptions, AuthContext, Capabilities, Capability, Authenticator, SignTokenOptions } from "./auth.js";
 export { createLogger, type LoggerOptions } from "./logger.js";
+export { HEADER_TRACEPARENT, HEADER_TRACESTATE, parseTraceparent, formatTraceparent, type TracingOptions } from "./tracing.js";
 export { CommandRegistry } from "./commands.js";
 export type { CommandContext, CommandHandler, CommandOptions } from "./commands.js";
 export { TokenBucket } from "./limits.js";
@@ -195,6 +197,8 @@ export interface ArqonServer {
   readonly metrics: Registry;
   /** Adds counters and gauges to `metrics` with the server's bounded tenant label (the operators use it). */
   readonly meter: ServerMeter;
+  /** The tracer of the server's spans while tracing is on (`options.tracing`); operators trace their work with it. */
+  readonly tracer?: Tracer;
   /** The server's logger (`options.logger`, or its own pino logger). */
   readonly logger: Logger;
   /** What GET /status answers. */
@@ -393,6 +397,7 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
   const cluster = new ClusterInfo({ control, logger, beat: { version: gw.version, startedAt: gw.startedAt } });
   const rateLimit = new ApiRateLimiter(options.http?.apiRateLimit);
   const api = new ServerApi({
+    tracing: gw.tracing,
     admin,
     registry,
     audit,
@@ -641,6 +646,7 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
     },
     metrics: metrics.registry,
     meter: metrics.meter,
+    tracer: gw.tracing?.tracer,
     logger,
     status() {
       return statusOf(gw, true);

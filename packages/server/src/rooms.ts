@@ -2,6 +2,8 @@ import {
   ArqonError,
   DEFAULT_TWIST_ID,
   ErrorCode,
+  escapeToken,
+  isRoomPattern,
   HEADER_TIMESTAMP,
   HEADER_TWIST_ID,
   isValidTenant,
@@ -20,8 +22,10 @@ import {
 } from "@arqon/core";
 import { can } from "./auth.js";
 import type { Inspected } from "./inspect.js";
+import { endWithError, injectTraceHeaders, type Tracing } from "./tracing.js";
+import type { Span } from "@opentelemetry/api";
 import { retainable } from "./slab.js";
-import type { Connection, Subscription } from "./connection.js";
+import type { Connection, PatternSubscription, Subscription } from "./connection.js";
 import type { HandlerContext } from "./context.js";
 
 export interface PublishInput {
@@ -36,6 +40,8 @@ export interface PublishInput {
   originClientId?: string;
   echo?: boolean;
   path: InspectionPath;
+  /** @internal The publish's span while tracing is on (set by {@link publishNow}). */
+  span?: Span;
 }
 
 /** What a publish resolves with: where the message was stored. */
@@ -75,6 +81,7 @@ export async function publishMessage(ctx: HandlerContext, input: PublishInput): 
  * answered within the call. Errors are thrown, or rejected once a step went asynchronous.
  */
 export function publishNow(ctx: HandlerContext, input: PublishInput): PublishResult | Promise<PublishResult> {
+  if (ctx.tracing !== undefined && input.span === undefined) return tracedPublish(ctx, ctx.tracing, input);
   const { tenant } = input;
   const refusal = ctx.tenants.refusal(tenant);
   if (refusal) throw refusal;
@@ -86,7 +93,7 @@ export function publishNow(ctx: HandlerContext, input: PublishInput): PublishRes
   if (input.path !== "publish" && tenantLimits.publishBucket && !tenantLimits.publishBucket.take()) {
     throw new ArqonError(ErrorCode.RATE_LIMITED, "the tenant's publish rate is exceeded");
   }
-  const inspecting = ctx.inspect({
+  const inspection = {
     tenant,
     room: input.room,
     path: input.path,
@@ -94,7 +101,8 @@ export function publishNow(ctx: HandlerContext, input: PublishInput): PublishRes
     payload: input.payload,
     payloadFormat: input.payloadFormat,
     headers: input.headers,
-  });
+  };
+  const inspecting = input.span === undefined ? ctx.inspect(inspection) : tracedInspect(ctx, input.span, inspection);
   if (inspecting instanceof Promise) return inspecting.then((inspected) => storeInspected(ctx, input, inspected, tenantLimits.limits.maxRooms));
   return storeInspected(ctx, input, inspecting, tenantLimits.limits.maxRooms);
 }
@@ -115,6 +123,8 @@ function storeInspected(ctx: HandlerContext, input: PublishInput, inspected: Ins
   const headers: Record<string, string> = input.headers === undefined ? {} : Object.assign({}, input.headers);
   headers[HEADER_TIMESTAMP] = String(now);
   headers[HEADER_TWIST_ID] = twist ?? DEFAULT_TWIST_ID;
+  // Tracing on: the message carries the publish span's context to every node, subscriber and webhook.
+  if (input.span !== undefined) injectTraceHeaders(input.span, headers);
   const message: Frame = { type: "message", id: ctx.nextMessageId(), room, payload: retainable(payload), headers, timestamp: now };
   if (input.payloadFormat === "binary") message.payloadFormat = "binary";
   if (input.sender) message.sender = input.sender;
@@ -134,13 +144,86 @@ function appendAndPublish(ctx: HandlerContext, key: RoomKey, message: Frame, inp
   const dedupe = input.idempotencyKey ? { idempotencyKey: input.idempotencyKey, dedupeWindowMs: ctx.limits.dedupeWindowMs } : undefined;
   // In-process backends and no earlier publish of this room still on its way to the bus: store and deliver now,
   // which keeps offset order on the bus as `inOrder` would.
+  const span = input.span === undefined ? undefined : ctx.tracing!.child(input.span, "history append", { "arqon.history.dedupe": dedupe !== undefined });
   if (history.appendNow !== undefined && bus.publishNow !== undefined && !ctx.publishOrder.has(key)) {
-    const appended = history.appendNow(key, message, dedupe);
+    let appended: AppendResult;
+    try {
+      appended = history.appendNow(key, message, dedupe);
+    } catch (err) {
+      if (span !== undefined) endWithError(span, err);
+      throw err;
+    }
+    span?.end();
     if (!appended.duplicate) bus.publishNow(key, envelopeOf(appended.message, input));
     return resultOf(appended, message);
   }
-  const appending = history.append(key, message, dedupe);
+  let appending = history.append(key, message, dedupe);
+  if (span !== undefined) {
+    appending = appending.then(
+      (appended) => {
+        span.end();
+        return appended;
+      },
+      (err: unknown) => {
+        endWithError(span, err);
+        throw err;
+      },
+    );
+  }
   return inOrder(ctx, key, appending, (result) => (result.duplicate ? Promise.resolve() : bus.publish(key, envelopeOf(result.message, input)))).then((appended) => resultOf(appended, message));
+}
+
+/** {@link publishNow} inside a `publish <room>` span (tracing on): the span ends with the result or the refusal. */
+function tracedPublish(ctx: HandlerContext, tracing: Tracing, input: PublishInput): PublishResult | Promise<PublishResult> {
+  const span = tracing.publish(input.tenant, input.room, input.path, input.headers);
+  const traced: PublishInput = Object.assign({}, input, { span });
+  const done = (result: PublishResult): PublishResult => {
+    span.setAttributes({ "messaging.message.id": result.id, "arqon.offset": result.offset, "arqon.epoch": result.epoch, "arqon.duplicate": result.duplicate });
+    span.end();
+    return result;
+  };
+  let result: PublishResult | Promise<PublishResult>;
+  try {
+    result = publishNow(ctx, traced);
+  } catch (err) {
+    endWithError(span, err);
+    throw err;
+  }
+  if (result instanceof Promise) {
+    return result.then(done, (err: unknown) => {
+      endWithError(span, err);
+      throw err;
+    });
+  }
+  return done(result);
+}
+
+/** CASIL's inspection inside a `casil inspect` span: the decision (or the block's reason) goes on the span. */
+function tracedInspect(ctx: HandlerContext, parent: Span, input: Parameters<HandlerContext["inspect"]>[0]): Inspected | Promise<Inspected> {
+  const span = ctx.tracing!.child(parent, "casil inspect", { "arqon.casil.path": input.path });
+  const done = (inspected: Inspected): Inspected => {
+    span.setAttribute("arqon.casil.decision", inspected.decision.action);
+    const decision = inspected.decision;
+    if (decision.action === "redact" && decision.reasonCode) span.setAttribute("arqon.casil.reason", decision.reasonCode);
+    span.end();
+    return inspected;
+  };
+  let inspecting: Inspected | Promise<Inspected>;
+  try {
+    inspecting = ctx.inspect(input);
+  } catch (err) {
+    span.setAttribute("arqon.casil.decision", "block");
+    endWithError(span, err);
+    throw err;
+  }
+  if (inspecting instanceof Promise) {
+    return inspecting.then(done, (err: unknown) => {
+      span.setAttribute("arqon.casil.decision", "block");
+      endWithError(span, err);
+      throw err;
+    });
+  }
+  return done(inspecting);
 }
 
 function envelopeOf(frame: Frame, input: PublishInput): Envelope {
@@ -266,10 +349,11 @@ function positionOf(frame: Frame): number | undefined {
  */
 export async function handleSubscribe(ctx: HandlerContext, conn: Connection, frame: Frame, origin: "client" | "server" = "client"): Promise<void> {
   const room = frame.room!;
+  if (isRoomPattern(room)) return subscribePattern(ctx, conn, frame);
   const key = roomKey(conn.tenant, room);
   let sub = conn.subscriptions.get(key);
   const fresh = sub === undefined;
-  if (fresh && conn.subscriptions.size >= ctx.limits.maxSubscriptions) {
+  if (fresh && conn.subscriptions.size + conn.patterns.size >= ctx.limits.maxSubscriptions) {
     throw new ArqonError(ErrorCode.TOO_MANY_SUBSCRIPTIONS, `at most ${ctx.limits.maxSubscriptions} subscriptions per connection`);
   }
   let info = frame.info?.info;
@@ -470,8 +554,77 @@ export async function leaveRoom(ctx: HandlerContext, sub: Subscription, reason: 
   for (const r of results) if (r.status === "rejected") ctx.logger.warn({ err: r.reason, room: sub.room }, "leave failed");
 }
 
+/**
+ * A wildcard subscribe (`room` is a pattern): the connection receives every message of its tenant's rooms that the
+ * pattern matches and its token may subscribe to (checked per room at delivery; the gateway checked the pattern
+ * itself against the caps before). Live messages only: no presence, state or snapshot, and `since` is refused —
+ * a pattern subscriber recovers per room with `history` (docs/protocol.md). Answers `subscribed` with the pattern.
+ */
+async function subscribePattern(ctx: HandlerContext, conn: Connection, frame: Frame): Promise<void> {
+  const pattern = frame.room!;
+  const bus = ctx.backends.bus;
+  if (bus.subscribeTenant === undefined) throw new ArqonError(ErrorCode.FRAME_FEATURE_DISABLED, "this server's bus has no wildcard subscriptions");
+  if (frame.since) {
+    throw new ArqonError(ErrorCode.VALIDATION_ERROR, "a wildcard subscription has no position: recover each room with history since its last offset", {
+      detail: { field: "since" },
+    });
+  }
+  // A subscribe proxy hook decides wildcard subscriptions too: the backend sees the pattern as the room.
+  const hook = ctx.tenants.runtime(conn.tenant).hooks?.subscribe;
+  if (hook !== undefined) await ctx.proxy.subscribe(hook, conn, pattern, frame.info?.info);
+  if (!conn.patterns.has(pattern)) {
+    if (conn.subscriptions.size + conn.patterns.size >= ctx.limits.maxSubscriptions) {
+      throw new ArqonError(ErrorCode.TOO_MANY_SUBSCRIPTIONS, `at most ${ctx.limits.maxSubscriptions} subscriptions per connection`);
+    }
+    const ps: PatternSubscription = {
+      conn,
+      pattern,
+      tenantToken: escapeToken(conn.tenant),
+      allowed: new Map(),
+      allowedFor: conn.auth,
+      seen: new Map(),
+      closed: false,
+    };
+    conn.patterns.set(pattern, ps);
+    ctx.fanout.addPattern(ps);
+    try {
+      await bus.subscribeTenant(conn.tenant);
+    } catch (err) {
+      await leavePattern(ctx, ps);
+      throw new ArqonError(ErrorCode.BACKEND_UNAVAILABLE, "could not subscribe on the bus", { cause: err });
+    }
+    if (ps.closed) return;
+  }
+  const reply: Frame = { type: "subscribed", room: pattern };
+  if (frame.requestId) reply.requestId = frame.requestId;
+  conn.send(reply);
+}
+
+/** Ends one wildcard subscription, and the node's tenant-wide bus interest with its tenant's last one. */
+export async function leavePattern(ctx: HandlerContext, ps: PatternSubscription): Promise<void> {
+  if (ps.closed) return;
+  ps.closed = true;
+  if (ps.conn.patterns.get(ps.pattern) === ps) ps.conn.patterns.delete(ps.pattern);
+  if (ctx.fanout.removePattern(ps)) {
+    try {
+      await ctx.backends.bus.unsubscribeTenant?.(ps.conn.tenant);
+    } catch (err) {
+      ctx.logger.warn({ err, pattern: ps.pattern }, "leave failed");
+    }
+  }
+}
+
 export async function handleUnsubscribe(ctx: HandlerContext, conn: Connection, frame: Frame): Promise<void> {
   const room = frame.room!;
+  if (isRoomPattern(room)) {
+    const ps = conn.patterns.get(room);
+    if (!ps) throw new ArqonError(ErrorCode.NOT_SUBSCRIBED, `not subscribed to "${room}"`);
+    await leavePattern(ctx, ps);
+    const reply: Frame = { type: "unsubscribed", room };
+    if (frame.requestId) reply.requestId = frame.requestId;
+    conn.send(reply);
+    return;
+  }
   const key = roomKey(conn.tenant, room);
   const sub = conn.subscriptions.get(key);
   if (!sub) throw new ArqonError(ErrorCode.NOT_SUBSCRIBED, `not subscribed to "${room}"`);

@@ -4,6 +4,7 @@ import { hostname } from "node:os";
 import { parseArgs } from "node:util";
 import path from "node:path";
 import {
+  SERVER_VERSION,
   createArqonServer,
   createCasilFromEnv,
   createLogger,
@@ -32,6 +33,7 @@ import { CliError, KEY_OPTIONS, list, parsePort, resolveAuth, type ConfigFile, t
 import { loadOrCreateDevKey, loadOrCreateDevOperatorKey } from "../keys.js";
 import type { CommandContext } from "./token.js";
 import { parseRate } from "./units.js";
+import type { OtelHandle } from "../otel.js";
 
 export const SERVE_USAGE = `Usage: arqon serve [options]
 
@@ -85,6 +87,12 @@ Settings come from flags, then ARQON_* environment variables, then ./arqon.confi
       --api-rate <N/s>       server API requests per second per credential (ARQON_API_RATE; config
                              http.apiRateLimit.perSecond; default 200/s, 0 = no limit): 429 ARQ_RATE_LIMITED beyond
       --api-burst <n>        requests a credential may make at once above that rate (ARQON_API_BURST; default 2 × rate)
+      --otel                 OpenTelemetry traces (ARQON_OTEL=1): spans of upgrades, publishes (CASIL, history append),
+                             deliveries, server API calls and webhooks, sent as OTLP/HTTP JSON through the outbound
+                             guard (allow a private collector with --outbound-allow); OTEL_SERVICE_NAME and
+                             OTEL_EXPORTER_OTLP_HEADERS are read
+      --otel-endpoint <url>  the collector's traces URL (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, or
+                             OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces; default http://localhost:4318/v1/traces)
       --casil-policy <file>  CASIL policy document (JSON or YAML), reloaded when it changes (ARQON_CASIL_POLICY_FILE)
       --no-casil             turn CASIL off (ARQON_CASIL_ENABLED=false); op.casil.* then answers FEATURE_DISABLED
       --console              serve the web console at /console (ARQON_CONSOLE=1; config console: true). On by default
@@ -191,6 +199,8 @@ export async function serveCommand(argv: readonly string[], io: CliIo, ctx: Serv
       "proxy-forward-header": { type: "string", multiple: true },
       "api-rate": { type: "string" },
       "api-burst": { type: "string" },
+      otel: { type: "boolean" },
+      "otel-endpoint": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
     strict: true,
@@ -336,10 +346,32 @@ export async function serveCommand(argv: readonly string[], io: CliIo, ctx: Serv
     console: consoleEnabled(values.console, values["no-console"], env.ARQON_CONSOLE, config.console, resolved.dev),
     http: { apiRateLimit: apiRateLimit(values["api-rate"] ?? env.ARQON_API_RATE, values["api-burst"] ?? env.ARQON_API_BURST, config.http?.apiRateLimit) },
   };
+  const otelOn = values.otel ?? ["1", "true", "yes"].includes((env.ARQON_OTEL ?? "").toLowerCase());
+  let otel: OtelHandle | undefined;
+  if (otelOn) {
+    // The SDK is loaded only when tracing is on.
+    const { otelSettings, startOtel } = await import("../otel.js");
+    let settings;
+    try {
+      settings = otelSettings(values["otel-endpoint"], env);
+    } catch (err) {
+      await casil?.close();
+      await storage?.close();
+      await nats?.close();
+      throw new CliError((err as Error).message);
+    }
+    otel = startOtel(settings, SERVER_VERSION, (err, failures) => {
+      // The first failure, then one line per hundred: a missing collector must not flood the log.
+      if (failures === 1 || failures % 100 === 0) logger.warn({ err, failures, endpoint: settings.endpoint }, "trace export failed");
+    });
+    options.tracing = { tracerProvider: otel.provider };
+  }
   let server: ArqonServer;
   try {
     server = createArqonServer(options);
+    if (otel) otel.exporter.guard = server.outbound;
   } catch (err) {
+    await otel?.shutdown();
     await casil?.close();
     await storage?.close();
     await nats?.close();
@@ -354,6 +386,7 @@ export async function serveCommand(argv: readonly string[], io: CliIo, ctx: Serv
   } catch (err) {
     await operators.close();
     await server.close();
+    await otel?.shutdown();
     await casil?.close();
     await storage?.close();
     await nats?.close();
@@ -377,6 +410,7 @@ export async function serveCommand(argv: readonly string[], io: CliIo, ctx: Serv
       : storage
         ? `  Storage    ${storageDir} (LMDB)`
         : `  Storage    in memory (nothing survives a restart)`,
+    ...(otel ? [`  Traces     OTLP ${otel.exporter.endpoint}`] : []),
     casil ? `  CASIL      ${casil.engine.enabled ? String(casil.describe().mode) : "off"} (policy version ${casil.version})` : `  CASIL      off`,
   ];
   if (devToken) {
@@ -414,6 +448,7 @@ export async function serveCommand(argv: readonly string[], io: CliIo, ctx: Serv
   logger.info("shutting down");
   await operators.close();
   await server.close();
+  await otel?.shutdown();
   await casil?.close();
   await storage?.close();
   await nats?.close();

@@ -1,5 +1,5 @@
 import type { Bus, ControlPlane, Envelope, Unsubscribe } from "./types.js";
-import type { RoomKey } from "../room/names.js";
+import { escapeToken, tenantTokenOfKey, type RoomKey } from "../room/names.js";
 import { BackendUnavailableError } from "../errors.js";
 import { rethrowHandlerError, type HandlerErrorReporter } from "../clock.js";
 
@@ -18,6 +18,8 @@ type BroadcastHandler = (topic: string, data: Uint8Array) => void;
 export class MemoryBusHub {
   /** key → interested nodes. Arrays are replaced on change, never mutated, so a dispatch walks a stable snapshot. */
   readonly #interest = new Map<RoomKey, readonly MemoryBus[]>();
+  /** tenant token → nodes with a tenant-wide interest (wildcard subscriptions). */
+  readonly #tenantInterest = new Map<string, readonly MemoryBus[]>();
   #planes: readonly MemoryControlPlane[] = [];
 
   #dispatching = false;
@@ -41,6 +43,21 @@ export class MemoryBusHub {
     if (nodes === undefined || !nodes.includes(node)) return;
     if (nodes.length === 1) this.#interest.delete(key);
     else this.#interest.set(key, nodes.filter((n) => n !== node));
+  }
+
+  /** @internal */
+  addTenantInterest(tenantToken: string, node: MemoryBus): void {
+    const nodes = this.#tenantInterest.get(tenantToken);
+    if (nodes === undefined) this.#tenantInterest.set(tenantToken, [node]);
+    else if (!nodes.includes(node)) this.#tenantInterest.set(tenantToken, [...nodes, node]);
+  }
+
+  /** @internal */
+  removeTenantInterest(tenantToken: string, node: MemoryBus): void {
+    const nodes = this.#tenantInterest.get(tenantToken);
+    if (nodes === undefined || !nodes.includes(node)) return;
+    if (nodes.length === 1) this.#tenantInterest.delete(tenantToken);
+    else this.#tenantInterest.set(tenantToken, nodes.filter((n) => n !== node));
   }
 
   /** Number of keys with at least one interested node (for tests and metrics). */
@@ -68,6 +85,15 @@ export class MemoryBusHub {
 
   #deliver(key: RoomKey, envelope: Envelope): void {
     const nodes = this.#interest.get(key);
+    if (this.#tenantInterest.size > 0) {
+      const wide = this.#tenantInterest.get(tenantTokenOfKey(key));
+      if (wide !== undefined) {
+        // Once per node: the nodes with a tenant-wide interest, then those with only the room's.
+        for (let i = 0; i < wide.length; i++) wide[i]!.receive(key, envelope, true);
+        if (nodes !== undefined) for (let i = 0; i < nodes.length; i++) if (!wide.includes(nodes[i]!)) nodes[i]!.receive(key, envelope);
+        return;
+      }
+    }
     if (nodes === undefined) return;
     for (let i = 0; i < nodes.length; i++) nodes[i]!.receive(key, envelope);
   }
@@ -126,6 +152,7 @@ export class MemoryBus implements Bus {
   /** The hub this node delivers through (the one from the options, or its own). */
   readonly hub: MemoryBusHub;
   readonly #keys = new Set<RoomKey>();
+  readonly #tenants = new Set<string>();
   #handlers: readonly EnvelopeHandler[] = [];
   readonly #onHandlerError: HandlerErrorReporter;
   #closed = false;
@@ -148,6 +175,21 @@ export class MemoryBus implements Bus {
     return DONE;
   }
 
+  subscribeTenant(tenant: string): Promise<void> {
+    if (this.#closed) return Promise.reject(closedError("bus"));
+    const token = escapeToken(tenant);
+    this.#tenants.add(token);
+    this.hub.addTenantInterest(token, this);
+    return DONE;
+  }
+
+  unsubscribeTenant(tenant: string): Promise<void> {
+    if (this.#closed) return Promise.reject(closedError("bus"));
+    const token = escapeToken(tenant);
+    if (this.#tenants.delete(token)) this.hub.removeTenantInterest(token, this);
+    return DONE;
+  }
+
   publish(key: RoomKey, envelope: Envelope): Promise<void> {
     if (this.#closed) return Promise.reject(closedError("bus"));
     this.hub.dispatch(key, envelope);
@@ -166,14 +208,19 @@ export class MemoryBus implements Bus {
     };
   }
 
+  /** Escaped tenant tokens this node has a tenant-wide interest in (wildcard subscriptions). */
+  get tenantSubscriptions(): ReadonlySet<string> {
+    return this.#tenants;
+  }
+
   /** Keys this node is subscribed to. */
   get subscriptions(): ReadonlySet<RoomKey> {
     return this.#keys;
   }
 
   /** @internal Called by the hub for each envelope of a key this node was interested in when dispatch began. */
-  receive(key: RoomKey, envelope: Envelope): void {
-    if (this.#closed || !this.#keys.has(key)) return;
+  receive(key: RoomKey, envelope: Envelope, tenantWide = false): void {
+    if (this.#closed || (!tenantWide && !this.#keys.has(key))) return;
     const handlers = this.#handlers;
     for (let i = 0; i < handlers.length; i++) {
       try {
@@ -189,6 +236,8 @@ export class MemoryBus implements Bus {
     this.#closed = true;
     for (const key of this.#keys) this.hub.removeInterest(key, this);
     this.#keys.clear();
+    for (const token of this.#tenants) this.hub.removeTenantInterest(token, this);
+    this.#tenants.clear();
     this.#handlers = [];
     return DONE;
   }

@@ -44,6 +44,14 @@ export interface Bus {
    * The gateway uses it when present, so a publish to an in-process room costs no promise.
    */
   publishNow?(key: RoomKey, envelope: Envelope): void;
+  /**
+   * Optional: also receive the envelopes of every room of `tenant` (the node has wildcard subscriptions there);
+   * idempotent. A node gets each envelope once, however many of its subscriptions cover the key. Without it the
+   * gateway refuses pattern subscriptions with ARQ_FEATURE_DISABLED.
+   */
+  subscribeTenant?(tenant: string): Promise<void>;
+  /** Drops the tenant-wide interest of {@link Bus.subscribeTenant} (the per-room ones stay); idempotent. */
+  unsubscribeTenant?(tenant: string): Promise<void>;
   /** Registers the node's handler; returns a function that removes it. */
   onEnvelope(handler: (key: RoomKey, envelope: Envelope) => void): Unsubscribe;
   /**

@@ -215,13 +215,26 @@ export interface CasilEngineConfig {
   /**
    * Wall-clock budget of the built-in policies of one inspection (Wasm policies have their own, in the host). Every
    * step is linear in its input; the engine checks the clock between steps (and between strings and patterns inside
-   * redaction), and an inspection past the budget is a block with CASIL_INTERNAL_ERROR (flag
-   * `inspect_budget_exceeded`) — subject to the mode like any block. One step may overrun the budget before the
-   * check sees it. @default 50
+   * redaction), and an inspection past the budget that then also spends half the budget of the process's CPU time
+   * (so that a pause of the whole process, descheduled or collecting garbage, does not count as work) is a block with
+   * CASIL_INTERNAL_ERROR (flag `inspect_budget_exceeded`) — subject to the mode like any block. One step may overrun
+   * the budget before a check sees it. @default 50
    */
   timeBudgetMs?: number;
-  /** Milliseconds clock for the time budget (tests inject one). @default performance.now */
+  /**
+   * Milliseconds clock for the time budget (tests inject one; it then also stands in for the CPU clock that confirms
+   * an overrun). @default performance.now
+   */
   clock?: () => number;
+  /** Milliseconds of the process's CPU time, which confirms an overrun of the budget. @default `clock` when one is injected, else process.cpuUsage */
+  cpuClock?: () => number;
+}
+
+/** The process's CPU time (user + system) in ms; the wall clock where there is no `process.cpuUsage` (browsers). */
+function processCpuMs(): number {
+  if (typeof process === "undefined" || typeof process.cpuUsage !== "function") return performance.now();
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
 }
 
 /** The CASIL engine: an Inspector configured by a policy document. Immutable; a reload builds a new engine. */
@@ -706,11 +719,18 @@ function runBuiltins(policy: CompiledPolicy, input: InspectionInput, mode: Casil
 }
 
 /** Runs the built-ins under the time budget; a spent budget is a fail-closed block (CASIL_INTERNAL_ERROR). */
-function runGuarded(policy: CompiledPolicy, input: InspectionInput, mode: CasilMode, clock: () => number, budgetMs: number): Pending {
+function runGuarded(policy: CompiledPolicy, input: InspectionInput, mode: CasilMode, clock: () => number, cpuClock: () => number, budgetMs: number): Pending {
   const start = clock();
+  // The wall clock also runs while the process is descheduled or collecting garbage: on a loaded machine a small
+  // payload could "take" 50 ms between two checks and be blocked for nothing. So the first check past the budget only
+  // starts the process's CPU clock (nothing is read before, so an inspection within the budget pays nothing), and the
+  // inspection is stopped once it also spent half the budget of CPU time after that: real work, not a pause.
+  let cpuMark: number | undefined;
   const budget: Budget = {
     check(step) {
-      if (clock() - start > budgetMs) throw new BudgetExceeded(step);
+      if (clock() - start <= budgetMs) return;
+      if (cpuMark === undefined) cpuMark = cpuClock();
+      else if (cpuClock() - cpuMark > budgetMs / 2) throw new BudgetExceeded(step);
     },
   };
   try {
@@ -816,6 +836,8 @@ export function createCasilEngine(config: CasilEngineConfig = {}): CasilEngine {
   const telemetry = config.telemetry ?? new CasilTelemetry();
   const host = config.wasm;
   const clock = config.clock ?? defaultClock;
+  // An injected wall clock drives the CPU confirmation too (tests); else the process's CPU time.
+  const cpuClock = config.cpuClock ?? config.clock ?? processCpuMs;
   const timeBudgetMs = config.timeBudgetMs ?? DEFAULT_TIME_BUDGET_MS;
   if (!(timeBudgetMs > 0)) throw casilValidationError("timeBudgetMs must be a positive number");
   const disabled: Decision = Object.freeze({ action: "allow", policyVersion: version }) as Decision;
@@ -869,7 +891,7 @@ export function createCasilEngine(config: CasilEngineConfig = {}): CasilEngine {
 
   function verdictOf(policy: CompiledPolicy, input: InspectionInput, mode: CasilMode): CasilVerdict | Promise<CasilVerdict> | undefined {
     if (!policy.paths.has(input.path) || !inScope(policy, input.room)) return undefined;
-    const pending = runGuarded(policy, input, mode, clock, timeBudgetMs);
+    const pending = runGuarded(policy, input, mode, clock, cpuClock, timeBudgetMs);
     if (pending.wasm.length === 0 || pending.verdict.action === "block") return pending.verdict;
     return runWasm(host!, pending, telemetry);
   }

@@ -1,6 +1,6 @@
 import { ErrorCode, FrameError } from "../errors.js";
 import { CLIENT_FRAME_TYPES, HEADER_TWIST_ID, type Frame, type FrameType } from "../frame/types.js";
-import { roomNameProblem } from "../room/names.js";
+import { isRoomPattern, roomNameProblem, roomPatternProblem } from "../room/names.js";
 
 /** Frame types whose client requests must name a room. */
 const NEEDS_ROOM: ReadonlySet<FrameType> = new Set<FrameType>([
@@ -42,7 +42,8 @@ export function validateClientFrame(frame: Frame): FrameError | undefined {
   }
   if (NEEDS_ROOM.has(type)) {
     if (frame.room === undefined) return missing("room", type);
-    const problem = roomNameProblem(frame.room);
+    // subscribe and unsubscribe also take a room pattern (a wildcard subscription); every other frame a room name.
+    const problem = (type === "subscribe" || type === "unsubscribe") && isRoomPattern(frame.room) ? roomPatternProblem(frame.room) : roomNameProblem(frame.room);
     if (problem) return new FrameError(ErrorCode.ROOM_INVALID, problem, { detail: { field: "room" } });
   }
   switch (type) {

@@ -28,6 +28,30 @@ export function roomNameProblem(room: unknown): string | undefined {
   return undefined;
 }
 
+const PATTERN_RE = /^[A-Za-z0-9_\-.:@/=+!*]+$/;
+
+/**
+ * Whether a subscribe's `room` is a pattern (a wildcard subscription, docs/protocol.md): it contains `*`, which no
+ * room name may. The syntax is the capabilities' (see {@link roomMatches}).
+ */
+export function isRoomPattern(room: string): boolean {
+  return room.includes("*");
+}
+
+/** Returns undefined when `pattern` is a valid room pattern (a room name's characters plus at least one `*`), else the reason. */
+export function roomPatternProblem(pattern: unknown): string | undefined {
+  if (typeof pattern !== "string") return "room must be a string";
+  if (pattern.length > MAX_ROOM_LENGTH) return `room pattern is longer than ${MAX_ROOM_LENGTH} characters`;
+  if (!PATTERN_RE.test(pattern) || !pattern.includes("*")) return "a room pattern may contain only letters, digits, _ - . : @ / = + ! and *";
+  if (pattern.includes("***")) return "a room pattern may not contain ***";
+  return undefined;
+}
+
+/** The escaped tenant token of a room key (its first token): what a tenant-wide bus subscription matches. */
+export function tenantTokenOfKey(key: RoomKey): string {
+  return key.slice(0, key.indexOf("."));
+}
+
 /** Whether `room` is a valid room name: a string of 1-200 letters, digits and `_ - . : @ / = + !`. */
 export function isValidRoomName(room: unknown): room is string {
   return roomNameProblem(room) === undefined;
