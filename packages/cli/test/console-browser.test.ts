@@ -147,6 +147,7 @@ describe.skipIf(!haveChromium("console"))("web console in Chromium against arqon
     expect((await admin.request({ type: "command", command: "op.store.put", args: jsonBytes({ key: "greeting", value: { text: "hi" } }) })).status).toBe("ok");
     const alice = await connectClient(gw.url, SECRET, { sub: "alice", tenant: "acme" }, track);
     await alice.subscribe("lobby");
+    await alice.subscribe("traffic");
     await alice.publish("lobby", { text: "stored before" });
     for (const viewport of VIEWPORTS) {
       const { context, page } = await open(viewport);
@@ -157,6 +158,10 @@ describe.skipIf(!haveChromium("console"))("web console in Chromium against arqon
       await expect.poll(() => page.textContent("#ov-connections"), { timeout: 10_000 }).toBe("2");
       await expect.poll(() => page.$$eval("#spark-in polyline", (l) => l[0]?.getAttribute("points")?.split(" ").length ?? 0), { timeout: 10_000 }).toBeGreaterThan(1);
       expect(await page.textContent("#ov-nodes")).toContain("(this)");
+      // Traffic shows in the live rates: frames in (alice's publishes) and out (their deliveries to her).
+      for (let i = 0; i < 10; i++) await alice.publish("traffic", { n: i }, { echo: true });
+      await expect.poll(async () => Number(await page.textContent("#spark-in .spark-value")), { timeout: 10_000 }).toBeGreaterThan(0);
+      await expect.poll(async () => Number(await page.textContent("#spark-out .spark-value")), { timeout: 10_000 }).toBeGreaterThan(0);
       for (const id of PAGES) {
         await go(page, id);
         if (id === "tenants") await page.waitForSelector("#tenant-list button[data-tenant=acme]", { timeout: 10_000 });
