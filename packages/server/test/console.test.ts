@@ -137,6 +137,8 @@ describe("console - POST /api/v1/tenants/:t/console-token", () => {
     const viewer = await gw.client({ token: read });
     expect(viewer.welcome.type).toBe("welcome");
     expect((await viewer.subscribe("lobby")).type).toBe("subscribed");
+    // Every room of the tenant, whatever its segments.
+    expect((await viewer.subscribe("chat/eu:general.1")).type).toBe("subscribed");
     expect((await viewer.request({ type: "presence_list", room: "lobby" })).type).toBe("presence");
     const refused = await viewer.publish("lobby", { text: "no" });
     expect(refused.type).toBe("error");
