@@ -23,8 +23,8 @@ function signingAlgorithm(auth: AuthOptions): "HS256" | "HS384" | "HS512" | unde
  * admin of the tenant) mints a short-lived token of that tenant, signed with the server's own HMAC secret, so the web
  * console can open a WebSocket (live tail, operator commands) without ever handing the operator key to the page.
  * `"read"` (the default) holds `CONSOLE_READ_CAPS`; `"admin"` is a `role: "admin"` token of the tenant, which is no
- * more than either caller may already do there. An admin's token keeps the admin's `sub` (its revocations cover it)
- * and never outlives the admin's own token; the operator's says `sub: "operator"`. A server that verifies only
+ * more than either caller may already do there. An admin's token keeps the admin's `sub` and `jti` (revocations of
+ * the admin's user or token cover it) and never outlives the admin's own token; the operator's says `sub: "operator"`. A server that verifies only
  * public-key tokens cannot sign one: 501 `FEATURE_DISABLED`. Every minted token is audited (`console.token`).
  */
 export function consoleRoutes(auth: AuthOptions, audit: AuditLog): ApiRoute[] {
@@ -45,8 +45,11 @@ export function consoleRoutes(auth: AuthOptions, audit: AuditLog): ApiRoute[] {
         const now = Date.now();
         let expiresAt = now + CONSOLE_TOKEN_TTL_SEC * 1000;
         let sub = "operator";
+        let jti: string | undefined;
         if (principal.kind === "tenant") {
           sub = principal.auth.sub;
+          // A revocation of the admin's token by its jti covers the console tokens it minted too.
+          if (typeof principal.auth.claims.jti === "string") jti = principal.auth.claims.jti;
           if (principal.auth.expiresAt !== undefined) expiresAt = Math.min(expiresAt, principal.auth.expiresAt);
         }
         const ttl = Math.floor((expiresAt - now) / 1000);
@@ -65,7 +68,10 @@ export function consoleRoutes(auth: AuthOptions, audit: AuditLog): ApiRoute[] {
               ttl,
               algorithm,
               // Under the claim names the server reads (signToken writes "role" and "caps"; these win for other names).
-              claims: access === "admin" ? { [auth.roleClaim ?? "role"]: "admin" } : { [auth.capsClaim ?? "caps"]: CONSOLE_READ_CAPS },
+              claims: {
+                ...(access === "admin" ? { [auth.roleClaim ?? "role"]: "admin" } : { [auth.capsClaim ?? "caps"]: CONSOLE_READ_CAPS }),
+                ...(jti !== undefined ? { jti } : {}),
+              },
               ...(auth.tenantClaim ? { tenantClaim: auth.tenantClaim } : {}),
               ...(issuer ? { issuer } : {}),
               ...(audience ? { audience } : {}),

@@ -122,13 +122,20 @@ describe("console - POST /api/v1/tenants/:t/console-token", () => {
     // Never longer than the admin's own token.
     expect(Date.parse(mine.json.expiresAt) - Date.now()).toBeLessThanOrEqual(121_000);
     expect(codeOf(await callApi(url, "POST", "/api/v1/tenants/other/console-token", {}, admin))).toEqual([403, ErrorCode.FORBIDDEN]);
+    // Revoking the admin's token by its jti refuses the console tokens it minted too.
+    const withJti = await gw.token({ sub: "ada", tenant: "acme", role: "admin", claims: { jti: "admin-token-7" } });
+    const minted = (await callApi(url, "POST", "/api/v1/tenants/acme/console-token", {}, withJti)).json.token as string;
+    expect((await gw.upgrade({ headers: { authorization: `Bearer ${minted}` } })).status).toBe(101);
+    expect((await callApi(url, "POST", "/api/v1/tenants/acme/revocations", { jti: "admin-token-7" }, KEY)).status).toBe(201);
+    const refused = await gw.upgrade({ headers: { authorization: `Bearer ${minted}` } });
+    expect([refused.status, refused.json?.error?.code]).toEqual([401, ErrorCode.AUTH_REVOKED]);
     expect(codeOf(await callApi(url, "POST", "/api/v1/tenants/acme/console-token", {}, await gw.token({ sub: "u", tenant: "acme" })))).toEqual([403, ErrorCode.FORBIDDEN]);
     expect(codeOf(await callApi(url, "POST", "/api/v1/tenants/acme/console-token", {}, await gw.token({ sub: "s", tenant: "acme", role: "server" })))).toEqual([403, ErrorCode.FORBIDDEN]);
     expect(codeOf(await callApi(url, "POST", "/api/v1/tenants/acme/console-token", {}, null))).toEqual([401, ErrorCode.AUTH_MISSING]);
     expect(codeOf(await callApi(url, "POST", "/api/v1/tenants/acme/console-token", { access: "root" }, KEY))).toEqual([400, ErrorCode.VALIDATION_ERROR]);
     expect(codeOf(await callApi(url, "POST", "/api/v1/tenants/acme/console-token", { ttl: 5 }, KEY))).toEqual([400, ErrorCode.VALIDATION_ERROR]);
     const audit = await callApi(url, "GET", "/api/v1/tenants/acme/audit?limit=10", undefined, KEY);
-    expect(audit.json.records.filter((r: { action: string }) => r.action === "console.token").length).toBe(2);
+    expect(audit.json.records.filter((r: { action: string }) => r.action === "console.token").length).toBe(3);
   });
 
   it("console-token - a read token follows rooms and sees presence but cannot publish or use the store; an admin token can", async () => {
