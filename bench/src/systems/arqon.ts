@@ -13,13 +13,13 @@ import type { ClientFactory, ClientHooks, ClientOptions, RunningServer, ServerSt
 export const BENCH_TENANT = "bench";
 
 /** `hmacVerifier`: which code checks the HS256 tokens (`jose` only for the `arqon-json-jose` comparison). */
-async function startServer(opts: ServerStartOptions, hmacVerifier: "builtin" | "jose" = "builtin", traced = false): Promise<RunningServer> {
+async function startServer(opts: ServerStartOptions, hmacVerifier: "builtin" | "jose" = "builtin", traced: false | number = false): Promise<RunningServer> {
   const { createArqonServer } = await import("@arqon/server");
   const { pino } = await import("pino");
   // ARQON_BENCH_HISTORY_MESSAGES: another history retention per room, for an experiment (the figures use the default, 1,000).
   const keep = process.env.ARQON_BENCH_HISTORY_MESSAGES;
   const history = keep === undefined ? undefined : new (await import("@arqon/core")).MemoryHistoryStore({ retention: { maxMessages: Number(keep) } });
-  const tracing = traced ? await benchTracing() : undefined;
+  const tracing = traced === false ? undefined : await benchTracing(traced);
   const server = createArqonServer({
     ...(history ? { history } : {}),
     ...(tracing ? { tracing: { tracerProvider: tracing.provider } } : {}),
@@ -49,11 +49,12 @@ async function startServer(opts: ServerStartOptions, hmacVerifier: "builtin" | "
 }
 
 /**
- * Tracing on, every span sampled, batched as `arqon serve --otel` batches them and serialized to OTLP/JSON by the same
- * serializer, then dropped instead of posted (no collector on the bench machine: the HTTP write to one is not counted).
+ * Tracing on, `ratio` of the traces sampled (1: every span), batched as `arqon serve --otel` batches them and
+ * serialized to OTLP/JSON by the same serializer, then dropped instead of posted (no collector on the bench machine:
+ * the HTTP write to one is not counted).
  */
-async function benchTracing() {
-  const { BasicTracerProvider, BatchSpanProcessor } = await import("@opentelemetry/sdk-trace-base");
+async function benchTracing(ratio: number) {
+  const { BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler } = await import("@opentelemetry/sdk-trace-base");
   const { JsonTraceSerializer } = await import("@opentelemetry/otlp-transformer");
   const { ExportResultCode } = await import("@opentelemetry/core");
   let exported = 0;
@@ -64,7 +65,10 @@ async function benchTracing() {
     },
     shutdown: async () => undefined,
   };
-  const provider = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(exporter, { scheduledDelayMillis: 1000, maxQueueSize: 65_536, maxExportBatchSize: 4096 })] });
+  const provider = new BasicTracerProvider({
+    sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(ratio) }),
+    spanProcessors: [new BatchSpanProcessor(exporter, { scheduledDelayMillis: 1000, maxQueueSize: 65_536, maxExportBatchSize: 4096 })],
+  });
   return { provider, exportedBytes: () => exported };
 }
 
@@ -175,7 +179,16 @@ export const arqonJsonOtel: SystemAdapter = {
   id: "arqon-json-otel",
   label: "ArqonBus (JSON, tracing on)",
   clientNote: "ws clients, JSON text frames (?codec=json&protocol=1.1); the server traces every publish and delivery",
-  startServer: (opts) => startServer(opts, "builtin", true),
+  startServer: (opts) => startServer(opts, "builtin", 1),
+  createClientFactory: makeFactory("json", "1.1"),
+};
+
+/** `arqon-json-otel` with 1% of the traces sampled (the others make non-recording spans): tracing as it is run in production. */
+export const arqonJsonOtelSampled: SystemAdapter = {
+  id: "arqon-json-otel-1pct",
+  label: "ArqonBus (JSON, tracing on, 1% sampled)",
+  clientNote: "ws clients, JSON text frames (?codec=json&protocol=1.1); the server traces 1% of the publishes",
+  startServer: (opts) => startServer(opts, "builtin", 0.01),
   createClientFactory: makeFactory("json", "1.1"),
 };
 

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
-import type { AuthOptions, LimitOptions, OutboundOptions, PresenceOptions, ProxyOptions, TenancyMode, TenantLimits } from "@arqon/server";
+import type { AuthOptions, LimitOptions, OutboundOptions, PresenceOptions, ProxyOptions, PusherOptions, TenancyMode, TenantLimits } from "@arqon/server";
 
 /** A usage or configuration problem: printed without a stack, exit code 2. */
 export class CliError extends Error {
@@ -37,6 +37,11 @@ export interface ConfigFile {
   /** Proxy hooks to the application backend: `{ "connect": "https://app/hooks/connect", "secret": "whsec_…" }` (docs/gateway.md). */
   proxy?: ProxyOptions;
   presence?: PresenceOptions;
+  /**
+   * The Pusher Channels protocol mode: `{ "apps": [{ "tenant": "acme", "appId": "1001", "key": "…", "secret": "…" }] }`
+   * (docs/pusher.md). The secrets sign channel authorizations and HTTP API calls: keep this file private.
+   */
+  pusher?: PusherOptions;
   allowedOrigins?: string[];
   perMessageDeflate?: boolean | { threshold?: number };
   /** The web console at /console (docs/console.md): on by default in dev mode, off otherwise. */

@@ -1,5 +1,7 @@
-import { readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import type { AddressInfo } from "node:net";
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -81,7 +83,15 @@ describe("authority matrix (docs/security.md)", () => {
   let seq = 0;
 
   beforeAll(async () => {
-    gw = await serveInProcess(["--memory", "--outbound-allow", "127.0.0.1", "--outbound-allow-http"], { ARQON_JWT_SECRET: SECRET, ARQON_OPERATOR_KEY: KEY, ARQON_OMEGA_ENABLED: "1", ARQON_LOG_LEVEL: "silent" });
+    // One Pusher app (docs/pusher.md), so that its HTTP API's rows try real routes.
+    const config = path.join(mkdtempSync(path.join(tmpdir(), "arqon-matrix-")), "arqon.config.json");
+    writeFileSync(config, JSON.stringify({ pusher: { apps: [{ tenant: "t", appId: "matrix", key: "matrix-key", secret: "matrix-pusher-secret-0123456789" }] } }));
+    gw = await serveInProcess(["--memory", "--config", config, "--outbound-allow", "127.0.0.1", "--outbound-allow-http"], {
+      ARQON_JWT_SECRET: SECRET,
+      ARQON_OPERATOR_KEY: KEY,
+      ARQON_OMEGA_ENABLED: "1",
+      ARQON_LOG_LEVEL: "silent",
+    });
     // Webhooks registered by the matrix deliver to this loopback receiver only.
     hookTarget = createServer((req, res) => {
       req.resume();
@@ -216,6 +226,13 @@ describe("authority matrix (docs/security.md)", () => {
   const ROWS: Row[] = [
     // ---- WebSocket frames -----------------------------------------------------------------------------------------
     { group: "WebSocket frames", label: "`subscribe` (a room)", expect: WS_ROOM, run: (c) => ws(c, [{ type: "subscribe", room: "lobby" }]) },
+    { group: "WebSocket frames", label: "`subscribe` (a pattern its caps cover: `public.*`)", expect: WS_OWN, run: (c) => ws(c, [{ type: "subscribe", room: "public.*" }]) },
+    {
+      group: "WebSocket frames",
+      label: "`subscribe` (a pattern beyond its caps: `**`)",
+      expect: cells("ARQ_AUTH_INVALID", OK, IN_U, "ARQ_FORBIDDEN", "ARQ_FORBIDDEN", "ARQ_AUTH_MISSING"),
+      run: (c) => ws(c, [{ type: "subscribe", room: "**" }]),
+    },
     { group: "WebSocket frames", label: "`unsubscribe`", expect: WS_OWN, run: (c) => ws(c, [{ type: "subscribe", room: "public.x" }, { type: "unsubscribe", room: "public.x" }]) },
     { group: "WebSocket frames", label: "`publish`", expect: WS_ROOM, run: (c) => ws(c, [{ type: "publish", room: "lobby", payload: jsonBytes({ n: 1 }) }]) },
     { group: "WebSocket frames", label: "`history`", expect: WS_ROOM, run: (c) => ws(c, [{ type: "history", room: "lobby" }]) },
@@ -291,6 +308,15 @@ describe("authority matrix (docs/security.md)", () => {
     },
     { group: "WebSocket commands", label: "`op.omega.list_events`", expect: CMD_MEMBER, run: (c) => ws(c, [command("op.omega.list_events")]) },
     // ---- HTTP -------------------------------------------------------------------------------------------------------
+    {
+      group: "HTTP",
+      label: "`POST /apps/:appId/events`, `GET /apps/:appId/channels` (the Pusher HTTP API: the app secret's signed query only, [pusher.md](pusher.md))",
+      expect: cells("ARQ_AUTH_MISSING", "ARQ_AUTH_MISSING", "ARQ_AUTH_MISSING", "ARQ_AUTH_MISSING", "ARQ_AUTH_MISSING", "ARQ_AUTH_MISSING"),
+      run: async (c) => {
+        const post = await http(c, "POST", "/apps/matrix/events", { name: "e", channels: ["lobby"], data: "{}" });
+        return post === OK ? http(c, "GET", "/apps/matrix/channels") : post;
+      },
+    },
     { group: "HTTP", label: "`GET /health`, `/ready`, `/version`", expect: HTTP_OPEN, run: async (c) => [await http(c, "GET", "/health"), await http(c, "GET", "/ready"), await http(c, "GET", "/version")].find((r) => r !== OK) ?? OK },
     { group: "HTTP", label: "`GET /status`, `/metrics` (also a scrape token)", expect: HTTP_OPERATOR, run: async (c) => ((await http(c, "GET", "/status")) === OK ? http(c, "GET", "/metrics") : http(c, "GET", "/status")) },
     {

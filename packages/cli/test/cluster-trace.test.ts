@@ -178,6 +178,21 @@ describeWithNats("OpenTelemetry traces across two gateways on NATS", () => {
     for (const c of [publisher, remote]) await c.close();
   });
 
+  it("an unsampled trace (traceparent flags 00) is followed, not recorded: no spans on either node, the header still carries the trace", async () => {
+    const publisher = await a.gw.client({ tenant: "t-trace", sub: "alice" });
+    const remote = await b.gw.client({ tenant: "t-trace", sub: "bob" });
+    await remote.subscribe("unsampled");
+    await publisher.publish("unsampled", { warmup: true });
+    await remote.next("message", "unsampled");
+    for (const n of [a, b]) n.spans.reset();
+    await publisher.publish("unsampled", { n: 1 }, { headers: { traceparent: `00-${APP_TRACE}-${APP_SPAN}-00` } });
+    const got = await remote.next("message", "unsampled");
+    expect(got.headers!.traceparent).toMatch(new RegExp(`^00-${APP_TRACE}-[0-9a-f]{16}-00$`));
+    await new Promise((r) => setTimeout(r, 50));
+    for (const n of [a, b]) expect(n.spans.getFinishedSpans().filter((s) => s.spanContext().traceId === APP_TRACE)).toEqual([]);
+    for (const c of [publisher, remote]) await c.close();
+  });
+
   it("a server API publish on B: the POST's server span is the parent of the publish, and A's deliver is in the caller's trace", async () => {
     const remote = await a.gw.client({ tenant: "t-trace", sub: "bob" });
     await remote.subscribe("api-room");

@@ -130,7 +130,6 @@ describe("codec - faults get their documented code and never throw", () => {
     ["publish to a room pattern", '{"type":"publish","room":"a.*","payload":1}', ErrorCode.ROOM_INVALID],
     ["history of a room pattern", '{"type":"history","room":"a.*"}', ErrorCode.ROOM_INVALID],
     ["subscribe to a pattern with >", '{"type":"subscribe","room":"a.>"}', ErrorCode.ROOM_INVALID],
-    ["subscribe to a pattern with ***", '{"type":"subscribe","room":"a:***"}', ErrorCode.ROOM_INVALID],
     ["room with $", '{"type":"subscribe","room":"$SYS"}', ErrorCode.ROOM_INVALID],
     ["too long room", JSON.stringify({ type: "subscribe", room: "x".repeat(201) }), ErrorCode.ROOM_INVALID],
     ["room as number", '{"type":"subscribe","room":5}', ErrorCode.FRAME_WRONG_TYPE],

@@ -672,9 +672,14 @@ interface WebhookTrace {
 
 const TRACEPARENT_RE = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 
-/** The `webhook deliver` client span of one attempt; writes its context into the request's headers. */
-function startDeliverySpan(tracer: Tracer, def: HookDefinition, t: WebhookTrace, headers: Record<string, string>): Span {
+/** The `webhook deliver` client span of one attempt (none in an unsampled trace); writes its context into the request's headers. */
+function startDeliverySpan(tracer: Tracer, def: HookDefinition, t: WebhookTrace, headers: Record<string, string>): Span | undefined {
   const m = TRACEPARENT_RE.exec(t.headers?.traceparent ?? "");
+  // An unsampled trace makes no span here: the receiver gets the message's own traceparent.
+  if (m && (parseInt(m[3]!, 16) & 1) === 0) {
+    headers.traceparent = t.headers!.traceparent!;
+    return undefined;
+  }
   const parent =
     m && m[1] !== "0".repeat(32) && m[2] !== "0".repeat(16)
       ? trace.setSpanContext(ROOT_CONTEXT, { traceId: m[1]!, spanId: m[2]!, traceFlags: parseInt(m[3]!, 16) & 1, isRemote: true })

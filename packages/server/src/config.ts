@@ -6,6 +6,7 @@ import type { ApiRateLimitOptions } from "./api-rate-limit.js";
 import type { CasilController } from "./casil/controller.js";
 import type { OutboundOptions } from "./outbound.js";
 import type { ProxyOptions } from "./proxy-config.js";
+import type { PusherOptions } from "./pusher/config.js";
 import type { TenancyMode, TenantLimits } from "./tenants.js";
 
 /** The port `arqon serve` listens on when none is configured. */
@@ -142,6 +143,12 @@ export interface ArqonServerOptions {
   proxy?: ProxyOptions;
   /** Presence coalescing, per-user presence and rooms without presence. */
   presenceOptions?: PresenceOptions;
+  /**
+   * The Pusher Channels protocol mode (docs/pusher.md): pusher-js on `/app/{key}` and the Pusher HTTP API under
+   * `/apps/{appId}/...`, one app (id, key, secret) per tenant. Server configuration only: the operator sets it.
+   * @default undefined (off)
+   */
+  pusher?: PusherOptions;
   /**
    * Allowed `Origin` values (exact, e.g. "https://app.example.com", or "*"). A browser upgrade from any other origin
    * is refused with 403 ARQ_ORIGIN_FORBIDDEN; requests without an Origin header (non-browser clients) are allowed.

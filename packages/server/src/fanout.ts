@@ -21,8 +21,11 @@ import type { ServerMetrics } from "./metrics.js";
 /** The local subscribers of one room. */
 export class LocalRoom {
   readonly subs: Subscription[] = [];
-  /** In-process listeners (server-side subscriptions such as webhooks); they receive `message` frames only. */
-  readonly listeners: Array<(frame: Frame) => void> = [];
+  /**
+   * In-process listeners (server-side subscriptions such as webhooks, the Pusher protocol's channels); they receive
+   * `message` frames only, with the envelope they came in (its `originClientId`).
+   */
+  readonly listeners: Array<RoomListener> = [];
   jsonSubs = 0;
   protoSubs = 0;
   /** Local subscribers that may see presence frames: none means presence events need no frame here. */
@@ -50,6 +53,9 @@ export class LocalRoom {
     this.fanoutSeconds = metrics.fanoutSeconds.labels(metrics.tenant(tenant));
   }
 }
+
+/** An in-process listener of a room's messages: the frame, and the envelope it came in. */
+export type RoomListener = (frame: Frame, envelope: Envelope) => void;
 
 /** A message whose payload is a delta against the previous message's payload (sent binary). */
 function deltaFrame(frame: Frame, delta: Uint8Array): Frame {
@@ -274,7 +280,7 @@ export class Fanout implements OutboundScheduler {
   }
 
   /** Adds an in-process listener to a room; returns the room and whether it is new on this node. */
-  addListener(key: RoomKey, tenant: string, roomName: string, listener: (frame: Frame) => void): { room: LocalRoom; created: boolean } {
+  addListener(key: RoomKey, tenant: string, roomName: string, listener: RoomListener): { room: LocalRoom; created: boolean } {
     let room = this.rooms.get(key);
     const created = room === undefined;
     if (!room) {
@@ -286,7 +292,7 @@ export class Fanout implements OutboundScheduler {
   }
 
   /** Removes a listener; returns true when the room has nothing local left (and was dropped). */
-  removeListener(key: RoomKey, listener: (frame: Frame) => void): boolean {
+  removeListener(key: RoomKey, listener: RoomListener): boolean {
     const room = this.rooms.get(key);
     if (!room) return false;
     const i = room.listeners.indexOf(listener);
@@ -398,7 +404,7 @@ export class Fanout implements OutboundScheduler {
     if (listeners.length > 0 && frame.type === "message") {
       for (let i = 0; i < listeners.length; i++) {
         try {
-          listeners[i]!(frame);
+          listeners[i]!(frame, envelope);
         } catch {
           // A listener's failure is its own; delivery to the others goes on.
         }
@@ -410,9 +416,11 @@ export class Fanout implements OutboundScheduler {
       room.fanoutSeconds.observe((performance.now() - started) / 1000);
     }
     if (span !== undefined) {
-      span.setAttribute("arqon.deliveries", delivered);
-      if (frame.offset !== undefined) span.setAttribute("arqon.offset", frame.offset);
-      if (frame.id !== undefined) span.setAttribute("messaging.message.id", frame.id);
+      if (span.isRecording()) {
+        span.setAttribute("arqon.deliveries", delivered);
+        if (frame.offset !== undefined) span.setAttribute("arqon.offset", frame.offset);
+        if (frame.id !== undefined) span.setAttribute("messaging.message.id", frame.id);
+      }
       span.end();
     }
   }

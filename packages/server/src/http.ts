@@ -8,6 +8,7 @@ import { authorizeHttp, resolveHttpPrincipal, type KeySet } from "./authority.js
 import type { Gateway } from "./gateway.js";
 import { readBody, sendError, sendJson } from "./http-util.js";
 import { OPENAPI_PATH, openApiDocument } from "./openapi.js";
+import type { PusherHttpApi } from "./pusher/http.js";
 import { publishFields } from "./publish-body.js";
 import { serverPublish } from "./rooms.js";
 import type { TenantRegistry } from "./tenants.js";
@@ -25,6 +26,8 @@ export interface HttpSurface {
   maxBodyBytes?: number;
   /** The web console's files, when the `console` option turned it on. */
   console?: ConsoleAssets;
+  /** The Pusher HTTP API (`/apps/{appId}/...`), when the Pusher protocol mode is on. */
+  pusher?: PusherHttpApi;
 }
 
 function backendName(backend: unknown): string {
@@ -110,6 +113,10 @@ export async function handleHttp(http: HttpSurface, req: IncomingMessage, res: S
     return http.api.handle(req, res, url);
   }
   if (http.console?.handle(req, res, path)) return true;
+  if (http.pusher?.matches(path)) {
+    await http.pusher.handle(req, res);
+    return true;
+  }
   const method = req.method ?? "GET";
   const isGet = method === "GET" || method === "HEAD";
   switch (path) {

@@ -63,6 +63,9 @@ import { Gateway, type Backends } from "./gateway.js";
 import { handleHttp, statusOf, type HttpSurface } from "./http.js";
 import { consoleRoutes } from "./api-console.js";
 import { ConsoleAssets, defaultConsoleDir } from "./console-http.js";
+import { resolvePusherOptions } from "./pusher/config.js";
+import { PusherGateway } from "./pusher/gateway.js";
+import { PusherHttpApi } from "./pusher/http.js";
 import { errorBody, rejectUpgrade, sendError } from "./http-util.js";
 import { ServerMetrics, type ServerMeter } from "./metrics.js";
 import { OutboundGuard } from "./outbound.js";
@@ -112,6 +115,7 @@ export { CommandRegistry } from "./commands.js";
 export type { CommandContext, CommandHandler, CommandOptions } from "./commands.js";
 export { TokenBucket } from "./limits.js";
 export type { PublishResult } from "./rooms.js";
+export type { PusherOptions, PusherAppOptions } from "./pusher/config.js";
 /** Re-exported from @arqon/core, where it now lives (the protocol 1.1 codecs and the SDKs need it too). */
 export { DEFAULT_TWIST_ID } from "@arqon/core";
 export {
@@ -147,7 +151,10 @@ export interface ArqonServer {
   attach(server: Server): void;
   /** ws-style entry for frameworks that route upgrades themselves. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
-  /** Serves /health, /ready, /version, /status, /metrics, POST /api/publish; resolves false for other paths. */
+  /**
+   * Serves /health, /ready, /version, /status, /metrics, POST /api/publish, the server API and, with `pusher` set, the
+   * Pusher HTTP API under /apps/; resolves false for other paths.
+   */
   handleRequest(req: IncomingMessage, res: ServerResponse): Promise<boolean>;
   /** Starts an HTTP server of its own (WebSocket and HTTP routes on one port). @default port 9100, host "127.0.0.1" */
   listen(port?: number, host?: string): Promise<AddressInfo>;
@@ -436,6 +443,8 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
   const consoleAssets = options.console
     ? new ConsoleAssets(options.console === true ? defaultConsoleDir() : options.console.dir, options.path ?? "/ws", gw.version)
     : undefined;
+  const pusher = options.pusher ? new PusherGateway(gw, resolvePusherOptions(options.pusher), control) : undefined;
+  const pusherApi = pusher ? new PusherHttpApi(pusher, maxBodyBytes) : undefined;
   const surface: HttpSurface = {
     gw,
     keys,
@@ -444,6 +453,7 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
     api,
     ...(maxBodyBytes !== undefined ? { maxBodyBytes } : {}),
     ...(consoleAssets ? { console: consoleAssets } : {}),
+    ...(pusherApi ? { pusher: pusherApi } : {}),
   };
   const revocationSweep = setInterval(() => {
     registry.sweepRevocations().catch((err: unknown) => logger.warn({ err }, "revocation sweep failed"));
@@ -480,6 +490,7 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
       if (attached.has(target)) return;
       const listener = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
         if (wsPathOf(req)) return gw.handleUpgrade(req, socket, head);
+        if (pusher?.matches(req.url ?? "/")) return pusher.handleUpgrade(req, socket, head);
         // Leave other paths to the application's own upgrade handlers; answer 404 when there are none.
         if (target.listenerCount("upgrade") === 1) rejectUpgrade(socket, 404, ErrorCode.NOT_FOUND, "no WebSocket endpoint here");
       };
@@ -487,6 +498,7 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
       target.on("upgrade", listener);
     },
     handleUpgrade(req, socket, head) {
+      if (pusher?.matches(req.url ?? "/")) return pusher.handleUpgrade(req, socket, head);
       gw.handleUpgrade(req, socket, head);
     },
     handleRequest(req, res) {
@@ -599,7 +611,7 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
         const listening = httpServer;
         const serverClosed = listening ? new Promise<void>((resolve) => listening.close(() => resolve())) : Promise.resolve();
         listening?.closeIdleConnections();
-        await gw.shutdown(options.shutdownTimeoutMs ?? 5000);
+        await Promise.all([gw.shutdown(options.shutdownTimeoutMs ?? 5000), pusher?.close(options.shutdownTimeoutMs ?? 5000)]);
         clearInterval(revocationSweep);
         clearInterval(resync);
         admin.close();

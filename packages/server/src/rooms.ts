@@ -4,6 +4,7 @@ import {
   ErrorCode,
   escapeToken,
   isRoomPattern,
+  roomPatternProblem,
   HEADER_TIMESTAMP,
   HEADER_TWIST_ID,
   isValidTenant,
@@ -123,8 +124,9 @@ function storeInspected(ctx: HandlerContext, input: PublishInput, inspected: Ins
   const headers: Record<string, string> = input.headers === undefined ? {} : Object.assign({}, input.headers);
   headers[HEADER_TIMESTAMP] = String(now);
   headers[HEADER_TWIST_ID] = twist ?? DEFAULT_TWIST_ID;
-  // Tracing on: the message carries the publish span's context to every node, subscriber and webhook.
-  if (input.span !== undefined) injectTraceHeaders(input.span, headers);
+  // Tracing on: the message carries the publish span's context to every node, subscriber and webhook. An unsampled
+  // publish leaves the headers as they came (a client's own traceparent goes on; none is added to the message).
+  if (input.span !== undefined && input.span.isRecording()) injectTraceHeaders(input.span, headers);
   const message: Frame = { type: "message", id: ctx.nextMessageId(), room, payload: retainable(payload), headers, timestamp: now };
   if (input.payloadFormat === "binary") message.payloadFormat = "binary";
   if (input.sender) message.sender = input.sender;
@@ -178,7 +180,7 @@ function tracedPublish(ctx: HandlerContext, tracing: Tracing, input: PublishInpu
   const span = tracing.publish(input.tenant, input.room, input.path, input.headers);
   const traced: PublishInput = Object.assign({}, input, { span });
   const done = (result: PublishResult): PublishResult => {
-    span.setAttributes({ "messaging.message.id": result.id, "arqon.offset": result.offset, "arqon.epoch": result.epoch, "arqon.duplicate": result.duplicate });
+    if (span.isRecording()) span.setAttributes({ "messaging.message.id": result.id, "arqon.offset": result.offset, "arqon.epoch": result.epoch, "arqon.duplicate": result.duplicate });
     span.end();
     return result;
   };
@@ -562,6 +564,8 @@ export async function leaveRoom(ctx: HandlerContext, sub: Subscription, reason: 
  */
 async function subscribePattern(ctx: HandlerContext, conn: Connection, frame: Frame): Promise<void> {
   const pattern = frame.room!;
+  const problem = roomPatternProblem(pattern);
+  if (problem) throw new ArqonError(ErrorCode.ROOM_INVALID, problem, { detail: { field: "room" } });
   const bus = ctx.backends.bus;
   if (bus.subscribeTenant === undefined) throw new ArqonError(ErrorCode.FRAME_FEATURE_DISABLED, "this server's bus has no wildcard subscriptions");
   if (frame.since) {
@@ -617,6 +621,8 @@ export async function leavePattern(ctx: HandlerContext, ps: PatternSubscription)
 export async function handleUnsubscribe(ctx: HandlerContext, conn: Connection, frame: Frame): Promise<void> {
   const room = frame.room!;
   if (isRoomPattern(room)) {
+    const problem = roomPatternProblem(room);
+    if (problem) throw new ArqonError(ErrorCode.ROOM_INVALID, problem, { detail: { field: "room" } });
     const ps = conn.patterns.get(room);
     if (!ps) throw new ArqonError(ErrorCode.NOT_SUBSCRIBED, `not subscribed to "${room}"`);
     await leavePattern(ctx, ps);

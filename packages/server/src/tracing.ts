@@ -1,4 +1,5 @@
 import {
+  INVALID_SPAN_CONTEXT,
   ROOT_CONTEXT,
   SpanKind,
   SpanStatusCode,
@@ -36,6 +37,9 @@ export interface TracingOptions {
 export const HEADER_TRACEPARENT = "traceparent";
 /** The message header that carries the W3C trace state that goes with `traceparent`. */
 export const HEADER_TRACESTATE = "tracestate";
+
+/** What a child of an unsampled span is: records nothing, costs nothing. */
+const NOT_RECORDING: Span = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
 
 const TRACEPARENT_RE = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(?:-.*)?$/;
 const INVALID_TRACE = "00000000000000000000000000000000";
@@ -110,40 +114,43 @@ export class Tracing {
     );
   }
 
-  /** `publish <room>`: the publish path of one message (its children are the inspection and the append). */
+  /**
+   * `publish <room>`: the publish path of one message (its children are the inspection and the append). Attributes
+   * are set only on a span the sampler records: an unsampled publish costs the sampler's decision and little more.
+   */
   publish(tenant: string, room: string, path: string, headers: Readonly<Record<string, string>> | undefined): Span {
-    return this.tracer.startSpan(
-      `publish ${room}`,
-      {
-        kind: SpanKind.PRODUCER,
-        attributes: {
-          "messaging.system": "arqon",
-          "messaging.operation.type": "send",
-          "messaging.destination.name": room,
-          "arqon.tenant": tenant,
-          "arqon.publish.path": path,
-        },
-      },
-      parentContext(headers),
-    );
+    const span = this.tracer.startSpan(`publish ${room}`, { kind: SpanKind.PRODUCER }, parentContext(headers));
+    if (span.isRecording()) {
+      span.setAttributes({
+        "messaging.system": "arqon",
+        "messaging.operation.type": "send",
+        "messaging.destination.name": room,
+        "arqon.tenant": tenant,
+        "arqon.publish.path": path,
+      });
+    }
+    return span;
   }
 
-  /** A child span of `parent` (the publish's `casil inspect` and `history append`). */
+  /** A child span of `parent` (the publish's `casil inspect` and `history append`); none under an unsampled parent. */
   child(parent: Span, name: string, attributes?: Attributes): Span {
+    if (!parent.isRecording()) return NOT_RECORDING;
     return this.tracer.startSpan(name, { kind: SpanKind.INTERNAL, attributes }, trace.setSpan(ROOT_CONTEXT, parent));
   }
 
-  /** `deliver <room>`: one message handed to this node's subscribers, in the trace of the message's header. */
-  deliver(tenant: string, room: string, headers: Readonly<Record<string, string>> | undefined, nodeId: string | undefined): Span {
-    const attributes: Attributes = {
-      "messaging.system": "arqon",
-      "messaging.operation.type": "process",
-      "messaging.destination.name": room,
-      "arqon.tenant": tenant,
-    };
-    if (nodeId !== undefined) attributes["arqon.node"] = nodeId;
+  /**
+   * `deliver <room>`: one message handed to this node's subscribers, in the trace of the message's header; undefined
+   * for a message whose trace is not sampled (its publisher's sampler decided for the whole trace).
+   */
+  deliver(tenant: string, room: string, headers: Readonly<Record<string, string>> | undefined, nodeId: string | undefined): Span | undefined {
     const sc = parseTraceparent(headers?.[HEADER_TRACEPARENT], headers?.[HEADER_TRACESTATE]);
-    return this.tracer.startSpan(`deliver ${room}`, { kind: SpanKind.CONSUMER, attributes }, sc ? trace.setSpanContext(ROOT_CONTEXT, sc) : ROOT_CONTEXT);
+    if (sc !== undefined && (sc.traceFlags & 1) === 0) return undefined;
+    const span = this.tracer.startSpan(`deliver ${room}`, { kind: SpanKind.CONSUMER }, sc ? trace.setSpanContext(ROOT_CONTEXT, sc) : ROOT_CONTEXT);
+    if (span.isRecording()) {
+      span.setAttributes({ "messaging.system": "arqon", "messaging.operation.type": "process", "messaging.destination.name": room, "arqon.tenant": tenant });
+      if (nodeId !== undefined) span.setAttribute("arqon.node", nodeId);
+    }
+    return span;
   }
 
   /** `<METHOD> <route>`: one server API call; the handler runs in its context (a publish in it is its child). */

@@ -344,6 +344,7 @@ export async function serveCommand(argv: readonly string[], io: CliIo, ctx: Serv
     allowedOrigins: list(values["allowed-origin"]) ?? list(env.ARQON_ALLOWED_ORIGINS) ?? config.allowedOrigins,
     perMessageDeflate: config.perMessageDeflate,
     console: consoleEnabled(values.console, values["no-console"], env.ARQON_CONSOLE, config.console, resolved.dev),
+    ...(config.pusher ? { pusher: config.pusher } : {}),
     http: { apiRateLimit: apiRateLimit(values["api-rate"] ?? env.ARQON_API_RATE, values["api-burst"] ?? env.ARQON_API_BURST, config.http?.apiRateLimit) },
   };
   const otelOn = values.otel ?? ["1", "true", "yes"].includes((env.ARQON_OTEL ?? "").toLowerCase());
