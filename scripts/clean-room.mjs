@@ -3,7 +3,8 @@
 // fresh app in a temp folder outside the repository (its own package.json, no workspace links), then, from that app:
 //   (a) embed @arqon/server in an existing node:http server as docs/gateway.md shows, connect with @arqon/sdk from
 //       Node, publish and receive;
-//   (b) `npx arqon serve` starts, prints its token, answers /health, and the token connects;
+//   (b) `npx arqon serve` starts, prints its token, answers /health and /console (the console build ships in the
+//       package), and the token connects;
 //   (c) TypeScript type-checks a consumer file against the installed types;
 //   (d) the installed browser bundle of @arqon/sdk loads in Chromium and chats through the embedded server.
 // It fails when any @arqon package resolves to a path outside the app (a workspace link).
@@ -151,6 +152,13 @@ process.on("SIGTERM", async () => {
   const httpUrl = wsUrl.replace(/^ws/, "http").replace(/\/ws$/, "");
   const served200 = (await fetch(`${httpUrl}/health`)).status;
   if (served200 !== 200) fail(`arqon serve /health answered ${served200}`);
+  // The web console ships inside the installed @arqon/server (dev mode turns it on): the page and its script load.
+  const consolePage = await fetch(`${httpUrl}/console`);
+  const consoleHtml = await consolePage.text();
+  const consoleScript = /src="(\/console\/[^"]+\.js)"/.exec(consoleHtml)?.[1];
+  if (consolePage.status !== 200 || !consoleScript) fail(`arqon serve /console answered ${consolePage.status}: ${consoleHtml.slice(0, 200)}`);
+  const scriptRes = await fetch(`${httpUrl}${consoleScript}`);
+  if (scriptRes.status !== 200 || (await scriptRes.text()).length < 1000) fail(`the console script ${consoleScript} answered ${scriptRes.status}`);
   writeFileSync(
     path.join(app, "dev-client.mjs"),
     `import { ArqonClient } from "@arqon/sdk";
@@ -164,7 +172,7 @@ client.close();
   const devAck = JSON.parse((await runInApp(["dev-client.mjs"], { env: { URL: wsUrl, TOKEN: devToken } })).out);
   if (typeof devAck.offset !== "number") fail(`the dev token did not publish: ${JSON.stringify(devAck)}`);
   served.child.kill("SIGTERM");
-  step(`(b) npx arqon serve: printed a token, /health 200, the token published at offset ${devAck.offset}`);
+  step(`(b) npx arqon serve: printed a token, /health 200, /console and its script 200, the token published at offset ${devAck.offset}`);
 
   // (c) TypeScript against the installed types.
   writeFileSync(

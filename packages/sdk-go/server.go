@@ -67,6 +67,7 @@ var ServerOperations = []ServerOperation{
 	{Name: "unsubscribeUser", Method: "POST", Path: "/api/v1/tenants/:tenant/unsubscribe", Access: "tenant-backend", Body: true},
 	{Name: "tenantInfo", Method: "GET", Path: "/api/v1/tenants/:tenant/info", Access: "tenant-admin"},
 	{Name: "info", Method: "GET", Path: "/api/v1/info", Access: "operator"},
+	{Name: "consoleToken", Method: "POST", Path: "/api/v1/tenants/:tenant/console-token", Access: "tenant-admin", Body: true},
 }
 
 // FindServerOperation returns the operation called name.
@@ -624,6 +625,19 @@ func (s *ServerClient) UnsubscribeUser(ctx context.Context, user, room string, s
 func (s *ServerClient) TenantInfo(ctx context.Context, tenant ...Tenant) (Object, error) {
 	var out Object
 	err := s.scoped(ctx, "tenantInfo", tenant, nil, nil, nil, &out)
+	return out, err
+}
+
+// ConsoleToken mints a short-lived (at most 15 minutes) token of the tenant for the web console's WebSocket: access
+// "read" (the default when empty) may subscribe and see presence, "admin" is a role "admin" token. The answer holds
+// token, tenant, sub, access and expiresAt.
+func (s *ServerClient) ConsoleToken(ctx context.Context, access string, tenant ...Tenant) (Object, error) {
+	body := map[string]any{}
+	if access != "" {
+		body["access"] = access
+	}
+	var out Object
+	err := s.scoped(ctx, "consoleToken", tenant, nil, nil, body, &out)
 	return out, err
 }
 

@@ -181,6 +181,9 @@ func TestServerClient(t *testing.T) {
 	if _, err := api.TenantInfo(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if tok, err := api.ConsoleToken(ctx, "read"); err != nil || tok["access"] != "read" || tok["sub"] != "operator" {
+		t.Fatalf("console token %v %v", tok, err)
+	}
 	// no credentials: 401 with the server's code; a tenant-scoped call without a tenant fails before any request
 	anon, _ := NewServerClient(ServerClientOptions{URL: shared.httpURL})
 	_, err = anon.Presence(ctx, name, "acme")

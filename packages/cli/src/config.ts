@@ -44,6 +44,8 @@ export interface ConfigFile {
   pusher?: PusherOptions;
   allowedOrigins?: string[];
   perMessageDeflate?: boolean | { threshold?: number };
+  /** The web console at /console (docs/console.md): on by default in dev mode, off otherwise. */
+  console?: boolean;
   /** The server API's per-credential rate limit: `{ "apiRateLimit": { "perSecond": 200, "burst": 400 } }`. */
   http?: { apiRateLimit?: { perSecond?: number; burst?: number } };
   /** NATS server URL(s), comma-separated: run as a cluster node (bus, history, presence, state, kv on NATS). */

@@ -80,6 +80,7 @@ export const SERVER_OPERATIONS = {
   unsubscribeUser: { method: "POST", path: "/api/v1/tenants/:tenant/unsubscribe", access: "tenant-backend", body: true, summary: "unsubscribe a user's live connections from a room {user, room, client?}" },
   tenantInfo: { method: "GET", path: "/api/v1/tenants/:tenant/info", access: "tenant-admin", summary: "a tenant's connections and subscriptions per node" },
   info: { method: "GET", path: "/api/v1/info", access: "operator", summary: "this node and every other node of the cluster" },
+  consoleToken: { method: "POST", path: "/api/v1/tenants/:tenant/console-token", access: "tenant-admin", body: true, summary: "a short-lived token of the tenant for the web console {access?: read | admin}" },
 } as const satisfies Record<string, ServerOperation>;
 
 /** The name of an operation of {@link SERVER_OPERATIONS}. */
@@ -584,6 +585,16 @@ export class ArqonServerClient {
   kick(options: ConnectionSelector = {}): Promise<{ closedHere: number }> {
     const { tenant, ...body } = options;
     return this.#scoped("kick", { tenant }, { body });
+  }
+
+  /**
+   * Mints a short-lived (at most 15 minutes) token of the tenant for the web console's WebSocket: `"read"` (the
+   * default) may subscribe and see presence, `"admin"` is a `role: "admin"` token. 501 FEATURE_DISABLED when the
+   * server cannot sign (public-key tokens only).
+   */
+  consoleToken(options: TenantScoped & { access?: "read" | "admin" } = {}): Promise<{ token: string; tenant: string; sub: string; access: "read" | "admin"; expiresAt: string }> {
+    const { tenant, ...body } = options;
+    return this.#scoped("consoleToken", { tenant }, { body });
   }
 
   /** The tenant's revocation rules in force. */

@@ -189,6 +189,17 @@ export interface ArqonServerOptions {
    * `inspector` (give one or the other). The server closes the controller.
    */
   casil?: CasilController;
+  /**
+   * The web console at `/console` (docs/console.md): off unless set. `true` serves the build shipped inside this
+   * package; `{ dir }` serves the build in that directory instead. Sign-in uses operator keys and tenant admin
+   * tokens, as the server API does. @default false
+   */
+  console?:
+    | boolean
+    | {
+        /** A directory holding a console build (what `scripts/build-console.mjs` writes). */
+        dir: string;
+      };
   /** A pino logger. @default pino at level "info" (or ARQON_LOG_LEVEL) */
   logger?: Logger;
   /** Server version reported in welcome and /version. @default the @arqon/server package version */

@@ -2,6 +2,7 @@ import { withSpan } from "./tracing.js";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { ArqonError, ErrorCode, PROTOCOL_VERSION, PROTOCOL_VERSIONS } from "@arqon/core";
 import { httpStatusOf, type ServerApi } from "./admin-http.js";
+import type { ConsoleAssets } from "./console-http.js";
 import { AuthError, type Authenticator } from "./auth.js";
 import { authorizeHttp, resolveHttpPrincipal, type KeySet } from "./authority.js";
 import type { Gateway } from "./gateway.js";
@@ -23,6 +24,8 @@ export interface HttpSurface {
   api: ServerApi;
   /** `http.maxBodyBytes`: bounds every request body read here when set. */
   maxBodyBytes?: number;
+  /** The web console's files, when the `console` option turned it on. */
+  console?: ConsoleAssets;
   /** The Pusher HTTP API (`/apps/{appId}/...`), when the Pusher protocol mode is on. */
   pusher?: PusherHttpApi;
 }
@@ -85,7 +88,8 @@ async function monitorAllowed(http: HttpSurface, req: IncomingMessage, res: Serv
 
 /**
  * Serves the HTTP surface: GET /health, /ready, /version, /api/v1/openapi.json (open), /status and /metrics (operator
- * key or scrape token), POST /api/publish and the server API under /api/v1. Resolves false for any other path so that an embedding
+ * key or scrape token), POST /api/publish, the server API under /api/v1 and, when turned on, the web console under
+ * /console. Resolves false for any other path so that an embedding
  * application can handle it.
  */
 export async function handleHttp(http: HttpSurface, req: IncomingMessage, res: ServerResponse): Promise<boolean> {
@@ -108,6 +112,7 @@ export async function handleHttp(http: HttpSurface, req: IncomingMessage, res: S
     }
     return http.api.handle(req, res, url);
   }
+  if (http.console?.handle(req, res, path)) return true;
   if (http.pusher?.matches(path)) {
     await http.pusher.handle(req, res);
     return true;

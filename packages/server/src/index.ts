@@ -61,6 +61,8 @@ import { ClusterInfo } from "./cluster-info.js";
 import { ClusterControl, clusterKeyOf } from "./control.js";
 import { Gateway, type Backends } from "./gateway.js";
 import { handleHttp, statusOf, type HttpSurface } from "./http.js";
+import { consoleRoutes } from "./api-console.js";
+import { ConsoleAssets, defaultConsoleDir } from "./console-http.js";
 import { resolvePusherOptions } from "./pusher/config.js";
 import { PusherGateway } from "./pusher/gateway.js";
 import { PusherHttpApi } from "./pusher/http.js";
@@ -95,6 +97,8 @@ export { AuditLog, AUDIT_ROOM, SERVER_AUDIT_TENANT, type AuditRecord, type Audit
 export { KeySet, MIN_KEY_LENGTH, type Principal, type CommandAccess, type HttpAccess } from "./authority.js";
 export { ClusterControl, clusterKeyOf, MIN_CLUSTER_KEY_LENGTH } from "./control.js";
 export { httpStatusOf, type ApiRoute } from "./admin-http.js";
+export { CONSOLE_PATH, CONSOLE_CSP, defaultConsoleDir } from "./console-http.js";
+export { CONSOLE_TOKEN_TTL_SEC, CONSOLE_READ_CAPS } from "./api-console.js";
 export { openApiDocument, operationKey, openApiPath, API_OPERATIONS, FIXED_ROUTES, OPENAPI_PATH, GENERIC_MARK, type ApiOperationSpec, type FixedRoute, type DocumentedRoute, type OpenApiOptions, type JsonSchema } from "./openapi.js";
 export { ProxyHooks, ProxyHook, type ResolvedHooks, type ProxyFailure } from "./proxy.js";
 export { PROXY_HOOKS, type ProxyHookName, type ProxyHookOptions, type ProxyOptions, type TenantProxy, type ResolvedHookOptions } from "./proxy-config.js";
@@ -412,6 +416,7 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
       ...userRoutes({ gateway: gw, admin }),
       ...subscriptions.routes(),
       ...clusterRoutes({ gateway: gw, audit, cluster }),
+      ...consoleRoutes(options.auth, audit),
     ],
     rateLimit,
     ...(maxBodyBytes !== undefined ? { maxBodyBytes } : {}),
@@ -435,6 +440,9 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
   } else if (!options.inspector) {
     for (const name of ["op.casil.get", "op.casil.reload"]) commands.disable(name, "CASIL is turned off on this gateway");
   }
+  const consoleAssets = options.console
+    ? new ConsoleAssets(options.console === true ? defaultConsoleDir() : options.console.dir, options.path ?? "/ws", gw.version)
+    : undefined;
   const pusher = options.pusher ? new PusherGateway(gw, resolvePusherOptions(options.pusher), control) : undefined;
   const pusherApi = pusher ? new PusherHttpApi(pusher, maxBodyBytes) : undefined;
   const surface: HttpSurface = {
@@ -444,6 +452,7 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
     tenants: registry,
     api,
     ...(maxBodyBytes !== undefined ? { maxBodyBytes } : {}),
+    ...(consoleAssets ? { console: consoleAssets } : {}),
     ...(pusherApi ? { pusher: pusherApi } : {}),
   };
   const revocationSweep = setInterval(() => {

@@ -620,6 +620,14 @@ export const API_OPERATIONS: Readonly<Record<string, ApiOperationSpec>> = {
     responses: ok("unsubscribed on this node (the other nodes unsubscribe theirs)", obj({ unsubscribedHere: int })),
     errors: [],
   },
+  "POST /api/v1/tenants/:tenant/console-token": {
+    operationId: "consoleToken",
+    description:
+      'Mints a token of the tenant for the web console\'s WebSocket (live tail, operator commands), signed with the server\'s HMAC secret and valid at most 15 minutes: `access: "read"` (the default) may subscribe and see presence in every room, publish nothing and use no store; `"admin"` is a `role: "admin"` token. An admin\'s console token keeps its `sub` and `jti` and never outlives its own token; the operator\'s says `sub: "operator"`. 501 `FEATURE_DISABLED` when the server verifies public-key tokens only.',
+    body: { schema: obj({ access: { enum: ["read", "admin"], default: "read" } }, ["access"]), required: false },
+    responses: { 201: json("the token", obj({ token: str, tenant: str, sub: str, access: { enum: ["read", "admin"] }, expiresAt: { type: "string", format: "date-time" } })) },
+    errors: [501],
+  },
 };
 
 /** A route as the document needs it. */
@@ -675,6 +683,7 @@ const STATUS_TEXT: Record<number, string> = {
   422: "refused by CASIL (CASIL_*)",
   429: "a rate or quota is exceeded (ARQ_RATE_LIMITED, ARQ_QUOTA_EXCEEDED)",
   500: "internal error",
+  501: "the server is not set up for this (FEATURE_DISABLED)",
   503: "a backend is unavailable, or the server is shutting down (ARQ_BACKEND_UNAVAILABLE, ARQ_SHUTTING_DOWN)",
 };
 

@@ -183,6 +183,7 @@ describe("openapi - GET /api/v1/openapi.json", () => {
     await api("GET", "/api/v1/tenants/acme");
     await api("PATCH", "/api/v1/tenants/acme", { limits: { maxRooms: 50, maxStateKeys: null } });
     await api("POST", "/api/v1/tenants/acme/kick", { user: "nobody" });
+    expect((await api("POST", "/api/v1/tenants/acme/console-token", { access: "read" })).sub).toBe("operator");
     const { rule } = await api("POST", "/api/v1/tenants/acme/revocations", { user: "mallory", ttlMs: 60_000 });
     await api("GET", "/api/v1/tenants/acme/revocations");
     await api("DELETE", `/api/v1/tenants/acme/revocations/${encodeURIComponent(rule.id)}`);

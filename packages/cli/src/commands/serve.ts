@@ -95,6 +95,9 @@ Settings come from flags, then ARQON_* environment variables, then ./arqon.confi
                              OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces; default http://localhost:4318/v1/traces)
       --casil-policy <file>  CASIL policy document (JSON or YAML), reloaded when it changes (ARQON_CASIL_POLICY_FILE)
       --no-casil             turn CASIL off (ARQON_CASIL_ENABLED=false); op.casil.* then answers FEATURE_DISABLED
+      --console              serve the web console at /console (ARQON_CONSOLE=1; config console: true). On by default
+                             in dev mode; sign in with an operator key or a tenant admin token (docs/console.md)
+      --no-console           do not serve it, also in dev mode (ARQON_CONSOLE=0; config console: false)
       --no-presence <room>   keep no presence in rooms matching this pattern ("feed/*", "*"), repeatable
                              (ARQON_PRESENCE_DISABLED_ROOMS, comma-separated; config presence.disabledRooms):
                              for broadcast rooms, subscribing then writes no member entry anywhere
@@ -118,6 +121,27 @@ export interface ServeContext extends CommandContext {
   /** Called once listening (tests use it to find the port and server). */
   onListening?: (server: ArqonServer, info: { url: string; httpUrl: string; token?: string }) => void;
   logger?: ArqonServer["logger"];
+}
+
+/**
+ * Whether the web console is served: `--console` / `--no-console`, else ARQON_CONSOLE (1, true, yes / 0, false, no),
+ * else the config file's `console`, else on in dev mode only.
+ */
+export function consoleEnabled(on: boolean | undefined, off: boolean | undefined, variable: string | undefined, config: boolean | undefined, dev: boolean): boolean {
+  if (on && off) throw new CliError("give --console or --no-console, not both");
+  if (on) return true;
+  if (off) return false;
+  if (variable !== undefined && variable !== "") {
+    const v = variable.trim().toLowerCase();
+    if (["1", "true", "yes", "on"].includes(v)) return true;
+    if (["0", "false", "no", "off"].includes(v)) return false;
+    throw new CliError(`ARQON_CONSOLE: "${variable}" is not 1 or 0`);
+  }
+  if (config !== undefined) {
+    if (typeof config !== "boolean") throw new CliError('config "console" must be true or false');
+    return config;
+  }
+  return dev;
 }
 
 /** Presence options: rooms without presence from the flag, else the variable, else the config file. */
@@ -155,6 +179,8 @@ export async function serveCommand(argv: readonly string[], io: CliIo, ctx: Serv
       workers: { type: "string" },
       "no-casil": { type: "boolean" },
       "no-presence": { type: "string", multiple: true },
+      console: { type: "boolean" },
+      "no-console": { type: "boolean" },
       "operator-key": { type: "string", multiple: true },
       "scrape-token": { type: "string", multiple: true },
       tenants: { type: "string" },
@@ -317,6 +343,7 @@ export async function serveCommand(argv: readonly string[], io: CliIo, ctx: Serv
     presenceOptions: presenceOptions(values["no-presence"], env.ARQON_PRESENCE_DISABLED_ROOMS, config.presence),
     allowedOrigins: list(values["allowed-origin"]) ?? list(env.ARQON_ALLOWED_ORIGINS) ?? config.allowedOrigins,
     perMessageDeflate: config.perMessageDeflate,
+    console: consoleEnabled(values.console, values["no-console"], env.ARQON_CONSOLE, config.console, resolved.dev),
     ...(config.pusher ? { pusher: config.pusher } : {}),
     http: { apiRateLimit: apiRateLimit(values["api-rate"] ?? env.ARQON_API_RATE, values["api-burst"] ?? env.ARQON_API_BURST, config.http?.apiRateLimit) },
   };
@@ -378,6 +405,7 @@ export async function serveCommand(argv: readonly string[], io: CliIo, ctx: Serv
     `  Health     ${httpUrl}/health`,
     `  Status     ${httpUrl}/status`,
     `  Metrics    ${httpUrl}/metrics`,
+    ...(options.console ? [`  Console    ${httpUrl}/console`] : []),
     nats
       ? `  Cluster    NATS ${natsUrl} (bus, JetStream history, KV presence/state/store)`
       : storage

@@ -84,6 +84,7 @@ SERVER_OPERATIONS: Dict[str, Tuple[Method, str]] = {
     "unsubscribe_user": ("POST", "/api/v1/tenants/:tenant/unsubscribe"),
     "tenant_info": ("GET", "/api/v1/tenants/:tenant/info"),
     "info": ("GET", "/api/v1/info"),
+    "console_token": ("POST", "/api/v1/tenants/:tenant/console-token"),
 }
 
 class HistoryPosition(TypedDict):
@@ -499,6 +500,12 @@ class ArqonServerClient:
         """Closes (4504) the matching connections of the tenant on every node."""
         body = {k: v for k, v in {"user": user, "client": client}.items() if v is not None}
         return cast(Closed, await self.operation("kick", params=self._t(tenant), body=body))
+
+    async def console_token(self, *, access: Optional[str] = None, tenant: Optional[str] = None) -> Json:
+        """A short-lived (at most 15 minutes) token of the tenant for the web console's WebSocket: ``"read"`` (the
+        default) may subscribe and see presence, ``"admin"`` is a ``role: "admin"`` token."""
+        body = {"access": access} if access is not None else {}
+        return cast(Json, await self.operation("console_token", params=self._t(tenant), body=body))
 
     async def revocations(self, *, tenant: Optional[str] = None) -> List[Json]:
         """The tenant's revocation rules in force."""
