@@ -340,6 +340,7 @@ describe("authority matrix (docs/security.md)", () => {
       },
     },
     { group: "HTTP", label: "`DELETE /api/v1/tenants/:t?confirm=:t`", tenant: "t-del", expect: HTTP_OPERATOR, run: (c) => http(c, "DELETE", `/api/v1/tenants/${c.tenant}?confirm=${c.tenant}`) },
+    { group: "HTTP", label: "`POST /api/v1/tenants/:t/console-token` (the web console's WebSocket token)", expect: HTTP_TENANT_ADMIN, run: (c) => http(c, "POST", `/api/v1/tenants/${c.tenant}/console-token`, {}) },
     { group: "HTTP", label: "`POST /api/v1/tenants/:t/kick`", expect: HTTP_TENANT_ADMIN, run: (c) => http(c, "POST", `/api/v1/tenants/${c.tenant}/kick`, { user: "nobody" }) },
     { group: "HTTP", label: "`GET /api/v1/tenants/:t/revocations`", expect: HTTP_TENANT_ADMIN, run: (c) => http(c, "GET", `/api/v1/tenants/${c.tenant}/revocations`) },
     { group: "HTTP", label: "`POST /api/v1/tenants/:t/revocations`", expect: HTTP_TENANT_ADMIN, run: (c) => http(c, "POST", `/api/v1/tenants/${c.tenant}/revocations`, { user: "nobody", ttlMs: 60_000 }) },
