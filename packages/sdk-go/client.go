@@ -135,6 +135,7 @@ type Client struct {
 	seq           uint64
 	pending       map[string]*pending
 	rooms         map[string]*Room
+	globs         []*Room // the rooms whose name is a pattern (wildcard subscriptions)
 	waiters       []chan error
 	token         string
 	needFresh     bool
@@ -359,6 +360,9 @@ func (c *Client) roomLocked(name string) *Room {
 	if r == nil {
 		r = newRoom(c, name)
 		c.rooms[name] = r
+		if r.glob != nil {
+			c.globs = append(c.globs, r)
+		}
 	}
 	return r
 }
@@ -1054,8 +1058,36 @@ func (c *Client) onFrameLocked(f *arqonpb.Frame) {
 		}
 		return
 	}
-	if r := c.rooms[f.Room]; r != nil && f.Room != "" {
-		r.handleLocked(f)
+	exact := c.rooms[f.Room]
+	if exact != nil && f.Room != "" {
+		exact.handleLocked(f)
+	}
+	// Wildcard subscriptions get the messages of every room their pattern matches.
+	if f.Type == arqonpb.FrameType_FRAME_TYPE_MESSAGE && f.Room != "" && len(c.globs) > 0 {
+		c.toGlobsLocked(f, exact)
+	}
+}
+
+// toGlobsLocked hands a message to every wildcard subscription whose pattern matches its (concrete) room.
+func (c *Client) toGlobsLocked(f *arqonpb.Frame, exact *Room) {
+	var expanded *arqonpb.Frame
+	for _, g := range c.globs {
+		if !g.glob.MatchString(f.Room) {
+			continue
+		}
+		if expanded == nil {
+			expanded = f
+			if c.wireProtocol == "1.1" {
+				// A message for a pattern always carries its epoch; one for the room's own subscription (the server
+				// delivers each message once per connection) only when it changed: that room knows it.
+				epoch := ""
+				if exact != nil {
+					epoch = exact.epoch
+				}
+				expanded = ExpandMessage(f, epoch)
+			}
+		}
+		g.globMessageLocked(expanded)
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"iter"
 	"regexp"
 	"sort"
+	"strings"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -46,12 +48,47 @@ func IfVersion(v uint64) SetOptions { return SetOptions{IfVersion: &v} }
 
 var roomNameRE = regexp.MustCompile(`^[A-Za-z0-9_\-.:@/=+!]{1,200}$`)
 
+// compilePattern turns a room pattern (the capability syntax: `*` any run of characters within one segment, segments
+// separated by `:`, `/` or `.`; `**` anything) into an anchored regular expression.
+func compilePattern(pattern string) *regexp.Regexp {
+	var b strings.Builder
+	b.WriteString("^")
+	for i := 0; i < len(pattern); {
+		switch {
+		case strings.HasPrefix(pattern[i:], "**"):
+			b.WriteString(".*")
+			i += 2
+		case pattern[i] == '*':
+			b.WriteString("[^:/.]*")
+			i++
+		default:
+			j := strings.IndexByte(pattern[i:], '*')
+			if j < 0 {
+				j = len(pattern) - i
+			}
+			b.WriteString(regexp.QuoteMeta(pattern[i : i+j]))
+			i += j
+		}
+	}
+	b.WriteString("$")
+	return regexp.MustCompile(b.String())
+}
+
+// heldFrames are the live messages of one concrete room that a wildcard subscription holds back while it catches up
+// with that room's history after a reconnect.
+type heldFrames struct{ frames []*arqonpb.Frame }
+
+// maxCatchUpPages bounds the history pages one catch-up reads (each page moves forward, so this is only a guard).
+const maxCatchUpPages = 10000
+
 // Room is one room as seen by one client; Client.Room returns the same *Room every time. A subscription survives
 // reconnects: the client re-subscribes with the last position it saw and reports whether everything was recovered.
 // Handlers set with On* run on the client's handler goroutine, one at a time, in order.
 type Room struct {
 	c    *Client
 	name string
+	// glob is a wildcard subscription's pattern (the name has a `*`) as a regular expression; nil for a plain room.
+	glob *regexp.Regexp
 
 	// guarded by c.mu
 	position       *Position
@@ -72,6 +109,12 @@ type Room struct {
 	members        map[string]Member
 	state          map[string]StateValue
 
+	// A wildcard subscription's last delivered position per concrete room (its recovery starts there), the rooms it
+	// is catching up with (their live messages wait), and an explicit Since, sent once for the server to refuse.
+	seen      map[string]Position
+	held      map[string]*heldFrames
+	globSince *Position
+
 	onMessage        func(Message)
 	onSubscribed     func(Subscribed)
 	onUnsubscribed   func(reason string)
@@ -88,11 +131,21 @@ type subResult struct {
 }
 
 func newRoom(c *Client, name string) *Room {
-	return &Room{c: c, name: name, members: map[string]Member{}, state: map[string]StateValue{}}
+	r := &Room{c: c, name: name, members: map[string]Member{}, state: map[string]StateValue{}}
+	if strings.Contains(name, "*") {
+		r.glob = compilePattern(name)
+		r.seen = map[string]Position{}
+		r.held = map[string]*heldFrames{}
+	}
+	return r
 }
 
 // Name is the room's name.
 func (r *Room) Name() string { return r.name }
+
+// IsPattern reports whether the name is a room pattern (it has a `*`): a wildcard subscription, which gets the
+// messages of every room of the tenant that the pattern matches, each with its concrete room in Message.Room.
+func (r *Room) IsPattern() bool { return r.glob != nil }
 
 // Position is the last position this client saw in the room (sent as `since` when re-subscribing); nil before any.
 func (r *Room) Position() *Position {
@@ -156,9 +209,14 @@ func (r *Room) check() error {
 // once the server confirmed it; if the client is not connected yet (Connect not called, or reconnecting), once it
 // is, or when ctx ends (the subscription stays wanted: it is sent at the next welcome). The subscription is renewed after
 // every reconnect with the last seen position.
+//
+// A room whose name is a pattern ("orders:*") is a wildcard subscription: the server checks the pattern
+// (ARQ_ROOM_INVALID), refuses Since on it, and the SDK recovers each concrete room it delivered after a reconnect.
 func (r *Room) Subscribe(ctx context.Context, handler func(Message), opts ...SubscribeOptions) (Subscribed, error) {
-	if err := r.check(); err != nil {
-		return Subscribed{}, err
+	if r.glob == nil {
+		if err := r.check(); err != nil {
+			return Subscribed{}, err
+		}
 	}
 	var o SubscribeOptions
 	if len(opts) > 0 {
@@ -183,7 +241,11 @@ func (r *Room) Subscribe(ctx context.Context, handler func(Message), opts ...Sub
 	}
 	if o.Since != nil {
 		p := *o.Since
-		r.position = &p
+		if r.glob != nil {
+			r.globSince = &p
+		} else {
+			r.position = &p
+		}
 	}
 	if meta != nil {
 		r.meta = meta
@@ -460,8 +522,12 @@ func (r *Room) resubscribeLocked(afterReconnect bool) {
 	}
 	r.subscribed = false
 	f := &arqonpb.Frame{Type: arqonpb.FrameType_FRAME_TYPE_SUBSCRIBE, Room: r.name}
-	if r.position != nil {
+	if r.position != nil && r.glob == nil {
 		f.Since = &arqonpb.Position{Offset: r.position.Offset, Epoch: r.position.Epoch}
+	}
+	if p := r.globSince; p != nil {
+		f.Since = &arqonpb.Position{Offset: p.Offset, Epoch: p.Epoch}
+		r.globSince = nil
 	}
 	if r.meta != nil {
 		f.Info = &arqonpb.Member{Info: r.meta}
@@ -485,6 +551,15 @@ func (r *Room) resubscribeLocked(afterReconnect bool) {
 			return
 		}
 		r.onSubscribedLocked(reply, resubscribed)
+		// A wildcard subscription recovers per concrete room: the history after the last message it delivered of
+		// each. Their live messages wait from now (the reply comes before any of them) until that is done.
+		if r.glob != nil && resubscribed {
+			for room, pos := range r.seen {
+				h := &heldFrames{}
+				r.held[room] = h
+				go r.catchUp(room, pos, h)
+			}
+		}
 		// Protocol 1.1 carries recovered messages in the reply; they are handled as if each came in its own frame.
 		p11 := c.wireProtocol == "1.1"
 		for _, m := range reply.Messages {
@@ -550,6 +625,95 @@ func (r *Room) resubscribeLocked(afterReconnect bool) {
 	}()
 }
 
+// globMessageLocked takes a (1.0-form) message of a room that this wildcard subscription's pattern matches.
+func (r *Room) globMessageLocked(f *arqonpb.Frame) {
+	if !(r.wanted || r.subscribed) {
+		return
+	}
+	if h := r.held[f.Room]; h != nil {
+		h.frames = append(h.frames, f)
+		return
+	}
+	r.onMessageLocked(f)
+}
+
+// catchUp reads room's history after pos page by page, then lets the live messages held meanwhile through. It runs
+// on its own goroutine (c.mu not held).
+func (r *Room) catchUp(room string, pos Position, h *heldFrames) {
+	c := r.c
+	lost := false
+	current := func() bool { return r.held[room] == h }
+	from := pos.Offset + 1
+	for pages := 0; pages < maxCatchUpPages; pages++ {
+		c.mu.Lock()
+		still, timeout := current(), c.opts.RequestTimeout
+		c.mu.Unlock()
+		if !still {
+			return
+		}
+		if timeout <= 0 {
+			timeout = 10 * time.Second
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		reply, err := c.request(ctx, &arqonpb.Frame{Type: arqonpb.FrameType_FRAME_TYPE_HISTORY, Room: room, History: &arqonpb.HistoryQuery{FromOffset: from}}, nil)
+		cancel()
+		if err != nil {
+			switch CodeOf(err) {
+			case CodeConnectionClosed, CodeClientClosed:
+				// Disconnected again: the next renewal catches up from what was delivered; what was held came on the
+				// dead connection and is read again then (delivering it now could skip a gap).
+				lost = true
+			default:
+				// Refused (no history for this token, ...) or timed out: the live messages go on.
+				c.mu.Lock()
+				if hd := r.onError; hd != nil {
+					c.emitLocked(func() { hd(err) })
+				}
+				c.reportLocked(err)
+				c.mu.Unlock()
+			}
+			break
+		}
+		if reply.Epoch != pos.Epoch {
+			break // another epoch: the room's history was lost, there is nothing to recover from
+		}
+		c.mu.Lock()
+		if !current() {
+			c.mu.Unlock()
+			return // a later renewal took over
+		}
+		p11 := c.wireProtocol == "1.1"
+		for _, m := range reply.Messages {
+			m.Room = room
+			if p11 {
+				m = ExpandMessage(m, reply.Epoch)
+			}
+			r.onMessageLocked(m)
+		}
+		c.mu.Unlock()
+		var last uint64
+		if n := len(reply.Messages); n > 0 {
+			last = reply.Messages[n-1].Offset
+		}
+		if last == 0 || last >= reply.Offset || last < from {
+			break
+		}
+		from = last + 1
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !current() {
+		return
+	}
+	delete(r.held, room)
+	if lost {
+		return
+	}
+	for _, f := range h.frames {
+		r.onMessageLocked(f)
+	}
+}
+
 func (r *Room) handleLocked(f *arqonpb.Frame) {
 	c := r.c
 	switch f.Type {
@@ -593,9 +757,9 @@ func (r *Room) onSubscribedLocked(reply *arqonpb.Frame, resubscribed bool) {
 	pos := Position{Offset: reply.Offset, Epoch: reply.Epoch}
 	r.epoch = reply.Epoch
 	// When recovery succeeded the missed messages follow: the position advances through them, not to the room's
-	// head. Otherwise (fresh subscribe, or recovery impossible) start from the room's head.
+	// head. Otherwise (fresh subscribe, or recovery impossible) start from the room's head. A pattern has none.
 	mine := r.position
-	keep := mine != nil && mine.Epoch == pos.Epoch && ((reply.Recovered != nil && *reply.Recovered) || (reply.Recovered == nil && mine.Offset > pos.Offset))
+	keep := r.glob != nil || mine != nil && mine.Epoch == pos.Epoch && ((reply.Recovered != nil && *reply.Recovered) || (reply.Recovered == nil && mine.Offset > pos.Offset))
 	if !keep {
 		p := pos
 		r.position = &p
@@ -622,6 +786,10 @@ func (r *Room) onSubscribedLocked(reply *arqonpb.Frame, resubscribed bool) {
 
 func (r *Room) onMessageLocked(f *arqonpb.Frame) {
 	if r.deltaBroken {
+		return
+	}
+	if r.glob != nil {
+		r.onGlobMessageLocked(f)
 		return
 	}
 	mine := r.position
@@ -670,6 +838,25 @@ func (r *Room) onMessageLocked(f *arqonpb.Frame) {
 	}
 	if f.Offset > 0 {
 		r.position = &Position{Offset: f.Offset, Epoch: f.Epoch}
+	}
+	if h := r.onMessage; h != nil {
+		m := toMessage(f, r.name)
+		r.c.emitLocked(func() { h(m) })
+	}
+}
+
+// onGlobMessageLocked delivers a wildcard subscription's message: duplicates dropped per concrete room, that room's
+// position moved.
+func (r *Room) onGlobMessageLocked(f *arqonpb.Frame) {
+	if seen, ok := r.seen[f.Room]; ok && f.Offset > 0 && seen.Epoch == f.Epoch && f.Offset <= seen.Offset {
+		return // already delivered
+	}
+	if f.PayloadFormat != arqonpb.PayloadFormat_PAYLOAD_FORMAT_BINARY && len(f.Payload) > 0 && !json.Valid(f.Payload) {
+		r.c.reportLocked(newError(CodeFrameMalformed, fmt.Sprintf("message %s has a payload that is not JSON", f.Id)))
+		return
+	}
+	if f.Offset > 0 {
+		r.seen[f.Room] = Position{Offset: f.Offset, Epoch: f.Epoch}
 	}
 	if h := r.onMessage; h != nil {
 		m := toMessage(f, r.name)

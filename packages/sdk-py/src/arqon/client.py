@@ -15,6 +15,7 @@ import inspect
 import itertools
 import json
 import random
+import re
 import time
 from dataclasses import replace
 from typing import (
@@ -186,6 +187,8 @@ class ArqonClient:
         self._pending: Dict[str, asyncio.Future[Dict[str, Any]]] = {}
         self._ids = itertools.count(1)
         self._rooms: Dict[str, Room] = {}
+        # The rooms whose name is a pattern (wildcard subscriptions): they get every matching room's messages.
+        self._globs: List[Room] = []
         self._status_handlers: List[Callable[[ClientStatus], Any]] = []
         self._server_handlers: Dict[str, List[Handler]] = {"subscribed": [], "unsubscribed": []}
         self._tasks: Set[asyncio.Future[Any]] = set()
@@ -288,10 +291,17 @@ class ArqonClient:
     # ---- rooms and commands --------------------------------------------------------------------------------------
 
     def room(self, name: str) -> "Room":
-        """The room called ``name`` (one object per name and client)."""
+        """The room called ``name`` (one object per name and client).
+
+        A name with a ``*`` is a pattern (``"orders:*"``, ``"orders:**"``): subscribing to it delivers the messages of
+        every room of the tenant that it matches, each with its concrete room in ``Message.room`` (see the
+        "Wildcard subscriptions" section of docs/sdk-py.md). Such a room has no presence, state or position.
+        """
         room = self._rooms.get(name)
         if room is None:
             room = self._rooms[name] = Room(self, name)
+            if room._glob is not None:
+                self._globs.append(room)
         return room
 
     async def command(self, name: str, args: Any = None, *, room: Optional[str] = None, timeout: Optional[float] = None) -> Any:
@@ -609,7 +619,10 @@ class ArqonClient:
         room = self.room(frame["room"]) if server and kind == "subscribed" else self._rooms.get(frame.get("room", ""))
         if room is not None:
             if kind == "message":
-                room._on_message(frame)
+                # A room object that holds no subscription (one the pattern of a wildcard subscription matches) gets
+                # nothing: the message came for the pattern.
+                if room._wanted or room.subscribed:
+                    room._on_message(frame)
             elif kind == "subscribed":
                 room._on_subscribed(frame)
             elif kind in ("presence_join", "presence_leave", "presence_diff"):
@@ -621,6 +634,8 @@ class ArqonClient:
             if server:
                 for handler in list(self._server_handlers[kind]):
                     self._call(handler, room)
+        if kind == "message" and self._globs:
+            self._to_globs(frame, room)
         if rid:
             fut = self._pending.pop(rid, None)
             if fut is not None and not fut.done():
@@ -631,6 +646,22 @@ class ArqonClient:
         elif kind == "error":
             info = frame.get("error") or {}
             self._report(RequestError(info.get("code", "ARQ_INTERNAL"), info.get("message", "")), "the server reported an error")
+
+    def _to_globs(self, frame: Dict[str, Any], exact: Optional["Room"]) -> None:
+        """Hands a message to every wildcard subscription whose pattern matches its (concrete) room."""
+        name = frame.get("room", "")
+        globs = [g for g in self._globs if g._glob is not None and g._glob.fullmatch(name)]
+        if not globs:
+            return
+        if self._speaks_11() and "epoch" not in frame:
+            # A message for a pattern always carries its epoch; one for the room's own subscription (the server
+            # delivers each message once per connection) carries it only when it changed: that room knows it.
+            epoch = exact._epoch if exact is not None else ""
+            frame = codec.expand_message(frame, epoch)
+        elif self._speaks_11():
+            frame = codec.expand_message(frame, None)
+        for g in globs:
+            g._on_glob_message(frame)
 
     # ---- callbacks ---------------------------------------------------------------------------------------------
 
@@ -693,12 +724,29 @@ def _http_refusal(err: InvalidStatus) -> ArqonError:
     return error
 
 
+def _compile_pattern(pattern: str) -> "re.Pattern[str]":
+    """A room pattern (the capability syntax: ``*`` any run of characters within one segment, segments separated by
+    ``:``, ``/`` or ``.``; ``**`` anything) as an anchored regular expression."""
+    parts = re.split(r"(\*\*?)", pattern)
+    body = "".join(".*" if p == "**" else "[^:/.]*" if p == "*" else re.escape(p) for p in parts)
+    return re.compile(body)  # used with fullmatch
+
+
 class Room:
-    """A room seen through one client: subscribe, publish, presence and state. Get it with ``client.room(name)``."""
+    """A room seen through one client: subscribe, publish, presence and state. Get it with ``client.room(name)``.
+
+    A room whose name has a ``*`` is a wildcard subscription (``client.room("orders:*")``): see ``ArqonClient.room``.
+    """
 
     def __init__(self, client: ArqonClient, name: str) -> None:
         self.client = client
         self.name = name
+        # A wildcard subscription's pattern (the name has a `*`) as a regular expression; None for a plain room.
+        self._glob: Optional[re.Pattern[str]] = _compile_pattern(name) if "*" in name else None
+        # A wildcard subscription's last delivered position per concrete room (its recovery starts there).
+        self._seen: Dict[str, Position] = {}
+        # Concrete rooms a wildcard subscription is catching up with after a reconnect: their live messages wait here.
+        self._held: Dict[str, List[Dict[str, Any]]] = {}
         #: Who is in the room: ``members()``, ``set_meta()``, ``current``, join/leave callbacks.
         self.presence = RoomPresence(self)
         #: The room's shared state map: ``get()``, ``set()``, ``delete()``, ``current``, change callbacks.
@@ -779,10 +827,10 @@ class Room:
         self._wanted = True
         if self.subscribed and since is None and self.last_subscribed is not None and meta is None:
             return self.last_subscribed
-        if since is not None:
+        if since is not None and self._glob is None:
             self.position = since
         try:
-            return await self._send_subscribe(resubscribe=False, explicit_since=since is not None)
+            return await self._send_subscribe(resubscribe=False, explicit_since=since is not None, since=since)
         except BaseException:
             if not self.subscribed:
                 self._wanted = False
@@ -790,9 +838,14 @@ class Room:
                     self._handlers["message"].remove(handler)
             raise
 
-    async def _send_subscribe(self, *, resubscribe: bool, explicit_since: bool = False) -> Subscribed:
+    async def _send_subscribe(self, *, resubscribe: bool, explicit_since: bool = False, since: Optional[Position] = None) -> Subscribed:
         frame: Dict[str, Any] = {"type": "subscribe", "room": self.name}
-        if self.position is not None and (resubscribe or explicit_since):
+        if self._glob is not None:
+            # A pattern keeps no position (it recovers per concrete room after the reply); an explicit since is sent
+            # as it is, for the server to refuse (ARQ_VALIDATION_ERROR).
+            if since is not None:
+                frame["since"] = since.to_frame()
+        elif self.position is not None and (resubscribe or explicit_since):
             frame["since"] = self.position.to_frame()
         if self._delta:
             frame["delta"] = True
@@ -810,7 +863,7 @@ class Room:
         offset = frame.get("offset", 0)
         server = not frame.get("requestId") and frame.get("reason") == "server"
         # After a successful recovery the missed messages follow and move the position; otherwise start from here.
-        if recovered is not True:
+        if recovered is not True and self._glob is None:
             self.position = Position(offset, epoch) if epoch else None
         self.subscribed = True
         self._delta_base = None  # the server starts every (re)subscription with a full payload
@@ -830,6 +883,13 @@ class Room:
         )
         self.last_subscribed = result
         self._emit("subscribed", result)
+        if self._glob is not None and result.resubscribe:
+            # A wildcard subscription recovers per concrete room: the history after the last message it delivered of
+            # each. Their live messages wait from now (this reply comes before any of them) until that is done.
+            for name, position in list(self._seen.items()):
+                held: List[Dict[str, Any]] = []
+                self._held[name] = held
+                self.client._spawn(self._catch_up(name, position, held))
         # Protocol 1.1 sends recovered messages in the reply (the rest, if any, follow as message frames): each is
         # delivered as if it had come in its own frame, with the reply's epoch where it leaves its own out.
         p11 = self.client._speaks_11()
@@ -875,8 +935,55 @@ class Room:
             frame = codec.expand_message(frame, self._epoch)
         self._deliver(frame)
 
+    def _on_glob_message(self, frame: Dict[str, Any]) -> None:
+        """A (1.0-form) message of a room this wildcard subscription's pattern matches."""
+        if not (self._wanted or self.subscribed):
+            return
+        held = self._held.get(frame.get("room", ""))
+        if held is not None:
+            held.append(frame)
+        else:
+            self._deliver(frame)
+
+    async def _catch_up(self, room: str, position: Position, held: List[Dict[str, Any]]) -> None:
+        """Reads ``room``'s history after ``position`` page by page, then lets the live messages held meanwhile through."""
+        lost = False
+        try:
+            start = position.offset + 1
+            while self._held.get(room) is held:
+                reply = await self.client._request({"type": "history", "room": room, "history": {"fromOffset": start}})
+                epoch = reply.get("epoch", "")
+                if epoch != position.epoch:
+                    break  # another epoch: the room's history was lost, there is nothing to recover from
+                p11 = self.client._speaks_11()
+                messages = reply.get("messages", [])
+                for m in messages:
+                    m = {**m, "room": room}
+                    self._deliver(codec.expand_message(m, epoch) if p11 else m)
+                last = messages[-1].get("offset", 0) if messages else 0
+                if last == 0 or last >= reply.get("offset", 0) or last < start:
+                    break
+                start = last + 1
+        except ConnectionClosedError:
+            # Disconnected again: the next resubscription catches up from what was delivered; what was held came on
+            # the dead connection and is read again then (delivering it now could skip a gap).
+            lost = True
+        except ArqonError as err:
+            # Refused (e.g. no history capability) or timed out: the live messages go on.
+            self._emit("error", err)
+        if self._held.get(room) is not held:
+            return  # a later resubscription took over
+        del self._held[room]
+        if lost:
+            return
+        for f in held:
+            self._deliver(f)
+
     def _deliver(self, frame: Mapping[str, Any]) -> None:
         """Delivers a (1.0-form) message frame: duplicates dropped, deltas applied, the position moved."""
+        if self._glob is not None:
+            self._deliver_glob(frame)
+            return
         if self._resyncing:
             return
         offset, epoch = frame.get("offset", 0), frame.get("epoch", "")
@@ -894,6 +1001,20 @@ class Room:
             self._delta_base = (raw, message.binary)
         if offset and epoch:
             self.position = Position(offset, epoch)
+        for queue in self._queues:
+            queue.put_nowait(message)
+        self._emit("message", message)
+
+    def _deliver_glob(self, frame: Mapping[str, Any]) -> None:
+        """A wildcard subscription's delivery: duplicates dropped per concrete room, that room's position moved."""
+        room = frame.get("room", "")
+        offset, epoch = frame.get("offset", 0), frame.get("epoch", "")
+        seen = self._seen.get(room)
+        if offset and epoch and seen is not None and seen.epoch == epoch and offset <= seen.offset:
+            return  # already delivered
+        message = _message(frame, room)
+        if offset and epoch:
+            self._seen[room] = Position(offset, epoch)
         for queue in self._queues:
             queue.put_nowait(message)
         self._emit("message", message)
