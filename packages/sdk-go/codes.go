@@ -46,6 +46,7 @@ const (
 	CodePositionInvalid           = "ARQ_POSITION_INVALID"
 	CodeBackendUnavailable        = "ARQ_BACKEND_UNAVAILABLE"
 	CodeShuttingDown              = "ARQ_SHUTTING_DOWN"
+	CodeSessionUnknown            = "ARQ_SESSION_UNKNOWN"
 	CodeInternal                  = "ARQ_INTERNAL"
 	CodeCommandAuthorizationError = "AUTHORIZATION_ERROR"
 	CodeCommandValidationError    = "VALIDATION_ERROR"
@@ -120,6 +121,7 @@ var AllCodes = []string{
 	CodePositionInvalid,
 	CodeBackendUnavailable,
 	CodeShuttingDown,
+	CodeSessionUnknown,
 	CodeInternal,
 	CodeCommandAuthorizationError,
 	CodeCommandValidationError,
