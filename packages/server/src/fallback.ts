@@ -110,6 +110,16 @@ export class StreamSocket extends EventEmitter implements BatchSocket {
   /** One flush's frames as events, in one write; the last carries the session's position when it moved. */
   sendBatch(frames: readonly Pick<OutFrame, "data">[]): void {
     if (this.readyState !== this.OPEN || frames.length === 0) return;
+    if (frames.length === 1) {
+      // One frame, shared by a fan-out: its event (with the one-room id most streams then share) is composed once.
+      const data = frames[0]!.data;
+      const id = this.position();
+      const m = lastEvent;
+      if (m !== undefined && m.data === data && m.id === id) return this.write(m.bytes);
+      const bytes = Buffer.concat(id === undefined ? [DATA, oneLine(data), END] : [Buffer.from(`id: ${id}\n`), DATA, oneLine(data), END]);
+      lastEvent = { data, id, bytes };
+      return this.write(bytes);
+    }
     const parts: Buffer[] = [];
     const last = frames.length - 1;
     for (let i = 0; i < frames.length; i++) {
@@ -164,6 +174,16 @@ export class StreamSocket extends EventEmitter implements BatchSocket {
   private position(): string | undefined {
     const conn = this.conn;
     if (conn === undefined) return undefined;
+    if (conn.subscriptions.size === 1 && conn.patterns.size === 0) {
+      // The common shape, one room: the fan-out of a message gives every such stream the same id, made once.
+      const sub = conn.subscriptions.values().next().value!;
+      if (!sub.closed && sub.buffer === null) {
+        const id = singleRoomPosition(sub.room, sub.lastOffset, sub.epoch);
+        if (id === this.lastId) return undefined;
+        this.lastId = id;
+        return id;
+      }
+    }
     const entries: Array<[string] | [string, number] | [string, number, string]> = [];
     for (const sub of conn.subscriptions.values()) {
       if (sub.closed || sub.buffer !== null) continue;
@@ -177,6 +197,22 @@ export class StreamSocket extends EventEmitter implements BatchSocket {
     this.lastId = id;
     return id;
   }
+}
+
+/** The last single-frame event composed: the same frame to many streams with the same id is one buffer. */
+let lastEvent: { data: Buffer; id: string | undefined; bytes: Buffer } | undefined;
+
+/** The last one-room position made (a fan-out asks for the same one once per subscriber). */
+let lastSingle: { room: string; offset: number; epoch: string | undefined; id: string } | undefined;
+
+function singleRoomPosition(room: string, offset: number, epoch: string | undefined): string {
+  const m = lastSingle;
+  if (m !== undefined && m.offset === offset && m.room === room && m.epoch === epoch) return m.id;
+  const entry = epoch ? [room, offset, epoch] : [room, offset];
+  let id = POSITION_PREFIX + Buffer.from(JSON.stringify([entry])).toString("base64url");
+  if (id.length > MAX_POSITION_CHARS) id = "";
+  lastSingle = { room, offset, epoch, id };
+  return id;
 }
 
 /** A position entry read back from `Last-Event-ID`. */
