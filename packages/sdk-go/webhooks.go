@@ -119,7 +119,7 @@ func (e WebhookEvent) Delivery() (WebhookDelivery, error) {
 type WebhookDelivery struct {
 	Room      string            `json:"room"`
 	ID        string            `json:"id"`
-	Offset    int64             `json:"offset"`
+	Offset    uint64            `json:"offset"`
 	Epoch     string            `json:"epoch"`
 	Timestamp int64             `json:"timestamp"` // milliseconds since the epoch
 	Sender    string            `json:"sender"`
