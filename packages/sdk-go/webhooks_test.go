@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -556,4 +558,112 @@ func TestWebhookCodesMatchTSAndPython(t *testing.T) {
 			t.Fatalf("the TS verifier no longer says %s: update webhooks.go and this test", msg)
 		}
 	}
+}
+
+// --- the receiver in docs/sdk-go.md ---
+
+// TestWebhookDocReceiver builds the net/http receiver of docs/sdk-go.md's "Verifying webhook deliveries" as written (a
+// module of its own using this working copy), runs it on a loopback port and POSTs signed deliveries to it.
+func TestWebhookDocReceiver(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join(rootDir(), "docs", "sdk-go.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	section := string(doc)[strings.Index(string(doc), "## Verifying webhook deliveries"):]
+	m := regexp.MustCompile("(?s)```go\n(.*?)```").FindStringSubmatch(section)
+	if m == nil || !strings.Contains(m[1], "arqon.VerifyWebhook(") {
+		t.Fatal("no go block calling arqon.VerifyWebhook in the section")
+	}
+	dir := t.TempDir()
+	sdk, _ := filepath.Abs(".")
+	gomod := "module doc-receiver\n\ngo 1.26\n\nrequire github.com/arqonbus/arqonbus/packages/sdk-go v0.0.0\n\n" +
+		"require (\n\tgithub.com/coder/websocket v1.8.15 // indirect\n\tgoogle.golang.org/protobuf v1.36.12 // indirect\n)\n\n" +
+		"replace github.com/arqonbus/arqonbus/packages/sdk-go => " + sdk + "\n"
+	sum, err := os.ReadFile("go.sum")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range map[string][]byte{"main.go": []byte(m[1]), "go.mod": []byte(gomod), "go.sum": sum} {
+		if err := os.WriteFile(filepath.Join(dir, name), content, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bin := filepath.Join(dir, "receiver")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Dir = dir
+	build.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("the documented receiver does not build: %v\n%s", err, out)
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	secret := newWebhookSecret(t)
+	var out bytes.Buffer
+	var outMu sync.Mutex
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), "ARQON_WEBHOOK_SECRET="+secret, "ADDR="+addr)
+	cmd.Stdout = &lockedWriter{w: &out, mu: &outMu}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+
+	delivery := `{"room":"orders","id":"m-9","offset":9,"epoch":"e1","payload":{"total":12}}`
+	h := signed(t, []string{secret}, "msg_doc", time.Time{}, delivery)
+	post := func(body string, h http.Header) (int, string) {
+		t.Helper()
+		var lastErr error
+		for attempt := 0; attempt < 200; attempt++ { // up to 20 s for the receiver to listen
+			req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/arqon-webhook", strings.NewReader(body))
+			req.Header = h.Clone()
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				lastErr = err
+				time.Sleep(100 * time.Millisecond)
+				continue
+			}
+			b, _ := io.ReadAll(res.Body)
+			_ = res.Body.Close()
+			return res.StatusCode, strings.TrimSpace(string(b))
+		}
+		t.Fatalf("the documented receiver never answered: %v", lastErr)
+		return 0, ""
+	}
+	if status, text := post(delivery, h); status != http.StatusNoContent || text != "" {
+		t.Fatalf("a signed delivery: %d %q", status, text)
+	}
+	eventually(t, 5*time.Second, "the receiver's line", func() bool {
+		outMu.Lock()
+		defer outMu.Unlock()
+		return strings.Contains(out.String(), `msg_doc orders 9 {"total":12}`)
+	})
+	if status, text := post(strings.Replace(delivery, "12", "13", 1), h); status != 401 || text != CodeWebhookSignatureMismatch {
+		t.Fatalf("tampered: %d %q", status, text)
+	}
+	noID := h.Clone()
+	noID.Del("webhook-id")
+	if status, text := post(delivery, noID); status != 401 || text != CodeWebhookHeaderMissing {
+		t.Fatalf("without webhook-id: %d %q", status, text)
+	}
+	old := signed(t, []string{secret}, "msg_old", time.Now().Add(-10*time.Minute), delivery)
+	if status, text := post(delivery, old); status != 401 || text != CodeWebhookTimestampTooOld {
+		t.Fatalf("a replay: %d %q", status, text)
+	}
+}
+
+type lockedWriter struct {
+	w  io.Writer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
