@@ -1,10 +1,11 @@
-import { randomBytes, timingSafeEqual } from "node:crypto";
+import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { EventEmitter } from "node:events";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { WebSocket } from "ws";
 import { ArqonError, ErrorCode } from "@arqon/core";
 import { AuthError, type AuthContext } from "./auth.js";
 import type { BatchSocket, Connection, OutFrame } from "./connection.js";
+import type { ClusterControl } from "./control.js";
 import type { Admission, Gateway, Refusal } from "./gateway.js";
 import { parseTarget, queryParam, readBody, sendError, sendJson } from "./http-util.js";
 
@@ -242,10 +243,26 @@ export function parsePosition(value: string, maxEntries: number): PositionEntry[
   return out;
 }
 
-interface Ticket {
-  auth: AuthContext;
-  expiresAt: number;
+/** What a ticket carries: the verified token's identity, and when the ticket stops opening streams. */
+interface TicketBody {
+  /** The token's verified payload. */
+  k: AuthContext["claims"];
+  s: string;
+  t: string;
+  r?: string;
+  a: boolean;
+  c?: AuthContext["caps"];
+  /** The token's own expiry (ms). */
+  x?: number;
+  /** The connect hook's presence info, base64. */
+  i?: string;
+  /** The ticket's expiry (ms). */
+  e: number;
 }
+
+/** Forwarded `send`s larger than this are refused (413): they travel as one control message. */
+const MAX_FORWARDED_BYTES = 512 * 1024;
+const SEND_TOPIC = "fallback.send";
 
 interface Session {
   socket: StreamSocket;
@@ -263,20 +280,27 @@ function bearerOf(req: IncomingMessage): string | undefined {
  * or fetch) and `POST <path>/send`. Sessions are gateway connections whose socket is a `StreamSocket`.
  */
 export class FallbackTransport {
-  private readonly tickets = new Map<string, Ticket>();
   private readonly sessions = new Map<string, Session>();
-  private readonly maxTickets: number;
-  private readonly sweep: NodeJS.Timeout;
   private readonly prefix: string;
+  /** Signs tickets: with the cluster key when there is one (any node then reads them), else a key of this process. */
+  private readonly sign: (data: string) => Buffer;
+  private readonly offSend: () => void;
 
   constructor(
     private readonly gw: Gateway,
     readonly options: ResolvedFallback,
+    private readonly control: ClusterControl,
   ) {
     this.prefix = gw.path.endsWith("/") ? gw.path : gw.path + "/";
-    this.maxTickets = Math.max(1000, gw.limits.maxConnections);
-    this.sweep = setInterval(() => this.dropExpiredTickets(), Math.min(10_000, options.ticketTtlMs));
-    this.sweep.unref();
+    const local = randomBytes(32);
+    this.sign = (data) => control.mac(data) ?? createHmac("sha256", local).update(data).digest();
+    // A send that reached another node than its session's (no session affinity): that node forwarded it here.
+    this.offSend = control.on(SEND_TOPIC, (body) => {
+      const b = body as { s?: unknown; b?: unknown; n?: unknown };
+      if (typeof b.s !== "string" || typeof b.b !== "string") return;
+      const session = this.sessionOf(b.s);
+      if (session !== undefined) this.deliver(session, Buffer.from(b.b, "utf8"), b.n === true);
+    });
   }
 
   /** How many fallback sessions are open on this node. */
@@ -316,10 +340,9 @@ export class FallbackTransport {
     return this.stream(req, res, target.query, cors);
   }
 
-  /** Ends the ticket sweep (the sessions close with the gateway's connections). */
+  /** Stops taking forwarded sends (the sessions close with the gateway's connections). */
   close(): void {
-    clearInterval(this.sweep);
-    this.tickets.clear();
+    this.offSend();
   }
 
   /** CORS headers for the request's origin: {} without one, undefined for an origin `allowedOrigins` refuses. */
@@ -355,20 +378,45 @@ export class FallbackTransport {
     const tenantRefusal = tenants.refusal(auth.tenant);
     if (tenantRefusal) return this.refuse(res, { ok: false, status: 403, code: tenantRefusal.code, message: tenantRefusal.message }, cors);
     if (tenants.revocationOf(auth)) return this.refuse(res, { ok: false, status: 401, code: ErrorCode.AUTH_REVOKED, message: "token revoked" }, cors);
-    if (this.tickets.size >= this.maxTickets) this.dropExpiredTickets();
-    if (this.tickets.size >= this.maxTickets) {
-      return this.refuse(res, { ok: false, status: 503, code: ErrorCode.TOO_MANY_CONNECTIONS, message: "too many outstanding tickets", headers: { "retry-after": "5" } }, cors);
-    }
     const now = Date.now();
     const expiresAt = Math.min(now + this.options.ticketTtlMs, auth.expiresAt ?? Number.POSITIVE_INFINITY);
-    const ticket = randomBytes(24).toString("base64url");
-    this.tickets.set(ticket, { auth, expiresAt });
-    sendJson(res, 200, { ticket, expiresIn: Math.max(0, Math.floor((expiresAt - now) / 1000)) }, { ...cors, "cache-control": "no-store" });
+    sendJson(res, 200, { ticket: this.mint(auth, expiresAt), expiresIn: Math.max(0, Math.floor((expiresAt - now) / 1000)) }, { ...cors, "cache-control": "no-store" });
   }
 
-  private dropExpiredTickets(): void {
-    const now = Date.now();
-    for (const [ticket, t] of this.tickets) if (t.expiresAt <= now) this.tickets.delete(ticket);
+  /**
+   * A ticket: the token's verified identity and the ticket's expiry, signed. Nothing is stored, so it opens streams on
+   * any node of the cluster (they share the cluster key) and survives the node that issued it.
+   */
+  private mint(auth: AuthContext, expiresAt: number): string {
+    const body: TicketBody = { k: auth.claims, s: auth.sub, t: auth.tenant, a: auth.admin, e: expiresAt };
+    if (auth.role !== undefined) body.r = auth.role;
+    if (auth.caps !== undefined) body.c = auth.caps;
+    if (auth.expiresAt !== undefined) body.x = auth.expiresAt;
+    if (auth.info !== undefined) body.i = Buffer.from(auth.info).toString("base64");
+    const payload = Buffer.from(JSON.stringify(body)).toString("base64url");
+    return `t1.${payload}.${this.sign(`ticket\n${payload}`).toString("base64url")}`;
+  }
+
+  /** The identity a ticket carries; undefined when it is not one of ours, or expired. */
+  private ticketAuth(ticket: string): AuthContext | undefined {
+    const parts = ticket.split(".");
+    if (parts.length !== 3 || parts[0] !== "t1") return undefined;
+    const given = Buffer.from(parts[2]!, "base64url");
+    const expected = this.sign(`ticket\n${parts[1]}`);
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
+    let b: TicketBody;
+    try {
+      b = JSON.parse(Buffer.from(parts[1]!, "base64url").toString("utf8")) as TicketBody;
+    } catch {
+      return undefined;
+    }
+    if (!(b.e > Date.now())) return undefined;
+    const auth: AuthContext = { sub: b.s, tenant: b.t, admin: b.a, claims: b.k };
+    if (b.r !== undefined) auth.role = b.r;
+    if (b.c !== undefined) auth.caps = b.c;
+    if (b.x !== undefined) auth.expiresAt = b.x;
+    if (b.i !== undefined) auth.info = Buffer.from(b.i, "base64");
+    return auth;
   }
 
   /** `GET <path>/sse`: admits the client as a WebSocket upgrade would, then streams its session. */
@@ -382,11 +430,10 @@ export class FallbackTransport {
     const ticketParam = queryParam(query, "ticket");
     let auth: AuthContext | undefined;
     if (ticketParam !== null) {
-      const t = this.tickets.get(ticketParam);
-      if (t === undefined || t.expiresAt <= Date.now()) {
+      auth = this.ticketAuth(ticketParam);
+      if (auth === undefined) {
         return this.refuse(res, { ok: false, status: 401, code: ErrorCode.AUTH_INVALID, message: "unknown or expired ticket", headers: { "www-authenticate": 'Bearer realm="arqon", error="invalid_token"' } }, cors);
       }
-      auth = t.auth;
     }
     const ip = req.socket.remoteAddress ?? "unknown";
     const gone = (): boolean => res.destroyed || req.socket.destroyed;
@@ -448,19 +495,39 @@ export class FallbackTransport {
     const header = req.headers["x-arqon-session"];
     const credential = typeof header === "string" ? header : queryParam(query, "session");
     const session = credential === null ? undefined : this.sessionOf(credential);
-    if (session === undefined) {
+    if (session === undefined && (credential === null || !this.control.clustered)) {
       req.resume();
-      return sendError(res, 404, ErrorCode.SESSION_UNKNOWN, "no such session (it ended, or lives on another node)", cors);
+      return sendError(res, 404, ErrorCode.SESSION_UNKNOWN, "no such session (it ended, or never existed)", cors);
     }
-    const limit = this.gw.limits.maxFrameBytes * SEND_BODY_FRAMES;
+    const limit = session === undefined ? Math.min(MAX_FORWARDED_BYTES, this.gw.limits.maxFrameBytes * SEND_BODY_FRAMES) : this.gw.limits.maxFrameBytes * SEND_BODY_FRAMES;
     const body = await readBody(req, limit);
     if (body === undefined) return sendError(res, 413, ErrorCode.FRAME_TOO_LARGE, `a send body is at most ${limit} bytes`, cors);
+    const ndjson = (req.headers["content-type"] ?? "").startsWith("application/x-ndjson");
+    if (session === undefined) {
+      // Not here: the session may live on another node (no session affinity). The broadcast is confirmed before the
+      // answer, so the client's next send, wherever it lands, arrives after this one.
+      try {
+        await this.control.send(SEND_TOPIC, { s: credential, b: body.toString("utf8"), n: ndjson }, true);
+      } catch (err) {
+        this.gw.logger.warn({ err }, "fallback send could not be forwarded");
+        return sendError(res, 503, ErrorCode.BACKEND_UNAVAILABLE, "the session lives on another node and the cluster is unreachable", { ...cors, "retry-after": "1" });
+      }
+      res.writeHead(204, cors);
+      res.end();
+      return;
+    }
+    if (!this.deliver(session, body, ndjson)) return sendError(res, 404, ErrorCode.SESSION_UNKNOWN, "the session ended", cors);
+    res.writeHead(204, cors);
+    res.end();
+  }
+
+  /** Hands a send's frames to its session's connection; false when the session has ended. */
+  private deliver(session: Session, body: Buffer, ndjson: boolean): boolean {
     const { socket } = session;
     const conn = socket.conn!;
-    if (socket.readyState !== socket.OPEN) return sendError(res, 404, ErrorCode.SESSION_UNKNOWN, "the session ended", cors);
+    if (socket.readyState !== socket.OPEN) return false;
     // Any word from the client renews its lease.
     conn.awaitingPong = false;
-    const ndjson = (req.headers["content-type"] ?? "").startsWith("application/x-ndjson");
     if (!ndjson) {
       if (body.length > 0) socket.emit("message", body, false);
     } else {
@@ -472,8 +539,7 @@ export class FallbackTransport {
         if (line.length > 0 && !(line.length === 1 && line[0] === CR)) socket.emit("message", line, false);
       }
     }
-    res.writeHead(204, cors);
-    res.end();
+    return true;
   }
 
   private sessionOf(credential: string): Session | undefined {

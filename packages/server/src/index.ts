@@ -448,7 +448,7 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
   const pusher = options.pusher ? new PusherGateway(gw, resolvePusherOptions(options.pusher), control) : undefined;
   const pusherApi = pusher ? new PusherHttpApi(pusher, maxBodyBytes) : undefined;
   const fallbackOptions = resolveFallback(options.fallback);
-  const fallback = fallbackOptions ? new FallbackTransport(gw, fallbackOptions) : undefined;
+  const fallback = fallbackOptions ? new FallbackTransport(gw, fallbackOptions, control) : undefined;
   const surface: HttpSurface = {
     gw,
     keys,

@@ -1,10 +1,9 @@
 import { connect, createServer as createTcpServer, type Server as TcpServer, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { CloseCode, ErrorCode } from "@arqon/core";
-import { payloadOf, startGateway, type StartGatewayOptions, type TestGateway } from "../src/testing.js";
+import { payloadOf, SseTestClient as SseClient, startGateway, type StartGatewayOptions, type TestGateway } from "../src/testing.js";
 import { CasilController } from "../src/casil/index.js";
 import { callApi } from "./api-client.js";
-import { SseClient } from "./sse-client.js";
 
 const KEY = "operator-key-of-the-fallback-tests-0123";
 let gw: TestGateway | undefined;
@@ -99,8 +98,14 @@ describe("fallback transports (server side)", () => {
     expect(t.status).toBe(200);
     expect(t.json.expiresIn).toBe(0);
     const ticket = t.json.ticket as string;
-    expect(ticket).toMatch(/^[\w-]{32}$/);
-    expect(ticket).not.toContain(token.slice(0, 20));
+    expect(ticket).toMatch(/^t1\.[\w-]+\.[\w-]{43}$/);
+    // The ticket is not the JWT: neither its signature nor the token itself is in it.
+    expect(ticket).not.toContain(token.split(".")[2]!);
+    // A ticket with one character of its body changed is refused (it is signed).
+    const [, body, mac] = ticket.split(".");
+    const forged = `t1.${body!.slice(0, -2)}${body!.endsWith("A") ? "B" : "A"}${body!.slice(-1)}.${mac}`;
+    const refusedForged = await SseClient.open(g.httpUrl, `/ws/sse?ticket=${forged}`);
+    expect([refusedForged.status, refusedForged.errorCode]).toEqual([401, ErrorCode.AUTH_INVALID]);
     // Used twice (EventSource reconnects with the same URL).
     for (let i = 0; i < 2; i++) {
       const s = await SseClient.open(g.httpUrl, `/ws/sse?ticket=${ticket}`);

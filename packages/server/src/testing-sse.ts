@@ -3,27 +3,41 @@ import { decodeFrame, type Frame } from "@arqon/core";
 
 /** One event of an event stream, as an EventSource would dispatch it (plus comments, which it does not). */
 export interface StreamEvent {
+  /** The event's type: "message" for frames, or `session`, `ping`, `close`. */
   event: string;
+  /** Its data lines, joined with "\n". */
   data: string;
   /** The stream's last event id after this event. */
   lastId: string;
 }
 
 /**
- * A plain event-stream reader for the tests: a GET over node:http, parsed line by line as the SSE spec says, with
- * the frames decoded. It does not reconnect.
+ * A fallback-transport client for tests (docs/protocol.md, "Fallback transports"): a `GET <path>/sse` read over
+ * node:http and parsed line by line as the SSE spec says, its frames decoded, and `POST <path>/send` to its session.
+ * It does not reconnect. `SseTestClient.open(gw.httpUrl, "/ws/sse", { authorization: "Bearer …" })`.
  */
-export class SseClient {
+export class SseTestClient {
+  /** Every event dispatched so far (comments aside), in order. */
   readonly events: StreamEvent[] = [];
+  /** The comment lines (`: hb`), without the colon. */
   readonly comments: string[] = [];
+  /** The frames of the unnamed events, decoded. */
   readonly frames: Frame[] = [];
+  /** The response's status (0 until it arrived). */
   status = 0;
+  /** The response's headers. */
   headers: IncomingMessage["headers"] = {};
+  /** A refused stream's body (its JSON error). */
   body = "";
+  /** The session credential of the `session` event (`<clientId>.<key>`). */
   session = "";
+  /** The path the `session` event names for sends. */
   sendPath = "";
+  /** The stream's last event id (its position). */
   lastId = "";
+  /** Whether the response ended. */
   ended = false;
+  /** Resolves when the response ends. */
   readonly done: Promise<void>;
   private res: IncomingMessage | undefined;
   private waiters: Array<() => void> = [];
@@ -32,6 +46,7 @@ export class SseClient {
   private data: string[] = [];
 
   private constructor(
+    /** The server's base URL (`http://127.0.0.1:<port>`). */
     readonly base: string,
     path: string,
     headers: Record<string, string>,
@@ -69,8 +84,8 @@ export class SseClient {
   }
 
   /** Opens a stream; resolves once the response head arrived (check `status`). */
-  static async open(base: string, path: string, headers: Record<string, string> = {}): Promise<SseClient> {
-    const client = new SseClient(base, path, headers);
+  static async open(base: string, path: string, headers: Record<string, string> = {}): Promise<SseTestClient> {
+    const client = new SseTestClient(base, path, headers);
     await client.until(() => client.status !== 0 || client.ended);
     if (client.status !== 200) await client.done;
     return client;
