@@ -1,6 +1,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { EventEmitter } from "node:events";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { Gauge } from "prom-client";
 import type { WebSocket } from "ws";
 import { ArqonError, ErrorCode } from "@arqon/core";
 import { AuthError, type AuthContext } from "./auth.js";
@@ -292,6 +293,15 @@ export class FallbackTransport {
     private readonly control: ClusterControl,
   ) {
     this.prefix = gw.path.endsWith("/") ? gw.path : gw.path + "/";
+    const sessions = this.sessions;
+    new Gauge({
+      name: "arqon_fallback_sessions",
+      help: "Fallback-transport sessions (SSE / HTTP streaming) open on this node; also counted in arqon_connections",
+      registers: [gw.metrics.registry],
+      collect() {
+        this.set(sessions.size);
+      },
+    });
     const local = randomBytes(32);
     this.sign = (data) => control.mac(data) ?? createHmac("sha256", local).update(data).digest();
     // A send that reached another node than its session's (no session affinity): that node forwarded it here.

@@ -214,6 +214,7 @@ describe("fallback transports (server side)", () => {
     expect((await live.request({ type: "ping" })).type).toBe("pong");
     const metrics = await (await fetch(`${g.httpUrl}/metrics`, { headers: { authorization: `Bearer ${KEY}` } })).text();
     expect(metrics).toMatch(/arqon_closes_total\{code="4001"\} [1-9]/);
+    expect(metrics).toMatch(/^arqon_fallback_sessions 1$/m);
   });
 
   it("fallback - heartbeats: a quiet stream gets `: hb` comments every heartbeatMs", async () => {
