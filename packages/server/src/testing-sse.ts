@@ -11,6 +11,14 @@ export interface StreamEvent {
   lastId: string;
 }
 
+/** What `SseTestClient.send` got back. */
+export interface SendResult {
+  /** The HTTP status (204 when the frames were taken). */
+  status: number;
+  /** The body (a JSON error when refused). */
+  body: string;
+}
+
 /**
  * A fallback-transport client for tests (docs/protocol.md, "Fallback transports"): a `GET <path>/sse` read over
  * node:http and parsed line by line as the SSE spec says, its frames decoded, and `POST <path>/send` to its session.
@@ -176,7 +184,7 @@ export class SseTestClient {
   }
 
   /** POSTs frames to the session (`ndjson` when several); resolves with the HTTP status and body. */
-  async send(frames: Array<Record<string, unknown>> | string, options: { session?: string; contentType?: string } = {}): Promise<{ status: number; body: string }> {
+  async send(frames: Array<Record<string, unknown>> | string, options: { session?: string; contentType?: string } = {}): Promise<SendResult> {
     const body = typeof frames === "string" ? frames : frames.map((f) => JSON.stringify(f)).join("\n");
     const contentType = options.contentType ?? (typeof frames !== "string" && frames.length > 1 ? "application/x-ndjson" : "application/json");
     const res = await fetch(new URL(this.sendPath || "/ws/send", this.base), {

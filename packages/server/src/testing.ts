@@ -386,4 +386,4 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<T
   return gw;
 }
 
-export { SseTestClient, type StreamEvent } from "./testing-sse.js";
+export { SseTestClient, type SendResult, type StreamEvent } from "./testing-sse.js";
