@@ -136,6 +136,10 @@ describe("operators - op.webhook", () => {
     const carried = /^00-([0-9a-f]{32})-([0-9a-f]{16})-01$/.exec(got.headers.traceparent ?? "");
     expect(carried, got.headers.traceparent).not.toBeNull();
     expect(carried![1]).toBe(appTrace);
+    // The attempt's span ends when the operator has read the answer, a moment after the receiver sent it.
+    for (let waited = 0; spans.getFinishedSpans().filter((s) => s.name === "webhook deliver").length < 2 && waited < 5000; waited += 20) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
     const publish = spans.getFinishedSpans().find((s) => s.name === "publish orders")!;
     const attempts = spans.getFinishedSpans().filter((s) => s.name === "webhook deliver");
     expect(attempts.map((s) => s.attributes["arqon.webhook.attempt"])).toEqual([1, 2]);
