@@ -2,8 +2,8 @@ package arqon
 
 // Error codes, as listed in docs/errors.md (server codes, command codes, CASIL codes and the client-side codes the SDKs
 // raise themselves). Match on these, never on messages. The Go SDK raises ARQ_CONNECTION_CLOSED, ARQ_REQUEST_TIMEOUT,
-// ARQ_CLIENT_CLOSED and ARQ_DELTA_INVALID itself; the webhook codes belong to the TS and Python webhook verifiers and
-// are listed for completeness.
+// ARQ_CLIENT_CLOSED and ARQ_DELTA_INVALID itself, and VerifyWebhook the ARQ_WEBHOOK_* codes but
+// ARQ_WEBHOOK_CRYPTO_UNAVAILABLE (the TS SDK's, for browsers without Web Crypto), listed for completeness.
 const (
 	CodeFrameMalformed            = "ARQ_FRAME_MALFORMED"
 	CodeFrameUnknownType          = "ARQ_FRAME_UNKNOWN_TYPE"
@@ -46,6 +46,7 @@ const (
 	CodePositionInvalid           = "ARQ_POSITION_INVALID"
 	CodeBackendUnavailable        = "ARQ_BACKEND_UNAVAILABLE"
 	CodeShuttingDown              = "ARQ_SHUTTING_DOWN"
+	CodeSessionUnknown            = "ARQ_SESSION_UNKNOWN"
 	CodeInternal                  = "ARQ_INTERNAL"
 	CodeCommandAuthorizationError = "AUTHORIZATION_ERROR"
 	CodeCommandValidationError    = "VALIDATION_ERROR"
@@ -120,6 +121,7 @@ var AllCodes = []string{
 	CodePositionInvalid,
 	CodeBackendUnavailable,
 	CodeShuttingDown,
+	CodeSessionUnknown,
 	CodeInternal,
 	CodeCommandAuthorizationError,
 	CodeCommandValidationError,

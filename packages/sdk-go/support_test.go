@@ -55,16 +55,18 @@ func randomHex(n int) string {
 
 const startTimeout = 60 * time.Second
 
-// startGateway runs node packages/cli/bin/arqon.js serve --memory on port (0: a free one) and waits for its banner.
-func startGateway(port int, secret, operatorKey string) (*gateway, error) {
+// startGateway runs node packages/cli/bin/arqon.js serve --memory on port (0: a free one) and waits for its banner;
+// extra flags go to serve after the standard ones.
+func startGateway(port int, secret, operatorKey string, extra ...string) (*gateway, error) {
 	dir, err := os.MkdirTemp("", "arqon-sdk-go-")
 	if err != nil {
 		return nil, err
 	}
 	g := &gateway{secret: secret, operatorKey: operatorKey, dataDir: dir, exited: make(chan struct{})}
 	bin := filepath.Join(rootDir(), "packages", "cli", "bin", "arqon.js")
-	g.cmd = exec.Command("node", bin, "serve", "--host", "127.0.0.1", "--port", fmt.Sprint(port), "--memory",
-		"--jwt-secret", secret, "--operator-key", operatorKey, "--data-dir", dir, "--log-level", "warn", "--log-format", "json")
+	args := []string{bin, "serve", "--host", "127.0.0.1", "--port", fmt.Sprint(port), "--memory",
+		"--jwt-secret", secret, "--operator-key", operatorKey, "--data-dir", dir, "--log-level", "warn", "--log-format", "json"}
+	g.cmd = exec.Command("node", append(args, extra...)...)
 	g.cmd.Dir = dir
 	g.cmd.Stderr = os.Stderr
 	out, err := g.cmd.StdoutPipe()

@@ -1,6 +1,7 @@
 import WebSocket from "ws";
 import { readLean } from "../lean.js";
 import { extractTs } from "../payload.js";
+import { makeSseFactory } from "./arqon-sse.js";
 import type { ClientFactory, ClientHooks, ClientOptions, RunningServer, ServerStartOptions, SystemAdapter } from "./types.js";
 
 /**
@@ -217,4 +218,16 @@ export const arqonProto: SystemAdapter = {
   clientNote: "ws clients, protobuf binary frames (?codec=protobuf&protocol=1.1); publishes sent as protobuf",
   startServer: (opts) => startServer(opts),
   createClientFactory: makeFactory("protobuf", "1.1"),
+};
+
+/**
+ * ArqonBus's fallback transport (SSE / HTTP streaming): each client one `GET /ws/sse` event stream with the bearer
+ * header, its frames up by `POST /ws/send`, as `@arqon/sdk`'s "http-stream" transport speaks it. Same server.
+ */
+export const arqonSse: SystemAdapter = {
+  id: "arqon-sse",
+  label: "ArqonBus (SSE fallback)",
+  clientNote: "HTTP clients: GET /ws/sse?protocol=1.1 event stream down, POST /ws/send ndjson up (one in flight per client)",
+  startServer: (opts) => startServer(opts),
+  createClientFactory: makeSseFactory(BENCH_TENANT),
 };

@@ -1,4 +1,4 @@
-import { arqonJson, arqonJson10, arqonJsonJose, arqonJsonOtel, arqonJsonOtelSampled, arqonProto, arqonProto10 } from "./arqon.js";
+import { arqonJson, arqonJson10, arqonJsonJose, arqonJsonOtel, arqonJsonOtelSampled, arqonProto, arqonProto10, arqonSse } from "./arqon.js";
 import { centrifugo } from "./centrifugo.js";
 import { floor, floorArqonJson, floorArqonJson10, floorArqonProto, floorArqonProto10, floorSplit } from "./floor.js";
 import { socketio, socketioRaw } from "./socketio.js";
@@ -22,6 +22,7 @@ export const SYSTEMS: Record<string, SystemAdapter> = {
   [arqonProto10.id]: arqonProto10,
   [floorArqonJson10.id]: floorArqonJson10,
   [floorArqonProto10.id]: floorArqonProto10,
+  [arqonSse.id]: arqonSse,
 };
 
 /** Systems in every run unless --systems says otherwise. */

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
-import type { AuthOptions, LimitOptions, OutboundOptions, PresenceOptions, ProxyOptions, PusherOptions, TenancyMode, TenantLimits } from "@arqon/server";
+import type { AuthOptions, FallbackOptions, LimitOptions, OutboundOptions, PresenceOptions, ProxyOptions, PusherOptions, TenancyMode, TenantLimits } from "@arqon/server";
 
 /** A usage or configuration problem: printed without a stack, exit code 2. */
 export class CliError extends Error {
@@ -43,6 +43,11 @@ export interface ConfigFile {
    */
   pusher?: PusherOptions;
   allowedOrigins?: string[];
+  /**
+   * The SSE and HTTP-streaming fallback transports (docs/protocol.md): on by default; `false` turns them off, or
+   * `{ "heartbeatMs": 15000, "ticketTtlMs": 60000, "retryMs": 1000 }` tunes them.
+   */
+  fallback?: boolean | FallbackOptions;
   perMessageDeflate?: boolean | { threshold?: number };
   /** The web console at /console (docs/console.md): on by default in dev mode, off otherwise. */
   console?: boolean;

@@ -182,6 +182,55 @@ describe("authority matrix (docs/security.md)", () => {
     return (JSON.parse(text) as { error: { code: string } }).error.code;
   }
 
+  /** `POST /ws/ticket` with the principal's credential as the bearer token (the only way the endpoint reads one). */
+  async function ticket(cell: Cell): Promise<string> {
+    const token = await tokenOf(cell.who, cell.tenant);
+    const res = await fetch(`${gw.httpUrl}/ws/ticket`, { method: "POST", headers: token ? { authorization: `Bearer ${token}` } : {} });
+    const body = (await res.json()) as { ticket?: string; error?: { code: string } };
+    if (!res.ok) return body.error!.code;
+    return typeof body.ticket === "string" ? OK : "no ticket in the answer";
+  }
+
+  /** The fallback transports (docs/protocol.md): a stream with the bearer header, `frame` posted to its session. */
+  async function sse(cell: Cell, frame: Record<string, unknown>): Promise<string> {
+    const token = await tokenOf(cell.who, cell.tenant);
+    const abort = new AbortController();
+    try {
+      const res = await fetch(`${gw.httpUrl}/ws/sse`, { headers: token ? { authorization: `Bearer ${token}` } : {}, signal: abort.signal });
+      if (!res.ok) return (JSON.parse(await res.text()) as { error: { code: string } }).error.code;
+      const reader = res.body!.getReader();
+      const decoder = new TextDecoder();
+      let text = "";
+      let session: string | undefined;
+      const deadline = Date.now() + 5000;
+      for (;;) {
+        if (Date.now() > deadline) throw new Error("no reply on the fallback stream");
+        const { value, done } = await reader.read();
+        if (done) throw new Error("the fallback stream ended");
+        text += decoder.decode(value, { stream: true });
+        for (let end = text.indexOf("\n\n"); end >= 0; end = text.indexOf("\n\n")) {
+          const event = text.slice(0, end);
+          text = text.slice(end + 2);
+          const data = event.split("\n").find((l) => l.startsWith("data: "))?.slice(6);
+          if (data === undefined) continue;
+          if (event.includes("event: session")) {
+            session = (JSON.parse(data) as { session: string }).session;
+            continue;
+          }
+          const f = JSON.parse(data) as { type: string; requestId?: string; error?: { code: string } };
+          if (f.type === "welcome") {
+            const sent = await fetch(`${gw.httpUrl}/ws/send`, { method: "POST", headers: { "x-arqon-session": session! }, body: JSON.stringify({ ...frame, requestId: "m1" }) });
+            if (sent.status !== 204) throw new Error(`send answered ${sent.status}`);
+          } else if (f.requestId === "m1") {
+            return f.type === "error" ? f.error!.code : OK;
+          }
+        }
+      }
+    } finally {
+      abort.abort();
+    }
+  }
+
   async function cli(cell: Cell, argv: string[], signal?: AbortSignal): Promise<string> {
     const env: NodeJS.ProcessEnv = { ARQON_URL: gw.url, ARQON_DATA_DIR: `${gw.dir}/nothing-here` };
     if (cell.who === "operator") env.ARQON_OPERATOR_KEY = KEY;
@@ -340,6 +389,9 @@ describe("authority matrix (docs/security.md)", () => {
       },
     },
     { group: "HTTP", label: "`DELETE /api/v1/tenants/:t?confirm=:t`", tenant: "t-del", expect: HTTP_OPERATOR, run: (c) => http(c, "DELETE", `/api/v1/tenants/${c.tenant}?confirm=${c.tenant}`) },
+    { group: "HTTP", label: "`POST /ws/ticket` (a fallback transport's ticket for its own bearer token)", expect: WS_OWN, run: (c) => ticket(c) },
+    { group: "HTTP", label: "`GET /ws/sse` + `POST /ws/send` of `subscribe` (a room, over a fallback stream)", expect: WS_ROOM, run: (c) => sse(c, { type: "subscribe", room: "lobby" }) },
+    { group: "HTTP", label: "`GET /ws/sse` + `POST /ws/send` of `publish` (over a fallback stream)", expect: WS_ROOM, run: (c) => sse(c, { type: "publish", room: "lobby", payload: { n: 1 } }) },
     { group: "HTTP", label: "`POST /api/v1/tenants/:t/console-token` (the web console's WebSocket token)", expect: HTTP_TENANT_ADMIN, run: (c) => http(c, "POST", `/api/v1/tenants/${c.tenant}/console-token`, {}) },
     { group: "HTTP", label: "`POST /api/v1/tenants/:t/kick`", expect: HTTP_TENANT_ADMIN, run: (c) => http(c, "POST", `/api/v1/tenants/${c.tenant}/kick`, { user: "nobody" }) },
     { group: "HTTP", label: "`GET /api/v1/tenants/:t/revocations`", expect: HTTP_TENANT_ADMIN, run: (c) => http(c, "GET", `/api/v1/tenants/${c.tenant}/revocations`) },

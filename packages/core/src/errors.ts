@@ -98,6 +98,8 @@ export const ErrorCode = {
   BACKEND_UNAVAILABLE: "ARQ_BACKEND_UNAVAILABLE",
   /** The node is draining before exit and accepts no new work. Retryable. */
   SHUTTING_DOWN: "ARQ_SHUTTING_DOWN",
+  /** A fallback transport's `send` named a session that does not exist or has ended. */
+  SESSION_UNKNOWN: "ARQ_SESSION_UNKNOWN",
   /** An unexpected server fault while handling the request; the connection stays up. Retryable. */
   INTERNAL: "ARQ_INTERNAL",
   // Command responses (names kept from the earlier system)

@@ -362,6 +362,17 @@ export class NatsControlPlane implements ControlPlane {
     }
   }
 
+  /** Resolves once the NATS server acknowledged every broadcast published before the call (a PING/PONG round trip). */
+  async flush(): Promise<void> {
+    if (this.#closed) throw new BackendUnavailableError("control plane is closed");
+    this.#link.guard("control flush");
+    try {
+      await this.#link.nc.flush();
+    } catch (error) {
+      throw this.#link.fail("control flush", error);
+    }
+  }
+
   /**
    * Calls `handler` with the topic and data of every broadcast received; returns a function that removes it. What it
    * throws goes to `onHandlerError`.

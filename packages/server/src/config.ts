@@ -1,3 +1,4 @@
+import type { FallbackOptions } from "./fallback.js";
 import type { TracingOptions } from "./tracing.js";
 import type { Logger } from "pino";
 import type { Bus, ControlPlane, HistoryStore, Inspector, KeyValueStore, Limits, PresenceStore, RoomStateStore } from "@arqon/core";
@@ -149,6 +150,12 @@ export interface ArqonServerOptions {
    * @default undefined (off)
    */
   pusher?: PusherOptions;
+  /**
+   * The fallback transports for clients whose network breaks WebSockets (docs/protocol.md, "Fallback transports"):
+   * Server-Sent Events and HTTP streaming under `<path>/sse`, `<path>/send` and `<path>/ticket`. `false` turns them off.
+   * @default true
+   */
+  fallback?: boolean | FallbackOptions;
   /**
    * Allowed `Origin` values (exact, e.g. "https://app.example.com", or "*"). A browser upgrade from any other origin
    * is refused with 403 ARQ_ORIGIN_FORBIDDEN; requests without an Origin header (non-browser clients) are allowed.

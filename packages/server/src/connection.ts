@@ -156,6 +156,14 @@ export interface PatternSubscription {
  */
 export type ServerAction = () => void | Promise<void>;
 
+/**
+ * A socket that writes a flush's frames together (a fallback stream, fallback.ts): it stands in for a WebSocket and is
+ * handed the whole batch instead of one `send` per frame.
+ */
+export interface BatchSocket {
+  sendBatch(frames: readonly OutFrame[]): void;
+}
+
 /** What a connection needs from the component that writes its frames. */
 export interface OutboundScheduler {
   schedule(conn: Connection): void;
@@ -190,6 +198,8 @@ export class Connection {
   readonly inbox: Array<Frame | ServerAction> = [];
   processing = false;
   readonly raw: Duplex | undefined;
+  /** Set when the socket is a fallback stream (it takes a flush's frames in one call). */
+  readonly batch: BatchSocket | undefined;
   readonly deflate: boolean;
   readonly connectedAt = Date.now();
   /** The wire protocol version in force: from `?protocol=` at the upgrade, changed by `hello` (what `welcome` says). */
@@ -210,6 +220,7 @@ export class Connection {
     this.lastPingAt = this.connectedAt;
     this.raw = (ws as unknown as { _socket?: Duplex })._socket;
     this.deflate = ws.extensions.includes("permessage-deflate");
+    this.batch = typeof (ws as unknown as Partial<BatchSocket>).sendBatch === "function" ? (ws as unknown as BatchSocket) : undefined;
   }
 
   get tenant(): string {
@@ -271,6 +282,7 @@ export class Connection {
     // queued during them: a socket reports write errors asynchronously.
     try {
       if (this.closing || this.ws.readyState !== WebSocket.OPEN) return;
+      if (this.batch !== undefined) return this.batch.sendBatch(pending);
       const raw = this.raw;
       if (!this.deflate && raw && raw.writable) {
         if (pending.length === 1) {

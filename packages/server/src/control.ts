@@ -84,12 +84,21 @@ export class ClusterControl {
     };
   }
 
-  /** Broadcasts `body` to the other nodes. Resolves once the broadcast was handed to the backend. */
-  async send(topic: string, body: unknown): Promise<void> {
+  /**
+   * Broadcasts `body` to the other nodes. Resolves once the broadcast was handed to the backend; with `confirmed`,
+   * once the backend has it (a broadcast another node sends after that arrives after this one).
+   */
+  async send(topic: string, body: unknown, confirmed = false): Promise<void> {
     if (!this.plane) return;
     const message: Signed = { n: this.nodeId, t: Date.now(), r: randomBytes(12).toString("base64url"), b: body };
     const json = JSON.stringify(message);
     await this.plane.broadcast(topic, utf8Encode(`${this.sign(topic, json)}.${json}`));
+    if (confirmed) await this.plane.flush?.();
+  }
+
+  /** An HMAC-SHA256 of `data` with the cluster key (undefined without one): what other nodes can check. */
+  mac(data: string): Buffer | undefined {
+    return this.key === undefined ? undefined : createHmac("sha256", this.key).update("arqon mac v1\n").update(data).digest();
   }
 
   private sign(topic: string, json: string): string {

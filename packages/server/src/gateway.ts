@@ -84,6 +84,32 @@ export interface TenancyDeps {
   proxy: ProxyHooks;
 }
 
+/** A connection that passed `Gateway.admit`: who it is, the protocol version it asked for, and its address. */
+export interface Admission {
+  ok: true;
+  auth: AuthContext;
+  version: ProtocolVersion;
+  ip: string;
+}
+
+/** Why `Gateway.admit` turned a connection away: the HTTP status, error code, message and headers to answer with. */
+export interface Refusal {
+  ok: false;
+  status: number;
+  code: string;
+  message: string;
+  headers?: Record<string, string>;
+}
+
+function refusal(status: number, code: string, message: string, headers?: Record<string, string>): Refusal {
+  return headers === undefined ? { ok: false, status, code, message } : { ok: false, status, code, message, headers };
+}
+
+function authRefusal(e: AuthError): Refusal {
+  const challenge = e.code === ErrorCode.AUTH_MISSING ? 'Bearer realm="arqon"' : `Bearer realm="arqon", error="invalid_token"`;
+  return refusal(401, e.code, e.message, { "www-authenticate": challenge });
+}
+
 const kConnection = Symbol("arqon.connection");
 const kGateway = Symbol("arqon.gateway");
 type ArqonSocket = WebSocket & { [kConnection]: Connection; [kGateway]: Gateway };
@@ -301,98 +327,23 @@ export class Gateway {
     rejectUpgrade(socket, status, code, message, headers);
   }
 
-  private refuseAuth(socket: Duplex, e: AuthError): void {
-    const challenge = e.code === ErrorCode.AUTH_MISSING ? 'Bearer realm="arqon"' : `Bearer realm="arqon", error="invalid_token"`;
-    this.reject(socket, 401, e.code, e.message, { "www-authenticate": challenge });
-  }
 
   private async upgrade(req: UpgradeRequest, socket: Duplex, head: Buffer, span?: Span): Promise<void> {
     if (this.shuttingDown) return this.reject(socket, 503, ErrorCode.SHUTTING_DOWN, "server is shutting down");
     const url = parseTarget(req.url ?? "/");
     if (!url) return this.reject(socket, 400, ErrorCode.HEADER_INVALID, "request target is not a valid URL");
     if (url.pathname !== this.path) return this.reject(socket, 404, ErrorCode.NOT_FOUND, `no WebSocket endpoint at ${url.pathname}`);
-    if (req.rawHeaders.length / 2 > this.limits.maxHeaderCount) {
-      return this.reject(socket, 431, ErrorCode.HEADER_INVALID, `more than ${this.limits.maxHeaderCount} request headers`);
-    }
-    const origin = req.headers.origin;
-    const allowed = this.options.allowedOrigins;
-    if (origin !== undefined && allowed && !allowed.includes("*") && !allowed.includes(origin)) {
-      return this.reject(socket, 403, ErrorCode.ORIGIN_FORBIDDEN, "origin not allowed");
-    }
     const codecParam = queryParam(url.query, "codec");
     if (codecParam !== null && codecParam !== "json" && codecParam !== "protobuf") {
       return this.reject(socket, 400, ErrorCode.HEADER_INVALID, 'codec must be "json" or "protobuf"');
     }
-    const versionParam = queryParam(url.query, "protocol");
-    if (versionParam !== null && !isProtocolVersion(versionParam)) {
-      return this.reject(socket, 400, ErrorCode.PROTOCOL_UNSUPPORTED, `protocol must be one of ${PROTOCOL_VERSIONS.join(", ")}`);
-    }
-    const version: ProtocolVersion = versionParam ?? PROTOCOL_VERSION;
     const ip = (socket as Socket).remoteAddress ?? "unknown";
-    if (this.connections.size + this.pendingUpgrades >= this.limits.maxConnections) {
-      return this.reject(socket, 503, ErrorCode.TOO_MANY_CONNECTIONS, "server connection limit reached", { "retry-after": "5" });
-    }
-    if (this.ipCounter.get(ip) >= this.limits.maxConnectionsPerIp) {
-      return this.reject(socket, 429, ErrorCode.TOO_MANY_CONNECTIONS, "too many connections from this address", { "retry-after": "5" });
-    }
-    // Hold the address's slot during the asynchronous verification so that a burst cannot overshoot the limit.
-    this.ipCounter.increment(ip);
-    this.pendingUpgrades++;
+    const admitted = await this.admit(req, url.query, ip, () => socket.destroyed, { span, token: extractToken(req, url.query), codec: codecParam ?? "json" });
+    if (admitted === undefined) return;
+    if (!admitted.ok) return this.reject(socket, admitted.status, admitted.code, admitted.message, admitted.headers);
+    const { auth, version } = admitted;
     let handedOver = false;
-    let quotaTenant: string | undefined;
     try {
-      let auth: AuthContext | undefined;
-      const token = extractToken(req, url.query);
-      // Without a token the connect proxy hook (if any) may admit the upgrade instead (session cookies).
-      let verifying: AuthError | undefined;
-      try {
-        auth = await this.authenticator.verify(token);
-      } catch (err) {
-        verifying = err instanceof AuthError ? err : new AuthError(ErrorCode.AUTH_INVALID, "token could not be verified", { cause: err });
-      }
-      if (verifying && (token !== undefined || verifying.code !== ErrorCode.AUTH_MISSING)) return this.refuseAuth(socket, verifying);
-      if (!this.loaded) await this.tenancy.ready;
-      if (socket.destroyed) return;
-      if (this.shuttingDown) return this.reject(socket, 503, ErrorCode.SHUTTING_DOWN, "server is shutting down");
-      const tenants = this.tenancy.tenants;
-      const named = auth?.tenant ?? queryParam(url.query, "tenant") ?? undefined;
-      if (named !== undefined && !isValidTenant(named)) return this.reject(socket, 400, ErrorCode.TENANT_INVALID, "tenant must be 1-64 characters of letters, digits, _ and -");
-      const connectHook = (named === undefined ? this.tenancy.proxy.serverHooks : tenants.runtime(named).hooks)?.connect;
-      if (connectHook) {
-        try {
-          auth = await this.tenancy.proxy.connect(connectHook, {
-            req,
-            auth,
-            tenant: named,
-            ip,
-            codec: codecParam ?? "json",
-            protocol: version,
-            defaultTenant: this.options.auth.defaultTenant,
-          });
-        } catch (err) {
-          const refusal = this.tenancy.proxy.refusalOf(err);
-          return this.reject(socket, refusal.status, refusal.code, refusal.message);
-        }
-        if (socket.destroyed) return;
-      }
-      if (!auth) return this.refuseAuth(socket, verifying ?? new AuthError(ErrorCode.AUTH_MISSING, "a bearer token is required"));
-      const refusal = tenants.refusal(auth.tenant);
-      if (refusal) return this.reject(socket, 403, refusal.code, refusal.message);
-      if (tenants.revocationOf(auth)) {
-        return this.reject(socket, 401, ErrorCode.AUTH_REVOKED, "token revoked", { "www-authenticate": 'Bearer realm="arqon", error="invalid_token"' });
-      }
-      let admitted = this.tenancy.quota.acquire(auth.tenant, tenants.runtime(auth.tenant).limits.maxConnections);
-      if (admitted !== true && admitted !== false) {
-        try {
-          admitted = await admitted;
-        } catch (err) {
-          this.logger.warn({ err, tenant: auth.tenant }, "connection quota unavailable");
-          return this.reject(socket, 503, ErrorCode.BACKEND_UNAVAILABLE, "connection quota unavailable", { "retry-after": "5" });
-        }
-      }
-      if (!admitted) return this.reject(socket, 429, ErrorCode.TOO_MANY_CONNECTIONS, "tenant connection limit reached", { "retry-after": "5" });
-      quotaTenant = auth.tenant;
-      span?.setAttributes({ "arqon.tenant": auth.tenant, "enduser.id": auth.sub });
       if (socket.destroyed) return;
       const offered = offeredProtocols(req);
       const firstArqon = offered.find((p) => p === SUBPROTOCOL_JSON || p === SUBPROTOCOL_PROTO);
@@ -429,7 +380,107 @@ export class Gateway {
         socket.uncork();
       }
     } finally {
-      if (!handedOver) {
+      if (!handedOver) this.releaseUpgradeSlot(ip, auth.tenant);
+    }
+  }
+
+  /**
+   * The checks every new connection passes, whatever its transport (the WebSocket upgrade, a fallback stream): server
+   * state, headers, origin, protocol version, the connection limits of the server and the address, the token (or the
+   * connect proxy hook), the tenant, revocations and the tenant's connection quota. Admitted, the caller holds one
+   * pending slot of the server, the address and the tenant, and hands them to a connection or gives them back with
+   * `releaseUpgradeSlot`. Undefined when the client went away meanwhile (`gone`): nothing is held, nothing to answer.
+   */
+  async admit(
+    req: IncomingMessage,
+    query: string,
+    ip: string,
+    gone: () => boolean,
+    how: { span?: Span | undefined; token?: string | undefined; auth?: AuthContext; codec: WireCodec },
+  ): Promise<Admission | Refusal | undefined> {
+    if (this.shuttingDown) return refusal(503, ErrorCode.SHUTTING_DOWN, "server is shutting down");
+    if (req.rawHeaders.length / 2 > this.limits.maxHeaderCount) {
+      return refusal(431, ErrorCode.HEADER_INVALID, `more than ${this.limits.maxHeaderCount} request headers`);
+    }
+    const origin = req.headers.origin;
+    if (origin !== undefined && !this.originAllowed(origin)) return refusal(403, ErrorCode.ORIGIN_FORBIDDEN, "origin not allowed");
+    const versionParam = queryParam(query, "protocol");
+    if (versionParam !== null && !isProtocolVersion(versionParam)) {
+      return refusal(400, ErrorCode.PROTOCOL_UNSUPPORTED, `protocol must be one of ${PROTOCOL_VERSIONS.join(", ")}`);
+    }
+    const version: ProtocolVersion = versionParam ?? PROTOCOL_VERSION;
+    if (this.connections.size + this.pendingUpgrades >= this.limits.maxConnections) {
+      return refusal(503, ErrorCode.TOO_MANY_CONNECTIONS, "server connection limit reached", { "retry-after": "5" });
+    }
+    if (this.ipCounter.get(ip) >= this.limits.maxConnectionsPerIp) {
+      return refusal(429, ErrorCode.TOO_MANY_CONNECTIONS, "too many connections from this address", { "retry-after": "5" });
+    }
+    // Hold the address's slot during the asynchronous verification so that a burst cannot overshoot the limit.
+    this.ipCounter.increment(ip);
+    this.pendingUpgrades++;
+    let admitted = false;
+    let quotaTenant: string | undefined;
+    try {
+      let auth: AuthContext | undefined = how.auth;
+      const token = how.token;
+      // Without a token the connect proxy hook (if any) may admit the connection instead (session cookies).
+      let verifying: AuthError | undefined;
+      if (auth === undefined) {
+        try {
+          auth = await this.authenticator.verify(token);
+        } catch (err) {
+          verifying = err instanceof AuthError ? err : new AuthError(ErrorCode.AUTH_INVALID, "token could not be verified", { cause: err });
+        }
+        if (verifying && (token !== undefined || verifying.code !== ErrorCode.AUTH_MISSING)) return authRefusal(verifying);
+      }
+      if (!this.loaded) await this.tenancy.ready;
+      if (gone()) return undefined;
+      if (this.shuttingDown) return refusal(503, ErrorCode.SHUTTING_DOWN, "server is shutting down");
+      const tenants = this.tenancy.tenants;
+      const named = auth?.tenant ?? queryParam(query, "tenant") ?? undefined;
+      if (named !== undefined && !isValidTenant(named)) return refusal(400, ErrorCode.TENANT_INVALID, "tenant must be 1-64 characters of letters, digits, _ and -");
+      const connectHook = how.auth !== undefined ? undefined : (named === undefined ? this.tenancy.proxy.serverHooks : tenants.runtime(named).hooks)?.connect;
+      if (connectHook) {
+        try {
+          auth = await this.tenancy.proxy.connect(connectHook, {
+            req,
+            auth,
+            tenant: named,
+            ip,
+            codec: how.codec,
+            protocol: version,
+            defaultTenant: this.options.auth.defaultTenant,
+          });
+        } catch (err) {
+          const refused = this.tenancy.proxy.refusalOf(err);
+          return refusal(refused.status, refused.code, refused.message);
+        }
+        if (gone()) return undefined;
+      }
+      if (!auth) return authRefusal(verifying ?? new AuthError(ErrorCode.AUTH_MISSING, "a bearer token is required"));
+      if (auth.expiresAt !== undefined && Date.now() >= auth.expiresAt) return authRefusal(new AuthError(ErrorCode.AUTH_EXPIRED, "token expired"));
+      const tenantRefusal = tenants.refusal(auth.tenant);
+      if (tenantRefusal) return refusal(403, tenantRefusal.code, tenantRefusal.message);
+      if (tenants.revocationOf(auth)) {
+        return refusal(401, ErrorCode.AUTH_REVOKED, "token revoked", { "www-authenticate": 'Bearer realm="arqon", error="invalid_token"' });
+      }
+      let acquired = this.tenancy.quota.acquire(auth.tenant, tenants.runtime(auth.tenant).limits.maxConnections);
+      if (acquired !== true && acquired !== false) {
+        try {
+          acquired = await acquired;
+        } catch (err) {
+          this.logger.warn({ err, tenant: auth.tenant }, "connection quota unavailable");
+          return refusal(503, ErrorCode.BACKEND_UNAVAILABLE, "connection quota unavailable", { "retry-after": "5" });
+        }
+      }
+      if (!acquired) return refusal(429, ErrorCode.TOO_MANY_CONNECTIONS, "tenant connection limit reached", { "retry-after": "5" });
+      quotaTenant = auth.tenant;
+      how.span?.setAttributes({ "arqon.tenant": auth.tenant, "enduser.id": auth.sub });
+      if (gone()) return undefined;
+      admitted = true;
+      return { ok: true, auth, version, ip };
+    } finally {
+      if (!admitted) {
         this.pendingUpgrades--;
         this.ipCounter.decrement(ip);
         if (quotaTenant !== undefined) this.tenancy.quota.release(quotaTenant);
@@ -437,9 +488,25 @@ export class Gateway {
     }
   }
 
+  /** Whether `allowedOrigins` lets a browser page of `origin` connect (every origin when it is not set). */
+  originAllowed(origin: string): boolean {
+    const allowed = this.options.allowedOrigins;
+    return !allowed || allowed.includes("*") || allowed.includes(origin);
+  }
+
   // ---- connection lifecycle ----------------------------------------------------------------------------------
 
-  private onConnection(ws: WebSocket, ctx: UpgradeContext): void {
+  /**
+   * @internal A fallback transport's session (fallback.ts): its stream socket becomes a connection as an upgraded
+   * WebSocket does, with the slots `admit` held. `beforeWelcome` writes what must precede the welcome.
+   */
+  openSession(socket: WebSocket, admitted: Admission, beforeWelcome: (conn: Connection) => void): Connection {
+    this.pendingUpgrades--;
+    const ctx: UpgradeContext = { auth: admitted.auth, codec: "json", version: admitted.version, ip: admitted.ip, protocol: false, gateway: this };
+    return this.onConnection(socket, ctx, beforeWelcome);
+  }
+
+  private onConnection(ws: WebSocket, ctx: UpgradeContext, beforeWelcome?: (conn: Connection) => void): Connection {
     const id = nextClientId();
     const conn = new Connection(id, ws, ctx.auth, ctx.codec, ctx.ip, this.limits.maxPendingBytes, this.fanout, this.limits);
     conn.protocol = ctx.version;
@@ -458,8 +525,10 @@ export class Gateway {
     ws.on("close", onSocketClose);
     if (this.authenticator.dev) this.logger.warn({ clientId: id, sub: ctx.auth.sub }, "DEV MODE connection (local dev key)");
     this.logger.debug({ clientId: id, tenant: conn.tenant, sub: conn.auth.sub, codec: conn.codec }, "connected");
+    beforeWelcome?.(conn);
     // Written now, not queued for the next flush: the upgrade corked the socket, so it leaves with the 101 response.
     conn.sendNow(this.welcome(conn));
+    return conn;
   }
 
   welcome(conn: Connection, requestId?: string): Frame {

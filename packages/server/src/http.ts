@@ -1,3 +1,4 @@
+import type { FallbackTransport } from "./fallback.js";
 import { withSpan } from "./tracing.js";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { ArqonError, ErrorCode, PROTOCOL_VERSION, PROTOCOL_VERSIONS } from "@arqon/core";
@@ -28,6 +29,8 @@ export interface HttpSurface {
   console?: ConsoleAssets;
   /** The Pusher HTTP API (`/apps/{appId}/...`), when the Pusher protocol mode is on. */
   pusher?: PusherHttpApi;
+  /** The fallback transports' endpoints (`<path>/sse`, `/send`, `/ticket`), unless `fallback: false`. */
+  fallback?: FallbackTransport;
 }
 
 function backendName(backend: unknown): string {
@@ -111,6 +114,10 @@ export async function handleHttp(http: HttpSurface, req: IncomingMessage, res: S
       return true;
     }
     return http.api.handle(req, res, url);
+  }
+  if (http.fallback?.matches(path)) {
+    await http.fallback.handle(req, res);
+    return true;
   }
   if (http.console?.handle(req, res, path)) return true;
   if (http.pusher?.matches(path)) {

@@ -66,6 +66,7 @@ import { ConsoleAssets, defaultConsoleDir } from "./console-http.js";
 import { resolvePusherOptions } from "./pusher/config.js";
 import { PusherGateway } from "./pusher/gateway.js";
 import { PusherHttpApi } from "./pusher/http.js";
+import { FallbackTransport, resolveFallback } from "./fallback.js";
 import { errorBody, rejectUpgrade, sendError } from "./http-util.js";
 import { ServerMetrics, type ServerMeter } from "./metrics.js";
 import { OutboundGuard } from "./outbound.js";
@@ -116,6 +117,7 @@ export type { CommandContext, CommandHandler, CommandOptions } from "./commands.
 export { TokenBucket } from "./limits.js";
 export type { PublishResult } from "./rooms.js";
 export type { PusherOptions, PusherAppOptions } from "./pusher/config.js";
+export type { FallbackOptions } from "./fallback.js";
 /** Re-exported from @arqon/core, where it now lives (the protocol 1.1 codecs and the SDKs need it too). */
 export { DEFAULT_TWIST_ID } from "@arqon/core";
 export {
@@ -445,6 +447,8 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
     : undefined;
   const pusher = options.pusher ? new PusherGateway(gw, resolvePusherOptions(options.pusher), control) : undefined;
   const pusherApi = pusher ? new PusherHttpApi(pusher, maxBodyBytes) : undefined;
+  const fallbackOptions = resolveFallback(options.fallback);
+  const fallback = fallbackOptions ? new FallbackTransport(gw, fallbackOptions, control) : undefined;
   const surface: HttpSurface = {
     gw,
     keys,
@@ -454,6 +458,7 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
     ...(maxBodyBytes !== undefined ? { maxBodyBytes } : {}),
     ...(consoleAssets ? { console: consoleAssets } : {}),
     ...(pusherApi ? { pusher: pusherApi } : {}),
+    ...(fallback ? { fallback } : {}),
   };
   const revocationSweep = setInterval(() => {
     registry.sweepRevocations().catch((err: unknown) => logger.warn({ err }, "revocation sweep failed"));
@@ -614,6 +619,7 @@ export function createArqonServer(options: ArqonServerOptions): ArqonServer {
         await Promise.all([gw.shutdown(options.shutdownTimeoutMs ?? 5000), pusher?.close(options.shutdownTimeoutMs ?? 5000)]);
         clearInterval(revocationSweep);
         clearInterval(resync);
+        fallback?.close();
         admin.close();
         subscriptions.close();
         await cluster.close();

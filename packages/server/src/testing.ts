@@ -385,3 +385,5 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<T
   };
   return gw;
 }
+
+export { SseTestClient, type SendResult, type StreamEvent } from "./testing-sse.js";

@@ -345,6 +345,7 @@ export async function serveCommand(argv: readonly string[], io: CliIo, ctx: Serv
     perMessageDeflate: config.perMessageDeflate,
     console: consoleEnabled(values.console, values["no-console"], env.ARQON_CONSOLE, config.console, resolved.dev),
     ...(config.pusher ? { pusher: config.pusher } : {}),
+    ...(config.fallback !== undefined ? { fallback: config.fallback } : {}),
     http: { apiRateLimit: apiRateLimit(values["api-rate"] ?? env.ARQON_API_RATE, values["api-burst"] ?? env.ARQON_API_BURST, config.http?.apiRateLimit) },
   };
   const otelOn = values.otel ?? ["1", "true", "yes"].includes((env.ARQON_OTEL ?? "").toLowerCase());

@@ -68,6 +68,12 @@ export interface Bus {
 export interface ControlPlane {
   /** Sends `data` on `topic` to every node, the sender included. */
   broadcast(topic: string, data: Uint8Array): Promise<void>;
+  /**
+   * Resolves once every broadcast sent before it has reached the backend (NATS: the server acknowledged them), so
+   * that a broadcast sent by another node after that is received after them. Optional: without it, `broadcast`
+   * resolving is taken as enough.
+   */
+  flush?(): Promise<void>;
   /** Registers a handler for every broadcast of every topic; returns a function that removes it. */
   onBroadcast(handler: (topic: string, data: Uint8Array) => void): Unsubscribe;
   /** Stops receiving and drops the handlers; `broadcast` then rejects with BackendUnavailableError. Idempotent. */
