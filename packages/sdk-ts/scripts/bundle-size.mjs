@@ -14,7 +14,7 @@ import { fileURLToPath } from "node:url";
 import { bundle, ENTRIES } from "./browser-bundle.mjs";
 
 /** Gzipped bytes the JSON-only browser bundle may reach. Raise it only with a reason in the commit. */
-export const BUDGET_GZIP = 13_300;
+export const BUDGET_GZIP = 14_400;
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const docPath = join(root, "..", "..", "docs", "sdk-ts.md");

@@ -17,6 +17,7 @@ import { backoffDelay, resolveReconnect, type ReconnectOptions, type ResolvedRec
 import { decodeInbound, findCodec } from "./codec.js";
 import { Emitter } from "./emitter.js";
 import { ArqonRequestError, ClientErrorCode } from "./errors.js";
+import { SseSocket, StreamSocket, type FallbackEnv } from "./fallback.js";
 import { Room, type RoomHost } from "./room.js";
 import type {
   ClientStatus,
@@ -24,6 +25,7 @@ import type {
   ConnectedEvent,
   DisconnectedEvent,
   ReconnectingEvent,
+  Transport,
   WebSocketConstructor,
   WebSocketLike,
 } from "./types.js";
@@ -42,6 +44,18 @@ export interface ArqonClientOptions {
   getToken?: () => string | Promise<string>;
   /** The WebSocket implementation. @default the global WebSocket in browsers, `ws` in Node */
   WebSocket?: WebSocketConstructor;
+  /**
+   * The transports to try, in order (docs/sdk-ts.md, "Fallback transports"): an attempt that ends before `welcome`
+   * without an auth refusal moves on to the next one, and the client stays on a transport once it was welcomed there.
+   * Transports the environment lacks are left out: "websocket" without a WebSocket implementation, "sse" without
+   * `EventSource` or fetch, "http-stream" without fetch and ReadableStream, and both fallbacks with `codec:
+   * "protobuf"` (they carry JSON only). @default ["websocket", "sse", "http-stream"]
+   */
+  transports?: Transport[];
+  /** The EventSource implementation of the "sse" transport (e.g. the `eventsource` package in Node). @default the global EventSource */
+  EventSource?: typeof EventSource;
+  /** The fetch of the fallback transports. @default the global fetch */
+  fetch?: typeof fetch;
   /** Wire format. "protobuf" needs `import "@arqon/sdk/protobuf"` first. @default "json" */
   codec?: "json" | "protobuf";
   /**
@@ -173,7 +187,13 @@ export class ArqonClient extends Emitter<ClientEvents> {
   #protocol: ProtocolVersion;
   /** The protocol version the server's last `welcome` put in force ("1.0" until then). */
   #wireProtocol = "1.0";
-  #WebSocket: WebSocketConstructor;
+  #WebSocket: WebSocketConstructor | undefined;
+  #env: FallbackEnv;
+  /** The transports available here, in the order to try them, and the index of the current one. */
+  #transports: Transport[];
+  #ti = 0;
+  /** The current transport got a `welcome`: the client stays on it for reconnects. */
+  #stay = false;
   #reconnect: ResolvedReconnect;
   #token: string | undefined;
   #needFreshToken: boolean;
@@ -202,8 +222,8 @@ export class ArqonClient extends Emitter<ClientEvents> {
   /**
    * Creates the client without connecting (call `connect()`). Throws an ArqonError: ARQ_AUTH_MISSING without `token`
    * and `getToken`, ARQ_CODEC_UNAVAILABLE for `codec: "protobuf"` without `import "@arqon/sdk/protobuf"`, and
-   * ARQ_WEBSOCKET_UNAVAILABLE when no WebSocket implementation is available, ARQ_PROTOCOL_UNSUPPORTED for a `protocol` it does
-   * not speak.
+   * ARQ_WEBSOCKET_UNAVAILABLE when none of the `transports` is available (no WebSocket implementation and no fallback),
+   * ARQ_PROTOCOL_UNSUPPORTED for a `protocol` it does not speak.
    */
   constructor(url: string = DEFAULT_URL, options: ArqonClientOptions = {}) {
     super();
@@ -220,13 +240,19 @@ export class ArqonClient extends Emitter<ClientEvents> {
     }
     this.#protocol = protocol;
     const WS = options.WebSocket ?? (DefaultWebSocket as unknown as WebSocketConstructor | undefined);
-    if (!WS) {
+    const env: FallbackEnv = { EventSource: options.EventSource ?? globalThis.EventSource, fetch: options.fetch ?? globalThis.fetch };
+    const http = codec.name == "json" && env.fetch;
+    this.#transports = (options.transports ?? ["websocket", "sse", "http-stream"]).filter((t) =>
+      t == "websocket" ? WS : http && (t == "sse" ? env.EventSource : typeof ReadableStream != "undefined"),
+    );
+    if (!this.#transports.length) {
       throw new ArqonError(
         ClientErrorCode.WEBSOCKET_UNAVAILABLE,
         'no WebSocket implementation in this environment: pass one as options.WebSocket (e.g. `import WebSocket from "ws"`)',
       );
     }
     this.#WebSocket = WS;
+    this.#env = env;
     this.#reconnect = resolveReconnect(options.reconnect);
     this.#token = options.token;
     this.#needFreshToken = options.token === undefined;
@@ -248,6 +274,11 @@ export class ArqonClient extends Emitter<ClientEvents> {
   /** True after a terminal close, until `connect()` is called again. */
   get closed(): boolean {
     return this.#status.type === "closed";
+  }
+
+  /** The transport of the current connection, or of the attempt under way (see `transports`). */
+  get transport(): Transport {
+    return this.#transports[this.#ti]!;
   }
 
   /** This connection's id as the server assigned it (in `welcome`). */
@@ -374,16 +405,18 @@ export class ArqonClient extends Emitter<ClientEvents> {
     if (this.#protocol !== "1.0" && !/[?&]protocol=/.test(url)) {
       url += (url.includes("?") ? "&" : "?") + "protocol=" + this.#protocol;
     }
-    if ((this.#options.tokenTransport ?? "protocol") === "query") {
+    const transport = this.transport;
+    // The fallback transports send the token in a header (or trade it for a ticket), never in the URL.
+    if (this.#options.tokenTransport === "query" && transport == "websocket") {
       url += (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(token);
     } else {
       protocols.push("bearer." + token);
     }
     let ws: WebSocketLike;
     try {
-      ws = new this.#WebSocket(url, protocols);
+      ws = transport == "websocket" ? new this.#WebSocket!(url, protocols) : new (transport == "sse" ? SseSocket : StreamSocket)(url, protocols, this.#env);
     } catch (err) {
-      this.#terminate(CloseCode.PROTOCOL_ERROR, `cannot open ${this.url}: ${messageOf(err) || String(err)}`);
+      this.#onClose(CloseCode.PROTOCOL_ERROR, `cannot open ${this.url}: ${messageOf(err) || String(err)}`);
       return;
     }
     this.#ws = ws;
@@ -449,7 +482,15 @@ export class ArqonClient extends Emitter<ClientEvents> {
     }
     let effectiveCode = code;
     let effectiveReason = reason;
-    if (this.#httpStatus === 401 || this.#httpStatus === 403) {
+    const refused = this.#httpStatus === 401 || this.#httpStatus === 403;
+    if (!wasConnected && !refused) {
+      // Failed before `welcome`: the next transport at once; after the last one, or when the transport the client
+      // stayed on fails, the first one again after the usual backoff.
+      if (this.#stay) this.#stay = false;
+      else if (++this.#ti < this.#transports.length) return void this.#open();
+      this.#ti = 0;
+    }
+    if (refused) {
       effectiveCode = this.#httpStatus === 401 ? CloseCode.AUTH_INVALID : CloseCode.FORBIDDEN;
       effectiveReason = `upgrade refused with HTTP ${this.#httpStatus}`;
       // An expired or revoked token may be replaced once; a second refusal in a row is final.
@@ -613,6 +654,7 @@ export class ArqonClient extends Emitter<ClientEvents> {
 
   #onWelcome(frame: Frame): void {
     this.#welcomed = true;
+    this.#stay = true;
     this.#authRetried = false;
     const reconnected = this.#everConnected;
     this.#everConnected = true;
@@ -623,6 +665,7 @@ export class ArqonClient extends Emitter<ClientEvents> {
       clientId: frame.clientId ?? "",
       serverVersion: frame.version ?? "",
       protocol: frame.protocol ?? "",
+      transport: this.transport,
       limits,
       reconnected,
     };

@@ -5,6 +5,7 @@
  * @module @arqon/sdk
  */
 export { ArqonClient, DEFAULT_URL, type ArqonClientOptions, type ClientEvents } from "./client.js";
+export { SseSocket, StreamSocket, type FallbackEnv } from "./fallback.js";
 export { Room, RoomPresence, RoomState, type SubscribeOptions, type PublishOptions, type RoomEvents, type PresenceEvents, type StateEvents } from "./room.js";
 export { ArqonRequestError, ClientErrorCode } from "./errors.js";
 export { backoffDelay, type ReconnectOptions } from "./backoff.js";

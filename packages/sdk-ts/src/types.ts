@@ -165,6 +165,12 @@ export interface HistoryPage {
   position: Position;
 }
 
+/**
+ * How a connection reaches the server: a WebSocket, or one of the fallbacks over plain HTTP (docs/sdk-ts.md,
+ * "Fallback transports"): "sse" reads the server's frames with `EventSource`, "http-stream" with a fetch stream.
+ */
+export type Transport = "websocket" | "sse" | "http-stream";
+
 /** The connection is up: emitted at every `welcome` from the server, the first one and after each reconnect. */
 export interface ConnectedEvent {
   /** This connection's id as the server assigned it (empty if the server sent none). */
@@ -176,6 +182,8 @@ export interface ConnectedEvent {
    * the server speaks it, "1.0" from a server that does not (the client then reads 1.0 frames).
    */
   protocol: string;
+  /** The transport this connection uses (see `ArqonClientOptions.transports`). */
+  transport: Transport;
   /** The server's limits for this connection (payload and frame sizes, rates, heartbeat timing); any may be absent. */
   limits: Limits;
   /** Token expiry (epoch ms) as the server sees it; undefined when the token does not expire. */
