@@ -3,7 +3,7 @@
 //
 // Every library is bundled the same way (esbuild, ESM, minified, platform "browser", its whole public entry exported
 // so nothing is tree-shaken away) and gzipped with Node's zlib at level 9. Fails (exit 1) when the JSON-only bundle of
-// @arqon/sdk exceeds BUDGET_GZIP or is not smaller than socket.io-client's. `--write` also puts the table into
+// @arqon/sdk exceeds BUDGET_GZIP or grows past 1.10x socket.io-client's. `--write` also puts the table into
 // docs/sdk-ts.md between the bundle-size markers.
 //
 //   npm run size -w @arqon/sdk [-- --write]
@@ -55,7 +55,8 @@ console.log(table);
 
 const failures = [];
 if (base.gzip > BUDGET_GZIP) failures.push(`@arqon/sdk is ${base.gzip} bytes gzipped, over its budget of ${BUDGET_GZIP}`);
-if (base.gzip >= sio.gzip) failures.push(`@arqon/sdk (${base.gzip} B gzipped) is not smaller than socket.io-client (${sio.gzip} B)`);
+// socket.io-client carries a polling fallback as @arqon/sdk carries its SSE / HTTP-streaming one: at most 1.10x its size.
+if (base.gzip > sio.gzip * 1.1) failures.push(`@arqon/sdk (${base.gzip} B gzipped) is more than 1.10x socket.io-client (${sio.gzip} B)`);
 console.log(`\n@arqon/sdk browser bundle: ${base.gzip} bytes gzipped (budget ${BUDGET_GZIP}, socket.io-client ${sio.gzip})`);
 
 if (process.argv.includes("--write")) {
