@@ -63,7 +63,7 @@ class HttpSocket implements WebSocketLike {
       const { ticket } = (await (await this.#ok(this.#f("/ticket", { method: "POST", headers }))).json()) as { ticket: string };
       if (this.readyState > 2) return;
       const es = (this.#es = new env.EventSource!(`${this.#p}/sse?${this.#q}&ticket=${encodeURIComponent(ticket)}`));
-      for (const type of ["", "session", "ping", "close"]) es.addEventListener(type || "message", (e) => this.#event(type, (e as MessageEvent<string>).data));
+      for (const type of ["", "session", "ping", "close"]) es.addEventListener(type || "message", (e) => this.#event(type, (e as unknown as { data: string }).data));
       // EventSource would reconnect by itself: the client does that, and resubscribes with its positions.
       es.onerror = () => this.#end(1006);
       return;
