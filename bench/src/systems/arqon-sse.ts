@@ -1,6 +1,7 @@
 import { Agent, request, type IncomingMessage } from "node:http";
 import { extractTs } from "../payload.js";
 import type { ClientFactory, ClientOptions } from "./types.js";
+import { settleReply, type ReplyWaiter } from "./replies.js";
 
 const EVENT_END = Buffer.from("\n\n");
 
@@ -30,7 +31,7 @@ export function makeSseFactory(tenant: string) {
           let session = "";
           let welcomed = false;
           let held: Buffer | undefined;
-          const replies = new Map<string, { resolve: () => void; reject: (e: Error) => void }>();
+          const replies = new Map<string, ReplyWaiter>();
           let nextReq = 1;
           const queue: string[] = [];
           let posting = false;
@@ -91,13 +92,7 @@ export function makeSseFactory(tenant: string) {
               }
               return;
             }
-            if (f.requestId) {
-              const w = replies.get(f.requestId);
-              if (!w) return;
-              replies.delete(f.requestId);
-              if (f.type === "error") w.reject(new Error(`${f.error?.code}: ${f.error?.message}`));
-              else w.resolve();
-            }
+            settleReply(replies, f);
           };
           const req = request({ host: "127.0.0.1", port: opts.port, path: "/ws/sse?protocol=1.1", headers: { authorization: `Bearer ${token}` } }, (r) => {
             res = r;

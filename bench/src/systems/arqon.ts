@@ -2,6 +2,7 @@ import WebSocket from "ws";
 import { readLean } from "../lean.js";
 import { extractTs } from "../payload.js";
 import { makeSseFactory } from "./arqon-sse.js";
+import { settleReply, type ReplyWaiter } from "./replies.js";
 import type { ClientFactory, ClientHooks, ClientOptions, RunningServer, ServerStartOptions, SystemAdapter } from "./types.js";
 
 /**
@@ -101,7 +102,7 @@ function makeFactory(codec: "json" | "protobuf", protocol: "1.0" | "1.1" = "1.0"
         tokens.delete(index);
         return new Promise((resolve, reject) => {
           const ws = new WebSocket(base + token, { perMessageDeflate: false });
-          const replies = new Map<string, { resolve: () => void; reject: (e: Error) => void }>();
+          const replies = new Map<string, ReplyWaiter>();
           let nextReq = 1;
           let welcomed = false;
           ws.on("message", (data: Buffer, isBinary: boolean) => {
@@ -126,13 +127,7 @@ function makeFactory(codec: "json" | "protobuf", protocol: "1.0" | "1.1" = "1.0"
               }
               return;
             }
-            if (f.requestId) {
-              const w = replies.get(f.requestId);
-              if (!w) return;
-              replies.delete(f.requestId);
-              if (f.type === "error") w.reject(new Error(`${f.error?.code}: ${f.error?.message}`));
-              else w.resolve();
-            }
+            settleReply(replies, f);
           });
           ws.once("error", reject);
           ws.once("unexpected-response", (_req, res) => reject(new Error(`upgrade refused: HTTP ${res.statusCode}`)));
