@@ -438,14 +438,17 @@ export function offeredProtocols(req: IncomingMessage): string[] {
     .filter((p) => p.length > 0);
 }
 
+/** The token of an `Authorization: Bearer` header: undefined without the header, "" when it is not a bearer token. */
+export function bearerToken(req: IncomingMessage): string | undefined {
+  const header = req.headers.authorization;
+  if (typeof header !== "string") return undefined;
+  return /^Bearer[ ]+(\S+)\s*$/i.exec(header)?.[1] ?? "";
+}
+
 /** The token of an upgrade request: `Authorization: Bearer`, then `?token=`, then a `bearer.<token>` subprotocol. */
 export function extractToken(req: IncomingMessage, query: string): string | undefined {
-  const header = req.headers.authorization;
-  if (typeof header === "string") {
-    const match = /^Bearer[ ]+(\S+)\s*$/i.exec(header);
-    if (match) return match[1];
-    return "";
-  }
+  const bearer = bearerToken(req);
+  if (bearer !== undefined) return bearer;
   const fromQuery = queryParam(query, "token");
   if (fromQuery !== null) return fromQuery;
   for (const p of offeredProtocols(req)) {

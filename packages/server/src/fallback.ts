@@ -4,7 +4,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { Gauge } from "prom-client";
 import type { WebSocket } from "ws";
 import { ArqonError, ErrorCode } from "@arqon/core";
-import { AuthError, type AuthContext } from "./auth.js";
+import { AuthError, bearerToken, type AuthContext } from "./auth.js";
 import type { BatchSocket, Connection, OutFrame } from "./connection.js";
 import type { ClusterControl } from "./control.js";
 import type { Admission, Gateway, Refusal } from "./gateway.js";
@@ -270,12 +270,6 @@ interface Session {
   key: Buffer;
 }
 
-function bearerOf(req: IncomingMessage): string | undefined {
-  const header = req.headers.authorization;
-  if (typeof header !== "string") return undefined;
-  return /^Bearer[ ]+(\S+)\s*$/i.exec(header)?.[1] ?? "";
-}
-
 /**
  * The HTTP side of the fallback transports: `POST <path>/ticket`, `GET <path>/sse` (the stream, read by EventSource
  * or fetch) and `POST <path>/send`. Sessions are gateway connections whose socket is a `StreamSocket`.
@@ -373,7 +367,7 @@ export class FallbackTransport {
 
   /** `POST <path>/ticket`: trades the bearer token for a short-lived ticket that EventSource can put in its URL. */
   private async ticket(req: IncomingMessage, res: ServerResponse, cors: Record<string, string>): Promise<void> {
-    const token = bearerOf(req);
+    const token = bearerToken(req);
     if (token === undefined) {
       return this.refuse(res, { ok: false, status: 401, code: ErrorCode.AUTH_MISSING, message: "a bearer token is required (Authorization header)", headers: { "www-authenticate": 'Bearer realm="arqon"' } }, cors);
     }
@@ -447,7 +441,7 @@ export class FallbackTransport {
     }
     const ip = req.socket.remoteAddress ?? "unknown";
     const gone = (): boolean => res.destroyed || req.socket.destroyed;
-    const admitted = await gw.admit(req, query, ip, gone, auth === undefined ? { token: bearerOf(req), codec: "json" } : { auth, codec: "json" });
+    const admitted = await gw.admit(req, query, ip, gone, auth === undefined ? { token: bearerToken(req), codec: "json" } : { auth, codec: "json" });
     if (admitted === undefined) return;
     if (!admitted.ok) return this.refuse(res, admitted, cors);
     this.open(req, res, query, admitted, cors);
