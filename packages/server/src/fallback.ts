@@ -7,7 +7,7 @@ import { ArqonError, ErrorCode } from "@arqon/core";
 import { AuthError, bearerToken, type AuthContext } from "./auth.js";
 import type { BatchSocket, Connection, OutFrame } from "./connection.js";
 import type { ClusterControl } from "./control.js";
-import type { Admission, Gateway, Refusal } from "./gateway.js";
+import { authRefusal, type Admission, type Gateway, type Refusal } from "./gateway.js";
 import { parseTarget, queryParam, readBody, sendError, sendJson } from "./http-util.js";
 
 /**
@@ -369,14 +369,14 @@ export class FallbackTransport {
   private async ticket(req: IncomingMessage, res: ServerResponse, cors: Record<string, string>): Promise<void> {
     const token = bearerToken(req);
     if (token === undefined) {
-      return this.refuse(res, { ok: false, status: 401, code: ErrorCode.AUTH_MISSING, message: "a bearer token is required (Authorization header)", headers: { "www-authenticate": 'Bearer realm="arqon"' } }, cors);
+      return this.refuse(res, authRefusal(new AuthError(ErrorCode.AUTH_MISSING, "a bearer token is required (Authorization header)")), cors);
     }
     let auth: AuthContext;
     try {
       auth = await this.gw.authenticator.verify(token);
     } catch (err) {
       const e = err instanceof AuthError ? err : new AuthError(ErrorCode.AUTH_INVALID, "token could not be verified");
-      return this.refuse(res, { ok: false, status: 401, code: e.code, message: e.message, headers: { "www-authenticate": 'Bearer realm="arqon", error="invalid_token"' } }, cors);
+      return this.refuse(res, authRefusal(e), cors);
     }
     const tenants = this.gw.tenancy.tenants;
     const tenantRefusal = tenants.refusal(auth.tenant);
@@ -436,7 +436,7 @@ export class FallbackTransport {
     if (ticketParam !== null) {
       auth = this.ticketAuth(ticketParam);
       if (auth === undefined) {
-        return this.refuse(res, { ok: false, status: 401, code: ErrorCode.AUTH_INVALID, message: "unknown or expired ticket", headers: { "www-authenticate": 'Bearer realm="arqon", error="invalid_token"' } }, cors);
+        return this.refuse(res, authRefusal(new AuthError(ErrorCode.AUTH_INVALID, "unknown or expired ticket")), cors);
       }
     }
     const ip = req.socket.remoteAddress ?? "unknown";

@@ -105,7 +105,8 @@ function refusal(status: number, code: string, message: string, headers?: Record
   return headers === undefined ? { ok: false, status, code, message } : { ok: false, status, code, message, headers };
 }
 
-function authRefusal(e: AuthError): Refusal {
+/** The 401 refusal of an authentication failure, with its `WWW-Authenticate` challenge. */
+export function authRefusal(e: AuthError): Refusal {
   const challenge = e.code === ErrorCode.AUTH_MISSING ? 'Bearer realm="arqon"' : `Bearer realm="arqon", error="invalid_token"`;
   return refusal(401, e.code, e.message, { "www-authenticate": challenge });
 }
