@@ -641,7 +641,10 @@ export class Gateway {
     const tenant = conn.tenant;
     this.metrics.messagesIn.labels(tenant).inc();
     this.metrics.bytesIn.labels(tenant).inc(data.length);
-    const result = decodeFrame(isBinary ? data : data.toString("utf8"), { maxBytes: this.limits.maxFrameBytes, from: "client" });
+    // A text message's bytes go along (ws has checked that they are UTF-8), so its payload can be a view of them.
+    const result = isBinary
+      ? decodeFrame(data, { maxBytes: this.limits.maxFrameBytes, from: "client" })
+      : decodeFrame(data.toString("utf8"), { maxBytes: this.limits.maxFrameBytes, from: "client", source: data });
     if (!result.ok) {
       this.sendError(conn, result.requestId, result.error.code, result.error.message);
       return;

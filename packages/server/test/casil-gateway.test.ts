@@ -162,6 +162,36 @@ describe("casil through a real gateway", () => {
     expect(gw!.server.casil!.layerVersion("b")).toBeUndefined();
   });
 
+  it("casil e2e - a payload passed through as the client's bytes is inspected as such; escapes and spacing still meet the parsed form", async () => {
+    await start({ policy: { mode: "enforce", patterns: [{ name: "no-pineapple", pattern: "pineapple" }] } });
+    const alice = await gw!.client({ sub: "alice" });
+    const bob = await gw!.client({ sub: "bob" });
+    await bob.subscribe("chat");
+    const wire: string[] = [];
+    bob.ws.on("message", (data: Buffer) => wire.push(data.toString("utf8")));
+    const send = async (requestId: string, text: string): Promise<Frame> => {
+      alice.sendRaw(text);
+      return alice.waitFor((f) => f.requestId === requestId);
+    };
+    // The compact form (what SDKs send) is passed through, and inspected as those bytes.
+    expect((await send("p1", '{"type":"publish","requestId":"p1","room":"chat","payload":{"text":"pineapple"}}')).error).toMatchObject({
+      code: ErrorCode.CASIL_POLICY_BLOCKED_PATTERN,
+    });
+    // An escape or a space would hide the word from the bytes; those payloads are re-serialised before inspection.
+    for (const [id, payload] of [
+      ["p2", '{"text":"pine\\u0061pple"}'],
+      ["p3", '{"text":"pine\\u0061pple", "n":1}'],
+    ] as const) {
+      const reply = await send(id, `{"type":"publish","requestId":"${id}","room":"chat","payload":${payload}}`);
+      expect(reply.error, payload).toMatchObject({ code: ErrorCode.CASIL_POLICY_BLOCKED_PATTERN });
+    }
+    await neverDelivered(alice, bob, "chat");
+    // What passes reaches subscribers as the publisher wrote it: key order, a float's digits.
+    expect((await send("p4", '{"type":"publish","requestId":"p4","room":"chat","payload":{"z":1,"ts":1733.567,"a":[true,null,"é"]}}')).type).toBe("ack");
+    await bob.waitFor((f) => f.type === "message" && (payloadOf(f) as { z?: number }).z === 1);
+    expect(wire.some((text) => text.includes('{"z":1,"ts":1733.567,"a":[true,null,"é"]}'))).toBe(true);
+  });
+
   it("casil e2e - a Wasm policy (the AssemblyScript example) blocks with CASIL_WASM_DENY", async () => {
     await start({ policy: { mode: "enforce", wasm: [{ name: "deny-word", module: "build/deny-word.wasm", rooms: ["chat.*"] }] }, baseDir: DENY_WORD_DIR, wasm: { budgetMs: 200 } });
     const alice = await gw!.client({ sub: "alice" });

@@ -1,6 +1,6 @@
 import { ErrorCode, FrameError } from "../errors.js";
 import { FRAME_TYPES, type Frame, type FrameType } from "../frame/types.js";
-import { fromBase64, jsonBytes, toBase64, utf8Decode, utf8Length } from "./bytes.js";
+import { fromBase64, jsonBytes, toBase64, utf8Decode, utf8Encode, utf8Length } from "./bytes.js";
 import {
   BY_JSON_KEY,
   HEADER_NAME_RE,
@@ -271,6 +271,135 @@ function exceedsDepth(text: string, limit: number): boolean {
   return false;
 }
 
+// The top-level `payload` value of the client frame being decoded, as the client's own bytes: set by `scanClientFrame`
+// when the frame's text is already in the form `JSON.stringify` would give it (see there), read by `readValue`, and
+// cleared when the decode ends, so no buffer outlives its frame.
+let passText = "";
+let passSource: Uint8Array | undefined;
+let passStart = -1;
+let passEnd = -1;
+/** Set while a kept span is there: `readValue` calls it (the server-frame decode never sets it). */
+let passPayload: (() => Uint8Array) | undefined;
+
+/**
+ * `exceedsDepth` for client frames that also finds the span of the top-level `payload` value, so that `readValue`
+ * can take the payload as the client's bytes instead of re-serialising the parsed value. The span is kept only when
+ * those bytes are what `JSON.stringify` of the parsed value would write for every pattern CASIL could match: no
+ * escape in it (`\u0070assword` is `password` only once parsed), no whitespace between its tokens, and every number
+ * with a fraction or an exponent written as `JSON.stringify` writes it (`1234.5` is, `2.50` and `4.1e15` are not:
+ * parsed, they are `2.5` and `4100000000000000`), and likewise every integer (`-0` and integers past 2^53 are
+ * re-serialised). What still differs is harmless to inspection: duplicate keys are all kept (inspection sees more).
+ */
+function scanClientFrame(text: string, limit: number): boolean {
+  let depth = 0;
+  let expectKey = false; // at depth 1 of the top object, the next string is a key
+  let keyIsPayload = false;
+  let open = -1; // start of the payload value being scanned
+  let clean = true; // that value needs no re-serialising so far
+  let start = -1;
+  let end = -1;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 34 /* " */) {
+      const from = i + 1;
+      for (i = from; i < text.length; i++) {
+        const d = text.charCodeAt(i);
+        if (d === 92 /* \ */) {
+          if (open >= 0) clean = false;
+          i++;
+        } else if (d === 34) break;
+      }
+      if (expectKey && depth === 1) {
+        expectKey = false;
+        keyIsPayload = i - from === 7 && text.startsWith("payload", from);
+      }
+    } else if (c === 123 /* { */ || c === 91 /* [ */) {
+      if (++depth > limit) return true;
+      if (depth === 1) expectKey = c === 123;
+    } else if (c === 125 /* } */ || c === 93 /* ] */) {
+      if (depth-- === 1 && open >= 0) {
+        start = clean ? open : -1;
+        end = i;
+        open = -1;
+      }
+    } else if (depth === 1 && c === 58 /* : */) {
+      if (keyIsPayload) {
+        open = i + 1;
+        clean = true;
+      }
+      keyIsPayload = false;
+    } else if (depth === 1 && c === 44 /* , */) {
+      if (open >= 0) {
+        start = clean ? open : -1; // a later "payload" key replaces this one, as in JSON.parse
+        end = i;
+        open = -1;
+      }
+      expectKey = true;
+    } else if (open >= 0) {
+      if (c === 32 || c === 10 || c === 13 || c === 9) clean = false;
+      else if (isDigit(c) || c === 45 /* - */) {
+        const to = numberEnd(text, i);
+        if (!stringifiedNumber(text, i, to)) clean = false;
+        i = to - 1;
+      }
+    }
+  }
+  if (start >= 0 && end > start) {
+    passStart = start;
+    passEnd = end;
+    passPayload = passedPayload;
+  }
+  return false;
+}
+
+function isDigit(c: number): boolean {
+  return c >= 48 && c <= 57;
+}
+
+/** The end of the JSON number that starts at `i`. */
+function numberEnd(text: string, i: number): number {
+  let j = i + 1;
+  for (; j < text.length; j++) {
+    const c = text.charCodeAt(j);
+    if (!isDigit(c) && c !== 46 && c !== 101 && c !== 69 && c !== 43 && c !== 45) break;
+  }
+  return j;
+}
+
+/**
+ * Whether the number literal `text[from, to)` is written as `JSON.stringify` writes its value. An integer or a plain
+ * decimal of at most 15 digits, with no trailing zero in its fraction, is (15 digits always survive the trip through a
+ * double and back, and the shortest form is then the same digits), unless it is `-0` or below 1e-6 (written `1e-7`
+ * by JS); anything else (exponents, longer literals) is compared with `String(Number(literal))`.
+ */
+function stringifiedNumber(text: string, from: number, to: number): boolean {
+  let i = from;
+  if (text.charCodeAt(i) === 45 /* - */) i++;
+  const intStart = i;
+  while (i < to && isDigit(text.charCodeAt(i))) i++;
+  const intDigits = i - intStart;
+  const zero = intDigits === 1 && text.charCodeAt(intStart) === 48; /* 0 */
+  if (i === to) {
+    if (intDigits <= 15 && !(zero && intStart !== from)) return true;
+  } else if (text.charCodeAt(i) === 46 /* . */) {
+    const fracStart = i + 1;
+    let j = fracStart;
+    while (j < to && isDigit(text.charCodeAt(j))) j++;
+    const plain = j === to && j > fracStart && text.charCodeAt(to - 1) !== 48;
+    if (plain && intDigits + (to - fracStart) <= 15 && !(zero && text.startsWith("000000", fracStart))) return true;
+  }
+  const literal = text.slice(from, to);
+  return String(Number(literal)) === literal;
+}
+
+/** The payload span `scanClientFrame` kept, as bytes: a view of the WebSocket message when its text is ASCII. */
+function passedPayload(): Uint8Array {
+  const source = passSource;
+  return source !== undefined && source.length === passText.length
+    ? source.subarray(passStart, passEnd)
+    : utf8Encode(passText.slice(passStart, passEnd));
+}
+
 /**
  * The top-level `requestId` (or `request_id`) string of JSON text that is not parsed (too deep), so that its error
  * still names the request. Scans once; keys or values with escapes are not matched.
@@ -307,7 +436,15 @@ function topLevelRequestId(text: string): string | undefined {
  * ARQ_FRAME_UNEXPECTED, ARQ_ROOM_INVALID, ARQ_HEADER_INVALID, ARQ_STATE_KEY_INVALID).
  */
 export function decodeJson(text: string, options: DecodeOptions = {}): DecodeResult {
-  return decodeChecked(text, options, (options.from ?? "client") === "client" ? validateClientFrame : undefined);
+  passText = text;
+  passSource = options.source;
+  try {
+    return decodeChecked(text, options, (options.from ?? "client") === "client" ? validateClientFrame : undefined, scanClientFrame);
+  } finally {
+    passText = "";
+    passSource = undefined;
+    passPayload = undefined;
+  }
 }
 
 /**
@@ -316,17 +453,22 @@ export function decodeJson(text: string, options: DecodeOptions = {}): DecodeRes
  * not carry them.
  */
 export function decodeServerJson(text: string, options: Omit<DecodeOptions, "from"> = {}): DecodeResult {
-  return decodeChecked(text, options, undefined);
+  return decodeChecked(text, options, undefined, exceedsDepth);
 }
 
-function decodeChecked(text: string, options: DecodeOptions, check: ((frame: Frame) => FrameError | undefined) | undefined): DecodeResult {
+function decodeChecked(
+  text: string,
+  options: DecodeOptions,
+  check: ((frame: Frame) => FrameError | undefined) | undefined,
+  tooDeep: (text: string, limit: number) => boolean,
+): DecodeResult {
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_FRAME_BYTES;
   let requestId: string | undefined;
   try {
     if (text.length > maxBytes || (text.length * 3 > maxBytes && utf8Length(text) > maxBytes)) {
       fault(ErrorCode.FRAME_TOO_LARGE, `frame exceeds ${maxBytes} bytes`);
     }
-    if (exceedsDepth(text, options.maxDepth ?? DEFAULT_MAX_DEPTH)) {
+    if (tooDeep(text, options.maxDepth ?? DEFAULT_MAX_DEPTH)) {
       requestId = topLevelRequestId(text);
       fault(ErrorCode.FRAME_TOO_DEEP, `frame nests deeper than ${options.maxDepth ?? DEFAULT_MAX_DEPTH} levels`);
     }
@@ -464,7 +606,7 @@ function readValue(spec: FieldSpec, value: unknown, path: string, binaryPayload:
         if (!bytes) wrongType(path, "valid base64 when payloadFormat is binary");
         return bytes;
       }
-      return jsonBytes(value);
+      return path === "payload" && passPayload !== undefined ? passPayload() : jsonBytes(value);
     case "json":
       return jsonBytes(value);
     case "payloadFormat":
