@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { OTHER_TENANT_LABEL, TenantLabels } from "../src/metrics.js";
-import { startGateway, type TestGateway } from "../src/testing.js";
+import { Histogram, Registry } from "prom-client";
+import { FANOUT_BUCKETS, OTHER_TENANT_LABEL, TenantHistogram, TenantLabels } from "../src/metrics.js";
+import { payloadOf, startGateway, type TestGateway } from "../src/testing.js";
 
 const OPERATOR_KEY = "metrics-test-operator-key-0123456789abcdef";
 
@@ -61,6 +62,38 @@ describe("metrics", () => {
     expect(new TenantLabels(0).of("x")).toBe(OTHER_TENANT_LABEL);
     expect(() => new TenantLabels(-1)).toThrow(RangeError);
     expect(() => new TenantLabels(1.5)).toThrow(RangeError);
+  });
+
+  it("metrics - TenantHistogram exposes what prom-client's Histogram does for the same observations, and resets", async () => {
+    const ours = new Registry();
+    const theirs = new Registry();
+    const fast = new TenantHistogram("x_seconds", "help text", FANOUT_BUCKETS, [ours], new TenantLabels(1));
+    const reference = new Histogram({ name: "x_seconds", help: "help text", labelNames: ["tenant"], buckets: FANOUT_BUCKETS, registers: [theirs] });
+    const values = [0, 0.00001, 0.0000100001, 0.00003, 0.001, 0.0025, 0.7, 2.5, 3, 1e9, ...FANOUT_BUCKETS.map((b) => b * 0.99)];
+    for (const [i, v] of values.entries()) {
+      const tenant = i % 3 === 0 ? "acme" : "late"; // "late" is past the bound of 1: _other
+      fast.labels(tenant).observe(v);
+      reference.labels(tenant === "acme" ? "acme" : OTHER_TENANT_LABEL).observe(v);
+    }
+    expect(await ours.metrics()).toBe(await theirs.metrics());
+    const flat = (metrics: Array<{ values: Array<{ labels: object; sharedLabels?: object; value: number; metricName?: string }> }>) =>
+      metrics[0]!.values.map((v) => ({ labels: { ...v.labels, ...v.sharedLabels }, value: v.value, metricName: v.metricName }));
+    expect(flat(await ours.getMetricsAsJSON())).toEqual(flat(await theirs.getMetricsAsJSON()));
+    ours.resetMetrics();
+    expect(await ours.metrics()).toMatch(/x_seconds_count\{tenant="acme"\} 0/);
+  });
+
+  it("metrics - arqon_fanout_seconds counts each room frame of each tenant", async () => {
+    gw = await startGateway({ operatorKeys: [OPERATOR_KEY] });
+    const a = await gw.client({ tenant: "a" });
+    const b = await gw.client({ tenant: "a", sub: "b" });
+    await b.subscribe("room");
+    for (let i = 0; i < 3; i++) expect((await a.publish("room", { i })).type).toBe("ack");
+    await b.waitFor((f) => f.type === "message" && (payloadOf(f) as { i: number }).i === 2);
+    const text = await scrape(gw);
+    expect(sample(text, 'arqon_fanout_seconds_count{tenant="a"}')).toBeGreaterThanOrEqual(3);
+    expect(sample(text, 'arqon_fanout_seconds_bucket{le="+Inf",tenant="a"}')).toBe(sample(text, 'arqon_fanout_seconds_count{tenant="a"}'));
+    expect(sample(text, 'arqon_fanout_seconds_sum{tenant="a"}')).toBeGreaterThan(0);
   });
 
   it("metrics - the embedded backends export the history gauges and no backend link gauge", async () => {
