@@ -338,9 +338,16 @@ function scanClientFrame(text: string, limit: number): boolean {
     } else if (open >= 0) {
       if (c === 32 || c === 10 || c === 13 || c === 9) clean = false;
       else if (isDigit(c) || c === 45 /* - */) {
-        const to = numberEnd(text, i);
-        if (!stringifiedNumber(text, i, to)) clean = false;
-        i = to - 1;
+        // Integers of up to 15 digits (all but -0) are as JSON.stringify writes them; anything else is checked.
+        let j = i + 1;
+        while (j < text.length && isDigit(text.charCodeAt(j))) j++;
+        const next = j < text.length ? text.charCodeAt(j) : 0;
+        if (next === 46 /* . */ || next === 101 /* e */ || next === 69 /* E */ || j - i > 15 || (c === 45 && text.charCodeAt(i + 1) === 48)) {
+          const to = numberEnd(text, j);
+          if (!stringifiedNumber(text, i, to)) clean = false;
+          j = to;
+        }
+        i = j - 1;
       }
     }
   }
@@ -356,9 +363,9 @@ function isDigit(c: number): boolean {
   return c >= 48 && c <= 57;
 }
 
-/** The end of the JSON number that starts at `i`. */
+/** The end of the JSON number that goes on at `i`. */
 function numberEnd(text: string, i: number): number {
-  let j = i + 1;
+  let j = i;
   for (; j < text.length; j++) {
     const c = text.charCodeAt(j);
     if (!isDigit(c) && c !== 46 && c !== 101 && c !== 69 && c !== 43 && c !== 45) break;
