@@ -1,7 +1,7 @@
 import type { Duplex } from "node:stream";
 import WebSocket from "ws";
 import * as wsModule from "ws";
-import { PROTOCOL_VERSION, encodeJsonParts, encodeProto, type EncodeOptions, type Envelope, type Frame, type ProtocolVersion, type RoomKey } from "@arqon/core";
+import { PROTOCOL_VERSION, encodeJson, encodeJsonParts, encodeProto, type EncodeOptions, type Envelope, type Frame, type ProtocolVersion, type RoomKey } from "@arqon/core";
 import type { AuthContext } from "./auth.js";
 import { AbuseCounter, TokenBucket } from "./limits.js";
 
@@ -52,7 +52,11 @@ export const ENCODE_11_NO_EPOCH: EncodeOptions = Object.freeze({ protocol: "1.1"
  * payload, the payload's own bytes (copied, never decoded to text and encoded again) and the text after it.
  */
 export function jsonOut(frame: Frame, options?: EncodeOptions): OutFrame {
-  const { head, payload, tail } = encodeJsonParts(frame, options);
+  let head: string;
+  let payload: Uint8Array | undefined;
+  let tail = "";
+  if (frame.payload === undefined) head = encodeJson(frame, options); // acks, errors, replies: one string
+  else ({ head, payload, tail } = encodeJsonParts(frame, options));
   const headBytes = Buffer.byteLength(head, "utf8");
   const tailBytes = tail.length === 0 ? 0 : Buffer.byteLength(tail, "utf8");
   const length = headBytes + (payload === undefined ? 0 : payload.length) + tailBytes;
@@ -75,7 +79,29 @@ export function jsonOut(frame: Frame, options?: EncodeOptions): OutFrame {
     at += payload.length;
     if (tailBytes > 0) wire.write(tail, at, "utf8");
   }
-  return { wire, data: wire.subarray(headerBytes), binary: false, size: wire.length };
+  return new JsonWire(wire, headerBytes);
+}
+
+/**
+ * A JSON frame's wire bytes; `data` (the frame without its header: permessage-deflate and the fallback transports
+ * read it) is cut on first use, as most frames only ever go out as `wire`.
+ */
+class JsonWire implements OutFrame {
+  private cut: Buffer | undefined = undefined;
+  readonly binary = false;
+
+  constructor(
+    readonly wire: Buffer,
+    private readonly headerBytes: number,
+  ) {}
+
+  get size(): number {
+    return this.wire.length;
+  }
+
+  get data(): Buffer {
+    return (this.cut ??= this.wire.subarray(this.headerBytes));
+  }
 }
 
 export function encodeOut(frame: Frame, codec: WireCodec, options?: EncodeOptions): OutFrame {
