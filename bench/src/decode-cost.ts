@@ -28,6 +28,9 @@ const rounds = Number(args.rounds);
 
 // 64 distinct frames, as the bench clients send them (rooms-cost: the rooms workload's room names and payloads).
 const texts = Array.from({ length: 64 }, (_, i) => `{"type":"publish","room":${JSON.stringify(`room-${i}`)},"payload":${makePayload(i)}}`);
+const payloadBytes = Array.from({ length: 64 }, (_, i) => Buffer.byteLength(makePayload(i)));
+const payloadRange =
+  Math.min(...payloadBytes) === Math.max(...payloadBytes) ? `${payloadBytes[0]}` : `${Math.min(...payloadBytes)}-${Math.max(...payloadBytes)}`;
 const variants: Record<string, Array<{ text: string; source?: Buffer }>> = {
   "pass-through": texts.map((text) => ({ text, source: Buffer.from(text, "utf8") })),
   "text-only": texts.map((text) => ({ text })),
@@ -53,7 +56,7 @@ for (const name of Object.keys(variants)) {
 }
 for (let r = 0; r < rounds; r++) for (const name of Object.keys(variants)) samples[name]!.push(round(variants[name]!));
 
-console.log(`JSON publish decode, ${n} frames x ${rounds} rounds (payload ${texts[0]!.length - 40}-ish bytes); ns per frame`);
+console.log(`JSON publish decode, ${n} frames x ${rounds} rounds (payload ${payloadRange} bytes); ns per frame`);
 console.log("| variant | ns per decode, median (min-max) | vs re-serialised |");
 console.log("|---|---:|---:|");
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;

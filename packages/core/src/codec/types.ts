@@ -14,8 +14,9 @@ export interface DecodeOptions {
    */
   from?: "client" | "any";
   /**
-   * The valid UTF-8 bytes the JSON text was decoded from (a WebSocket text message, which `ws` checks). When given, a client frame's payload
-   * that needs no re-serialising is a view of these bytes instead of a copy; the caller must not reuse them.
+   * The valid UTF-8 bytes the JSON text was decoded from (a WebSocket text message, which `ws` checks). When given,
+   * a client frame's payload that needs no re-serialising is a view of these bytes instead of a copy; the caller must
+   * not reuse them.
    */
   source?: Uint8Array;
 }
