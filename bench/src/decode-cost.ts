@@ -29,8 +29,8 @@ const rounds = Number(args.rounds);
 // 64 distinct frames, as the bench clients send them (rooms-cost: the rooms workload's room names and payloads).
 const texts = Array.from({ length: 64 }, (_, i) => `{"type":"publish","room":${JSON.stringify(`room-${i}`)},"payload":${makePayload(i)}}`);
 const payloadBytes = Array.from({ length: 64 }, (_, i) => Buffer.byteLength(makePayload(i)));
-const payloadRange =
-  Math.min(...payloadBytes) === Math.max(...payloadBytes) ? `${payloadBytes[0]}` : `${Math.min(...payloadBytes)}-${Math.max(...payloadBytes)}`;
+const [fewest, most] = [Math.min(...payloadBytes), Math.max(...payloadBytes)];
+const payloadRange = fewest === most ? `${fewest}` : `${fewest}-${most}`;
 const variants: Record<string, Array<{ text: string; source?: Buffer }>> = {
   "pass-through": texts.map((text) => ({ text, source: Buffer.from(text, "utf8") })),
   "text-only": texts.map((text) => ({ text })),
