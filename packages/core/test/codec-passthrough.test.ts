@@ -55,6 +55,29 @@ describe("JSON publish payload pass-through", () => {
     );
   });
 
+  it("judges 16- and 17-digit decimals as JSON.stringify does, on both sides of 2^52", () => {
+    // Millisecond timestamps with decimals (16-17 digits), and the digits of 2^52 +- a little with the point anywhere.
+    const stamp = fc.tuple(fc.double({ min: 1e12, max: 9e15, noNaN: true }), fc.integer({ min: 0, max: 6 })).map(([v, k]) => v.toFixed(k));
+    const nearBound = fc.tuple(fc.integer({ min: -3000, max: 3000 }), fc.integer({ min: 0, max: 18 })).map(([delta, k]) => {
+      const m = String(2 ** 52 + delta);
+      return k === 0 ? m : k >= m.length ? `0.${"0".repeat(k - m.length)}${m}` : `${m.slice(0, m.length - k)}.${m.slice(m.length - k)}`;
+    });
+    fc.assert(
+      fc.property(fc.oneof(stamp, nearBound), fc.boolean(), (literal, neg) => {
+        const raw = `{"ts":${neg ? "-" : ""}${literal},"seq":1}`;
+        const { payload, source } = decodeWithSource(frameWith(raw));
+        const canonical = JSON.stringify(JSON.parse(raw));
+        expect(utf8Decode(payload), raw).toBe(canonical);
+        // Kept as the client's bytes exactly when they already are the canonical form.
+        expect(payload.buffer === source.buffer, raw).toBe(raw === canonical);
+      }),
+      { numRuns: 3000 },
+    );
+    for (const raw of ["1796696553669.815", "4503599627370495", "0.4503599627370495", "4503599627370496", "45035996273704.97"]) {
+      expect(utf8Decode(decodePublish(frameWith(raw))), raw).toBe(JSON.stringify(JSON.parse(raw)));
+    }
+  });
+
   it("passes a compact ASCII payload through as a view of the message, not a copy", () => {
     const text = frameWith('{"text":"hi","n":[1,2,{"k":null}],"ok":true}', ',"idempotencyKey":"k"');
     const source = Buffer.from(text, "utf8");

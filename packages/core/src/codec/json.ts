@@ -373,27 +373,33 @@ function numberEnd(text: string, i: number): number {
   return j;
 }
 
+/** Below this, a decimal's digits read as one integer name a value too coarse for two doubles to share them. */
+const SHORTEST_DIGITS = 2 ** 52;
+
 /**
  * Whether the number literal `text[from, to)` is written as `JSON.stringify` writes its value. An integer or a plain
- * decimal of at most 15 digits, with no trailing zero in its fraction, is (15 digits always survive the trip through a
- * double and back, and the shortest form is then the same digits), unless it is `-0` or below 1e-6 (written `1e-7`
- * by JS); anything else (exponents, longer literals) is compared with `String(Number(literal))`.
+ * decimal with no trailing zero in its fraction is, when its digits read as one integer M are below 2^52, unless it
+ * is `-0` or below 1e-6 (written `1e-7` by JS): next to its value, doubles are closer together than 1 in the
+ * literal's last digit (their spacing is at most value / 2^52 = M / 2^52 last-digit units), so no other decimal of
+ * that length, and none shorter, reads as the same double, and the shortest form is the literal itself. That covers
+ * a millisecond timestamp with three decimals (16 digits), the common case past 15 digits. Anything else (exponents,
+ * longer literals) is compared with `String(Number(literal))`, which costs about as much as the rest of the decode.
  */
 function stringifiedNumber(text: string, from: number, to: number): boolean {
   let i = from;
   if (text.charCodeAt(i) === 45 /* - */) i++;
   const intStart = i;
-  while (i < to && isDigit(text.charCodeAt(i))) i++;
-  const intDigits = i - intStart;
-  const zero = intDigits === 1 && text.charCodeAt(intStart) === 48; /* 0 */
+  let digits = 0; // exact while below 2^53, and past 2^52 either way once it is not
+  for (let c = text.charCodeAt(i); i < to && isDigit(c); c = text.charCodeAt(++i)) digits = digits * 10 + (c - 48);
+  const zero = i - intStart === 1 && text.charCodeAt(intStart) === 48; /* 0 */
   if (i === to) {
-    if (intDigits <= 15 && !(zero && intStart !== from)) return true;
+    if (digits < SHORTEST_DIGITS && !(zero && intStart !== from)) return true;
   } else if (text.charCodeAt(i) === 46 /* . */) {
     const fracStart = i + 1;
     let j = fracStart;
-    while (j < to && isDigit(text.charCodeAt(j))) j++;
+    for (let c = text.charCodeAt(j); j < to && isDigit(c); c = text.charCodeAt(++j)) digits = digits * 10 + (c - 48);
     const plain = j === to && j > fracStart && text.charCodeAt(to - 1) !== 48;
-    if (plain && intDigits + (to - fracStart) <= 15 && !(zero && text.startsWith("000000", fracStart))) return true;
+    if (plain && digits < SHORTEST_DIGITS && !(zero && text.startsWith("000000", fracStart))) return true;
   }
   const literal = text.slice(from, to);
   return String(Number(literal)) === literal;
