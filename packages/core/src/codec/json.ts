@@ -30,6 +30,10 @@ const TYPE_NAMES: ReadonlySet<string> = new Set(FRAME_TYPES.slice(1));
  * `protocol: "1.1"`, message frames (and the messages of a `messages` list) are written as compact message objects.
  */
 export function encodeJson(frame: Frame, options?: EncodeOptions): string {
+  if (frame.type === "ack") {
+    const ack = writeAck(frame);
+    if (ack !== undefined) return ack;
+  }
   if (options !== undefined && options.protocol === "1.1") {
     if (frame.type === "message") return writeMessage11(frame, options.epoch !== false);
     if (frame.messages !== undefined) {
@@ -88,6 +92,36 @@ export function encodeJsonParts(frame: Frame, options?: EncodeOptions): JsonPart
   // Defensive: no top-level payload was split off, so the text is the whole frame.
   if (head === undefined) return { head: text, payload: undefined, tail: "" };
   return { head, payload, tail: text };
+}
+
+/**
+ * The ack of a publish (one per publish, the gateway's most frequent reply) written field by field, as `writeFrame`
+ * writes it: `id`, `requestId`, `room`, `offset`, `epoch`, `duplicate`, each left out at its default. An ack with any
+ * other field goes to `writeFrame` (undefined here).
+ */
+function writeAck(frame: Frame): string | undefined {
+  for (const name in frame) {
+    switch (name) {
+      case "type":
+      case "id":
+      case "requestId":
+      case "room":
+      case "offset":
+      case "epoch":
+      case "duplicate":
+        continue;
+      default:
+        if ((frame as unknown as Record<string, unknown>)[name] != null) return undefined;
+    }
+  }
+  let out = '{"type":"ack"';
+  if (frame.id != null && frame.id !== "") out += ',"id":' + JSON.stringify(frame.id);
+  if (frame.requestId != null && frame.requestId !== "") out += ',"requestId":' + JSON.stringify(frame.requestId);
+  if (frame.room != null && frame.room !== "") out += ',"room":' + JSON.stringify(frame.room);
+  if (frame.offset != null && frame.offset !== 0) out += ',"offset":' + String(frame.offset);
+  if (frame.epoch != null && frame.epoch !== "") out += ',"epoch":' + JSON.stringify(frame.epoch);
+  if (frame.duplicate === true) out += ',"duplicate":true';
+  return out + "}";
 }
 
 /** `list11`: protocol 1.1, how the frames of the `messages` list are written (their epoch depends on this frame's). */
