@@ -11,25 +11,43 @@ import { sleep } from "./clock.js";
  * A system under test, alone in its process. argv: <system id>; env ARQON_BENCH_SECRET. Reports its port when ready
  * and answers `mem` (RSS and heap after full GCs), `cpu` (CPU time and share since the last call), `snapshot` and
  * `profile` (a CPU profile of one window: start, then stop with a file), `allocations` (the same for an allocation
- * sample) and `exit`. A system whose server runs in a process of its own (`RunningServer.pid`: Centrifugo) gets that
- * process's CPU time and memory in `cpu` and `mem`; the inspector commands (`snapshot`, `profile`, `allocations`)
+ * sample) and `exit`. A system whose server runs in a process of its own (`RunningServer.pid`: Centrifugo; or in
+ * several, `RunningServer.pids`: `arqon serve --workers`) gets those processes' CPU time and memory in `cpu` and `mem`; the inspector commands (`snapshot`, `profile`, `allocations`)
  * refuse it, since they would only see this Node process.
  */
 const system = getSystem(process.argv[2] ?? "");
 const server = await system.startServer({ secret: process.env.ARQON_BENCH_SECRET ?? "" });
 const externalPid = server.pid;
-/** CPU time (µs, as process.cpuUsage) of the process that serves: this one, or the server's own process. */
+/** The processes that serve: this one, the server's own, or all of a server made of several (`RunningServer.pids`). */
+const servingPids = server.pids?.() ?? [externalPid ?? process.pid];
+/** CPU time (µs, as process.cpuUsage) of the processes that serve. */
 const cpuUsage = (): { user: number; system: number } => {
   if (externalPid === undefined) return process.cpuUsage();
-  const c = procCpuMs(externalPid);
-  return { user: c.userMs * 1000, system: c.systemMs * 1000 };
+  let user = 0;
+  let system = 0;
+  for (const pid of servingPids) {
+    const c = procCpuMs(pid);
+    user += c.userMs * 1000;
+    system += c.systemMs * 1000;
+  }
+  return { user, system };
+};
+/** Read and write system calls of the processes that serve, summed. */
+const syscalls = (): { reads: number; writes: number } => {
+  let reads = 0;
+  let writes = 0;
+  for (const pid of servingPids) {
+    const s = procSyscalls(pid);
+    reads += s.reads;
+    writes += s.writes;
+  }
+  return { reads, writes };
 };
 const notHere = (what: string): void => {
   if (externalPid !== undefined) throw new Error(`${what}: ${system.id} serves from process ${externalPid}, not this Node process`);
 };
-const servingPid = externalPid ?? process.pid;
 let lastCpu = cpuUsage();
-let lastSys = procSyscalls(servingPid);
+let lastSys = syscalls();
 let lastAt = performance.now();
 
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -69,7 +87,7 @@ serveIpc(
       const share = cpuMs / (t - lastAt);
       // Read and write system calls of the serving process in the same window (one socket write per delivery at
       // most, fewer when a server coalesces; a few are IPC and event-loop wake-ups).
-      const sys = procSyscalls(servingPid);
+      const sys = syscalls();
       const readCalls = sys.reads - lastSys.reads;
       const writeCalls = sys.writes - lastSys.writes;
       lastCpu = now;

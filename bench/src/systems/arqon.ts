@@ -14,6 +14,20 @@ import type { ClientFactory, ClientHooks, ClientOptions, RunningServer, ServerSt
 
 export const BENCH_TENANT = "bench";
 
+/** The limits that would throttle a benchmark, raised (per-IP connections, publish rate, queues); the rest default. */
+export const BENCH_LIMITS = {
+  maxConnectionsPerIp: 1_000_000,
+  maxConnectionsPerTenant: 1_000_000,
+  maxConnections: 1_000_000,
+  publishRatePerSecond: 10_000_000,
+  publishBurst: 10_000_000,
+  abuseThreshold: 1_000_000,
+  maxInboundQueue: 1_000_000,
+  maxPendingBytes: Number(process.env.ARQON_BENCH_MAX_PENDING_BYTES) || 64 * 1024 * 1024,
+  // ARQON_BENCH_SLOW_CLOSE_MS: another slow-consumer grace, for an A/B (the figures use the library default).
+  ...(Number(process.env.ARQON_BENCH_SLOW_CLOSE_MS) > 0 ? { slowConsumerCloseMs: Number(process.env.ARQON_BENCH_SLOW_CLOSE_MS) } : {}),
+};
+
 /** `hmacVerifier`: which code checks the HS256 tokens (`jose` only for the `arqon-json-jose` comparison). */
 async function startServer(opts: ServerStartOptions, hmacVerifier: "builtin" | "jose" = "builtin", traced: false | number = false): Promise<RunningServer> {
   const { createArqonServer } = await import("@arqon/server");
@@ -27,18 +41,7 @@ async function startServer(opts: ServerStartOptions, hmacVerifier: "builtin" | "
     ...(tracing ? { tracing: { tracerProvider: tracing.provider } } : {}),
     auth: { secret: opts.secret, algorithms: ["HS256"], hmacVerifier },
     logger: pino({ level: process.env.ARQON_LOG_LEVEL ?? "warn" }),
-    limits: {
-      maxConnectionsPerIp: 1_000_000,
-      maxConnectionsPerTenant: 1_000_000,
-      maxConnections: 1_000_000,
-      publishRatePerSecond: 10_000_000,
-      publishBurst: 10_000_000,
-      abuseThreshold: 1_000_000,
-      maxInboundQueue: 1_000_000,
-      maxPendingBytes: Number(process.env.ARQON_BENCH_MAX_PENDING_BYTES) || 64 * 1024 * 1024,
-      // ARQON_BENCH_SLOW_CLOSE_MS: another slow-consumer grace, for an A/B (the figures use the library default).
-      ...(Number(process.env.ARQON_BENCH_SLOW_CLOSE_MS) > 0 ? { slowConsumerCloseMs: Number(process.env.ARQON_BENCH_SLOW_CLOSE_MS) } : {}),
-    },
+    limits: BENCH_LIMITS,
   });
   const addr = await server.listen(0, "127.0.0.1");
   return {
@@ -75,7 +78,7 @@ async function benchTracing(ratio: number) {
 }
 
 /** `protocol`: the wire protocol version the subscribers ask for (`&protocol=1.1`); "1.0" asks for none. */
-function makeFactory(codec: "json" | "protobuf", protocol: "1.0" | "1.1" = "1.0") {
+export function makeFactory(codec: "json" | "protobuf", protocol: "1.0" | "1.1" = "1.0") {
   return async function createClientFactory(opts: ClientOptions): Promise<ClientFactory> {
     const { SignJWT } = await import("jose");
     const core = await import("@arqon/core");

@@ -1,3 +1,4 @@
+import { arqonCluster2, arqonNats } from "./arqon-cluster.js";
 import { arqonJson, arqonJson10, arqonJsonJose, arqonJsonOtel, arqonJsonOtelSampled, arqonProto, arqonProto10, arqonSse } from "./arqon.js";
 import { centrifugo } from "./centrifugo.js";
 import { floor, floorArqonJson, floorArqonJson10, floorArqonProto, floorArqonProto10, floorSplit } from "./floor.js";
@@ -23,6 +24,8 @@ export const SYSTEMS: Record<string, SystemAdapter> = {
   [floorArqonJson10.id]: floorArqonJson10,
   [floorArqonProto10.id]: floorArqonProto10,
   [arqonSse.id]: arqonSse,
+  [arqonNats.id]: arqonNats,
+  [arqonCluster2.id]: arqonCluster2,
 };
 
 /** Systems in every run unless --systems says otherwise. */

@@ -18,6 +18,11 @@ export interface RunningServer {
    */
   pid?: number;
   /**
+   * A server made of several processes (`arqon serve --workers`, with its nats-server): all of them, `pid` among them.
+   * Their CPU time and system calls are summed; without it, `pid`'s alone are counted.
+   */
+  pids?(): number[];
+  /**
    * The memory of such a server after a collection (its own GC, forced if it can be): RSS and heap in use, in bytes
    * (NaN where it cannot tell). Without it the server process reports its own memory after three full GCs.
    */
