@@ -4,12 +4,19 @@
  * per-connection state beyond the socket. A broadcast is framed once and written to every socket with one plain write;
  * run.ts sends the publish to every floor process at once (there is no bus between them), so its figure is what the
  * kernel and the `ws` clients cost on this machine for the same number of deliveries.
+ *
+ * `ARQON_SCALE_FRAME=arqon` (run.ts --system floor-arqon): each broadcast goes out as ArqonBus's own message frame
+ * instead, encoded by @arqon/core with the fields a server publish carries (id, room, offset, timestamp, the default
+ * headers; protocol 1.1 leaves out the epoch and those headers, as the gateway does for a subscriber told the epoch),
+ * so the difference to ArqonBus is the gateway's work, not the frame's bytes or the clients' reading of them.
  * IPC: the same as gateway.ts (ready, publish → published, rss, profile-*, stop).
  */
+import { randomBytes } from "node:crypto";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import { WebSocketServer } from "ws";
+import { encodeJson, type Frame } from "@arqon/core";
 import { frameOnce } from "../src/systems/floor.js";
 import { handleProfileMessage } from "./profiler.js";
 
@@ -17,6 +24,31 @@ function frameText(text: string): Buffer {
   return frameOnce(Buffer.from(text));
 }
 
+/** The broadcast's frame text: the floor's own few bytes, or ArqonBus's message frame (`ARQON_SCALE_FRAME=arqon`). */
+function broadcastText(): (payload: string) => string {
+  if (process.env.ARQON_SCALE_FRAME !== "arqon") return (payload) => `{"type":"message","room":"all","payload":${payload}}`;
+  const options = process.env.ARQON_SCALE_PROTOCOL === "1.0" ? undefined : ({ protocol: "1.1", epoch: false } as const);
+  const epoch = randomBytes(8).toString("hex");
+  const prefix = randomBytes(6).toString("base64url");
+  let offset = 0;
+  return (payload) => {
+    offset++;
+    const now = Date.now();
+    const frame: Frame = {
+      type: "message",
+      id: `${prefix}-${offset}`,
+      room: "all",
+      payload: Buffer.from(payload),
+      headers: { "x-timestamp": String(now), "x-twist-id": "main" },
+      offset,
+      epoch,
+      timestamp: now,
+    };
+    return encodeJson(frame, options);
+  };
+}
+
+const broadcast = broadcastText();
 const WELCOME = frameText('{"type":"welcome"}');
 const SUBSCRIBED = frameText('{"type":"subscribed","room":"all","requestId":"s"}');
 const sockets = new Set<Duplex>();
@@ -40,7 +72,7 @@ const gc = (globalThis as { gc?: () => void }).gc;
 process.on("message", (msg: { type: string; t?: number; at?: number; file?: string }) => {
   if (msg.type.startsWith("profile-")) void handleProfileMessage(msg);
   else if (msg.type === "publish") {
-    const framed = frameText(`{"type":"message","room":"all","payload":{"t":${msg.t},"at":${msg.at}}}`);
+    const framed = frameText(broadcast(`{"t":${msg.t},"at":${msg.at}}`));
     for (const raw of sockets) if (raw.writable) raw.write(framed);
     process.send!({ type: "published" });
   } else if (msg.type === "rss") {

@@ -42,7 +42,11 @@ const { values } = parseArgs({
   },
 });
 const system = values.system;
-if (system !== "arqon" && system !== "floor") throw new Error(`--system must be arqon or floor, not "${system}"`);
+if (system !== "arqon" && system !== "floor" && system !== "floor-arqon") {
+  throw new Error(`--system must be arqon, floor or floor-arqon, not "${system}"`);
+}
+/** The floor's processes (bare `ws`, no bus): `floor` with its own small frame, `floor-arqon` with ArqonBus's. */
+const floorLike = system !== "arqon";
 const gateways = Number(values.gateways);
 const clientProcs = Number(values["client-procs"]);
 const connections = Number(values.connections);
@@ -136,7 +140,7 @@ async function main(): Promise<void> {
   const gws: ChildProcess[] = [];
   const urls: string[] = [];
   for (let i = 0; i < gateways; i++) {
-    const gw = fork(join(here, system === "floor" ? "floor-gateway.ts" : "gateway.ts"), [], {
+    const gw = fork(join(here, floorLike ? "floor-gateway.ts" : "gateway.ts"), [], {
       execArgv,
       env: {
         ...process.env,
@@ -145,6 +149,8 @@ async function main(): Promise<void> {
         ARQON_LOG_LEVEL: "warn",
         ARQON_SCALE_PRESENCE: values.presence ? "1" : "0",
         ARQON_SCALE_PING_MS: values["ping-interval-s"] ? String(Number(values["ping-interval-s"]) * 1000) : "",
+        ARQON_SCALE_FRAME: system === "floor-arqon" ? "arqon" : "",
+        ARQON_SCALE_PROTOCOL: values.protocol,
       },
     });
     children.push(gw);
@@ -254,7 +260,7 @@ async function main(): Promise<void> {
     const cpu0 = { gateways: cpuOf(gws), clients: cpuOf(clients), nats: cpuOf([nats]) };
     const sentAt = now();
     // ArqonBus: one gateway publishes, NATS carries it to the others. Floor: no bus, every process is told at once.
-    if (system === "floor") for (const gw of gws) gw.send({ type: "publish", t, at: sentAt });
+    if (floorLike) for (const gw of gws) gw.send({ type: "publish", t, at: sentAt });
     else gws[b % gws.length]!.send({ type: "publish", t, at: sentAt });
     const got = await Promise.all(arrivals);
     const r2 = (x: number) => Math.round(x * 100) / 100;
