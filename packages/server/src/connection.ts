@@ -206,8 +206,13 @@ export class Connection {
   readonly patterns = new Map<string, PatternSubscription>();
   readonly bucket: TokenBucket;
   readonly abuse: AbuseCounter;
-  /** Outbound frames waiting for the next flush. */
-  pending: OutFrame[] = [];
+  /**
+   * The first outbound frame waiting for the next flush, and the ones after it. Most flushes carry one frame (a
+   * broadcast gives every socket one per turn): holding it in a field spares each such socket an array backing store
+   * per turn, which `length = 0` drops again (at 100,000 connections that was most of a broadcast's young garbage).
+   */
+  private first: OutFrame | undefined = undefined;
+  private readonly rest: OutFrame[] = [];
   pendingBytes = 0;
   /** Bytes the socket still held at the last flush (its write backlog); refreshed by `flush`. */
   private socketBacklog = 0;
@@ -256,7 +261,8 @@ export class Connection {
   /** Queues a pre-framed frame; closes the connection as a slow consumer when its backlog passes the cap. */
   enqueue(out: OutFrame): void {
     if (this.closing) return;
-    this.pending.push(out);
+    if (this.first === undefined) this.first = out;
+    else this.rest.push(out);
     this.pendingBytes += out.size;
     // The socket's own backlog is read once per flush, not per message (it was the gateway's largest fan-out cost);
     // only when the estimate passes the cap is it read again, so a backlog that drained since is not held against it.
@@ -300,44 +306,49 @@ export class Connection {
   /** Writes everything queued in one go: one write, or one corked write of all frames (ws.send with compression). */
   flush(deflateThreshold: number): void {
     this.scheduled = false;
-    const pending = this.pending;
-    if (pending.length === 0) return;
+    const first = this.first;
+    if (first === undefined) return;
+    this.first = undefined;
+    const rest = this.rest;
     const total = this.pendingBytes;
     this.pendingBytes = 0;
-    // The queue array is kept and emptied after the writes (no allocation per recipient per turn). Nothing can be
-    // queued during them: a socket reports write errors asynchronously.
+    // The array of further frames is kept and emptied after the writes. Nothing can be queued during them: a socket
+    // reports write errors asynchronously.
     try {
       if (this.closing || this.ws.readyState !== WebSocket.OPEN) return;
-      if (this.batch !== undefined) return this.batch.sendBatch(pending);
+      if (this.batch !== undefined) return this.batch.sendBatch([first, ...rest]);
       const raw = this.raw;
       if (!this.deflate && raw && raw.writable) {
-        if (pending.length === 1) {
-          raw.write(pending[0]!.wire);
+        if (rest.length === 0) {
+          raw.write(first.wire);
         } else if (total <= COALESCE_COPY_LIMIT) {
           // Several small frames: one contiguous buffer and one plain write (Node's corked writev path costs more
           // per call than copying a few hundred bytes).
           const buf = Buffer.allocUnsafe(total);
-          let at = 0;
-          for (let i = 0; i < pending.length; i++) {
-            const w = pending[i]!.wire;
+          first.wire.copy(buf, 0);
+          let at = first.wire.length;
+          for (let i = 0; i < rest.length; i++) {
+            const w = rest[i]!.wire;
             w.copy(buf, at);
             at += w.length;
           }
           raw.write(buf);
         } else {
           raw.cork();
-          for (let i = 0; i < pending.length; i++) raw.write(pending[i]!.wire);
+          raw.write(first.wire);
+          for (let i = 0; i < rest.length; i++) raw.write(rest[i]!.wire);
           raw.uncork();
         }
         this.socketBacklog = raw.writableLength;
         return;
       }
-      for (let i = 0; i < pending.length; i++) {
-        const f = pending[i]!;
+      this.ws.send(first.data, { binary: first.binary, compress: first.data.length >= deflateThreshold });
+      for (let i = 0; i < rest.length; i++) {
+        const f = rest[i]!;
         this.ws.send(f.data, { binary: f.binary, compress: f.data.length >= deflateThreshold });
       }
     } finally {
-      pending.length = 0;
+      if (rest.length > 0) rest.length = 0;
     }
   }
 
@@ -352,7 +363,8 @@ export class Connection {
   close(code: number, reason: string, terminateAfterMs: number): void {
     if (this.closing) return;
     this.closing = true;
-    this.pending.length = 0;
+    this.first = undefined;
+    this.rest.length = 0;
     this.pendingBytes = 0;
     try {
       this.ws.close(code, reason);

@@ -121,7 +121,14 @@ function isPresenceFrame(type: string): boolean {
  */
 export class Fanout implements OutboundScheduler {
   readonly rooms = new Map<RoomKey, LocalRoom>();
-  private dirty: Connection[] = [];
+  /**
+   * Connections with frames queued for the next flush: the first `dirtyCount` slots. Two lists take turns, and a
+   * flushed one is emptied slot by slot, not with `length = 0` (which would drop its backing store and have the next
+   * turn grow it again, by copies, to the number of sockets written).
+   */
+  private dirty: Array<Connection | undefined> = [];
+  private dirtyCount = 0;
+  private spare: Array<Connection | undefined> = [];
   private flushScheduled = false;
   private readonly flushAllBound = (): void => this.flushAll();
   /** Wildcard subscriptions by tenant token (docs/protocol.md, "Wildcard subscriptions"). */
@@ -139,7 +146,7 @@ export class Fanout implements OutboundScheduler {
   ) {}
 
   schedule(conn: Connection): void {
-    this.dirty.push(conn);
+    this.dirty[this.dirtyCount++] = conn;
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(this.flushAllBound);
@@ -153,14 +160,19 @@ export class Fanout implements OutboundScheduler {
   flushAll(): void {
     this.flushScheduled = false;
     const dirty = this.dirty;
-    this.dirty = [];
-    for (let i = 0; i < dirty.length; i++) {
+    const count = this.dirtyCount;
+    this.dirty = this.spare;
+    this.dirtyCount = 0;
+    for (let i = 0; i < count; i++) {
+      const conn = dirty[i]!;
+      dirty[i] = undefined;
       try {
-        dirty[i]!.flush(this.deflateThreshold);
+        conn.flush(this.deflateThreshold);
       } catch {
         // A socket that fails a write is closed by ws through its 'error' path; the others still get their frames.
       }
     }
+    this.spare = dirty;
   }
 
   /** Adds a subscription (buffering until `activate`); returns the room and whether it is new on this node. */
