@@ -12,8 +12,9 @@ import { sleep } from "./clock.js";
  * and answers `mem` (RSS and heap after full GCs), `cpu` (CPU time and share since the last call), `snapshot` and
  * `profile` (a CPU profile of one window: start, then stop with a file), `allocations` (the same for an allocation
  * sample) and `exit`. A system whose server runs in a process of its own (`RunningServer.pid`: Centrifugo; or in
- * several, `RunningServer.pids`: `arqon serve --workers`) gets those processes' CPU time and memory in `cpu` and `mem`; the inspector commands (`snapshot`, `profile`, `allocations`)
- * refuse it, since they would only see this Node process.
+ * several, `RunningServer.pids`: `arqon serve --workers`) gets those processes' CPU time and memory in `cpu` and
+ * `mem`; the inspector commands (`snapshot`, `profile`, `allocations`) refuse it, since they would only see this
+ * Node process.
  */
 const system = getSystem(process.argv[2] ?? "");
 const server = await system.startServer({ secret: process.env.ARQON_BENCH_SECRET ?? "" });
