@@ -11,13 +11,12 @@
  * so the difference to ArqonBus is the gateway's work, not the frame's bytes or the clients' reading of them.
  * IPC: the same as gateway.ts (ready, publish → published, rss, profile-*, stop).
  */
-import { randomBytes } from "node:crypto";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import { WebSocketServer } from "ws";
-import { encodeJson, type Frame } from "@arqon/core";
-import { frameOnce } from "../src/systems/floor.js";
+import { encodeJson } from "@arqon/core";
+import { arqonMessages, frameOnce, LIVE_11 } from "../src/systems/floor.js";
 import { handleProfileMessage } from "./profiler.js";
 
 function frameText(text: string): Buffer {
@@ -27,25 +26,9 @@ function frameText(text: string): Buffer {
 /** The broadcast's frame text: the floor's own few bytes, or ArqonBus's message frame (`ARQON_SCALE_FRAME=arqon`). */
 function broadcastText(): (payload: string) => string {
   if (process.env.ARQON_SCALE_FRAME !== "arqon") return (payload) => `{"type":"message","room":"all","payload":${payload}}`;
-  const options = process.env.ARQON_SCALE_PROTOCOL === "1.0" ? undefined : ({ protocol: "1.1", epoch: false } as const);
-  const epoch = randomBytes(8).toString("hex");
-  const prefix = randomBytes(6).toString("base64url");
-  let offset = 0;
-  return (payload) => {
-    offset++;
-    const now = Date.now();
-    const frame: Frame = {
-      type: "message",
-      id: `${prefix}-${offset}`,
-      room: "all",
-      payload: Buffer.from(payload),
-      headers: { "x-timestamp": String(now), "x-twist-id": "main" },
-      offset,
-      epoch,
-      timestamp: now,
-    };
-    return encodeJson(frame, options);
-  };
+  const options = process.env.ARQON_SCALE_PROTOCOL === "1.0" ? undefined : LIVE_11;
+  const message = arqonMessages(); // a server publish: no sender
+  return (payload) => encodeJson(message("all", Buffer.from(payload)), options);
 }
 
 const broadcast = broadcastText();

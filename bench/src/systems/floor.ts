@@ -47,34 +47,51 @@ async function startServer(): Promise<RunningServer> {
 }
 
 /**
+ * ArqonBus's live message frames, one per call, with the fields and sizes the gateway gives them: a message id of the
+ * gateway's shape, the room, the next offset of one epoch, the receive time as `timestamp` and `x-timestamp`, the
+ * default twist id and, when given, the sender (a client publish has one, a server publish none). Also used by
+ * bench/scale's `floor-arqon`.
+ */
+export function arqonMessages(sender?: string): (room: string, payload: Uint8Array) => Frame {
+  const epoch = randomBytes(8).toString("hex");
+  const prefix = randomBytes(6).toString("base64url");
+  let offset = 0;
+  return (room, payload) => {
+    offset++;
+    const now = Date.now();
+    const frame: Frame = {
+      type: "message",
+      id: `${prefix}-${offset}`,
+      room,
+      payload,
+      headers: { "x-timestamp": String(now), "x-twist-id": "main" },
+      offset,
+      epoch,
+      timestamp: now,
+    };
+    if (sender !== undefined) frame.sender = sender;
+    return frame;
+  };
+}
+
+/** Protocol 1.1 encode options of the live frame a subscriber gets once it was told the room's epoch. */
+export const LIVE_11 = { protocol: "1.1", epoch: false } as const;
+
+/**
  * A wrapper that gives the floor's recipients ArqonBus's own message frame (same fields and sizes as the gateway's
  * live delivery, encoded by @arqon/core once per message), so the floor's loop can be measured with ArqonBus's frame
  * shape: what is left between it and ArqonBus is the gateway's own work, not the bytes or the client's parsing.
  */
 async function arqonFrameWrapper(codec: "json" | "protobuf", protocol: "1.0" | "1.1" = "1.0"): Promise<Wrapper> {
   const { encodeJson, encodeProto } = await import("@arqon/core");
-  // Protocol 1.1: the live frame a subscriber gets once it was told the room's epoch (compact JSON message object,
-  // no default headers, no epoch), as the gateway encodes it once per message for every such subscriber.
-  const options = protocol === "1.1" ? ({ protocol: "1.1", epoch: false } as const) : undefined;
-  const epoch = randomBytes(8).toString("hex");
-  const prefix = randomBytes(6).toString("base64url");
-  let offset = 0;
+  // Protocol 1.1: the compact JSON message object (no default headers, no epoch), as the gateway encodes it once per
+  // message for every subscriber told the epoch.
+  const options = protocol === "1.1" ? LIVE_11 : undefined;
+  const message = arqonMessages("user-0");
   return {
     binary: codec === "protobuf",
     wrap(room, payload) {
-      offset++;
-      const now = Date.now();
-      const frame: Frame = {
-        type: "message",
-        id: `${prefix}-${offset}`,
-        room,
-        payload,
-        headers: { "x-timestamp": String(now), "x-twist-id": "main" },
-        offset,
-        epoch,
-        timestamp: now,
-        sender: "user-0",
-      };
+      const frame = message(room, payload);
       if (codec === "json") return Buffer.from(encodeJson(frame, options), "utf8");
       const bytes = encodeProto(frame, options);
       return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
